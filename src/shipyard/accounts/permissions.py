@@ -1,0 +1,33 @@
+"""The one table of what each role may do."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    READ = "read"
+    PIN_REPOSITORIES = "pin_repositories"
+    MANAGE_OWN_TOKENS = "manage_own_tokens"
+    RUN_DEPLOYMENTS = "run_deployments"
+    TEST_HOSTS = "test_hosts"
+    MANAGE_GIT_PROVIDERS = "manage_git_providers"
+    MANAGE_REPOSITORIES = "manage_repositories"
+    MANAGE_HOSTS = "manage_hosts"
+    MANAGE_CICD = "manage_cicd"
+    MANAGE_MEMBERS = "manage_members"
+
+
+_VIEWER = frozenset({Permission.READ, Permission.PIN_REPOSITORIES, Permission.MANAGE_OWN_TOKENS})
+_DEVELOPER = _VIEWER | {Permission.RUN_DEPLOYMENTS, Permission.TEST_HOSTS}
+_ADMIN = frozenset(Permission)
+
+ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "viewer": _VIEWER,
+    "developer": frozenset(_DEVELOPER),
+    "admin": _ADMIN,
+}
+
+
+def role_allows(role: str, permission: Permission) -> bool:
+    return permission in ROLE_PERMISSIONS.get(role, frozenset())

@@ -1,0 +1,32 @@
+"""Who is making a request: the authenticated profile and its tenant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from shipyard.accounts.permissions import Permission, role_allows
+from shipyard.errors import PermissionDenied
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: UUID
+    tenant_id: UUID
+    role: str
+    email: str
+    token_id: UUID | None = None
+
+    @property
+    def profile_id(self) -> UUID:
+        return self.user_id
+
+    def can(self, permission: Permission) -> bool:
+        return role_allows(self.role, permission)
+
+    def require(self, permission: Permission) -> None:
+        if not self.can(permission):
+            raise PermissionDenied(
+                f"your role '{self.role}' does not allow this ({permission.value})",
+                details={"permission": permission.value, "role": self.role},
+            )

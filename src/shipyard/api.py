@@ -1,0 +1,171 @@
+"""The FastAPI application: mounts every domain's router and maps errors to HTTP once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import DataError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shipyard import __version__
+from shipyard.config import Settings, get_settings
+from shipyard.db import Database, resolve_database_url
+from shipyard.errors import ShipyardError
+from shipyard.schema import head_revision
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"} and len(parts) > 1:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    errors = []
+    for error in exc.errors():
+        loc = error.get("loc", ())
+        if error.get("type") == "json_invalid":
+            field, message = "body", "request body is not valid JSON"
+        else:
+            field, message = _field_name(loc), str(error.get("msg", "invalid value"))
+        errors.append({"field": field, "message": message, "type": str(error.get("type", ""))})
+    return errors
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ShipyardError)
+    async def shipyard_error(request: Request, exc: ShipyardError) -> JSONResponse:
+        headers = {}
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+        return JSONResponse(
+            error_body("validation_error", f"{first['field']}: {first['message']}", {"errors": errors}),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:
+        # A safety net: services check references first, so this is a race or a missed check.
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate == "23505":
+            return JSONResponse(error_body("conflict", "a resource with these values already exists"), status_code=409)
+        if sqlstate == "23503":
+            return JSONResponse(error_body("invalid_reference", "a referenced resource does not exist"), status_code=422)
+        return JSONResponse(error_body("validation_error", "the values break a data rule"), status_code=422)
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> JSONResponse:
+        return JSONResponse(error_body("validation_error", "a value is out of range or malformed"), status_code=422)
+
+
+def build_api_router() -> APIRouter:
+    from shipyard.accounts.api import router as accounts_router
+    from shipyard.cicd.api import router as cicd_router
+    from shipyard.deployments.api import router as deployments_router
+    from shipyard.git.api import router as git_router
+    from shipyard.hosts.api import router as hosts_router
+
+    router = APIRouter(prefix=API_PREFIX)
+    for domain_router in (accounts_router, git_router, hosts_router, deployments_router, cicd_router):
+        router.include_router(domain_router)
+    return router
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    """Build the application; with no ``database`` it opens (or starts) the configured one."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        embedded = None
+        if database is None:
+            url, embedded = resolve_database_url(settings)
+            app.state.db = Database(url)
+        else:
+            app.state.db = database
+        try:
+            yield
+        finally:
+            if database is None:
+                await app.state.db.dispose()
+            if embedded is not None:
+                embedded.stop()
+
+    app = FastAPI(
+        title="Shipyard",
+        version=__version__,
+        description="Self-hosted deployment control plane.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if database is not None:
+        app.state.db = database
+    install_error_handlers(app)
+    app.include_router(build_api_router())
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        db: Database = request.app.state.db
+        try:
+            async with db.session(system=True) as session:
+                current = await session.scalar(text("SELECT version_num FROM alembic_version"))
+        except Exception as exc:  # any failure means not ready; say which
+            logger.warning("readiness check failed: %s", type(exc).__name__)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        head = head_revision()
+        if current != head:
+            return JSONResponse(
+                {"status": "unavailable", "database": "ok", "migrations": {"current": current, "head": head}},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok", "database": "ok", "migrations": {"current": current, "head": head}})
+
+    return app

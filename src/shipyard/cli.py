@@ -1,0 +1,258 @@
+"""The ``shipyard`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+import typer
+from rich.console import Console
+
+from shipyard import __version__
+from shipyard.config import Settings, get_settings
+from shipyard.db import EmbeddedPostgres, resolve_database_url
+from shipyard.errors import ShipyardError
+
+app = typer.Typer(help="Shipyard: a self-hosted deployment control plane.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+secrets_app = typer.Typer(help="Secrets at rest.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(secrets_app, name="secrets")
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one clear line and exit non-zero."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def run_guarded(action: Callable[[], T]) -> T:
+    """Run ``action``, turning expected failures into one line and a non-zero exit."""
+    try:
+        return action()
+    except ShipyardError as exc:
+        fail(exc.message)
+    except (OSError, ValueError, RuntimeError) as exc:
+        fail(str(exc) or type(exc).__name__)
+    except Exception as exc:
+        if type(exc).__module__.startswith(("psycopg", "sqlalchemy")):
+            fail(f"database error: {str(exc).splitlines()[0]}")
+        raise
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
+    """The configured database URL; the embedded server is started and stopped around it."""
+    url, embedded = resolve_database_url(settings)
+    try:
+        yield url
+    finally:
+        if isinstance(embedded, EmbeddedPostgres):
+            embedded.stop()
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"shipyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    logging.basicConfig(
+        level=get_settings().log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    from shipyard import schema
+
+    def action() -> None:
+        with database_url(get_settings()) as url:
+            schema.upgrade(url, revision)
+            console.print(f"database at revision {schema.status(url).current}")
+
+    run_guarded(action)
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say which migration the database is at and whether it is current."""
+    from shipyard import schema
+
+    def action() -> None:
+        with database_url(get_settings()) as url:
+            state = schema.status(url)
+        console.print(f"current: {state.current or 'empty (no migrations applied)'}")
+        console.print(f"head:    {state.head}")
+        if not state.is_current:
+            fail("database is behind; run `shipyard db upgrade`")
+        console.print("database is up to date")
+
+    run_guarded(action)
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="E-mail address used to log in.")],
+    password: Annotated[str | None, typer.Option(help="Password; asked for when omitted.")] = None,
+    full_name: Annotated[str | None, typer.Option("--name", help="Full name.")] = None,
+    tenant_name: Annotated[str | None, typer.Option(help="Name of a new tenant (default: the e-mail).")] = None,
+    tenant_id: Annotated[str | None, typer.Option(help="Add the user to this existing tenant.")] = None,
+    role: Annotated[str, typer.Option(help="Role in an existing tenant: admin, developer, viewer.")] = "developer",
+) -> None:
+    """Create a user: the admin of a new tenant, or a member of an existing one."""
+    from shipyard import schema
+    from shipyard.accounts.models import ROLES
+    from shipyard.accounts.service import create_user_cli
+    from shipyard.db import Database
+
+    if role not in ROLES:
+        fail(f"--role must be one of {', '.join(ROLES)}")
+    secret = password or getpass.getpass("Password: ")
+    if len(secret) < 8:
+        fail("the password must have at least 8 characters")
+    try:
+        parsed_tenant = UUID(tenant_id) if tenant_id else None
+    except ValueError:
+        fail("--tenant-id is not a UUID")
+        return
+
+    async def create(url: str) -> Any:
+        db = Database(url, pool_size=1)
+        try:
+            return await create_user_cli(
+                db=db, email=email, password=secret, full_name=full_name,
+                tenant_name=tenant_name, tenant_id=parsed_tenant, role=role,
+            )
+        finally:
+            await db.dispose()
+
+    def action() -> None:
+        with database_url(get_settings()) as url:
+            if not schema.status(url).is_current:
+                fail("database is behind; run `shipyard db upgrade`")
+            profile = asyncio.run(create(url))
+        console.print(f"created {email} ({profile.role}) in tenant {profile.tenant_id}")
+
+    run_guarded(action)
+
+
+@secrets_app.command("rotate-key")
+def secrets_rotate_key(
+    new_key: Annotated[str | None, typer.Option(help="Use this Fernet key instead of a generated one.")] = None,
+) -> None:
+    """Re-encrypt every stored secret with a new key and retire the old ones."""
+    from shipyard.crypto import Keyring
+    from shipyard.rotation import rotate_key
+
+    if new_key is not None:
+        try:
+            Keyring([new_key])
+        except ValueError as exc:
+            fail(str(exc))
+
+    def action() -> None:
+        settings = get_settings()
+        with database_url(settings) as url:
+            result = rotate_key(settings, url, new_key)
+        console.print(f"re-encrypted {result.values_rotated} secret values with the new key")
+        if result.key_file:
+            console.print(f"key file {result.key_file} now holds only the new key")
+        else:
+            console.print("SHIPYARD_SECRET_KEY is set in the environment: replace it with the new key:")
+            console.print(result.new_key, highlight=False, soft_wrap=True)
+
+    run_guarded(action)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Run a job worker in-process.")] = True,
+    concurrency: Annotated[int | None, typer.Option(help="In-process worker concurrency.")] = None,
+) -> None:
+    """Upgrade the database, then serve the API and web UI (with a worker unless --no-worker)."""
+    from shipyard.server import serve_forever
+
+    settings = get_settings()
+
+    def action() -> None:
+        with database_url(settings) as url:
+            from shipyard import schema
+
+            schema.upgrade(url)
+            asyncio.run(
+                serve_forever(
+                    settings=settings, database_url=url,
+                    host=host or settings.host, port=port or settings.port,
+                    with_worker=worker, concurrency=concurrency or settings.worker_concurrency,
+                )
+            )
+
+    run_guarded(action)
+
+
+@app.command("worker")
+def worker_command(
+    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once by this worker.")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker name shown in logs.")] = None,
+) -> None:
+    """Run a job worker against the configured database (start several to scale out)."""
+    from shipyard import schema
+    from shipyard.server import work_forever
+
+    settings = get_settings()
+
+    def action() -> None:
+        with database_url(settings) as url:
+            if not schema.status(url).is_current:
+                fail("database is behind; run `shipyard db upgrade`")
+            asyncio.run(
+                work_forever(
+                    settings=settings, database_url=url,
+                    concurrency=concurrency or settings.worker_concurrency, name=name,
+                )
+            )
+
+    run_guarded(action)
+
+
+def _register_domain_commands() -> None:
+    from shipyard.cicd.cli import app as cicd_app
+    from shipyard.deployments.cli import app as deploy_app
+    from shipyard.hosts.cli import app as hosts_app
+
+    app.add_typer(hosts_app, name="hosts")
+    app.add_typer(deploy_app, name="deploy")
+    app.add_typer(cicd_app, name="cicd")
+
+
+_register_domain_commands()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

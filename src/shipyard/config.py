@@ -1,0 +1,81 @@
+"""Shipyard settings: one object, read from the environment (``SHIPYARD_`` prefix)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("~/.local/share/shipyard")
+
+
+class Settings(BaseSettings):
+    """Every tunable of Shipyard; built by :func:`get_settings`, never at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="SHIPYARD_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "production"
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: SecretStr | None = None
+    # Comma-separated Fernet keys, newest first; unset means a generated key file in data_dir.
+    secret_key: SecretStr | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_url: str = "http://127.0.0.1:8000"
+
+    session_token_ttl_hours: int = Field(default=24, ge=1, le=24 * 90)
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+
+    allow_local_hosts: bool = False
+    ssh_connect_timeout: float = Field(default=10.0, gt=0)
+    ssh_max_connections: int = Field(default=400, ge=1)
+    ssh_max_connections_per_host: int = Field(default=4, ge=1)
+    host_test_concurrency: int = Field(default=50, ge=1)
+
+    git_sync_interval_minutes: int = Field(default=60, ge=0)
+    git_page_concurrency: int = Field(default=8, ge=1)
+    git_clone_cache_dir: Path | None = None
+    http_timeout: float = Field(default=20.0, gt=0)
+
+    cicd_sync_interval_minutes: int = Field(default=60, ge=0)
+    cicd_poll_interval_seconds: float = Field(default=2.0, gt=0)
+    cicd_queue_timeout_seconds: float = Field(default=600.0, gt=0)
+
+    worker_concurrency: int = Field(default=10, ge=1)
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    worker_lost_after_seconds: float = Field(default=30.0, gt=0)
+
+    password_hash_memory_kib: int = Field(default=65536, ge=1024)
+
+    log_level: str = "INFO"
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand_data_dir(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        if self.secret_key is not None and not self.secret_key.get_secret_value().strip():
+            raise ValueError("SHIPYARD_SECRET_KEY is set but empty; unset it or give a key")
+        return self
+
+    @property
+    def is_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def clone_cache_dir(self) -> Path:
+        return self.git_clone_cache_dir or self.data_dir / "git-cache"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, built once from the environment."""
+    return Settings()

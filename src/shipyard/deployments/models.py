@@ -1,0 +1,135 @@
+"""Deployments, their per-host script runs and their log lines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, Index, Integer, Text, func
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shipyard.orm import Base, EncryptedText, TimestampMixin, check_in, tenant_fk, uuid_pk
+
+DEPLOYMENT_STATUSES = (
+    "pending",
+    "scheduled",
+    "in_progress",
+    "success",
+    "failed",
+    "partial",
+    "cancelled",
+)
+FINAL_DEPLOYMENT_STATUSES = ("success", "failed", "partial", "cancelled")
+SCHEDULE_TYPES = ("now", "later")
+SCRIPT_STATUSES = ("pending", "running", "success", "failed", "skipped", "cancelled")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class Deployment(TimestampMixin, Base):
+    __tablename__ = "deployments"
+    __table_args__ = (
+        CheckConstraint(check_in("status", DEPLOYMENT_STATUSES), name="status"),
+        CheckConstraint(check_in("schedule", SCHEDULE_TYPES), name="schedule"),
+        Index("ix_deployments_tenant_id_created_at", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[UUID] = uuid_pk()
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    repository_id: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("repositories.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="pending")
+    schedule: Mapped[str] = mapped_column(Text, nullable=False, server_default="now")
+    scheduled_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    script_ids: Mapped[list[UUID]] = mapped_column(
+        ARRAY(PG_UUID(as_uuid=True)), nullable=False, server_default="{}"
+    )
+    host_ids: Mapped[list[UUID]] = mapped_column(
+        ARRAY(PG_UUID(as_uuid=True)), nullable=False, server_default="{}"
+    )
+    created_by: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("profiles.id", ondelete="SET NULL"), index=True
+    )
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Additions
+    tenant_id: Mapped[UUID] = tenant_fk()
+    ref: Mapped[str | None] = mapped_column(Text)
+    commit_sha: Mapped[str | None] = mapped_column(Text)
+    script_arguments: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default="{}"
+    )
+    environment: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    # JSON object of secret environment variables, encrypted as one value.
+    secret_environment: Mapped[str | None] = mapped_column(EncryptedText)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rerun_of: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("deployments.id", ondelete="SET NULL"), index=True
+    )
+    worker_id: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeploymentScript(TimestampMixin, Base):
+    __tablename__ = "deployment_scripts"
+    __table_args__ = (CheckConstraint(check_in("status", SCRIPT_STATUSES), name="status"),)
+
+    id: Mapped[UUID] = uuid_pk()
+    deployment_id: Mapped[UUID] = mapped_column(
+        PG_UUID(as_uuid=True),
+        ForeignKey("deployments.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+    script_id: Mapped[UUID | None] = mapped_column(PG_UUID(as_uuid=True))
+    name: Mapped[str | None] = mapped_column(Text)
+    path: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="pending")
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    output: Mapped[str | None] = mapped_column(Text)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    # Additions
+    tenant_id: Mapped[UUID] = tenant_fk()
+    host_id: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("hosts.id", ondelete="SET NULL"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    arguments: Mapped[list[str]] = mapped_column(JSONB, nullable=False, server_default="[]")
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeploymentLog(Base):
+    __tablename__ = "deployment_logs"
+    __table_args__ = (
+        CheckConstraint(check_in("level", LOG_LEVELS), name="level"),
+        Index("ix_deployment_logs_deployment_id_seq", "deployment_id", "seq"),
+    )
+
+    id: Mapped[UUID] = uuid_pk()
+    deployment_id: Mapped[UUID] = mapped_column(
+        PG_UUID(as_uuid=True),
+        ForeignKey("deployments.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+    level: Mapped[str] = mapped_column(Text, nullable=False, server_default="INFO")
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+    timestamp: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    # Additions: a monotonic sequence for ordering and SSE resumption.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=False), nullable=False, unique=True)
+    tenant_id: Mapped[UUID] = tenant_fk()
+    host_id: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("hosts.id", ondelete="SET NULL"), index=True
+    )
+    deployment_script_id: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("deployment_scripts.id", ondelete="SET NULL"), index=True
+    )

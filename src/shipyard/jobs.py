@@ -1,0 +1,105 @@
+"""The procrastinate job engine: app construction, transactional enqueueing, workers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from datetime import datetime
+from typing import Any
+
+import procrastinate
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shipyard.config import Settings
+from shipyard.db import Database, to_libpq_url
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_QUEUE = "default"
+
+
+def _blueprints() -> dict[str, procrastinate.Blueprint]:
+    """Each domain's tasks, keyed by namespace (task names read ``namespace:task``)."""
+    from shipyard.cicd.tasks import blueprint as cicd_tasks
+    from shipyard.deployments.tasks import blueprint as deployment_tasks
+    from shipyard.git.tasks import blueprint as git_tasks
+    from shipyard.hosts.tasks import blueprint as host_tasks
+
+    return {"deployments": deployment_tasks, "git": git_tasks, "hosts": host_tasks, "cicd": cicd_tasks}
+
+
+def create_job_app(database_url: str) -> procrastinate.App:
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=to_libpq_url(database_url)))
+    for namespace, blueprint in _blueprints().items():
+        app.add_tasks_from(blueprint, namespace=namespace)
+    return app
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    task: str,
+    args: dict[str, Any],
+    queue: str = DEFAULT_QUEUE,
+    scheduled_at: datetime | None = None,
+    lock: str | None = None,
+    queueing_lock: str | None = None,
+    priority: int = 0,
+) -> int:
+    """Defer ``task`` inside the session's transaction: the job exists only if the rows commit."""
+    result = await session.execute(
+        text(
+            "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW("
+            ":queue, :task, :priority, :lock, :queueing_lock, CAST(:args AS jsonb), :scheduled_at"
+            ")::procrastinate_job_to_defer_v1]))"
+        ),
+        {
+            "queue": queue,
+            "task": task,
+            "priority": priority,
+            "lock": lock,
+            "queueing_lock": queueing_lock,
+            "args": json.dumps(args),
+            "scheduled_at": scheduled_at,
+        },
+    )
+    return int(result.scalar_one())
+
+
+async def cancel_job(session: AsyncSession, job_id: int) -> bool:
+    """Cancel a job that has not started; True when it was still waiting."""
+    result = await session.execute(
+        text("SELECT procrastinate_cancel_job_v1(:job_id, false, false)"), {"job_id": job_id}
+    )
+    return result.scalar_one_or_none() is not None
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}-{id(object()):x}"
+
+
+async def run_worker(
+    *, settings: Settings, db: Database, concurrency: int, name: str | None = None, wait: bool = True
+) -> None:
+    """Run a worker on every queue until stopped (or, with ``wait=False``, until idle)."""
+    app = create_job_app(db.url)
+    async with app.open_async():
+        await app.run_worker_async(
+            concurrency=concurrency,
+            name=name or worker_name(),
+            wait=wait,
+            additional_context={"db": db, "settings": settings},
+            install_signal_handlers=False,
+        )
+
+
+def context_db(context: procrastinate.JobContext) -> Database:
+    db: Database = context.additional_context["db"]
+    return db
+
+
+def context_settings(context: procrastinate.JobContext) -> Settings:
+    settings: Settings = context.additional_context["settings"]
+    return settings

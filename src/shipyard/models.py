@@ -1,0 +1,49 @@
+"""Every ORM model, imported in one place so the metadata is complete (Alembic, tests)."""
+
+from __future__ import annotations
+
+from shipyard.accounts.models import ApiToken, AuditEvent, LoginFailure, Profile, Tenant, User
+from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
+from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
+from shipyard.git.models import GitProvider, ProfileRepositoryPin, Repository
+from shipyard.hosts.models import Host
+from shipyard.orm import Base
+
+metadata = Base.metadata
+
+# Tables whose rows belong to one tenant; each gets the same RLS policy on tenant_id.
+TENANT_TABLES = (
+    "api_tokens",
+    "audit_events",
+    "git_providers",
+    "repositories",
+    "profile_repository_pins",
+    "hosts",
+    "deployments",
+    "deployment_logs",
+    "deployment_scripts",
+    "cicd_providers",
+    "cicd_jobs",
+    "deployment_cicd_mappings",
+)
+
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "Base",
+    "CicdJob",
+    "CicdProvider",
+    "Deployment",
+    "DeploymentCicdMapping",
+    "DeploymentLog",
+    "DeploymentScript",
+    "GitProvider",
+    "Host",
+    "LoginFailure",
+    "Profile",
+    "ProfileRepositoryPin",
+    "Repository",
+    "Tenant",
+    "User",
+    "metadata",
+]

