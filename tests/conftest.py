@@ -20,6 +20,15 @@ from shipyard.db import Database
 from tests.support.api import Account, signup
 from tests.support.postgres import PostgresForTests
 
+# Each domain keeps its shared fixtures in its own plugin module.
+pytest_plugins = [
+    "tests.fixtures.hosts",
+    "tests.fixtures.git",
+    "tests.fixtures.cicd",
+    "tests.fixtures.deployments",
+    "tests.fixtures.web",
+]
+
 
 @pytest.fixture(scope="session")
 def session_root() -> Iterator[Path]:

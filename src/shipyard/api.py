@@ -68,7 +68,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
         return JSONResponse(
-            error_body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=headers
+            error_body(exc.code, exc.message, exc.details),
+            status_code=exc.status_code,
+            headers=headers,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -76,7 +78,9 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = _validation_errors(exc)
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
         return JSONResponse(
-            error_body("validation_error", f"{first['field']}: {first['message']}", {"errors": errors}),
+            error_body(
+                "validation_error", f"{first['field']}: {first['message']}", {"errors": errors}
+            ),
             status_code=422,
         )
 
@@ -92,14 +96,24 @@ def install_error_handlers(app: FastAPI) -> None:
         # A safety net: services check references first, so this is a race or a missed check.
         sqlstate = getattr(exc.orig, "sqlstate", None)
         if sqlstate == "23505":
-            return JSONResponse(error_body("conflict", "a resource with these values already exists"), status_code=409)
+            return JSONResponse(
+                error_body("conflict", "a resource with these values already exists"),
+                status_code=409,
+            )
         if sqlstate == "23503":
-            return JSONResponse(error_body("invalid_reference", "a referenced resource does not exist"), status_code=422)
-        return JSONResponse(error_body("validation_error", "the values break a data rule"), status_code=422)
+            return JSONResponse(
+                error_body("invalid_reference", "a referenced resource does not exist"),
+                status_code=422,
+            )
+        return JSONResponse(
+            error_body("validation_error", "the values break a data rule"), status_code=422
+        )
 
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> JSONResponse:
-        return JSONResponse(error_body("validation_error", "a value is out of range or malformed"), status_code=422)
+        return JSONResponse(
+            error_body("validation_error", "a value is out of range or malformed"), status_code=422
+        )
 
 
 def build_api_router() -> APIRouter:
@@ -110,7 +124,13 @@ def build_api_router() -> APIRouter:
     from shipyard.hosts.api import router as hosts_router
 
     router = APIRouter(prefix=API_PREFIX)
-    for domain_router in (accounts_router, git_router, hosts_router, deployments_router, cicd_router):
+    for domain_router in (
+        accounts_router,
+        git_router,
+        hosts_router,
+        deployments_router,
+        cicd_router,
+    ):
         router.include_router(domain_router)
     return router
 
@@ -159,13 +179,21 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 current = await session.scalar(text("SELECT version_num FROM alembic_version"))
         except Exception as exc:  # any failure means not ready; say which
             logger.warning("readiness check failed: %s", type(exc).__name__)
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+            return JSONResponse(
+                {"status": "unavailable", "database": "unreachable"}, status_code=503
+            )
         head = head_revision()
         if current != head:
             return JSONResponse(
-                {"status": "unavailable", "database": "ok", "migrations": {"current": current, "head": head}},
+                {
+                    "status": "unavailable",
+                    "database": "ok",
+                    "migrations": {"current": current, "head": head},
+                },
                 status_code=503,
             )
-        return JSONResponse({"status": "ok", "database": "ok", "migrations": {"current": current, "head": head}})
+        return JSONResponse(
+            {"status": "ok", "database": "ok", "migrations": {"current": current, "head": head}}
+        )
 
     return app

@@ -73,11 +73,15 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def main_callback(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
     ] = False,
 ) -> None:
     logging.basicConfig(
-        level=get_settings().log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=get_settings().log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
 
@@ -116,9 +120,15 @@ def user_create(
     email: Annotated[str, typer.Option(help="E-mail address used to log in.")],
     password: Annotated[str | None, typer.Option(help="Password; asked for when omitted.")] = None,
     full_name: Annotated[str | None, typer.Option("--name", help="Full name.")] = None,
-    tenant_name: Annotated[str | None, typer.Option(help="Name of a new tenant (default: the e-mail).")] = None,
-    tenant_id: Annotated[str | None, typer.Option(help="Add the user to this existing tenant.")] = None,
-    role: Annotated[str, typer.Option(help="Role in an existing tenant: admin, developer, viewer.")] = "developer",
+    tenant_name: Annotated[
+        str | None, typer.Option(help="Name of a new tenant (default: the e-mail).")
+    ] = None,
+    tenant_id: Annotated[
+        str | None, typer.Option(help="Add the user to this existing tenant.")
+    ] = None,
+    role: Annotated[
+        str, typer.Option(help="Role in an existing tenant: admin, developer, viewer.")
+    ] = "developer",
 ) -> None:
     """Create a user: the admin of a new tenant, or a member of an existing one."""
     from shipyard import schema
@@ -141,8 +151,13 @@ def user_create(
         db = Database(url, pool_size=1)
         try:
             return await create_user_cli(
-                db=db, email=email, password=secret, full_name=full_name,
-                tenant_name=tenant_name, tenant_id=parsed_tenant, role=role,
+                db=db,
+                email=email,
+                password=secret,
+                full_name=full_name,
+                tenant_name=tenant_name,
+                tenant_id=parsed_tenant,
+                role=role,
             )
         finally:
             await db.dispose()
@@ -159,7 +174,9 @@ def user_create(
 
 @secrets_app.command("rotate-key")
 def secrets_rotate_key(
-    new_key: Annotated[str | None, typer.Option(help="Use this Fernet key instead of a generated one.")] = None,
+    new_key: Annotated[
+        str | None, typer.Option(help="Use this Fernet key instead of a generated one.")
+    ] = None,
 ) -> None:
     """Re-encrypt every stored secret with a new key and retire the old ones."""
     from shipyard.crypto import Keyring
@@ -179,7 +196,9 @@ def secrets_rotate_key(
         if result.key_file:
             console.print(f"key file {result.key_file} now holds only the new key")
         else:
-            console.print("SHIPYARD_SECRET_KEY is set in the environment: replace it with the new key:")
+            console.print(
+                "SHIPYARD_SECRET_KEY is set in the environment: replace it with the new key:"
+            )
             console.print(result.new_key, highlight=False, soft_wrap=True)
 
     run_guarded(action)
@@ -189,7 +208,9 @@ def secrets_rotate_key(
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
-    worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Run a job worker in-process.")] = True,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run a job worker in-process.")
+    ] = True,
     concurrency: Annotated[int | None, typer.Option(help="In-process worker concurrency.")] = None,
 ) -> None:
     """Upgrade the database, then serve the API and web UI (with a worker unless --no-worker)."""
@@ -204,9 +225,12 @@ def serve(
             schema.upgrade(url)
             asyncio.run(
                 serve_forever(
-                    settings=settings, database_url=url,
-                    host=host or settings.host, port=port or settings.port,
-                    with_worker=worker, concurrency=concurrency or settings.worker_concurrency,
+                    settings=settings,
+                    database_url=url,
+                    host=host or settings.host,
+                    port=port or settings.port,
+                    with_worker=worker,
+                    concurrency=concurrency or settings.worker_concurrency,
                 )
             )
 
@@ -215,7 +239,9 @@ def serve(
 
 @app.command("worker")
 def worker_command(
-    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once by this worker.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs run at once by this worker.")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Worker name shown in logs.")] = None,
 ) -> None:
     """Run a job worker against the configured database (start several to scale out)."""
@@ -230,8 +256,10 @@ def worker_command(
                 fail("database is behind; run `shipyard db upgrade`")
             asyncio.run(
                 work_forever(
-                    settings=settings, database_url=url,
-                    concurrency=concurrency or settings.worker_concurrency, name=name,
+                    settings=settings,
+                    database_url=url,
+                    concurrency=concurrency or settings.worker_concurrency,
+                    name=name,
                 )
             )
 

@@ -40,14 +40,18 @@ class Keyring:
         try:
             return self._multi.decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
-            raise SecretDecryptionError("secret cannot be decrypted with the configured keys") from exc
+            raise SecretDecryptionError(
+                "secret cannot be decrypted with the configured keys"
+            ) from exc
 
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt ``ciphertext`` with the newest key."""
         try:
             return self._multi.rotate(ciphertext.encode()).decode()
         except InvalidToken as exc:
-            raise SecretDecryptionError("secret cannot be decrypted with the configured keys") from exc
+            raise SecretDecryptionError(
+                "secret cannot be decrypted with the configured keys"
+            ) from exc
 
 
 def generate_key() -> str:

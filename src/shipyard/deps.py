@@ -41,7 +41,9 @@ def bearer_token(request: Request) -> str | None:
 async def get_principal(request: Request, db: DatabaseDep) -> Principal:
     token = bearer_token(request) or getattr(request.state, "session_token", None)
     if not token:
-        raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'", code="missing_token")
+        raise Unauthorized(
+            "authentication required: send 'Authorization: Bearer <token>'", code="missing_token"
+        )
     principal = await authenticate(db=db, token=token)
     request.state.principal = principal
     return principal
@@ -50,7 +52,9 @@ async def get_principal(request: Request, db: DatabaseDep) -> Principal:
 CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 
-async def get_tenant_session(db: DatabaseDep, principal: CurrentUser) -> AsyncIterator[AsyncSession]:
+async def get_tenant_session(
+    db: DatabaseDep, principal: CurrentUser
+) -> AsyncIterator[AsyncSession]:
     """A session bound to the caller's tenant; commits when the endpoint returns."""
     async with db.sessionmaker() as session:
         use_principal(session, principal)

@@ -27,11 +27,18 @@ def _blueprints() -> dict[str, procrastinate.Blueprint]:
     from shipyard.git.tasks import blueprint as git_tasks
     from shipyard.hosts.tasks import blueprint as host_tasks
 
-    return {"deployments": deployment_tasks, "git": git_tasks, "hosts": host_tasks, "cicd": cicd_tasks}
+    return {
+        "deployments": deployment_tasks,
+        "git": git_tasks,
+        "hosts": host_tasks,
+        "cicd": cicd_tasks,
+    }
 
 
 def create_job_app(database_url: str) -> procrastinate.App:
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=to_libpq_url(database_url)))
+    app = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=to_libpq_url(database_url))
+    )
     for namespace, blueprint in _blueprints().items():
         app.add_tasks_from(blueprint, namespace=namespace)
     return app
@@ -81,7 +88,12 @@ def worker_name() -> str:
 
 
 async def run_worker(
-    *, settings: Settings, db: Database, concurrency: int, name: str | None = None, wait: bool = True
+    *,
+    settings: Settings,
+    db: Database,
+    concurrency: int,
+    name: str | None = None,
+    wait: bool = True,
 ) -> None:
     """Run a worker on every queue until stopped (or, with ``wait=False``, until idle)."""
     app = create_job_app(db.url)

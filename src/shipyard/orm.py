@@ -32,7 +32,9 @@ class Base(DeclarativeBase):
 
 
 def uuid_pk() -> Mapped[UUID]:
-    return mapped_column(PG_UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid())
+    return mapped_column(
+        PG_UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
+    )
 
 
 def created_at_column() -> Mapped[datetime]:

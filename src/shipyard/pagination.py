@@ -39,7 +39,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
             raise ValueError("naive timestamp")
         return created_at, UUID(id_raw)
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
-        raise ValidationFailed("cursor is not valid; use next_cursor from a list response", field="cursor") from exc
+        raise ValidationFailed(
+            "cursor is not valid; use next_cursor from a list response", field="cursor"
+        ) from exc
 
 
 async def paginate(
@@ -54,7 +56,9 @@ async def paginate(
     """Return one page of ``statement`` ordered newest first, and the cursor of the next page."""
     if cursor:
         cursor_created_at, cursor_id = decode_cursor(cursor)
-        statement = statement.where(tuple_(created_at, row_id) < tuple_(cursor_created_at, cursor_id))
+        statement = statement.where(
+            tuple_(created_at, row_id) < tuple_(cursor_created_at, cursor_id)
+        )
     statement = statement.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)
     rows = list((await session.scalars(statement)).all())
     if len(rows) <= limit:

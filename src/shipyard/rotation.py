@@ -38,9 +38,9 @@ def encrypted_columns() -> list[tuple[str, str]]:
     found = []
     for table in metadata.sorted_tables:
         for column in table.columns:
-            if isinstance(column.type, EncryptedText):
-                found.append((table.name, column.name))
-            elif isinstance(column.type, JSONB) and (table.name, column.name) in SEALED_JSON_COLUMNS:
+            if isinstance(column.type, EncryptedText) or (
+                isinstance(column.type, JSONB) and (table.name, column.name) in SEALED_JSON_COLUMNS
+            ):
                 found.append((table.name, column.name))
     return found
 
@@ -75,7 +75,9 @@ def rotate_key(settings: Settings, database_url: str, new_key: str | None = None
     """Make ``new_key`` (or a generated one) the only key, re-encrypting every secret with it."""
     new_key = new_key or generate_key()
     if settings.secret_key is not None:
-        old_keys = [k.strip() for k in settings.secret_key.get_secret_value().split(",") if k.strip()]
+        old_keys = [
+            k.strip() for k in settings.secret_key.get_secret_value().split(",") if k.strip()
+        ]
         count = reencrypt_all(database_url, Keyring([new_key, *old_keys]))
         reset_keyring_cache()
         return RotationResult(new_key=new_key, values_rotated=count, key_file=None)

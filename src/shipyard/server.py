@@ -18,16 +18,26 @@ logger = logging.getLogger(__name__)
 
 
 async def serve_forever(
-    *, settings: Settings, database_url: str, host: str, port: int, with_worker: bool, concurrency: int
+    *,
+    settings: Settings,
+    database_url: str,
+    host: str,
+    port: int,
+    with_worker: bool,
+    concurrency: int,
 ) -> None:
     db = Database(database_url)
     app = create_app(settings, db)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on")
+        uvicorn.Config(
+            app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on"
+        )
     )
     worker_task = None
     if with_worker:
-        worker_task = asyncio.create_task(run_worker(settings=settings, db=db, concurrency=concurrency))
+        worker_task = asyncio.create_task(
+            run_worker(settings=settings, db=db, concurrency=concurrency)
+        )
     try:
         await server.serve()
     finally:
@@ -38,10 +48,14 @@ async def serve_forever(
         await db.dispose()
 
 
-async def work_forever(*, settings: Settings, database_url: str, concurrency: int, name: str | None) -> None:
+async def work_forever(
+    *, settings: Settings, database_url: str, concurrency: int, name: str | None
+) -> None:
     db = Database(database_url, pool_size=max(5, concurrency))
     loop = asyncio.get_running_loop()
-    task = asyncio.create_task(run_worker(settings=settings, db=db, concurrency=concurrency, name=name))
+    task = asyncio.create_task(
+        run_worker(settings=settings, db=db, concurrency=concurrency, name=name)
+    )
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
     try:

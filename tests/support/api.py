@@ -29,18 +29,29 @@ def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
 
 
-async def signup(client: httpx.AsyncClient, *, tenant_name: str = "Acme", email: str | None = None) -> Account:
+async def signup(
+    client: httpx.AsyncClient, *, tenant_name: str = "Acme", email: str | None = None
+) -> Account:
     email = email or unique_email("admin")
     password = "correct horse battery"
     response = await client.post(
         "/api/v1/auth/signup",
-        json={"email": email, "password": password, "tenant_name": tenant_name, "full_name": "Ada Admin"},
+        json={
+            "email": email,
+            "password": password,
+            "tenant_name": tenant_name,
+            "full_name": "Ada Admin",
+        },
     )
     assert response.status_code == 201, response.text
     body = response.json()
     return Account(
-        email=email, password=password, token=body["access_token"], user_id=body["user"]["id"],
-        tenant_id=body["user"]["tenant_id"], role="admin",
+        email=email,
+        password=password,
+        token=body["access_token"],
+        user_id=body["user"]["id"],
+        tenant_id=body["user"]["tenant_id"],
+        role="admin",
     )
 
 
@@ -48,7 +59,8 @@ async def add_member(client: httpx.AsyncClient, admin: Account, role: str) -> Ac
     email = unique_email(role)
     password = "another long password"
     created = await client.post(
-        "/api/v1/tenant/members", headers=admin.headers,
+        "/api/v1/tenant/members",
+        headers=admin.headers,
         json={"email": email, "password": password, "role": role},
     )
     assert created.status_code == 201, created.text
@@ -56,8 +68,12 @@ async def add_member(client: httpx.AsyncClient, admin: Account, role: str) -> Ac
     assert login.status_code == 200, login.text
     body = login.json()
     return Account(
-        email=email, password=password, token=body["access_token"], user_id=body["user"]["id"],
-        tenant_id=body["user"]["tenant_id"], role=role,
+        email=email,
+        password=password,
+        token=body["access_token"],
+        user_id=body["user"]["id"],
+        tenant_id=body["user"]["tenant_id"],
+        role=role,
     )
 
 

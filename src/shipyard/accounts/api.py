@@ -30,7 +30,9 @@ from shipyard.deps import CurrentUser, DatabaseDep, SessionDep, SettingsDep, cli
 router = APIRouter()
 
 
-async def _session_read(db: DatabaseDep, issued: service.IssuedToken, profile_id: UUID) -> SessionRead:
+async def _session_read(
+    db: DatabaseDep, issued: service.IssuedToken, profile_id: UUID
+) -> SessionRead:
     async with db.session(tenant_id=issued.record.tenant_id, user_id=profile_id) as session:
         principal = Principal(
             user_id=profile_id, tenant_id=issued.record.tenant_id, role="viewer", email=""
@@ -40,7 +42,9 @@ async def _session_read(db: DatabaseDep, issued: service.IssuedToken, profile_id
     return SessionRead(access_token=issued.token, expires_at=issued.record.expires_at, user=me)
 
 
-@router.post("/auth/signup", response_model=SessionRead, status_code=status.HTTP_201_CREATED, tags=["auth"])
+@router.post(
+    "/auth/signup", response_model=SessionRead, status_code=status.HTTP_201_CREATED, tags=["auth"]
+)
 async def signup(data: SignupRequest, db: DatabaseDep, settings: SettingsDep) -> SessionRead:
     """Create an account, its tenant and an admin profile; returns a session token."""
     issued, profile = await service.signup(db=db, data=data, settings=settings)
@@ -48,9 +52,15 @@ async def signup(data: SignupRequest, db: DatabaseDep, settings: SettingsDep) ->
 
 
 @router.post("/auth/login", response_model=SessionRead, tags=["auth"])
-async def login(data: LoginRequest, request: Request, db: DatabaseDep, settings: SettingsDep) -> SessionRead:
+async def login(
+    data: LoginRequest, request: Request, db: DatabaseDep, settings: SettingsDep
+) -> SessionRead:
     issued, profile = await service.login(
-        db=db, email=data.email, password=data.password, ip_address=client_ip(request), settings=settings
+        db=db,
+        email=data.email,
+        password=data.password,
+        ip_address=client_ip(request),
+        settings=settings,
     )
     return await _session_read(db, issued, profile.id)
 
@@ -64,7 +74,9 @@ async def logout(principal: CurrentUser, session: SessionDep) -> Response:
         from shipyard.accounts.models import ApiToken
 
         await session.execute(
-            update(ApiToken).where(ApiToken.id == principal.token_id).values(revoked_at=service.utcnow())
+            update(ApiToken)
+            .where(ApiToken.id == principal.token_id)
+            .values(revoked_at=service.utcnow())
         )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -75,7 +87,12 @@ async def list_tokens(principal: CurrentUser, session: SessionDep) -> list[ApiTo
     return [ApiTokenRead.model_validate(token) for token in tokens]
 
 
-@router.post("/auth/tokens", response_model=ApiTokenCreated, status_code=status.HTTP_201_CREATED, tags=["auth"])
+@router.post(
+    "/auth/tokens",
+    response_model=ApiTokenCreated,
+    status_code=status.HTTP_201_CREATED,
+    tags=["auth"],
+)
 async def create_token(
     data: ApiTokenCreate,
     principal: Annotated[Principal, require(Permission.MANAGE_OWN_TOKENS)],
@@ -84,19 +101,29 @@ async def create_token(
     """Create a personal API token for automation; the token is shown only here."""
     issued = await service.create_personal_token(session=session, principal=principal, data=data)
     await service.record_audit(
-        session, tenant_id=principal.tenant_id, actor_id=principal.user_id,
-        action="token.create", resource_type="api_token", resource_id=issued.record.id,
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action="token.create",
+        resource_type="api_token",
+        resource_id=issued.record.id,
         details={"name": data.name},
     )
-    return ApiTokenCreated(**ApiTokenRead.model_validate(issued.record).model_dump(), token=issued.token)
+    return ApiTokenCreated(
+        **ApiTokenRead.model_validate(issued.record).model_dump(), token=issued.token
+    )
 
 
 @router.delete("/auth/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
 async def revoke_token(token_id: UUID, principal: CurrentUser, session: SessionDep) -> Response:
     await service.revoke_token(session=session, principal=principal, token_id=token_id)
     await service.record_audit(
-        session, tenant_id=principal.tenant_id, actor_id=principal.user_id,
-        action="token.revoke", resource_type="api_token", resource_id=token_id,
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action="token.revoke",
+        resource_type="api_token",
+        resource_id=token_id,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -136,7 +163,12 @@ async def get_member(member_id: UUID, principal: CurrentUser, session: SessionDe
     return await service.get_member(session=session, member_id=member_id)
 
 
-@router.post("/tenant/members", response_model=MemberRead, status_code=status.HTTP_201_CREATED, tags=["tenant"])
+@router.post(
+    "/tenant/members",
+    response_model=MemberRead,
+    status_code=status.HTTP_201_CREATED,
+    tags=["tenant"],
+)
 async def add_member(
     data: MemberCreate,
     principal: Annotated[Principal, require(Permission.MANAGE_MEMBERS)],
@@ -156,13 +188,20 @@ async def update_member(
         session=session, principal=principal, member_id=member_id, role=data.role
     )
     await service.record_audit(
-        session, tenant_id=principal.tenant_id, actor_id=principal.user_id,
-        action="member.role", resource_type="profile", resource_id=member_id, details={"role": data.role},
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action="member.role",
+        resource_type="profile",
+        resource_id=member_id,
+        details={"role": data.role},
     )
     return member
 
 
-@router.delete("/tenant/members/{member_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["tenant"])
+@router.delete(
+    "/tenant/members/{member_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["tenant"]
+)
 async def remove_member(
     member_id: UUID,
     principal: Annotated[Principal, require(Permission.MANAGE_MEMBERS)],
@@ -170,7 +209,11 @@ async def remove_member(
 ) -> Response:
     await service.remove_member(session=session, principal=principal, member_id=member_id)
     await service.record_audit(
-        session, tenant_id=principal.tenant_id, actor_id=principal.user_id,
-        action="member.remove", resource_type="profile", resource_id=member_id,
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action="member.remove",
+        resource_type="profile",
+        resource_id=member_id,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Text, func
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Text
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -29,7 +29,6 @@ class User(TimestampMixin, Base):
     """A person who can sign in; ``profiles.id`` equals ``users.id`` as in Supabase."""
 
     __tablename__ = "users"
-
 
     id: Mapped[UUID] = uuid_pk()
     email: Mapped[str] = mapped_column(Text, nullable=False, unique=True)

@@ -49,7 +49,9 @@ async def _email_taken(session: AsyncSession, email: str) -> bool:
     return found is not None
 
 
-async def signup(*, db: Database, data: SignupRequest, settings: Settings) -> tuple[IssuedToken, Profile]:
+async def signup(
+    *, db: Database, data: SignupRequest, settings: Settings
+) -> tuple[IssuedToken, Profile]:
     """Create a user, their tenant and an admin profile, and open a session for them."""
     email = normalise_email(data.email)
     async with db.session(system=True) as session:
@@ -61,19 +63,33 @@ async def signup(*, db: Database, data: SignupRequest, settings: Settings) -> tu
         async with db.session(tenant_id=tenant_id, user_id=user_id) as session:
             session.add(Tenant(id=tenant_id, name=data.tenant_name))
             session.add(
-                User(id=user_id, email=email, encrypted_password=password_hash, full_name=data.full_name)
+                User(
+                    id=user_id,
+                    email=email,
+                    encrypted_password=password_hash,
+                    full_name=data.full_name,
+                )
             )
             await session.flush()
-            profile = Profile(id=user_id, tenant_id=tenant_id, role="admin", tenant_name=data.tenant_name)
+            profile = Profile(
+                id=user_id, tenant_id=tenant_id, role="admin", tenant_name=data.tenant_name
+            )
             session.add(profile)
             await session.flush()
             issued = await _issue_token(
-                session, profile=profile, kind="session", name="log-in",
+                session,
+                profile=profile,
+                kind="session",
+                name="log-in",
                 expires_at=utcnow() + timedelta(hours=settings.session_token_ttl_hours),
             )
             await record_audit(
-                session, tenant_id=tenant_id, actor_id=user_id, action="signup",
-                resource_type="tenant", resource_id=tenant_id,
+                session,
+                tenant_id=tenant_id,
+                actor_id=user_id,
+                action="signup",
+                resource_type="tenant",
+                resource_id=tenant_id,
             )
     except IntegrityError as exc:
         raise Conflict("an account with this e-mail already exists", code="email_taken") from exc
@@ -110,7 +126,12 @@ async def _check_login_throttle(
     window_start = utcnow() - timedelta(seconds=settings.login_failure_window_seconds)
     for column, value, limit, what in (
         (LoginFailure.email, email, settings.login_max_failures_per_account, "this account"),
-        (LoginFailure.ip_address, ip_address, settings.login_max_failures_per_address, "your address"),
+        (
+            LoginFailure.ip_address,
+            ip_address,
+            settings.login_max_failures_per_address,
+            "your address",
+        ),
     ):
         count, oldest = (
             await session.execute(
@@ -121,7 +142,13 @@ async def _check_login_throttle(
         ).one()
         if count >= limit:
             retry_after = max(
-                1, int((oldest + timedelta(seconds=settings.login_failure_window_seconds) - utcnow()).total_seconds()) + 1
+                1,
+                int(
+                    (
+                        oldest + timedelta(seconds=settings.login_failure_window_seconds) - utcnow()
+                    ).total_seconds()
+                )
+                + 1,
             )
             raise RateLimited(
                 f"too many failed log-ins for {what}; try again in {retry_after} seconds",
@@ -151,9 +178,14 @@ async def login(
         profile = await session.get(Profile, user.id)
         if profile is None:
             raise Unauthorized("this account belongs to no tenant", code="no_tenant")
-        await session.execute(update(User).where(User.id == user.id).values(last_sign_in_at=utcnow()))
+        await session.execute(
+            update(User).where(User.id == user.id).values(last_sign_in_at=utcnow())
+        )
         issued = await _issue_token(
-            session, profile=profile, kind="session", name="log-in",
+            session,
+            profile=profile,
+            kind="session",
+            name="log-in",
             expires_at=utcnow() + timedelta(hours=settings.session_token_ttl_hours),
         )
     return issued, profile
@@ -182,10 +214,15 @@ async def authenticate(*, db: Database, token: str) -> Principal:
             raise Unauthorized("the account is disabled", code="account_disabled")
         if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
             # Throttled so a busy client does not write on every request.
-            await session.execute(update(ApiToken).where(ApiToken.id == record.id).values(last_used_at=now))
+            await session.execute(
+                update(ApiToken).where(ApiToken.id == record.id).values(last_used_at=now)
+            )
         return Principal(
-            user_id=profile.id, tenant_id=profile.tenant_id, role=profile.role,
-            email=user.email, token_id=record.id,
+            user_id=profile.id,
+            tenant_id=profile.tenant_id,
+            role=profile.role,
+            email=user.email,
+            token_id=record.id,
         )
 
 
@@ -211,7 +248,9 @@ async def create_personal_token(
 ) -> IssuedToken:
     profile = await get_profile(session=session, profile_id=principal.user_id)
     expires_at = utcnow() + timedelta(days=data.expires_in_days) if data.expires_in_days else None
-    return await _issue_token(session, profile=profile, kind="personal", name=data.name, expires_at=expires_at)
+    return await _issue_token(
+        session, profile=profile, kind="personal", name=data.name, expires_at=expires_at
+    )
 
 
 async def list_tokens(*, session: AsyncSession, principal: Principal) -> list[ApiToken]:
@@ -233,13 +272,20 @@ async def get_profile(*, session: AsyncSession, profile_id: UUID) -> Profile:
 async def get_me(*, session: AsyncSession, principal: Principal) -> MeRead:
     row = (
         await session.execute(
-            select(Profile, User).join(User, User.id == Profile.id).where(Profile.id == principal.user_id)
+            select(Profile, User)
+            .join(User, User.id == Profile.id)
+            .where(Profile.id == principal.user_id)
         )
     ).one()
     profile, user = row
     return MeRead(
-        id=profile.id, email=user.email, full_name=user.full_name, avatar_url=profile.avatar_url,
-        role=profile.role, tenant_id=profile.tenant_id, tenant_name=profile.tenant_name,  # type: ignore[arg-type]
+        id=profile.id,
+        email=user.email,
+        full_name=user.full_name,
+        avatar_url=profile.avatar_url,
+        role=profile.role,
+        tenant_id=profile.tenant_id,
+        tenant_name=profile.tenant_name,
     )
 
 
@@ -254,7 +300,9 @@ async def update_me(*, session: AsyncSession, principal: Principal, data: MeUpda
     if "avatar_url" in fields:
         profile.avatar_url = data.avatar_url
     if data.new_password is not None:
-        if not data.current_password or not verify_password(user.encrypted_password, data.current_password):
+        if not data.current_password or not verify_password(
+            user.encrypted_password, data.current_password
+        ):
             raise ValidationFailed("current password is wrong", field="current_password")
         user.encrypted_password = hash_password(data.new_password)
     await session.flush()
@@ -263,14 +311,19 @@ async def update_me(*, session: AsyncSession, principal: Principal, data: MeUpda
 
 def _member_read(profile: Profile, user: User) -> MemberRead:
     return MemberRead(
-        id=profile.id, email=user.email, full_name=user.full_name,
-        role=profile.role, created_at=profile.created_at,  # type: ignore[arg-type]
+        id=profile.id,
+        email=user.email,
+        full_name=user.full_name,
+        role=profile.role,
+        created_at=profile.created_at,
     )
 
 
 async def list_members(*, session: AsyncSession) -> list[MemberRead]:
     rows = await session.execute(
-        select(Profile, User).join(User, User.id == Profile.id).order_by(Profile.created_at, Profile.id)
+        select(Profile, User)
+        .join(User, User.id == Profile.id)
+        .order_by(Profile.created_at, Profile.id)
     )
     return [_member_read(profile, user) for profile, user in rows.all()]
 
@@ -286,31 +339,46 @@ async def get_member(*, session: AsyncSession, member_id: UUID) -> MemberRead:
     return _member_read(*row)
 
 
-async def add_member(
-    *, db: Database, principal: Principal, data: MemberCreate
-) -> MemberRead:
+async def add_member(*, db: Database, principal: Principal, data: MemberCreate) -> MemberRead:
     """Create a user with a profile in the principal's tenant."""
     email = normalise_email(data.email)
     async with db.session(system=True) as session:
         if await _email_taken(session, email):
-            raise Conflict("an account with this e-mail already exists", code="email_taken", details={"field": "email"})
+            raise Conflict(
+                "an account with this e-mail already exists",
+                code="email_taken",
+                details={"field": "email"},
+            )
     user_id = uuid4()
     password_hash = hash_password(data.password)
     try:
         async with db.session(tenant_id=principal.tenant_id, user_id=user_id) as session:
             tenant = await session.get(Tenant, principal.tenant_id)
-            session.add(User(id=user_id, email=email, encrypted_password=password_hash, full_name=data.full_name))
+            session.add(
+                User(
+                    id=user_id,
+                    email=email,
+                    encrypted_password=password_hash,
+                    full_name=data.full_name,
+                )
+            )
             await session.flush()
             session.add(
                 Profile(
-                    id=user_id, tenant_id=principal.tenant_id, role=data.role,
+                    id=user_id,
+                    tenant_id=principal.tenant_id,
+                    role=data.role,
                     tenant_name=tenant.name if tenant else None,
                 )
             )
             await session.flush()
             await record_audit(
-                session, tenant_id=principal.tenant_id, actor_id=principal.user_id,
-                action="member.add", resource_type="profile", resource_id=user_id,
+                session,
+                tenant_id=principal.tenant_id,
+                actor_id=principal.user_id,
+                action="member.add",
+                resource_type="profile",
+                resource_id=user_id,
                 details={"email": email, "role": data.role},
             )
             return await get_member(session=session, member_id=user_id)
@@ -319,7 +387,12 @@ async def add_member(
 
 
 async def _admin_count(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(Profile).where(Profile.role == "admin")) or 0)
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(Profile).where(Profile.role == "admin")
+        )
+        or 0
+    )
 
 
 async def change_member_role(
@@ -356,7 +429,9 @@ async def get_tenant(*, session: AsyncSession, principal: Principal) -> Tenant:
     return tenant
 
 
-async def update_tenant(*, session: AsyncSession, principal: Principal, data: TenantUpdate) -> Tenant:
+async def update_tenant(
+    *, session: AsyncSession, principal: Principal, data: TenantUpdate
+) -> Tenant:
     tenant = await get_tenant(session=session, principal=principal)
     if "name" in data.model_fields_set and data.name is not None:
         tenant.name = data.name
@@ -383,16 +458,26 @@ async def record_audit(
     """Append an entry to the tenant's audit log (never with secret values)."""
     session.add(
         AuditEvent(
-            tenant_id=tenant_id, actor_profile_id=actor_id, action=action,
-            resource_type=resource_type, resource_id=resource_id,
-            details=details or {}, ip_address=ip_address,
+            tenant_id=tenant_id,
+            actor_profile_id=actor_id,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            details=details or {},
+            ip_address=ip_address,
         )
     )
 
 
 async def create_user_cli(
-    *, db: Database, email: str, password: str, full_name: str | None, tenant_name: str | None,
-    tenant_id: UUID | None, role: str,
+    *,
+    db: Database,
+    email: str,
+    password: str,
+    full_name: str | None,
+    tenant_name: str | None,
+    tenant_id: UUID | None,
+    role: str,
 ) -> Profile:
     """Create a user from the command line, in a new tenant or an existing one."""
     email = normalise_email(email)
@@ -410,9 +495,18 @@ async def create_user_cli(
         else:
             tenant = await session.get(Tenant, tenant_id)
             name = tenant.name if tenant and tenant.name else name
-        session.add(User(id=user_id, email=email, encrypted_password=hash_password(password), full_name=full_name))
+        session.add(
+            User(
+                id=user_id,
+                email=email,
+                encrypted_password=hash_password(password),
+                full_name=full_name,
+            )
+        )
         await session.flush()
-        profile = Profile(id=user_id, tenant_id=tenant_id, role="admin" if new_tenant else role, tenant_name=name)
+        profile = Profile(
+            id=user_id, tenant_id=tenant_id, role="admin" if new_tenant else role, tenant_name=name
+        )
         session.add(profile)
         await session.flush()
     return profile

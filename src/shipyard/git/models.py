@@ -9,7 +9,15 @@ from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Text, Uni
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shipyard.orm import Base, EncryptedText, TimestampMixin, check_in, created_at_column, tenant_fk, uuid_pk
+from shipyard.orm import (
+    Base,
+    EncryptedText,
+    TimestampMixin,
+    check_in,
+    created_at_column,
+    tenant_fk,
+    uuid_pk,
+)
 
 GIT_PROVIDER_TYPES = ("github", "gitlab", "gitea")
 REPOSITORY_PROVIDER_TYPES = (*GIT_PROVIDER_TYPES, "url")

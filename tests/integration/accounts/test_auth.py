@@ -24,7 +24,9 @@ async def test_signup_creates_tenant_and_admin_profile(client: httpx.AsyncClient
     assert tenant.json()["name"] == "Initech"
 
 
-async def test_signup_twice_with_same_email_is_a_conflict(client: httpx.AsyncClient, admin: Account) -> None:
+async def test_signup_twice_with_same_email_is_a_conflict(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
     response = await client.post(
         "/api/v1/auth/signup",
         json={"email": admin.email.upper(), "password": "whatever long", "tenant_name": "Again"},
@@ -36,7 +38,9 @@ async def test_signup_twice_with_same_email_is_a_conflict(client: httpx.AsyncCli
 async def test_login_returns_working_token_and_logout_revokes_it(
     client: httpx.AsyncClient, admin: Account
 ) -> None:
-    response = await client.post("/api/v1/auth/login", json={"email": admin.email, "password": admin.password})
+    response = await client.post(
+        "/api/v1/auth/login", json={"email": admin.email, "password": admin.password}
+    )
     assert response.status_code == 200
     token = response.json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
@@ -49,14 +53,22 @@ async def test_login_returns_working_token_and_logout_revokes_it(
     assert (await client.get("/api/v1/me", headers=admin.headers)).status_code == 200
 
 
-async def test_wrong_password_is_401_without_saying_which_part(client: httpx.AsyncClient, admin: Account) -> None:
-    wrong = await client.post("/api/v1/auth/login", json={"email": admin.email, "password": "not the password"})
-    unknown = await client.post("/api/v1/auth/login", json={"email": unique_email(), "password": "not the password"})
+async def test_wrong_password_is_401_without_saying_which_part(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    wrong = await client.post(
+        "/api/v1/auth/login", json={"email": admin.email, "password": "not the password"}
+    )
+    unknown = await client.post(
+        "/api/v1/auth/login", json={"email": unique_email(), "password": "not the password"}
+    )
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json()["error"]["message"] == unknown.json()["error"]["message"]
 
 
-async def test_expired_token_is_refused(client: httpx.AsyncClient, admin: Account, db: Database) -> None:
+async def test_expired_token_is_refused(
+    client: httpx.AsyncClient, admin: Account, db: Database
+) -> None:
     async with db.session(system=True) as session:
         await session.execute(
             update(ApiToken)
@@ -78,7 +90,9 @@ async def test_requests_without_or_with_garbage_token_are_401(client: httpx.Asyn
 async def test_personal_token_shown_once_works_and_can_be_revoked(
     client: httpx.AsyncClient, admin: Account
 ) -> None:
-    created = await client.post("/api/v1/auth/tokens", headers=admin.headers, json={"name": "ci", "expires_in_days": 30})
+    created = await client.post(
+        "/api/v1/auth/tokens", headers=admin.headers, json={"name": "ci", "expires_in_days": 30}
+    )
     assert created.status_code == 201
     token = created.json()["token"]
     listed = await client.get("/api/v1/auth/tokens", headers=admin.headers)
@@ -87,12 +101,16 @@ async def test_personal_token_shown_once_works_and_can_be_revoked(
     assert token not in listed.text
     headers = {"Authorization": f"Bearer {token}"}
     assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
-    revoked = await client.delete(f"/api/v1/auth/tokens/{created.json()['id']}", headers=admin.headers)
+    revoked = await client.delete(
+        f"/api/v1/auth/tokens/{created.json()['id']}", headers=admin.headers
+    )
     assert revoked.status_code == 204
     assert (await client.get("/api/v1/me", headers=headers)).status_code == 401
 
 
-async def test_tokens_are_stored_hashed(client: httpx.AsyncClient, admin: Account, db: Database) -> None:
+async def test_tokens_are_stored_hashed(
+    client: httpx.AsyncClient, admin: Account, db: Database
+) -> None:
     from sqlalchemy import text
 
     async with db.session(system=True) as session:
@@ -106,9 +124,13 @@ async def test_login_throttled_per_account_with_retry_after(
     client: httpx.AsyncClient, admin: Account, settings: object
 ) -> None:
     for _ in range(5):
-        response = await client.post("/api/v1/auth/login", json={"email": admin.email, "password": "bad password"})
+        response = await client.post(
+            "/api/v1/auth/login", json={"email": admin.email, "password": "bad password"}
+        )
         assert response.status_code == 401
-    blocked = await client.post("/api/v1/auth/login", json={"email": admin.email, "password": admin.password})
+    blocked = await client.post(
+        "/api/v1/auth/login", json={"email": admin.email, "password": admin.password}
+    )
     assert blocked.status_code == 429
     assert int(blocked.headers["Retry-After"]) > 0
     assert blocked.json()["error"]["code"] == "rate_limited"
@@ -116,30 +138,52 @@ async def test_login_throttled_per_account_with_retry_after(
 
 async def test_login_throttled_per_address_across_accounts(client: httpx.AsyncClient) -> None:
     for _ in range(20):
-        response = await client.post("/api/v1/auth/login", json={"email": unique_email(), "password": "bad password"})
+        response = await client.post(
+            "/api/v1/auth/login", json={"email": unique_email(), "password": "bad password"}
+        )
         assert response.status_code == 401
-    blocked = await client.post("/api/v1/auth/login", json={"email": unique_email(), "password": "bad password"})
+    blocked = await client.post(
+        "/api/v1/auth/login", json={"email": unique_email(), "password": "bad password"}
+    )
     assert blocked.status_code == 429
     assert "address" in blocked.json()["error"]["message"]
 
 
-async def test_successful_login_clears_account_failures(client: httpx.AsyncClient, admin: Account) -> None:
+async def test_successful_login_clears_account_failures(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
     for _ in range(4):
-        await client.post("/api/v1/auth/login", json={"email": admin.email, "password": "bad password"})
-    ok = await client.post("/api/v1/auth/login", json={"email": admin.email, "password": admin.password})
+        await client.post(
+            "/api/v1/auth/login", json={"email": admin.email, "password": "bad password"}
+        )
+    ok = await client.post(
+        "/api/v1/auth/login", json={"email": admin.email, "password": admin.password}
+    )
     assert ok.status_code == 200
     for _ in range(4):
-        again = await client.post("/api/v1/auth/login", json={"email": admin.email, "password": "bad password"})
+        again = await client.post(
+            "/api/v1/auth/login", json={"email": admin.email, "password": "bad password"}
+        )
         assert again.status_code == 401
 
 
-async def test_password_change_requires_current_password(client: httpx.AsyncClient, admin: Account) -> None:
-    bad = await client.patch("/api/v1/me", headers=admin.headers, json={"current_password": "nope", "new_password": "brand new password"})
+async def test_password_change_requires_current_password(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    bad = await client.patch(
+        "/api/v1/me",
+        headers=admin.headers,
+        json={"current_password": "nope", "new_password": "brand new password"},
+    )
     assert bad.status_code == 422
     assert bad.json()["error"]["details"]["errors"][0]["field"] == "current_password"
     good = await client.patch(
-        "/api/v1/me", headers=admin.headers, json={"current_password": admin.password, "new_password": "brand new password"}
+        "/api/v1/me",
+        headers=admin.headers,
+        json={"current_password": admin.password, "new_password": "brand new password"},
     )
     assert good.status_code == 200
-    login = await client.post("/api/v1/auth/login", json={"email": admin.email, "password": "brand new password"})
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": admin.email, "password": "brand new password"}
+    )
     assert login.status_code == 200

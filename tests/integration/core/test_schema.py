@@ -137,10 +137,13 @@ def test_server_defaults_fill_ids_and_timestamps_and_updated_at_moves(empty_upgr
 
 def test_check_constraints_refuse_unknown_status(empty_upgraded: str) -> None:
     with psycopg.connect(to_libpq_url(empty_upgraded)) as conn:
-        (tenant_id,) = conn.execute("INSERT INTO tenants (name) VALUES ('t') RETURNING id").fetchone()
+        (tenant_id,) = conn.execute(
+            "INSERT INTO tenants (name) VALUES ('t') RETURNING id"
+        ).fetchone()
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute(
-                "INSERT INTO hosts (name, tenant_id, status) VALUES ('h', %s, 'sleepy')", (tenant_id,)
+                "INSERT INTO hosts (name, tenant_id, status) VALUES ('h', %s, 'sleepy')",
+                (tenant_id,),
             )
 
 
