@@ -167,6 +167,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     install_error_handlers(app)
     app.include_router(build_api_router())
 
+    from shipyard.web import install as install_web
+
+    install_web(app)
+
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}

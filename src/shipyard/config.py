@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     base_url: str = "http://127.0.0.1:8000"
+    # Mark browser cookies Secure even when the request looks like plain HTTP (behind a TLS proxy).
+    secure_cookies: bool = False
 
     session_token_ttl_hours: int = Field(default=24, ge=1, le=24 * 90)
     login_max_failures_per_account: int = Field(default=5, ge=1)

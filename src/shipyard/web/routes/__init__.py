@@ -1,0 +1,22 @@
+"""The web UI's routes, one module per area, all behind the CSRF check."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from shipyard.web.csrf import csrf_protect
+from shipyard.web.errors import WebRoute
+
+
+def web_router() -> APIRouter:
+    """A router for one area; its errors render as pages."""
+    return APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+def build_router() -> APIRouter:
+    from shipyard.web.routes import auth, dashboard, settings
+
+    router = APIRouter(dependencies=[Depends(csrf_protect)], include_in_schema=False)
+    for area in (auth, dashboard, settings):
+        router.include_router(area.router)
+    return router

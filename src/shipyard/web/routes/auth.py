@@ -1,0 +1,132 @@
+"""Sign-up, log-in and log-out pages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Form, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from shipyard.accounts import service
+from shipyard.accounts.schemas import LoginRequest, SignupRequest
+from shipyard.deps import CurrentUser, DatabaseDep, SessionDep, SettingsDep, client_ip
+from shipyard.errors import RateLimited, ShipyardError, Unauthorized
+from shipyard.web.deps import MaybeUser, safe_next
+from shipyard.web.errors import field_errors, sentence
+from shipyard.web.routes import web_router
+from shipyard.web.session import clear_session_cookie, set_session_cookie
+from shipyard.web.templating import render
+
+router = web_router()
+
+FormText = Annotated[str, Form()]
+
+
+@router.get("/login")
+async def login_page(request: Request, user: MaybeUser, next: str = "/") -> Response:
+    if user is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return render(request, "auth/login.html", {"next": safe_next(next), "values": {}})
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    email: FormText = "",
+    password: FormText = "",
+    next: FormText = "/",
+) -> Response:
+    values = {"email": email}
+    context = {"next": safe_next(next), "values": values}
+    try:
+        data = LoginRequest(email=email.strip(), password=password)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        return render(request, "auth/login.html", {**context, "errors": errors}, status_code=422)
+    try:
+        issued, _ = await service.login(
+            db=db,
+            email=data.email,
+            password=data.password,
+            ip_address=client_ip(request),
+            settings=settings,
+        )
+    except RateLimited as exc:
+        return render(
+            request,
+            "auth/login.html",
+            {**context, "message": sentence(exc.message)},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    except Unauthorized as exc:
+        return render(
+            request,
+            "auth/login.html",
+            {**context, "message": sentence(exc.message)},
+            status_code=401,
+        )
+    response = RedirectResponse(safe_next(next), status_code=303)
+    set_session_cookie(response, request, issued.token, issued.record.expires_at)
+    return response
+
+
+@router.get("/signup")
+async def signup_page(request: Request, user: MaybeUser) -> Response:
+    if user is not None:
+        return RedirectResponse("/", status_code=303)
+    return render(request, "auth/signup.html", {"values": {}})
+
+
+@router.post("/signup")
+async def signup(
+    request: Request,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    email: FormText = "",
+    password: FormText = "",
+    full_name: FormText = "",
+    tenant_name: FormText = "",
+) -> Response:
+    values = {"email": email, "full_name": full_name, "tenant_name": tenant_name}
+    try:
+        data = SignupRequest(
+            email=email.strip(),
+            password=password,
+            full_name=full_name.strip() or None,
+            tenant_name=tenant_name.strip(),
+        )
+    except ValidationError as exc:
+        return render(
+            request,
+            "auth/signup.html",
+            {"values": values, "errors": field_errors(exc)},
+            status_code=422,
+        )
+    try:
+        issued, _ = await service.signup(db=db, data=data, settings=settings)
+    except ShipyardError as exc:
+        errors = {"email": sentence(exc.message)} if exc.code == "email_taken" else {}
+        return render(
+            request,
+            "auth/signup.html",
+            {"values": values, "errors": errors, "message": sentence(exc.message)},
+            status_code=exc.status_code,
+        )
+    response = RedirectResponse("/", status_code=303)
+    set_session_cookie(response, request, issued.token, issued.record.expires_at)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
+    if principal.token_id is not None:
+        await service.revoke_token(
+            session=session, principal=principal, token_id=principal.token_id
+        )
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(response, request)
+    return response

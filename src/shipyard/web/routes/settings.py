@@ -1,0 +1,223 @@
+"""Settings: the account, members and roles (admins), personal API tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Form, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from shipyard.accounts import service
+from shipyard.accounts.models import ROLES
+from shipyard.accounts.permissions import Permission
+from shipyard.accounts.principal import Principal
+from shipyard.accounts.schemas import ApiTokenCreate, MemberCreate, MemberUpdate
+from shipyard.deps import CurrentUser, DatabaseDep, SessionDep, require
+from shipyard.errors import ShipyardError
+from shipyard.web.deps import attempt
+from shipyard.web.errors import error_page, field_errors, sentence
+from shipyard.web.routes import web_router
+from shipyard.web.templating import is_htmx, render
+
+router = web_router()
+
+FormText = Annotated[str, Form()]
+MemberManager = Annotated[Principal, require(Permission.MANAGE_MEMBERS)]
+TokenOwner = Annotated[Principal, require(Permission.MANAGE_OWN_TOKENS)]
+
+
+@router.get("/settings")
+async def account(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
+    me = await service.get_me(session=session, principal=principal)
+    return render(request, "settings/account.html", {"section": "settings", "me": me})
+
+
+async def _members_page(
+    request: Request,
+    session: SessionDep,
+    *,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    members = await service.list_members(session=session)
+    context = {"section": "settings", "members": members, "roles": ROLES, "values": {}}
+    context.update(extra)
+    return render(request, "settings/members.html", context, status_code=status_code)
+
+
+@router.get("/settings/members")
+async def members(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
+    return await _members_page(request, session)
+
+
+@router.post("/settings/members")
+async def add_member(
+    request: Request,
+    principal: MemberManager,
+    session: SessionDep,
+    db: DatabaseDep,
+    email: FormText = "",
+    full_name: FormText = "",
+    password: FormText = "",
+    role: FormText = "developer",
+) -> Response:
+    values = {"email": email, "full_name": full_name, "role": role}
+    try:
+        data = MemberCreate.model_validate(
+            {
+                "email": email.strip(),
+                "full_name": full_name.strip() or None,
+                "password": password,
+                "role": role,
+            }
+        )
+    except ValidationError as exc:
+        return await _members_page(
+            request, session, status_code=422, values=values, errors=field_errors(exc)
+        )
+    try:
+        member = await service.add_member(db=db, principal=principal, data=data)
+    except ShipyardError as exc:
+        errors = {"email": sentence(exc.message)} if exc.code == "email_taken" else {}
+        return await _members_page(
+            request,
+            session,
+            status_code=exc.status_code,
+            values=values,
+            errors=errors,
+            message=sentence(exc.message),
+        )
+    return await _members_page(
+        request, session, status_code=201, notice=f"{member.email} was added as {member.role}."
+    )
+
+
+@router.post("/settings/members/{member_id}/role")
+async def change_role(
+    request: Request,
+    member_id: UUID,
+    principal: MemberManager,
+    session: SessionDep,
+    role: FormText = "",
+) -> Response:
+    try:
+        data = MemberUpdate.model_validate({"role": role})
+    except ValidationError:
+        return error_page(request, 422, "Choose a role: admin, developer or viewer.")
+    try:
+        async with attempt(session):
+            member = await service.change_member_role(
+                session=session, principal=principal, member_id=member_id, role=data.role
+            )
+            await service.record_audit(
+                session,
+                tenant_id=principal.tenant_id,
+                actor_id=principal.user_id,
+                action="member.role",
+                resource_type="profile",
+                resource_id=member_id,
+                details={"role": data.role},
+            )
+    except ShipyardError as exc:
+        return error_page(request, exc.status_code, sentence(exc.message))
+    if is_htmx(request):
+        return render(
+            request,
+            "settings/_member_row.html",
+            {"member": member, "roles": ROLES, "notice": f"{member.email} is now {member.role}."},
+        )
+    return RedirectResponse("/settings/members", status_code=303)
+
+
+@router.post("/settings/members/{member_id}/remove")
+async def remove_member(
+    request: Request, member_id: UUID, principal: MemberManager, session: SessionDep
+) -> Response:
+    try:
+        async with attempt(session):
+            await service.remove_member(session=session, principal=principal, member_id=member_id)
+            await service.record_audit(
+                session,
+                tenant_id=principal.tenant_id,
+                actor_id=principal.user_id,
+                action="member.remove",
+                resource_type="profile",
+                resource_id=member_id,
+            )
+    except ShipyardError as exc:
+        return error_page(request, exc.status_code, sentence(exc.message))
+    if is_htmx(request):
+        return Response(status_code=200)
+    return RedirectResponse("/settings/members", status_code=303)
+
+
+async def _tokens_page(
+    request: Request,
+    principal: Principal,
+    session: SessionDep,
+    *,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    tokens = await service.list_tokens(session=session, principal=principal)
+    context = {"section": "settings", "tokens": tokens, "values": {}}
+    context.update(extra)
+    return render(request, "settings/tokens.html", context, status_code=status_code)
+
+
+@router.get("/settings/tokens")
+async def tokens(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
+    return await _tokens_page(request, principal, session)
+
+
+@router.post("/settings/tokens")
+async def create_token(
+    request: Request,
+    principal: TokenOwner,
+    session: SessionDep,
+    name: FormText = "",
+    expires_in_days: FormText = "",
+) -> Response:
+    values = {"name": name, "expires_in_days": expires_in_days}
+    try:
+        data = ApiTokenCreate.model_validate(
+            {"name": name.strip(), "expires_in_days": expires_in_days.strip() or None}
+        )
+    except ValidationError as exc:
+        return await _tokens_page(
+            request, principal, session, status_code=422, values=values, errors=field_errors(exc)
+        )
+    issued = await service.create_personal_token(session=session, principal=principal, data=data)
+    await service.record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action="token.create",
+        resource_type="api_token",
+        resource_id=issued.record.id,
+        details={"name": data.name},
+    )
+    return await _tokens_page(
+        request, principal, session, status_code=201, created=issued.token, created_name=data.name
+    )
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+async def revoke_token(
+    request: Request, token_id: UUID, principal: CurrentUser, session: SessionDep
+) -> Response:
+    async with attempt(session):
+        record = await service.revoke_token(session=session, principal=principal, token_id=token_id)
+        await service.record_audit(
+            session,
+            tenant_id=principal.tenant_id,
+            actor_id=principal.user_id,
+            action="token.revoke",
+            resource_type="api_token",
+            resource_id=token_id,
+        )
+    if is_htmx(request):
+        return render(request, "settings/_token_row.html", {"token": record})
+    return RedirectResponse("/settings/tokens", status_code=303)

@@ -1,0 +1,126 @@
+"""Jinja2 environment of the web UI and the one ``render`` every page goes through."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
+from starlette.responses import HTMLResponse
+
+from shipyard.accounts.permissions import Permission
+from shipyard.accounts.principal import Principal
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+NAVIGATION = (
+    ("dashboard", "Dashboard", "/"),
+    ("repositories", "Repositories", "/repositories"),
+    ("hosts", "Hosts", "/hosts"),
+    ("deployments", "Deployments", "/deployments"),
+    ("cicd", "CI/CD", "/cicd"),
+    ("settings", "Settings", "/settings"),
+)
+
+STATUS_TONES = {
+    "success": "good",
+    "online": "good",
+    "synced": "good",
+    "failed": "bad",
+    "error": "bad",
+    "offline": "bad",
+    "auth_failed": "bad",
+    "host_key_mismatch": "bad",
+    "partial": "warn",
+    "cancelled": "muted",
+    "skipped": "muted",
+    "unknown": "muted",
+    "pending": "muted",
+    "scheduled": "info",
+    "queued": "info",
+    "in_progress": "info",
+    "running": "info",
+    "syncing": "info",
+}
+
+
+def time_tag(value: datetime | None, empty: str = "—") -> Markup:
+    """A ``<time>`` element the browser re-renders in the viewer's timezone (see app.js)."""
+    if value is None:
+        return escape(empty)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    utc = value.astimezone(UTC)
+    return Markup('<time datetime="{}" data-local>{}</time>').format(
+        utc.isoformat(), utc.strftime("%Y-%m-%d %H:%M UTC")
+    )
+
+
+def status_badge(status: str | None) -> Markup:
+    label = (status or "unknown").replace("_", " ")
+    tone = STATUS_TONES.get(status or "unknown", "muted")
+    return Markup('<span class="badge badge-{}" data-status="{}">{}</span>').format(
+        tone, status or "unknown", label
+    )
+
+
+def duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "—"
+    seconds = max(0.0, (end - start).total_seconds())
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+templates.env.filters["time"] = time_tag
+templates.env.filters["badge"] = status_badge
+templates.env.globals["duration"] = duration
+templates.env.globals["Permission"] = Permission
+templates.env.globals["navigation"] = NAVIGATION
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def current_principal(request: Request) -> Principal | None:
+    principal = getattr(request.state, "principal", None)
+    return principal if isinstance(principal, Principal) else None
+
+
+def render(
+    request: Request,
+    name: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """Render ``name`` with what every page needs: the user, their permissions, the CSRF token."""
+    principal = current_principal(request)
+
+    def can(permission: Permission) -> bool:
+        return principal is not None and principal.can(permission)
+
+    full: dict[str, Any] = {
+        "principal": principal,
+        "can": can,
+        "csrf_token": getattr(request.state, "csrf_token", ""),
+        "section": None,
+    }
+    full.update(context or {})
+    response: HTMLResponse = templates.TemplateResponse(
+        request, name, full, status_code=status_code, headers=dict(headers or {})
+    )
+    return response
