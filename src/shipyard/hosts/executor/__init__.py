@@ -1,0 +1,35 @@
+"""Run commands and scripts on hosts: SSH (POSIX or Windows PowerShell) and the local machine.
+
+Usage::
+
+    executor = Executor.from_settings(settings)
+    async with executor.connect(target) as conn:     # one connection per host per run
+        workdir = await conn.make_temp_dir()          # removed when the block exits
+        path = await conn.upload(local_file, workdir)
+        result = await conn.run_script(path, args=["--fast"], env={"A": "1"}, timeout=60,
+                                       on_output=callback)
+"""
+
+from __future__ import annotations
+
+from shipyard.hosts.executor.base import (
+    HostConnection,
+    HostTarget,
+    OutputCallback,
+    OutputLine,
+    ProbeResult,
+    RunResult,
+)
+from shipyard.hosts.executor.errors import HostKeyMismatch
+from shipyard.hosts.executor.executor import Executor
+
+__all__ = [
+    "Executor",
+    "HostConnection",
+    "HostKeyMismatch",
+    "HostTarget",
+    "OutputCallback",
+    "OutputLine",
+    "ProbeResult",
+    "RunResult",
+]

@@ -1,0 +1,215 @@
+"""Command lines for POSIX shells and Windows PowerShell: quoting, env, cwd, the PID marker.
+
+Every command run over SSH first reports the PID of the shell that runs it on stderr (the
+marker line, never passed to callers). sshd starts each session in its own session and
+process group, so that PID is also the process group to kill on timeout or cancellation.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+
+PID_MARKER = "__SHIPYARD_PID__"
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# cmd.exe (the default shell of OpenSSH on Windows) refuses longer command lines.
+WINDOWS_MAX_COMMAND = 8191
+POWERSHELL = "powershell -NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand"
+# PowerShell treats these as single quotes too, so each must be doubled inside a literal.
+_PS_SINGLE_QUOTES = ("'", "\u2018", "\u2019", "\u201a", "\u201b")
+
+
+def check_env_names(env: Mapping[str, str] | None) -> None:
+    for name in env or {}:
+        if not ENV_NAME.match(name):
+            raise ValueError(
+                f"environment variable name {name!r} is not valid "
+                "(letters, digits and underscores, not starting with a digit)"
+            )
+
+
+def parse_pid_marker(line: str) -> int | None:
+    """The PID in a marker line, or None when ``line`` is ordinary output."""
+    if not line.startswith(PID_MARKER + " "):
+        return None
+    value = line[len(PID_MARKER) + 1 :].strip()
+    return int(value) if value.isdigit() else None
+
+
+# POSIX ------------------------------------------------------------------------------------
+
+
+def posix_quote(value: str) -> str:
+    return shlex.quote(value)
+
+
+def posix_command(
+    code: str,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    marker: bool = True,
+    exec_: bool = False,
+) -> str:
+    """Shell code for ``sh -c``: marker, ``cd``, exports, then ``code`` with ``args`` quoted.
+
+    With ``exec_`` the last line replaces the shell (used for scripts, so the process
+    keeps the marker's PID).
+    """
+    check_env_names(env)
+    lines = []
+    if marker:
+        lines.append(f"printf '%s %s\\n' {PID_MARKER} \"$$\" >&2")
+    if cwd:
+        lines.append(f"cd -- {posix_quote(cwd)} || exit 126")
+    for name, value in (env or {}).items():
+        lines.append(f"{name}={posix_quote(value)}; export {name}")
+    quoted_args = " ".join(posix_quote(arg) for arg in args)
+    last = f"{code} {quoted_args}" if quoted_args else code
+    lines.append(f"exec {last}" if exec_ else last)
+    return "\n".join(lines)
+
+
+def posix_script(
+    path: str,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    marker: bool = True,
+) -> str:
+    return posix_command(posix_quote(path), args=args, env=env, cwd=cwd, marker=marker, exec_=True)
+
+
+def posix_kill(pid: int, *, grace_seconds: float) -> str:
+    """Signal the process group ``pid`` with TERM, then KILL if it outlives the grace period."""
+    steps = max(1, int(grace_seconds * 10))
+    group = f"-{int(pid)}"
+    return (
+        f"kill -TERM -- {group} 2>/dev/null || exit 0; i=0; "
+        f"while kill -0 -- {group} 2>/dev/null && [ $i -lt {steps} ]; do sleep 0.1; i=$((i+1)); done; "
+        f"kill -KILL -- {group} 2>/dev/null; exit 0"
+    )
+
+
+POSIX_MAKE_TEMP_DIR = 'mktemp -d "${TMPDIR:-/tmp}/shipyard.XXXXXXXXXX"'
+POSIX_PROBE = "uname -srm"
+
+
+def posix_remove_dirs(paths: Sequence[str]) -> str:
+    return "rm -rf -- " + " ".join(posix_quote(path) for path in paths)
+
+
+# Windows PowerShell --------------------------------------------------------------------------
+
+
+def powershell_quote(value: str) -> str:
+    """A PowerShell single-quoted literal: nothing inside is expanded."""
+    for quote in _PS_SINGLE_QUOTES:
+        value = value.replace(quote, quote * 2)
+    return f"'{value}'"
+
+
+def encode_powershell(script: str) -> str:
+    """The ``powershell -EncodedCommand`` line for ``script`` (base64 of UTF-16LE).
+
+    Encoding sidesteps cmd.exe and PowerShell quoting of the outer command line entirely.
+    """
+    encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+    line = f"{POWERSHELL} {encoded}"
+    if len(line) > WINDOWS_MAX_COMMAND:
+        raise ValueError(
+            f"command is too long for Windows ({len(line)} > {WINDOWS_MAX_COMMAND} characters "
+            "once encoded); upload it as a script instead"
+        )
+    return line
+
+
+def powershell_command(
+    code: str,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    marker: bool = True,
+) -> str:
+    """PowerShell ``code`` with ``args`` as literal arguments, as an encoded command line.
+
+    The exit code is the last native exit code, or 1 when PowerShell itself failed.
+    """
+    check_env_names(env)
+    lines = ["$ProgressPreference = 'SilentlyContinue'"]
+    if marker:
+        lines.append(f"[Console]::Error.WriteLine('{PID_MARKER} ' + $PID)")
+    if cwd:
+        lines.append(f"Set-Location -LiteralPath {powershell_quote(cwd)}")
+    for name, value in (env or {}).items():
+        lines.append(f"${{env:{name}}} = {powershell_quote(value)}")
+    quoted_args = " ".join(powershell_quote(arg) for arg in args)
+    call = f"{code} {quoted_args}" if quoted_args else code
+    lines += [
+        "$global:LASTEXITCODE = 0",
+        "try {",
+        f"  {call}",
+        "  $succeeded = $?",
+        "} catch {",
+        "  [Console]::Error.WriteLine($_.ToString())",
+        "  exit 1",
+        "}",
+        "if ($global:LASTEXITCODE -ne 0) { exit $global:LASTEXITCODE }",
+        "if (-not $succeeded) { exit 1 }",
+        "exit 0",
+    ]
+    return encode_powershell("\n".join(lines))
+
+
+def powershell_script(
+    path: str,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    marker: bool = True,
+) -> str:
+    """Run the file at ``path`` (.ps1, .bat, .cmd, .exe) with the call operator."""
+    return powershell_command(
+        f"& {powershell_quote(path)}", args=args, env=env, cwd=cwd, marker=marker
+    )
+
+
+def windows_kill(pid: int) -> str:
+    """End the process tree rooted at ``pid`` (the PowerShell that ran the command)."""
+    return f"taskkill /F /T /PID {int(pid)}"
+
+
+WINDOWS_MAKE_TEMP_DIR = encode_powershell(
+    "$path = Join-Path ([IO.Path]::GetTempPath()) ('shipyard.' + [Guid]::NewGuid().ToString('N'))\n"
+    "[void](New-Item -ItemType Directory -Path $path)\n"
+    "Write-Output $path"
+)
+WINDOWS_PROBE = powershell_command(
+    "Write-Output ('Windows ' + [Environment]::OSVersion.Version.ToString() + ' '"
+    " + $env:PROCESSOR_ARCHITECTURE)"
+)
+
+
+def windows_remove_dirs(paths: Sequence[str]) -> str:
+    literals = ", ".join(powershell_quote(path) for path in paths)
+    return encode_powershell(
+        f"Remove-Item -LiteralPath {literals} -Recurse -Force -ErrorAction SilentlyContinue"
+    )
+
+
+def windows_sftp_path(path: str) -> str:
+    r"""The SFTP form of a Windows path: ``C:\Temp\x`` becomes ``/C:/Temp/x``."""
+    converted = path.replace("\\", "/")
+    if re.match(r"^[A-Za-z]:", converted):
+        converted = "/" + converted
+    return converted
+
+
+def windows_join(directory: str, name: str) -> str:
+    return directory.rstrip("\\/") + "\\" + name

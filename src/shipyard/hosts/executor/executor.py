@@ -1,0 +1,186 @@
+"""The Executor: opens host connections under a global and a per-host cap."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import asyncssh
+
+from shipyard.errors import HostError
+from shipyard.hosts.executor import errors
+from shipyard.hosts.executor.base import HostConnection, HostStatus, HostTarget, ProbeResult
+from shipyard.hosts.executor.local import LocalHostConnection
+from shipyard.hosts.executor.runner import utcnow
+from shipyard.hosts.executor.ssh import import_key, open_ssh
+
+if TYPE_CHECKING:
+    from shipyard.config import Settings
+
+KEY_CACHE_SIZE = 256
+PROBE_TIMEOUT = 20.0
+
+
+class _HostSlot:
+    """The per-host semaphore and how many tasks use it, so idle hosts are forgotten."""
+
+    def __init__(self, limit: int) -> None:
+        self.semaphore = asyncio.Semaphore(limit)
+        self.users = 0
+
+
+class Executor:
+    """Opens connections to hosts; owns the concurrency caps, so create one per process/loop.
+
+    Waiting for a busy host never holds a global slot, so a slow host cannot starve others.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 400,
+        max_connections_per_host: int = 4,
+        connect_timeout: float = 10.0,
+        allow_local: bool = False,
+        kill_grace: float = 2.0,
+    ) -> None:
+        self.max_connections = max_connections
+        self.max_connections_per_host = max_connections_per_host
+        self.connect_timeout = connect_timeout
+        self.allow_local = allow_local
+        self.kill_grace = kill_grace
+        self._global = asyncio.Semaphore(max_connections)
+        self._hosts: dict[tuple[str, str, int], _HostSlot] = {}
+        # Decrypted keys by digest of (key, passphrase): passphrase KDFs cost ~1 s of CPU each.
+        self._keys: OrderedDict[bytes, asyncssh.SSHKey] = OrderedDict()
+        self._key_locks: dict[bytes, asyncio.Lock] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Executor:
+        return cls(
+            max_connections=settings.ssh_max_connections,
+            max_connections_per_host=settings.ssh_max_connections_per_host,
+            connect_timeout=settings.ssh_connect_timeout,
+            allow_local=settings.allow_local_hosts,
+        )
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open (or opening) right now."""
+        return self.max_connections - self._global._value
+
+    async def _load_key(self, private_key: str, passphrase: str | None) -> asyncssh.SSHKey:
+        digest = hashlib.sha256(f"{passphrase}\0{private_key}".encode()).digest()
+        lock = self._key_locks.setdefault(digest, asyncio.Lock())
+        async with lock:
+            key = self._keys.get(digest)
+            if key is None:
+                key = await import_key(private_key, passphrase)
+                self._keys[digest] = key
+                if len(self._keys) > KEY_CACHE_SIZE:
+                    oldest, _ = self._keys.popitem(last=False)
+                    self._key_locks.pop(oldest, None)
+            else:
+                self._keys.move_to_end(digest)
+        return key
+
+    async def _open(self, target: HostTarget) -> HostConnection:
+        if target.type == "local":
+            if not self.allow_local:
+                raise errors.host_error(
+                    errors.LOCAL_HOSTS_DISABLED,
+                    "local hosts are disabled (set SHIPYARD_ALLOW_LOCAL_HOSTS=true to allow them)",
+                    host=target.label,
+                )
+            return LocalHostConnection(target, kill_grace=self.kill_grace)
+        return await open_ssh(
+            target,
+            connect_timeout=self.connect_timeout,
+            kill_grace=self.kill_grace,
+            load_key=self._load_key,
+        )
+
+    @asynccontextmanager
+    async def connect(self, target: HostTarget) -> AsyncIterator[HostConnection]:
+        """Open one connection to ``target``, held (with its cap slots) until the block exits.
+
+        Raises ``HostError`` (``HostKeyMismatch`` for a changed host key) when the host
+        cannot be reached or refuses the credentials. After a successful connect,
+        ``conn.host_key_fingerprint`` is the key the host presented: record it when the
+        target had no expected fingerprint (trust on first use).
+        """
+        key = target.cap_key
+        slot = self._hosts.get(key)
+        if slot is None:
+            slot = self._hosts[key] = _HostSlot(self.max_connections_per_host)
+        slot.users += 1
+        try:
+            async with slot.semaphore, self._global:
+                connection = await self._open(target)
+                try:
+                    yield connection
+                finally:
+                    await asyncio.shield(connection.close())
+        finally:
+            slot.users -= 1
+            if slot.users == 0:
+                self._hosts.pop(key, None)
+
+    async def probe(self, target: HostTarget, *, timeout: float = PROBE_TIMEOUT) -> ProbeResult:
+        """Connect, authenticate and run ``uname -srm`` (or the PowerShell equivalent).
+
+        Never raises for host problems: the outcome is in the result's ``status``.
+        """
+        fingerprint: str | None = None
+        try:
+            async with self.connect(target) as conn:
+                fingerprint = conn.host_key_fingerprint
+                started = time.perf_counter()
+                result, os_info = await conn.probe_os(timeout=timeout)
+                elapsed_ms = round((time.perf_counter() - started) * 1000)
+        except errors.HostKeyMismatch as exc:
+            return ProbeResult(
+                status="host_key_mismatch",
+                message=exc.message,
+                checked_at=utcnow(),
+                fingerprint=exc.presented,
+                error_code=exc.code,
+            )
+        except HostError as exc:
+            status: HostStatus
+            if exc.code in errors.AUTH_CODES:
+                status = "auth_failed"
+            elif exc.code == errors.SHELL_NOT_FOUND:
+                status = "unknown"
+            else:
+                status = "offline"
+            return ProbeResult(
+                status=status,
+                message=exc.message,
+                checked_at=utcnow(),
+                fingerprint=fingerprint,
+                error_code=exc.code,
+            )
+        if not result.ok:
+            reason = "timed out" if result.timed_out else f"exited with {result.exit_status}"
+            return ProbeResult(
+                status="unknown",
+                message=f"{target.label}: connected, but the probe {reason}",
+                checked_at=utcnow(),
+                round_trip_ms=elapsed_ms,
+                fingerprint=fingerprint,
+                error_code="probe_failed",
+            )
+        return ProbeResult(
+            status="online",
+            message=f"connected in {elapsed_ms} ms" + (f": {os_info}" if os_info else ""),
+            checked_at=utcnow(),
+            round_trip_ms=elapsed_ms,
+            os_info=os_info,
+            fingerprint=fingerprint,
+        )

@@ -1,0 +1,352 @@
+"""SSH hosts (POSIX shells and Windows PowerShell) through asyncssh."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hmac
+import posixpath
+import socket
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from shipyard.errors import HostError
+from shipyard.hosts.executor import commands, errors
+from shipyard.hosts.executor.base import HostTarget
+from shipyard.hosts.executor.runner import ProcessConnection, StartedProcess
+from shipyard.hosts.executor.streams import ByteReader
+
+KeyLoader = Callable[[str, str | None], Awaitable[asyncssh.SSHKey]]
+HELPER_TIMEOUT = 30.0
+
+
+class TrustClient(asyncssh.SSHClient):
+    """Checks the host key against the expected fingerprint before any credential is sent."""
+
+    def __init__(self, expected: str | None) -> None:
+        self.expected = expected
+        self.presented: str | None = None
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
+        self.presented = str(key.get_fingerprint("sha256"))
+        if self.expected is None:
+            return True  # trust on first use; the caller records what was presented
+        return hmac.compare_digest(self.presented.encode(), self.expected.encode())
+
+
+async def import_key(private_key: str, passphrase: str | None) -> asyncssh.SSHKey:
+    """Decrypt a private key off the event loop (passphrase KDFs take about a second)."""
+    return await asyncio.to_thread(asyncssh.import_private_key, private_key, passphrase)
+
+
+def key_error(exc: Exception, target: HostTarget) -> HostError:
+    message = str(exc)
+    if isinstance(exc, asyncssh.KeyEncryptionError) or "Incorrect passphrase" in message:
+        return errors.host_error(
+            errors.WRONG_KEY_PASSPHRASE,
+            "the private key passphrase is wrong",
+            host=target.label,
+        )
+    if "Passphrase must be specified" in message:
+        return errors.host_error(
+            errors.WRONG_KEY_PASSPHRASE,
+            "the private key is encrypted and no passphrase is stored",
+            host=target.label,
+        )
+    return errors.host_error(
+        errors.INVALID_PRIVATE_KEY,
+        f"the private key cannot be read ({message})",
+        host=target.label,
+    )
+
+
+def connect_error(exc: BaseException, target: HostTarget, client: TrustClient) -> HostError:
+    """Translate what asyncssh and the socket layer raise into one error code each."""
+    host = target.label
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable) and client.presented and client.expected:
+        return errors.HostKeyMismatch(
+            host=host, expected=client.expected, presented=client.presented
+        )
+    if isinstance(exc, asyncssh.PermissionDenied):
+        if target.private_key:
+            return errors.host_error(
+                errors.WRONG_KEY,
+                f"the host refused the private key for user {target.user!r}",
+                host=host,
+            )
+        return errors.host_error(
+            errors.WRONG_PASSWORD,
+            f"the host refused the password for user {target.user!r}",
+            host=host,
+        )
+    if isinstance(exc, socket.gaierror):
+        return errors.host_error(
+            errors.DNS_FAILURE, f"cannot resolve host name {target.address!r}", host=host
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return errors.host_error(
+            errors.CONNECTION_REFUSED,
+            f"connection refused on port {target.port} (is sshd running?)",
+            host=host,
+        )
+    if isinstance(exc, TimeoutError):
+        return errors.host_error(
+            errors.CONNECT_TIMEOUT, "no SSH answer before the connect timeout", host=host
+        )
+    if isinstance(exc, OSError) and exc.errno in {errno.EHOSTUNREACH, errno.ENETUNREACH}:
+        return errors.host_error(
+            errors.HOST_UNREACHABLE, f"host unreachable ({exc.strerror})", host=host
+        )
+    if isinstance(exc, asyncssh.ConnectionLost | ConnectionResetError | BrokenPipeError):
+        return errors.host_error(
+            errors.CONNECTION_LOST, "the host closed the connection during the handshake", host=host
+        )
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return errors.host_error(errors.SSH_ERROR, f"SSH failed: {detail}", host=host)
+
+
+class SSHProcess:
+    """An asyncssh process seen through :class:`StartedProcess`."""
+
+    def __init__(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
+        self._process = process
+        self.pid: int | None = None
+
+    @property
+    def stdout(self) -> ByteReader:
+        return self._process.stdout
+
+    @property
+    def stderr(self) -> ByteReader:
+        return self._process.stderr
+
+    async def wait(self) -> None:
+        await self._process.wait_closed()
+
+    def exit_info(self) -> tuple[int | None, str | None]:
+        signal = self._process.exit_signal
+        if signal is not None:
+            return None, str(signal[0])
+        return self._process.exit_status, None
+
+    def abort(self) -> None:
+        self._process.close()
+
+
+class SSHHostConnection(ProcessConnection):
+    """One SSH connection; commands run in the login shell (POSIX) or PowerShell (Windows)."""
+
+    def __init__(
+        self,
+        target: HostTarget,
+        connection: asyncssh.SSHClientConnection,
+        *,
+        fingerprint: str | None,
+        kill_grace: float,
+    ) -> None:
+        super().__init__(kill_grace=kill_grace)
+        self.target = target
+        self.platform = "windows" if target.is_windows else "posix"
+        self.host_key_fingerprint = fingerprint
+        self._connection = connection
+        self._sftp: asyncssh.SFTPClient | None = None
+
+    def command_line(
+        self,
+        code: str,
+        *,
+        args: Sequence[str],
+        env: Mapping[str, str] | None,
+        cwd: str | None,
+        script: bool,
+    ) -> str:
+        if self.platform == "windows":
+            build = commands.powershell_script if script else commands.powershell_command
+            return build(code, args=args, env=env, cwd=cwd)
+        if script:
+            return commands.posix_script(code, args=args, env=env, cwd=cwd)
+        return commands.posix_command(code, args=args, env=env, cwd=cwd)
+
+    def shell_not_found(self, exit_status: int | None, first_line: str | None) -> HostError:
+        if self.platform == "windows":
+            detail = f" ({first_line})" if first_line else ""
+            return errors.host_error(
+                errors.SHELL_NOT_FOUND,
+                f"PowerShell did not start on the host (exit {exit_status}){detail}",
+                host=self.target.label,
+            )
+        return super().shell_not_found(exit_status, first_line)
+
+    def probe_line(self) -> str:
+        if self.platform == "windows":
+            return commands.WINDOWS_PROBE
+        return super().probe_line()
+
+    async def start(self, command_line: str) -> StartedProcess:
+        try:
+            process = await self._connection.create_process(command_line, encoding=None)
+        except (asyncssh.Error, OSError) as exc:
+            raise self._lost(exc) from exc
+        process.stdin.write_eof()
+        return SSHProcess(process)
+
+    async def kill_group(self, pid: int) -> None:
+        if self.platform == "windows":
+            line = commands.windows_kill(pid)
+        else:
+            line = commands.posix_kill(pid, grace_seconds=self.kill_grace)
+        await self._connection.run(line, check=False, timeout=self.kill_grace + 10)
+
+    async def _helper(self, line: str, what: str) -> str:
+        """Run a short command of our own and return its stdout; fail with a clear message."""
+        try:
+            result = await self._connection.run(
+                line, check=False, timeout=HELPER_TIMEOUT, encoding="utf-8", errors="replace"
+            )
+        except (asyncssh.Error, OSError, TimeoutError) as exc:
+            raise self._lost(exc) from exc
+        if result.exit_status != 0:
+            stderr = str(result.stderr or "").strip().splitlines()
+            reason = stderr[-1] if stderr else f"exit {result.exit_status}"
+            code = errors.SHELL_NOT_FOUND if result.exit_status == 127 else errors.SSH_ERROR
+            raise errors.host_error(code, f"cannot {what}: {reason}", host=self.target.label)
+        return str(result.stdout or "")
+
+    async def make_temp_dir(self) -> str:
+        line = (
+            commands.WINDOWS_MAKE_TEMP_DIR
+            if self.platform == "windows"
+            else commands.POSIX_MAKE_TEMP_DIR
+        )
+        output = (await self._helper(line, "create a temporary directory")).strip()
+        path = output.splitlines()[-1].strip() if output else ""
+        if not path:
+            raise errors.host_error(
+                errors.SSH_ERROR,
+                "cannot create a temporary directory: no path printed",
+                host=self.target.label,
+            )
+        self._temp_dirs.append(path)
+        return path
+
+    async def _sftp_client(self) -> asyncssh.SFTPClient:
+        if self._sftp is None:
+            try:
+                self._sftp = await self._connection.start_sftp_client()
+            except (asyncssh.Error, OSError) as exc:
+                raise errors.host_error(
+                    errors.FILE_TRANSFER_FAILED,
+                    f"SFTP is not available on the host ({exc})",
+                    host=self.target.label,
+                ) from exc
+        return self._sftp
+
+    async def upload(
+        self,
+        source: Path | str | bytes,
+        directory: str,
+        name: str | None = None,
+        *,
+        mode: int = 0o700,
+    ) -> str:
+        if name is None:
+            if isinstance(source, bytes):
+                raise ValueError("name is required when uploading bytes")
+            name = Path(source).name
+        if self.platform == "windows":
+            remote = commands.windows_join(directory, name)
+            sftp_path = commands.windows_sftp_path(remote)
+        else:
+            remote = sftp_path = posixpath.join(directory, name)
+        sftp = await self._sftp_client()
+        try:
+            if isinstance(source, bytes):
+                attrs = asyncssh.SFTPAttrs(permissions=mode)
+                async with sftp.open(sftp_path, "wb", attrs) as handle:
+                    await handle.write(source)
+            else:
+                await sftp.put(str(source), sftp_path)
+            if self.platform == "posix":
+                await sftp.chmod(sftp_path, mode)
+        except (asyncssh.SFTPError, OSError) as exc:
+            raise errors.host_error(
+                errors.FILE_TRANSFER_FAILED,
+                f"cannot upload {name} to {directory}: {exc}",
+                host=self.target.label,
+            ) from exc
+        return remote
+
+    async def cleanup(self) -> None:
+        try:
+            if self._temp_dirs:
+                remove = (
+                    commands.windows_remove_dirs
+                    if self.platform == "windows"
+                    else commands.posix_remove_dirs
+                )
+                with contextlib.suppress(HostError):
+                    await self._helper(remove(self._temp_dirs), "remove temporary directories")
+                self._temp_dirs.clear()
+            if self._sftp is not None:
+                self._sftp.exit()
+        finally:
+            self._connection.close()
+            with contextlib.suppress(Exception):
+                await self._connection.wait_closed()
+
+
+async def open_ssh(
+    target: HostTarget,
+    *,
+    connect_timeout: float,
+    kill_grace: float,
+    load_key: KeyLoader = import_key,
+) -> SSHHostConnection:
+    """Connect and authenticate; the host key is checked before credentials are sent."""
+    if not target.user:
+        raise errors.host_error(
+            errors.NO_CREDENTIALS, "no user name is configured", host=target.label
+        )
+    options: dict[str, Any] = {}
+    if target.private_key:
+        try:
+            key = await load_key(target.private_key, target.passphrase)
+        except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError) as exc:
+            raise key_error(exc, target) from exc
+        options.update(client_keys=[key], preferred_auth="publickey", password=None)
+    elif target.password is not None:
+        options.update(
+            client_keys=[], password=target.password, preferred_auth="password,keyboard-interactive"
+        )
+    else:
+        raise errors.host_error(
+            errors.NO_CREDENTIALS,
+            "neither a password nor a private key is stored",
+            host=target.label,
+        )
+    client = TrustClient(target.expected_fingerprint)
+    try:
+        connection, _ = await asyncssh.create_connection(
+            lambda: client,
+            target.address,
+            target.port,
+            username=target.user,
+            # Empty trusted lists make asyncssh ask TrustClient about every host key.
+            known_hosts=([], [], []),
+            server_host_key_algs="default",
+            agent_path=None,
+            config=[],
+            connect_timeout=connect_timeout,
+            keepalive_interval=30,
+            keepalive_count_max=4,
+            **options,
+        )
+    except (OSError, asyncssh.Error, TimeoutError) as exc:
+        raise connect_error(exc, target, client) from exc
+    return SSHHostConnection(
+        target, connection, fingerprint=client.presented, kill_grace=kill_grace
+    )
