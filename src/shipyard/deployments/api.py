@@ -1,7 +1,247 @@
-"""Routes of this domain."""
+"""Routes: deployments, their scripts, logs (paged and live) and control actions."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Literal
+from uuid import UUID
 
-router = APIRouter()
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from shipyard.accounts.permissions import Permission
+from shipyard.accounts.principal import Principal
+from shipyard.accounts.service import record_audit
+from shipyard.deployments import service
+from shipyard.deployments.schemas import (
+    DeploymentCreate,
+    DeploymentLogRead,
+    DeploymentRead,
+    DeploymentScriptRead,
+    DeploymentStatus,
+    DeploymentUpdate,
+    LogPage,
+)
+from shipyard.deployments.stream import LogBroadcaster, stream_logs
+from shipyard.deps import CurrentUser, DatabaseDep, SessionDep, SettingsDep, client_ip, require
+from shipyard.errors import ValidationFailed
+from shipyard.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+
+router = APIRouter(prefix="/deployments", tags=["deployments"])
+Runner = Annotated[Principal, require(Permission.RUN_DEPLOYMENTS)]
+
+
+@router.get("", response_model=Page[DeploymentRead])
+async def list_deployments(
+    principal: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    status_filter: Annotated[DeploymentStatus | None, Query(alias="status")] = None,
+    repository_id: UUID | None = None,
+    host_id: UUID | None = None,
+    created_by: UUID | None = None,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[DeploymentRead]:
+    rows, next_cursor = await service.list_deployments(
+        session=session,
+        limit=limit,
+        cursor=cursor,
+        status=status_filter,
+        repository_id=repository_id,
+        host_id=host_id,
+        created_by=created_by,
+        search=search,
+    )
+    return Page(items=[service.to_read(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.post("", response_model=DeploymentRead, status_code=status.HTTP_201_CREATED)
+async def create_deployment(
+    data: DeploymentCreate,
+    principal: Runner,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> DeploymentRead:
+    """Create a deployment; it is queued in the same transaction and runs now or at scheduled_time."""
+    deployment = await service.create_deployment(
+        session=session, principal=principal, data=data, settings=settings
+    )
+    await record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action="deployment.create",
+        resource_type="deployment",
+        resource_id=deployment.id,
+        ip_address=client_ip(request),
+        details={
+            "name": deployment.name,
+            "hosts": len(deployment.host_ids),
+            "schedule": deployment.schedule,
+        },
+    )
+    return service.to_read(deployment)
+
+
+@router.get("/{deployment_id}", response_model=DeploymentRead)
+async def get_deployment(
+    deployment_id: UUID, principal: CurrentUser, session: SessionDep
+) -> DeploymentRead:
+    return service.to_read(
+        await service.get_deployment(session=session, deployment_id=deployment_id)
+    )
+
+
+@router.patch("/{deployment_id}", response_model=DeploymentRead)
+async def update_deployment(
+    deployment_id: UUID, data: DeploymentUpdate, principal: Runner, session: SessionDep
+) -> DeploymentRead:
+    """Rename, describe, or reschedule a deployment that has not started."""
+    deployment = await service.update_deployment(
+        session=session, deployment_id=deployment_id, data=data
+    )
+    await record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action="deployment.update",
+        resource_type="deployment",
+        resource_id=deployment_id,
+        details={"fields": sorted(data.model_fields_set)},
+    )
+    return service.to_read(deployment)
+
+
+@router.delete("/{deployment_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_deployment(
+    deployment_id: UUID, principal: Runner, session: SessionDep
+) -> Response:
+    await service.delete_deployment(session=session, deployment_id=deployment_id)
+    await record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action="deployment.delete",
+        resource_type="deployment",
+        resource_id=deployment_id,
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{deployment_id}/cancel", response_model=DeploymentRead)
+async def cancel_deployment(
+    deployment_id: UUID, principal: Runner, session: SessionDep
+) -> DeploymentRead:
+    deployment = await service.cancel_deployment(session=session, deployment_id=deployment_id)
+    await record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action="deployment.cancel",
+        resource_type="deployment",
+        resource_id=deployment_id,
+    )
+    return service.to_read(deployment)
+
+
+@router.post(
+    "/{deployment_id}/rerun", response_model=DeploymentRead, status_code=status.HTTP_201_CREATED
+)
+async def rerun_deployment(
+    deployment_id: UUID, principal: Runner, session: SessionDep, settings: SettingsDep
+) -> DeploymentRead:
+    deployment = await service.rerun_deployment(
+        session=session, principal=principal, deployment_id=deployment_id, settings=settings
+    )
+    await record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action="deployment.rerun",
+        resource_type="deployment",
+        resource_id=deployment.id,
+        details={"rerun_of": str(deployment_id)},
+    )
+    return service.to_read(deployment)
+
+
+@router.get("/{deployment_id}/scripts", response_model=list[DeploymentScriptRead])
+async def list_scripts(
+    deployment_id: UUID, principal: CurrentUser, session: SessionDep
+) -> list[DeploymentScriptRead]:
+    rows = await service.list_scripts(session=session, deployment_id=deployment_id)
+    return [DeploymentScriptRead.model_validate(row) for row in rows]
+
+
+@router.get("/{deployment_id}/logs", response_model=LogPage)
+async def list_logs(
+    deployment_id: UUID,
+    principal: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    host_id: UUID | None = None,
+    deployment_script_id: UUID | None = None,
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None,
+    search: Annotated[str | None, Query(max_length=500)] = None,
+) -> LogPage:
+    """Stored log lines, oldest first; page with ``cursor``."""
+    after_seq = _parse_seq(cursor, field="cursor")
+    rows = await service.list_logs(
+        session=session,
+        deployment_id=deployment_id,
+        after_seq=after_seq,
+        limit=limit,
+        host_id=host_id,
+        deployment_script_id=deployment_script_id,
+        level=level,
+        search=search,
+    )
+    items = [DeploymentLogRead.model_validate(row) for row in rows]
+    return LogPage(items=items, next_cursor=str(items[-1].seq) if len(items) == limit else None)
+
+
+def _parse_seq(value: str | None, *, field: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise ValidationFailed(f"{field} must be a log sequence number", field=field)
+    return int(value)
+
+
+def _broadcaster(request: Request, db: DatabaseDep) -> LogBroadcaster:
+    broadcaster: LogBroadcaster | None = getattr(request.app.state, "log_broadcaster", None)
+    if broadcaster is None:
+        broadcaster = LogBroadcaster(db.url)
+        request.app.state.log_broadcaster = broadcaster
+    return broadcaster
+
+
+@router.get("/{deployment_id}/logs/stream", response_class=StreamingResponse)
+async def stream_deployment_logs(
+    deployment_id: UUID,
+    request: Request,
+    principal: CurrentUser,
+    db: DatabaseDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: Annotated[str | None, Query(description="Resume after this log sequence number")] = None,
+) -> StreamingResponse:
+    """Server-Sent Events: `log` events (id = sequence number), then one `end` event with the status."""
+    after_seq = (
+        _parse_seq(last_event_id, field="Last-Event-ID") or _parse_seq(after, field="after") or 0
+    )
+    async with db.session(tenant_id=principal.tenant_id, user_id=principal.user_id) as session:
+        await service.get_deployment(session=session, deployment_id=deployment_id)
+    events = stream_logs(
+        db=db,
+        broadcaster=_broadcaster(request, db),
+        principal=principal,
+        deployment_id=deployment_id,
+        after_seq=after_seq,
+    )
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

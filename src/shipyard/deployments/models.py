@@ -44,6 +44,7 @@ class Deployment(TimestampMixin, Base):
         CheckConstraint(check_in("status", DEPLOYMENT_STATUSES), name="status"),
         CheckConstraint(check_in("schedule", SCHEDULE_TYPES), name="schedule"),
         Index("ix_deployments_tenant_id_created_at", "tenant_id", "created_at"),
+        Index("ix_deployments_status_heartbeat_at", "status", "heartbeat_at"),
     )
 
     id: Mapped[UUID] = uuid_pk()
@@ -84,11 +85,22 @@ class Deployment(TimestampMixin, Base):
     )
     worker_id: Mapped[str | None] = mapped_column(Text)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The procrastinate job that runs it: cancelled or rescheduled while it waits.
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DeploymentScript(TimestampMixin, Base):
     __tablename__ = "deployment_scripts"
-    __table_args__ = (CheckConstraint(check_in("status", SCRIPT_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(check_in("status", SCRIPT_STATUSES), name="status"),
+        Index(
+            "uq_deployment_scripts_deployment_host_position",
+            "deployment_id",
+            "host_id",
+            "position",
+            unique=True,
+        ),
+    )
 
     id: Mapped[UUID] = uuid_pk()
     deployment_id: Mapped[UUID] = mapped_column(

@@ -1,0 +1,77 @@
+"""Check the deployment's repository out at its ref and find the chosen scripts in it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+from sqlalchemy import update
+
+from shipyard.config import Settings
+from shipyard.db import Database
+from shipyard.deployments.logs import LogWriter
+from shipyard.deployments.models import Deployment
+from shipyard.errors import ShipyardError
+
+
+class CheckoutFailed(ShipyardError):
+    code = "checkout_failed"
+
+
+@dataclass(frozen=True)
+class PreparedScripts:
+    commit_sha: str
+    ref: str
+    # script id -> (repository-relative path, local file)
+    files: dict[UUID, tuple[str, Path]]
+
+
+@contextlib.asynccontextmanager
+async def prepared_scripts(
+    *, db: Database, settings: Settings, deployment: Deployment, logs: LogWriter
+) -> AsyncIterator[PreparedScripts]:
+    """Check out the repository, record the commit SHA, map script ids to files; clean up after."""
+    from shipyard.git.clone import checkout, find_scripts
+
+    if deployment.repository_id is None:
+        raise CheckoutFailed("the deployment's repository was deleted")
+    ref_label = deployment.ref or "the default branch"
+    await logs.write("INFO", f"Checking out {ref_label}.")
+    try:
+        tree = await checkout(
+            db=db,
+            settings=settings,
+            tenant_id=deployment.tenant_id,
+            repository_id=deployment.repository_id,
+            ref=deployment.ref,
+        )
+    except ShipyardError as exc:
+        raise CheckoutFailed(f"checkout of {ref_label} failed: {exc.message}") from exc
+    try:
+        await logs.write("INFO", f"Checked out commit {tree.commit_sha}.")
+        async with db.session(tenant_id=deployment.tenant_id) as session:
+            await session.execute(
+                update(Deployment)
+                .where(Deployment.id == deployment.id)
+                .values(commit_sha=tree.commit_sha)
+            )
+        catalogue = {
+            script.id: script for script in find_scripts(tree.path, deployment.repository_id)
+        }
+        missing = [
+            str(script_id) for script_id in deployment.script_ids if script_id not in catalogue
+        ]
+        if missing:
+            raise CheckoutFailed(
+                f"script(s) {', '.join(missing)} are not in the repository at commit {tree.commit_sha[:12]}"
+            )
+        files = {
+            script_id: (catalogue[script_id].path, tree.path / catalogue[script_id].path)
+            for script_id in deployment.script_ids
+        }
+        yield PreparedScripts(commit_sha=tree.commit_sha, ref=tree.ref or "", files=files)
+    finally:
+        await tree.remove()

@@ -1,0 +1,457 @@
+"""The deployment job: claim, check out, run hosts in batches, CI/CD steps, finish."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from shipyard.config import Settings
+from shipyard.db import Database
+from shipyard.deployments.batches import plan_batches
+from shipyard.deployments.checkout import PreparedScripts
+from shipyard.deployments.host_run import HostOutcome, HostRun, PlannedScript
+from shipyard.deployments.logs import LogWriter, notify_deployment
+from shipyard.deployments.models import FINAL_DEPLOYMENT_STATUSES, Deployment, DeploymentScript
+from shipyard.deployments.redaction import Redactor
+from shipyard.deployments.schemas import ExecutionOptions
+from shipyard.deployments.service import secret_environment
+from shipyard.errors import ShipyardError
+from shipyard.hosts.executor import Executor
+from shipyard.hosts.models import Host
+
+logger = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DeploymentAborted(Exception):
+    """The deployment cannot go on (checkout failed, a CI/CD step failed, ...)."""
+
+
+@dataclass
+class RunState:
+    """What the run has learned so far; the heartbeat flips ``stop`` on cancel or lost ownership."""
+
+    deployment_id: UUID
+    tenant_id: UUID
+    worker_id: str
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: bool = False
+    lost_ownership: bool = False
+    outcomes: dict[UUID, HostOutcome] = field(default_factory=dict)
+    skipped_hosts: set[UUID] = field(default_factory=set)
+    cicd_failed: bool = False
+
+
+class DeploymentRunner:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        deployment_id: UUID,
+        tenant_id: UUID,
+        worker_id: str,
+        executor: Executor | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.state = RunState(deployment_id=deployment_id, tenant_id=tenant_id, worker_id=worker_id)
+        self.executor = executor or Executor.from_settings(settings)
+
+    async def run(self) -> None:
+        deployment = await self._claim()
+        if deployment is None:
+            return
+        options = ExecutionOptions.model_validate(deployment.options)
+        secrets = secret_environment(deployment)
+        hosts = await self._load_hosts(deployment)
+        redactor = Redactor(
+            [
+                *secrets.values(),
+                *(h.password for h in hosts),
+                *(h.private_key for h in hosts),
+                *(h.private_key_passphrase for h in hosts),
+            ]
+        )
+        async with (
+            LogWriter(
+                self.db,
+                tenant_id=self.state.tenant_id,
+                deployment_id=deployment.id,
+                redactor=redactor,
+            ) as logs,
+            self._heartbeat(),
+        ):
+            await logs.write("INFO", f"Deployment started on worker {self.state.worker_id}.")
+            error: str | None = None
+            try:
+                await self._run_cicd(deployment, "before", logs)
+                if deployment.script_ids:
+                    await self._run_hosts(deployment, hosts, options, secrets, logs)
+                await self._run_cicd(deployment, "after", logs)
+            except DeploymentAborted as exc:
+                error = str(exc)
+                await logs.write("ERROR", error)
+            except ShipyardError as exc:
+                error = exc.message
+                await logs.write("ERROR", error)
+            except Exception as exc:
+                logger.exception("deployment %s crashed", deployment.id)
+                error = f"internal error: {type(exc).__name__}"
+                await logs.write(
+                    "ERROR", f"Deployment stopped by an internal error ({type(exc).__name__})."
+                )
+            if self.state.lost_ownership:
+                return
+            status, summary = self._final_status(deployment, error)
+            await logs.write("WARNING" if status != "success" else "INFO", summary)
+        await self._finish(status, error)
+
+    # Claiming and finishing -------------------------------------------------------------
+
+    async def _claim(self) -> Deployment | None:
+        async with self.db.session(tenant_id=self.state.tenant_id) as session:
+            deployment = await session.scalar(
+                select(Deployment)
+                .where(Deployment.id == self.state.deployment_id)
+                .with_for_update()
+            )
+            if deployment is None or deployment.status in FINAL_DEPLOYMENT_STATUSES:
+                return None
+            if deployment.status == "in_progress":
+                # Already claimed (a duplicate delivery); the lost-worker sweep handles dead owners.
+                return None
+            now = utcnow()
+            if deployment.cancel_requested_at is not None:
+                deployment.status, deployment.completed_at = "cancelled", now
+                await notify_deployment(session, deployment.id)
+                return None
+            deployment.status = "in_progress"
+            deployment.started_at = deployment.started_at or now
+            deployment.worker_id = self.state.worker_id
+            deployment.heartbeat_at = now
+            await notify_deployment(session, deployment.id)
+            await session.flush()
+            return deployment
+
+    async def _finish(self, status: str, error: str | None) -> None:
+        async with self.db.session(tenant_id=self.state.tenant_id) as session:
+            await session.execute(
+                update(Deployment)
+                .where(
+                    Deployment.id == self.state.deployment_id,
+                    Deployment.worker_id == self.state.worker_id,
+                )
+                .values(status=status, completed_at=utcnow(), error=error)
+            )
+            await session.execute(
+                update(DeploymentScript)
+                .where(
+                    DeploymentScript.deployment_id == self.state.deployment_id,
+                    DeploymentScript.status.in_(("pending", "running")),
+                )
+                .values(
+                    status="cancelled" if status == "cancelled" else "skipped",
+                    error="deployment cancelled" if status == "cancelled" else "not run",
+                    completed_at=utcnow(),
+                )
+            )
+            await notify_deployment(session, self.state.deployment_id)
+
+    def _final_status(self, deployment: Deployment, error: str | None) -> tuple[str, str]:
+        if self.state.cancelled:
+            return "cancelled", "Deployment cancelled."
+        total = len(deployment.host_ids) if deployment.script_ids else 0
+        succeeded = sum(1 for outcome in self.state.outcomes.values() if outcome.succeeded)
+        if error is not None or self.state.cicd_failed:
+            status = "partial" if 0 < succeeded < total else "failed"
+            return status, f"Deployment {status}: {error or 'a CI/CD step failed'}."
+        if succeeded == total:
+            return (
+                "success",
+                f"Deployment succeeded on {total} host{'s' if total != 1 else ''}."
+                if total
+                else "Deployment succeeded.",
+            )
+        status = "failed" if succeeded == 0 else "partial"
+        return status, f"Deployment {status}: {succeeded} of {total} hosts succeeded."
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self) -> AsyncIterator[None]:
+        task = asyncio.create_task(self._beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(min(self.settings.worker_heartbeat_seconds, 1.0))
+            try:
+                async with self.db.session(tenant_id=self.state.tenant_id) as session:
+                    row = (
+                        await session.execute(
+                            update(Deployment)
+                            .where(
+                                Deployment.id == self.state.deployment_id,
+                                Deployment.worker_id == self.state.worker_id,
+                                Deployment.status == "in_progress",
+                            )
+                            .values(heartbeat_at=utcnow())
+                            .returning(Deployment.cancel_requested_at)
+                        )
+                    ).one_or_none()
+            except Exception:
+                logger.warning(
+                    "heartbeat of deployment %s failed; retrying", self.state.deployment_id
+                )
+                continue
+            if row is None:
+                # Another worker declared us lost and finished the deployment: stop quietly.
+                self.state.lost_ownership = True
+                self.state.stop.set()
+                return
+            if row[0] is not None and not self.state.cancelled:
+                self.state.cancelled = True
+                self.state.stop.set()
+
+    # Hosts ---------------------------------------------------------------------------------
+
+    async def _load_hosts(self, deployment: Deployment) -> list[Host]:
+        async with self.db.session(tenant_id=self.state.tenant_id) as session:
+            rows = (
+                await session.scalars(select(Host).where(Host.id.in_(deployment.host_ids)))
+            ).all()
+        by_id = {host.id: host for host in rows}
+        return [by_id[host_id] for host_id in deployment.host_ids if host_id in by_id]
+
+    async def _run_hosts(
+        self,
+        deployment: Deployment,
+        hosts: list[Host],
+        options: ExecutionOptions,
+        secrets: dict[str, str],
+        logs: LogWriter,
+    ) -> None:
+        from shipyard.deployments.checkout import prepared_scripts
+
+        missing = set(deployment.host_ids) - {host.id for host in hosts}
+        for host_id in missing:
+            await logs.write("ERROR", f"Host {host_id} was deleted before the deployment ran.")
+            self.state.outcomes[host_id] = HostOutcome(host_id, succeeded=False)
+        async with prepared_scripts(
+            db=self.db, settings=self.settings, deployment=deployment, logs=logs
+        ) as prepared:
+            await self._run_prepared(deployment, hosts, options, secrets, logs, prepared)
+
+    async def _run_prepared(
+        self,
+        deployment: Deployment,
+        hosts: list[Host],
+        options: ExecutionOptions,
+        secrets: dict[str, str],
+        logs: LogWriter,
+        prepared: PreparedScripts,
+    ) -> None:
+        plans = await self._plan_rows(deployment, hosts, prepared.files)
+        environment = {
+            **deployment.environment,
+            **secrets,
+            "SHIPYARD_DEPLOYMENT_ID": str(deployment.id),
+            "SHIPYARD_COMMIT_SHA": prepared.commit_sha,
+            "SHIPYARD_REF": prepared.ref,
+        }
+        timeout = float(options.script_timeout_seconds) if options.script_timeout_seconds else None
+        by_id = {host.id: host for host in hosts}
+        batches = plan_batches([h for h in deployment.host_ids if h in by_id], options)
+        failure_seen = asyncio.Event()
+        semaphore = asyncio.Semaphore(options.parallelism)
+
+        async def one_host(host: Host) -> None:
+            async with semaphore:
+                if self.state.stop.is_set() or (options.stop_on_failure and failure_seen.is_set()):
+                    self.state.skipped_hosts.add(host.id)
+                    return
+                from shipyard.hosts.service import build_target, record_fingerprint
+
+                run = HostRun(
+                    db=self.db,
+                    tenant_id=self.state.tenant_id,
+                    executor=self.executor,
+                    target=build_target(host, settings=self.settings),
+                    host_id=host.id,
+                    scripts=plans[host.id],
+                    environment={**environment, "SHIPYARD_HOST": host.name},
+                    timeout=timeout,
+                    logs=logs,
+                    on_fingerprint=lambda host_id, fingerprint: record_fingerprint(
+                        db=self.db,
+                        tenant_id=self.state.tenant_id,
+                        host_id=host_id,
+                        fingerprint=fingerprint,
+                    ),
+                )
+                outcome = await run.run()
+                self.state.outcomes[host.id] = outcome
+                if not outcome.succeeded:
+                    failure_seen.set()
+
+        for number, batch in enumerate(batches, start=1):
+            if self.state.stop.is_set():
+                break
+            if len(batches) > 1:
+                await logs.write("INFO", f"Batch {number} of {len(batches)}: {len(batch)} hosts.")
+            await self._run_batch([by_id[host_id] for host_id in batch], one_host)
+            if options.stop_on_failure and failure_seen.is_set():
+                await logs.write(
+                    "WARNING",
+                    "A host failed and stop_on_failure is set: remaining hosts are skipped.",
+                )
+                break
+            if (
+                options.max_failure_percent is not None
+                and self._failure_percent() > options.max_failure_percent
+            ):
+                if number < len(batches):
+                    await logs.write(
+                        "WARNING",
+                        f"{self._failure_percent():.0f}% of hosts failed, above the {options.max_failure_percent}% "
+                        "threshold: remaining batches are aborted.",
+                    )
+                break
+
+    def _failure_percent(self) -> float:
+        done = list(self.state.outcomes.values())
+        if not done:
+            return 0.0
+        return 100.0 * sum(1 for outcome in done if not outcome.succeeded) / len(done)
+
+    async def _run_batch(
+        self, hosts: list[Host], one_host: Callable[[Host], Coroutine[Any, Any, None]]
+    ) -> None:
+        tasks = [asyncio.create_task(one_host(host)) for host in hosts]
+        stop_wait = asyncio.create_task(self.state.stop.wait())
+        try:
+            pending: set[asyncio.Future[Any]] = set(tasks)
+            while pending:
+                done, pending = await asyncio.wait(
+                    pending | {stop_wait}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(stop_wait)
+                if stop_wait in done:
+                    for task in pending:
+                        task.cancel()
+                    await asyncio.gather(*pending, return_exceptions=True)
+                    break
+            for task in tasks:
+                error = task.exception() if task.done() and not task.cancelled() else None
+                if error is not None:
+                    raise error
+        finally:
+            stop_wait.cancel()
+
+    async def _plan_rows(
+        self, deployment: Deployment, hosts: list[Host], files: dict[UUID, tuple[str, Path]]
+    ) -> dict[UUID, list[PlannedScript]]:
+        """Create (or find, after a restart) one script row per host and script."""
+        rows = []
+        for host in hosts:
+            for position, script_id in enumerate(deployment.script_ids):
+                path, _ = files[script_id]
+                rows.append(
+                    {
+                        "deployment_id": deployment.id,
+                        "tenant_id": deployment.tenant_id,
+                        "host_id": host.id,
+                        "script_id": script_id,
+                        "position": position,
+                        "name": Path(path).name,
+                        "path": path,
+                        "arguments": deployment.script_arguments.get(str(script_id), []),
+                        "status": "pending",
+                    }
+                )
+        async with self.db.session(tenant_id=self.state.tenant_id) as session:
+            if rows:
+                await session.execute(
+                    insert(DeploymentScript).values(rows).on_conflict_do_nothing()
+                )
+            existing = (
+                await session.scalars(
+                    select(DeploymentScript).where(DeploymentScript.deployment_id == deployment.id)
+                )
+            ).all()
+        plans: dict[UUID, list[PlannedScript]] = {host.id: [] for host in hosts}
+        for row in sorted(existing, key=lambda r: r.position):
+            if row.host_id not in plans or row.script_id is None:
+                continue
+            plans[row.host_id].append(
+                PlannedScript(
+                    row_id=row.id,
+                    position=row.position,
+                    name=row.name or "script",
+                    local_path=files[row.script_id][1],
+                    arguments=list(row.arguments),
+                    already_done=row.status in ("success", "failed", "skipped", "cancelled"),
+                )
+            )
+        return plans
+
+    # CI/CD -------------------------------------------------------------------------------
+
+    async def _run_cicd(self, deployment: Deployment, stage: str, logs: LogWriter) -> None:
+        if self.state.stop.is_set() or self.state.cicd_failed:
+            return
+        if stage == "after" and any(not o.succeeded for o in self.state.outcomes.values()):
+            return
+        from shipyard.cicd.models import DeploymentCicdMapping
+        from shipyard.cicd.steps import run_step
+
+        async with self.db.session(tenant_id=self.state.tenant_id) as session:
+            mappings = (
+                await session.scalars(
+                    select(DeploymentCicdMapping)
+                    .where(
+                        DeploymentCicdMapping.deployment_id == deployment.id,
+                        DeploymentCicdMapping.stage == stage,
+                    )
+                    .order_by(DeploymentCicdMapping.position)
+                )
+            ).all()
+        for mapping in mappings:
+            if mapping.status in ("success",):
+                continue
+            if self.state.stop.is_set():
+                return
+
+            async def emit(level: str, line: str) -> None:
+                await logs.write(level, line)
+
+            result = await run_step(
+                db=self.db,
+                settings=self.settings,
+                mapping_id=mapping.id,
+                tenant_id=self.state.tenant_id,
+                emit=emit,
+                should_cancel=self.state.stop.is_set,
+            )
+            if result == "cancelled":
+                return
+            if result != "success":
+                self.state.cicd_failed = True
+                raise DeploymentAborted("A CI/CD step failed; the deployment stops here.")

@@ -1,0 +1,189 @@
+"""Request and response bodies of the deployments API."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shipyard.cicd.schemas import CicdStepRequest
+
+DeploymentStatus = Literal[
+    "pending", "scheduled", "in_progress", "success", "failed", "partial", "cancelled"
+]
+ScriptStatus = Literal["pending", "running", "success", "failed", "skipped", "cancelled"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScriptChoice(StrictModel):
+    script_id: UUID
+    arguments: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("arguments")
+    @classmethod
+    def _argument_sizes(cls, value: list[str]) -> list[str]:
+        if any(len(argument) > 4096 for argument in value):
+            raise ValueError("an argument is longer than 4096 characters")
+        return value
+
+
+class EnvironmentVariable(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+    value: str = Field(max_length=65536)
+    secret: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not ENV_NAME.match(value):
+            raise ValueError("must start with a letter or _ and hold only letters, digits and _")
+        return value
+
+
+class ExecutionOptions(StrictModel):
+    parallelism: int = Field(default=20, ge=1, le=1000, description="Hosts run at once.")
+    batch_size: int | None = Field(
+        default=None, ge=1, le=100000, description="Hosts per rolling batch."
+    )
+    batch_percent: int | None = Field(
+        default=None, ge=1, le=100, description="Hosts per batch, as a percentage."
+    )
+    stop_on_failure: bool = Field(
+        default=False, description="Stop every host at the first failure."
+    )
+    max_failure_percent: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Abort remaining batches past this share of failed hosts.",
+    )
+    script_timeout_seconds: int | None = Field(default=3600, ge=1, le=7 * 24 * 3600)
+
+    @model_validator(mode="after")
+    def _one_batch_rule(self) -> ExecutionOptions:
+        if self.batch_size is not None and self.batch_percent is not None:
+            raise ValueError("give batch_size or batch_percent, not both")
+        return self
+
+
+class DeploymentCreate(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    repository_id: UUID | None = None
+    ref: str | None = Field(default=None, min_length=1, max_length=255)
+    scripts: list[ScriptChoice] = Field(default_factory=list, max_length=100)
+    script_ids: list[UUID] = Field(
+        default_factory=list, max_length=100, description="Shorthand for scripts without arguments."
+    )
+    host_ids: list[UUID] = Field(default_factory=list, max_length=10000)
+    environment: list[EnvironmentVariable] = Field(default_factory=list, max_length=500)
+    schedule: Literal["now", "later"] = "now"
+    scheduled_time: datetime | None = None
+    options: ExecutionOptions = Field(default_factory=ExecutionOptions)
+    cicd_steps: list[CicdStepRequest] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeploymentCreate:
+        if self.scripts and self.script_ids:
+            raise ValueError("give scripts or script_ids, not both")
+        if self.schedule == "later" and self.scheduled_time is None:
+            raise ValueError("scheduled_time is required when schedule is 'later'")
+        if self.scheduled_time is not None and self.scheduled_time.tzinfo is None:
+            raise ValueError("scheduled_time needs a timezone, e.g. 2030-01-01T12:00:00Z")
+        names = [variable.name for variable in self.environment]
+        if len(names) != len(set(names)):
+            raise ValueError("environment variable names must be unique")
+        return self
+
+    def script_choices(self) -> list[ScriptChoice]:
+        return self.scripts or [ScriptChoice(script_id=script_id) for script_id in self.script_ids]
+
+
+class DeploymentUpdate(StrictModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    scheduled_time: datetime | None = None
+
+    @field_validator("scheduled_time")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("scheduled_time needs a timezone")
+        return value
+
+
+class DeploymentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    name: str
+    description: str | None
+    repository_id: UUID | None
+    status: DeploymentStatus
+    schedule: Literal["now", "later"]
+    scheduled_time: datetime | None
+    script_ids: list[UUID]
+    host_ids: list[UUID]
+    created_by: UUID | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+    ref: str | None
+    commit_sha: str | None
+    script_arguments: dict[str, list[str]]
+    environment: dict[str, str] = Field(
+        description="Plain variables; secret ones are listed by name only."
+    )
+    secret_environment_names: list[str]
+    options: dict[str, Any]
+    error: str | None
+    cancel_requested_at: datetime | None
+    rerun_of: UUID | None
+
+
+class DeploymentScriptRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    deployment_id: UUID
+    script_id: UUID | None
+    host_id: UUID | None
+    name: str | None
+    path: str | None
+    position: int
+    arguments: list[str]
+    status: ScriptStatus
+    started_at: datetime | None
+    completed_at: datetime | None
+    exit_code: int | None
+    output: str | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeploymentLogRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    seq: int
+    deployment_id: UUID
+    level: LogLevel
+    message: str
+    timestamp: datetime
+    host_id: UUID | None
+    deployment_script_id: UUID | None
+
+
+class LogPage(BaseModel):
+    items: list[DeploymentLogRead]
+    next_cursor: str | None = None

@@ -1,0 +1,438 @@
+"""Create, read, control and delete deployments; read their scripts and logs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Select, delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shipyard.accounts.principal import Principal
+from shipyard.config import Settings
+from shipyard.deployments.logs import notify_deployment
+from shipyard.deployments.models import (
+    FINAL_DEPLOYMENT_STATUSES,
+    Deployment,
+    DeploymentLog,
+    DeploymentScript,
+)
+from shipyard.deployments.schemas import (
+    DeploymentCreate,
+    DeploymentRead,
+    DeploymentUpdate,
+    ExecutionOptions,
+)
+from shipyard.errors import Conflict, NotFound, ValidationFailed
+from shipyard.git.models import Repository
+from shipyard.hosts.models import Host
+from shipyard.jobs import cancel_job, enqueue
+from shipyard.pagination import paginate
+
+RUN_TASK = "deployments:run_deployment"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def secret_environment(deployment: Deployment) -> dict[str, str]:
+    if not deployment.secret_environment:
+        return {}
+    values: dict[str, str] = json.loads(deployment.secret_environment)
+    return values
+
+
+def to_read(deployment: Deployment) -> DeploymentRead:
+    data = {
+        column: getattr(deployment, column)
+        for column in DeploymentRead.model_fields
+        if hasattr(deployment, column)
+    }
+    data["secret_environment_names"] = sorted(secret_environment(deployment))
+    return DeploymentRead.model_validate(data)
+
+
+async def _check_repository(session: AsyncSession, repository_id: UUID | None) -> Repository | None:
+    if repository_id is None:
+        return None
+    repository = await session.get(Repository, repository_id)
+    if repository is None:
+        raise ValidationFailed(
+            "no such repository in your tenant", field="repository_id", code="unknown_reference"
+        )
+    return repository
+
+
+async def _check_hosts(
+    session: AsyncSession, host_ids: list[UUID], settings: Settings
+) -> list[Host]:
+    if len(set(host_ids)) != len(host_ids):
+        raise ValidationFailed("a host is listed twice", field="host_ids")
+    if not host_ids:
+        return []
+    found = {
+        host.id: host
+        for host in (await session.scalars(select(Host).where(Host.id.in_(host_ids)))).all()
+    }
+    for index, host_id in enumerate(host_ids):
+        host = found.get(host_id)
+        if host is None:
+            raise ValidationFailed(
+                f"no host {host_id} in your tenant",
+                field=f"host_ids.{index}",
+                code="unknown_reference",
+            )
+        if host.type == "local" and not settings.allow_local_hosts:
+            raise ValidationFailed(
+                f"host '{host.name}' is a local host and local hosts are disabled on this server",
+                field=f"host_ids.{index}",
+                code="local_host_disabled",
+            )
+    return [found[host_id] for host_id in host_ids]
+
+
+def _check_schedule(data: DeploymentCreate) -> datetime | None:
+    if data.schedule == "now":
+        if data.scheduled_time is not None:
+            raise ValidationFailed(
+                "scheduled_time is only for schedule 'later'", field="scheduled_time"
+            )
+        return None
+    assert data.scheduled_time is not None
+    if data.scheduled_time <= utcnow():
+        raise ValidationFailed(
+            "scheduled_time is in the past", field="scheduled_time", code="time_in_past"
+        )
+    return data.scheduled_time
+
+
+async def create_deployment(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    data: DeploymentCreate,
+    settings: Settings,
+    rerun_of: UUID | None = None,
+) -> Deployment:
+    """Validate, store and enqueue a deployment, all in the caller's transaction."""
+    scheduled_at = _check_schedule(data)
+    repository = await _check_repository(session, data.repository_id)
+    choices = data.script_choices()
+    if choices and repository is None:
+        raise ValidationFailed(
+            "scripts come from a repository: give repository_id", field="repository_id"
+        )
+    script_ids = [choice.script_id for choice in choices]
+    if len(set(script_ids)) != len(script_ids):
+        raise ValidationFailed("a script is listed twice", field="scripts")
+    if repository is not None and choices:
+        await validate_script_ids(
+            session=session, repository=repository, ref=data.ref, script_ids=script_ids
+        )
+    await _check_hosts(session, data.host_ids, settings)
+    if choices and not data.host_ids:
+        raise ValidationFailed("scripts need at least one host", field="host_ids")
+    if data.host_ids and not choices:
+        raise ValidationFailed("hosts are given but no script to run on them", field="scripts")
+    if not choices and not data.cicd_steps:
+        raise ValidationFailed("a deployment needs scripts to run or CI/CD steps", field="scripts")
+    secrets = {variable.name: variable.value for variable in data.environment if variable.secret}
+    deployment = Deployment(
+        tenant_id=principal.tenant_id,
+        name=data.name,
+        description=data.description,
+        repository_id=data.repository_id,
+        ref=data.ref,
+        status="scheduled" if scheduled_at else "pending",
+        schedule=data.schedule,
+        scheduled_time=scheduled_at,
+        script_ids=script_ids,
+        host_ids=list(data.host_ids),
+        script_arguments={
+            str(choice.script_id): choice.arguments for choice in choices if choice.arguments
+        },
+        environment={
+            variable.name: variable.value for variable in data.environment if not variable.secret
+        },
+        secret_environment=json.dumps(secrets) if secrets else None,
+        options=data.options.model_dump(),
+        created_by=principal.user_id,
+        rerun_of=rerun_of,
+    )
+    session.add(deployment)
+    await session.flush()
+    if data.cicd_steps:
+        from shipyard.cicd.steps import prepare_steps
+
+        await prepare_steps(
+            session=session,
+            tenant_id=principal.tenant_id,
+            deployment_id=deployment.id,
+            steps=data.cicd_steps,
+        )
+    deployment.job_id = await enqueue(
+        session,
+        task=RUN_TASK,
+        args={"deployment_id": str(deployment.id), "tenant_id": str(principal.tenant_id)},
+        scheduled_at=scheduled_at,
+    )
+    await session.flush()
+    await session.refresh(deployment)
+    return deployment
+
+
+async def validate_script_ids(
+    *, session: AsyncSession, repository: Repository, ref: str | None, script_ids: list[UUID]
+) -> None:
+    """Every script id must be in the repository's catalogue (ids are stable per path)."""
+    from shipyard.git.scripts import list_scripts
+
+    catalogue = {
+        script.id for script in await list_scripts(session=session, repository=repository, ref=ref)
+    }
+    for index, script_id in enumerate(script_ids):
+        if script_id not in catalogue:
+            raise ValidationFailed(
+                f"script {script_id} is not in the repository's script catalogue",
+                field=f"scripts.{index}.script_id",
+                code="unknown_reference",
+            )
+
+
+async def get_deployment(
+    *, session: AsyncSession, deployment_id: UUID, for_update: bool = False
+) -> Deployment:
+    statement = select(Deployment).where(Deployment.id == deployment_id)
+    if for_update:
+        statement = statement.with_for_update()
+    deployment = await session.scalar(statement)
+    if deployment is None:
+        raise NotFound("deployment not found")
+    return deployment
+
+
+async def list_deployments(
+    *,
+    session: AsyncSession,
+    limit: int,
+    cursor: str | None,
+    status: str | None = None,
+    repository_id: UUID | None = None,
+    host_id: UUID | None = None,
+    created_by: UUID | None = None,
+    search: str | None = None,
+) -> tuple[list[Deployment], str | None]:
+    statement: Select[Any] = select(Deployment)
+    if status:
+        statement = statement.where(Deployment.status == status)
+    if repository_id:
+        statement = statement.where(Deployment.repository_id == repository_id)
+    if host_id:
+        statement = statement.where(Deployment.host_ids.contains([host_id]))
+    if created_by:
+        statement = statement.where(Deployment.created_by == created_by)
+    if search:
+        statement = statement.where(Deployment.name.ilike(f"%{_escape_like(search)}%", escape="\\"))
+    return await paginate(
+        session,
+        statement,
+        created_at=Deployment.created_at,
+        row_id=Deployment.id,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def update_deployment(
+    *, session: AsyncSession, deployment_id: UUID, data: DeploymentUpdate
+) -> Deployment:
+    deployment = await get_deployment(session=session, deployment_id=deployment_id, for_update=True)
+    fields = data.model_fields_set
+    if "name" in fields and data.name is not None:
+        deployment.name = data.name
+    if "description" in fields:
+        deployment.description = data.description
+    if "scheduled_time" in fields:
+        await _reschedule(session, deployment, data.scheduled_time)
+    await session.flush()
+    await session.refresh(deployment)
+    return deployment
+
+
+async def _reschedule(session: AsyncSession, deployment: Deployment, when: datetime | None) -> None:
+    if deployment.status != "scheduled":
+        raise Conflict(
+            f"only a scheduled deployment can be rescheduled (it is {deployment.status})",
+            code="not_scheduled",
+        )
+    if when is None or when <= utcnow():
+        raise ValidationFailed(
+            "scheduled_time must be in the future", field="scheduled_time", code="time_in_past"
+        )
+    moved = await session.execute(
+        text(
+            "UPDATE procrastinate_jobs SET scheduled_at = :when "
+            "WHERE id = :job_id AND status = 'todo' RETURNING id"
+        ),
+        {"when": when, "job_id": deployment.job_id},
+    )
+    if moved.scalar_one_or_none() is None:
+        raise Conflict("the deployment has already started", code="already_started")
+    deployment.scheduled_time = when
+
+
+async def cancel_deployment(*, session: AsyncSession, deployment_id: UUID) -> Deployment:
+    """Cancel: a waiting deployment never starts; a running one is stopped by its worker."""
+    deployment = await get_deployment(session=session, deployment_id=deployment_id, for_update=True)
+    if deployment.status in FINAL_DEPLOYMENT_STATUSES:
+        raise Conflict(
+            f"the deployment has already finished ({deployment.status})", code="already_finished"
+        )
+    now = utcnow()
+    deployment.cancel_requested_at = now
+    waiting = deployment.status in ("pending", "scheduled") and deployment.job_id is not None
+    if waiting and deployment.job_id is not None and await cancel_job(session, deployment.job_id):
+        deployment.status = "cancelled"
+        deployment.completed_at = now
+        await session.execute(
+            update(DeploymentScript)
+            .where(
+                DeploymentScript.deployment_id == deployment.id,
+                DeploymentScript.status == "pending",
+            )
+            .values(status="cancelled")
+        )
+        session.add(
+            DeploymentLog(
+                deployment_id=deployment.id,
+                tenant_id=deployment.tenant_id,
+                level="WARNING",
+                message="Deployment cancelled before it started.",
+            )
+        )
+    await notify_deployment(session, deployment.id)
+    await session.flush()
+    await session.refresh(deployment)
+    return deployment
+
+
+async def rerun_deployment(
+    *, session: AsyncSession, principal: Principal, deployment_id: UUID, settings: Settings
+) -> Deployment:
+    """A new deployment with the same inputs, to run now."""
+    from shipyard.cicd.models import DeploymentCicdMapping
+    from shipyard.cicd.schemas import CicdStepRequest
+    from shipyard.deployments.schemas import EnvironmentVariable, ScriptChoice
+
+    source = await get_deployment(session=session, deployment_id=deployment_id)
+    mappings = (
+        await session.scalars(
+            select(DeploymentCicdMapping)
+            .where(DeploymentCicdMapping.deployment_id == source.id)
+            .order_by(DeploymentCicdMapping.position)
+        )
+    ).all()
+    environment = [EnvironmentVariable(name=k, value=v) for k, v in source.environment.items()]
+    environment += [
+        EnvironmentVariable(name=k, value=v, secret=True)
+        for k, v in secret_environment(source).items()
+    ]
+    data = DeploymentCreate(
+        name=source.name,
+        description=source.description,
+        repository_id=source.repository_id,
+        ref=source.ref,
+        scripts=[
+            ScriptChoice(
+                script_id=script_id, arguments=source.script_arguments.get(str(script_id), [])
+            )
+            for script_id in source.script_ids
+        ],
+        host_ids=list(source.host_ids),
+        environment=environment,
+        options=ExecutionOptions.model_validate(source.options),
+        cicd_steps=[
+            CicdStepRequest.model_validate(
+                {
+                    "cicd_job_id": mapping.cicd_job_id,
+                    "parameters": mapping.parameters,
+                    "stage": mapping.stage,
+                }
+            )
+            for mapping in mappings
+            if mapping.cicd_job_id is not None
+        ],
+    )
+    return await create_deployment(
+        session=session, principal=principal, data=data, settings=settings, rerun_of=source.id
+    )
+
+
+async def delete_deployment(*, session: AsyncSession, deployment_id: UUID) -> None:
+    deployment = await get_deployment(session=session, deployment_id=deployment_id, for_update=True)
+    if deployment.status == "in_progress":
+        raise Conflict(
+            "a running deployment cannot be deleted; cancel it first", code="deployment_running"
+        )
+    waiting = deployment.status in ("pending", "scheduled") and deployment.job_id is not None
+    if (
+        waiting
+        and deployment.job_id is not None
+        and not await cancel_job(session, deployment.job_id)
+    ):
+        raise Conflict("the deployment is starting; cancel it first", code="deployment_running")
+    await session.execute(delete(Deployment).where(Deployment.id == deployment.id))
+
+
+async def list_scripts(*, session: AsyncSession, deployment_id: UUID) -> list[DeploymentScript]:
+    await get_deployment(session=session, deployment_id=deployment_id)
+    result = await session.scalars(
+        select(DeploymentScript)
+        .where(DeploymentScript.deployment_id == deployment_id)
+        .order_by(DeploymentScript.host_id, DeploymentScript.position)
+    )
+    return list(result.all())
+
+
+async def list_logs(
+    *,
+    session: AsyncSession,
+    deployment_id: UUID,
+    after_seq: int | None,
+    limit: int,
+    host_id: UUID | None = None,
+    deployment_script_id: UUID | None = None,
+    level: str | None = None,
+    search: str | None = None,
+) -> list[DeploymentLog]:
+    """Stored lines in order, after ``after_seq``, optionally filtered."""
+    await get_deployment(session=session, deployment_id=deployment_id)
+    statement = select(DeploymentLog).where(DeploymentLog.deployment_id == deployment_id)
+    if after_seq is not None:
+        statement = statement.where(DeploymentLog.seq > after_seq)
+    if host_id:
+        statement = statement.where(DeploymentLog.host_id == host_id)
+    if deployment_script_id:
+        statement = statement.where(DeploymentLog.deployment_script_id == deployment_script_id)
+    if level:
+        statement = statement.where(DeploymentLog.level == level)
+    if search:
+        statement = statement.where(
+            DeploymentLog.message.ilike(f"%{_escape_like(search)}%", escape="\\")
+        )
+    result = await session.scalars(statement.order_by(DeploymentLog.seq).limit(limit))
+    return list(result.all())
+
+
+async def status_counts(*, session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(Deployment.status, func.count()).group_by(Deployment.status)
+    )
+    return {status: count for status, count in rows.all()}

@@ -1,0 +1,155 @@
+"""Tenant isolation on every endpoint, and row-level security below the service layer."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi.routing import APIRoute
+
+from shipyard.api import create_app
+from shipyard.db import APP_ROLE, Database, to_libpq_url
+from tests.support.api import Account
+from tests.support.seed import SeededTenant, seed_tenant
+
+ID_PARAM = re.compile(r"\{(\w+)\}")
+
+
+def id_for(path: str, param: str, seeded: SeededTenant) -> str:
+    """The seeded id a path parameter names (provider ids depend on the path's domain)."""
+    if param == "provider_id":
+        return str(seeded.cicd_provider_id if "cicd" in path else seeded.git_provider_id)
+    mapping = {
+        "host_id": seeded.host_id,
+        "repository_id": seeded.repository_id,
+        "deployment_id": seeded.deployment_id,
+        "job_id": seeded.cicd_job_id,
+        "cicd_job_id": seeded.cicd_job_id,
+        "mapping_id": seeded.cicd_mapping_id,
+        "script_id": seeded.deployment_script_id,
+    }
+    if param not in mapping:
+        raise AssertionError(f"the sweep does not know path parameter {{{param}}} of {path}")
+    return str(mapping[param])
+
+
+def concrete_url(path: str, seeded: SeededTenant) -> str:
+    return ID_PARAM.sub(lambda match: id_for(path, match.group(1), seeded), path)
+
+
+def tenant_routes() -> list[tuple[str, str]]:
+    """Every (method, path) of the API that names a tenant-owned resource by id."""
+    app = create_app()
+    found = []
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not route.path.startswith("/api/v1/"):
+            continue
+        params = ID_PARAM.findall(route.path)
+        if not params or route.path.startswith(("/api/v1/auth/tokens", "/api/v1/tenant/members")):
+            continue
+        if "type" in params:  # /git-providers/oauth/{type}/...: not a resource id
+            continue
+        for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+            found.append((method, route.path))
+    return found
+
+
+@pytest.fixture
+async def seeded(db: Database, admin: Account) -> SeededTenant:
+    return await seed_tenant(db, tenant_id=admin.tenant_id, profile_id=admin.user_id)
+
+
+def test_sweep_covers_every_domain() -> None:
+    paths = {path for _, path in tenant_routes()}
+    for prefix in (
+        "/api/v1/hosts/",
+        "/api/v1/git-providers/",
+        "/api/v1/repositories/",
+        "/api/v1/deployments/",
+        "/api/v1/cicd-providers/",
+    ):
+        assert any(path.startswith(prefix) for path in paths), prefix
+
+
+async def test_every_endpoint_hides_other_tenants_resources(
+    client: httpx.AsyncClient, seeded: SeededTenant, other_admin: Account
+) -> None:
+    failures = []
+    for method, path in tenant_routes():
+        url = concrete_url(path, seeded)
+        kwargs: dict[str, Any] = {"headers": other_admin.headers}
+        if method in ("POST", "PUT", "PATCH"):
+            kwargs["json"] = {}
+        response = await client.request(method, url, **kwargs)
+        if response.status_code != 404:
+            failures.append(f"{method} {path} -> {response.status_code} {response.text[:200]}")
+    assert failures == []
+
+
+async def test_lists_never_show_other_tenants_rows(
+    client: httpx.AsyncClient, seeded: SeededTenant, other_admin: Account, admin: Account
+) -> None:
+    seeded_ids = {str(value) for value in vars(seeded).values()}
+    for path in (
+        "/api/v1/hosts",
+        "/api/v1/git-providers",
+        "/api/v1/repositories",
+        "/api/v1/deployments",
+        "/api/v1/cicd-providers",
+        "/api/v1/cicd-jobs",
+        "/api/v1/tenant/members",
+    ):
+        mine = await client.get(path, headers=admin.headers)
+        theirs = await client.get(path, headers=other_admin.headers)
+        assert mine.status_code == theirs.status_code == 200, path
+        assert seeded_ids & set(re.findall(r"[0-9a-f-]{36}", mine.text)), (
+            f"{path} shows the owner nothing"
+        )
+        assert not seeded_ids & set(re.findall(r"[0-9a-f-]{36}", theirs.text)), f"{path} leaks"
+
+
+async def test_rls_blocks_raw_queries_without_the_tenant_setting(
+    database_url: str, seeded: SeededTenant, other_admin: Account
+) -> None:
+    tables = [
+        "hosts",
+        "git_providers",
+        "repositories",
+        "deployments",
+        "deployment_logs",
+        "deployment_scripts",
+        "cicd_providers",
+        "cicd_jobs",
+        "deployment_cicd_mappings",
+        "profiles",
+        "users",
+        "tenants",
+        "api_tokens",
+    ]
+    with psycopg.connect(to_libpq_url(database_url), options=f"-c role={APP_ROLE}") as conn:
+        for table in tables:
+            (count,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            assert count == 0, f"{table} visible without a tenant"
+        conn.execute("SELECT set_config('shipyard.tenant_id', %s, true)", (other_admin.tenant_id,))
+        (count,) = conn.execute("SELECT count(*) FROM hosts").fetchone()
+        assert count == 0
+        # Writing into another tenant is refused too.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "INSERT INTO hosts (name, tenant_id) VALUES ('x', %s)", (str(seeded.tenant_id),)
+            )
+        conn.rollback()
+        conn.execute("SELECT set_config('shipyard.tenant_id', %s, true)", (str(seeded.tenant_id),))
+        (count,) = conn.execute("SELECT count(*) FROM hosts").fetchone()
+        assert count == 1
+
+
+async def test_application_role_cannot_bypass_rls(database_url: str) -> None:
+    with psycopg.connect(to_libpq_url(database_url)) as conn:
+        row = conn.execute(
+            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s", (APP_ROLE,)
+        ).fetchone()
+    assert row == (False, False)

@@ -1,0 +1,128 @@
+"""Insert one of every tenant-owned resource directly, for sweeps over every endpoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from uuid import UUID
+
+from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
+from shipyard.crypto import seal
+from shipyard.db import Database
+from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
+from shipyard.git.models import GitProvider, Repository
+from shipyard.hosts.models import Host
+
+PLAINTEXT = {
+    "host_password": "host-password-plaintext-1",
+    "host_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nkeymaterialplaintext2\n-----END OPENSSH PRIVATE KEY-----",
+    "host_passphrase": "passphrase-plaintext-3",
+    "git_access": "ghp_accesstokenplaintext4",
+    "git_refresh": "refreshtokenplaintext5",
+    "cicd_token": "jenkins-api-token-plaintext6",
+    "deploy_secret": "deploy-secret-plaintext7",
+}
+
+
+@dataclass
+class SeededTenant:
+    tenant_id: UUID
+    host_id: UUID
+    git_provider_id: UUID
+    repository_id: UUID
+    deployment_id: UUID
+    deployment_script_id: UUID
+    cicd_provider_id: UUID
+    cicd_job_id: UUID
+    cicd_mapping_id: UUID
+
+
+async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> SeededTenant:
+    tid, pid = UUID(tenant_id), UUID(profile_id)
+    async with db.session(tenant_id=tid, user_id=pid) as session:
+        host = Host(
+            tenant_id=tid,
+            name="web-1",
+            type="ssh",
+            ip="127.0.0.1",
+            port=22,
+            user="deploy",
+            password=PLAINTEXT["host_password"],
+            private_key=PLAINTEXT["host_key"],
+            private_key_passphrase=PLAINTEXT["host_passphrase"],
+            auth_method="password",
+        )
+        provider = GitProvider(
+            tenant_id=tid,
+            profile_id=pid,
+            type="github",
+            name="octo",
+            display_name="Octo",
+            access_token=PLAINTEXT["git_access"],
+            refresh_token=PLAINTEXT["git_refresh"],
+            is_configured=True,
+        )
+        session.add_all([host, provider])
+        await session.flush()
+        repository = Repository(
+            tenant_id=tid,
+            provider_id=provider.id,
+            provider_type="github",
+            name="app",
+            owner="octo",
+            url="https://github.com/octo/app",
+            external_id="1",
+            default_branch="main",
+        )
+        cicd = CicdProvider(
+            tenant_id=tid,
+            profile_id=pid,
+            type="jenkins",
+            name="ci",
+            url="http://127.0.0.1:9",
+            config={"username": "bot", "api_token": seal(PLAINTEXT["cicd_token"])},
+        )
+        session.add_all([repository, cicd])
+        await session.flush()
+        job = CicdJob(
+            tenant_id=tid, provider_id=cicd.id, external_id="deploy", name="deploy", path="deploy"
+        )
+        deployment = Deployment(
+            tenant_id=tid,
+            name="ship",
+            repository_id=repository.id,
+            status="success",
+            schedule="now",
+            host_ids=[host.id],
+            created_by=pid,
+            secret_environment=json.dumps({"TOKEN": PLAINTEXT["deploy_secret"]}),
+        )
+        session.add_all([job, deployment])
+        await session.flush()
+        script = DeploymentScript(
+            tenant_id=tid,
+            deployment_id=deployment.id,
+            host_id=host.id,
+            name="a.sh",
+            path="a.sh",
+            status="success",
+        )
+        mapping = DeploymentCicdMapping(
+            tenant_id=tid, deployment_id=deployment.id, cicd_job_id=job.id
+        )
+        session.add_all([script, mapping])
+        await session.flush()
+        session.add(
+            DeploymentLog(tenant_id=tid, deployment_id=deployment.id, message="hello", level="INFO")
+        )
+        return SeededTenant(
+            tenant_id=tid,
+            host_id=host.id,
+            git_provider_id=provider.id,
+            repository_id=repository.id,
+            deployment_id=deployment.id,
+            deployment_script_id=script.id,
+            cicd_provider_id=cicd.id,
+            cicd_job_id=job.id,
+            cicd_mapping_id=mapping.id,
+        )
