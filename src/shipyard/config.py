@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     cicd_sync_interval_minutes: int = Field(default=60, ge=0)
     cicd_poll_interval_seconds: float = Field(default=2.0, gt=0)
     cicd_queue_timeout_seconds: float = Field(default=600.0, gt=0)
+    # How long provider timeouts, 5xx and rate limits are retried (with backoff) before failing.
+    cicd_retry_seconds: float = Field(default=120.0, ge=0)
+    cicd_build_timeout_seconds: float = Field(default=6 * 3600.0, gt=0)
+    # After aborting a build, how long to wait for the provider to report it stopped.
+    cicd_cancel_grace_seconds: float = Field(default=60.0, gt=0)
 
     worker_concurrency: int = Field(default=10, ge=1)
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0)

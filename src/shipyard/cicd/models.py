@@ -86,3 +86,6 @@ class DeploymentCicdMapping(TimestampMixin, Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The provider client's own progress (queue item, run id, console offset), so a step is
+    # followed, never re-triggered, after a worker restart. Never holds secrets.
+    tracking: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")

@@ -1,0 +1,149 @@
+"""Provider settings: validation, encrypted credentials, the public view, and opening a client."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import httpx
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shipyard.cicd.models import CicdProvider
+from shipyard.cicd.providers.base import CicdAuthFailed, CicdClient
+from shipyard.cicd.providers.circleci import DEFAULT_API_URL as CIRCLECI_API_URL
+from shipyard.cicd.providers.circleci import CircleCIClient
+from shipyard.cicd.providers.github_actions import DEFAULT_API_URL as GITHUB_API_URL
+from shipyard.cicd.providers.github_actions import GithubActionsClient
+from shipyard.cicd.providers.jenkins import JenkinsClient
+from shipyard.cicd.schemas import CONFIG_MODELS, SECRET_FIELDS, StrictModel
+from shipyard.config import Settings
+from shipyard.crypto import SecretDecryptionError, is_sealed, seal, unseal
+from shipyard.errors import ValidationFailed
+from shipyard.git.models import GitProvider
+
+DEFAULT_URLS = {"github_actions": GITHUB_API_URL, "circleci": CIRCLECI_API_URL}
+# Stands in for a stored credential while a changed config is re-validated.
+_KEPT = "\x00kept"
+
+
+def effective_url(provider_type: str, url: str | None) -> str:
+    if url:
+        return url
+    default = DEFAULT_URLS.get(provider_type)
+    if default is None:
+        raise ValidationFailed("the Jenkins base URL is required", field="url")
+    return default
+
+
+def _validated(provider_type: str, config: dict[str, Any]) -> StrictModel:
+    try:
+        return CONFIG_MODELS[provider_type].model_validate(config)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = ".".join(str(part) for part in error.get("loc", ()))
+        field = f"config.{loc}" if loc else "config"
+        raise ValidationFailed(
+            f"{field}: {error.get('msg', 'invalid value')}", field=field
+        ) from exc
+
+
+def build_config(
+    provider_type: str, changes: dict[str, Any], stored: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Validate ``changes`` (merged over ``stored``) and return the config to store, sealed."""
+    stored = stored or {}
+    secrets = SECRET_FIELDS[provider_type]
+    merged: dict[str, Any] = {
+        key: (_KEPT if key in secrets else value) for key, value in stored.items()
+    }
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    model = _validated(provider_type, merged)
+    result: dict[str, Any] = {}
+    for key, value in model.model_dump(mode="json", exclude_none=True).items():
+        if key in secrets:
+            result[key] = stored[key] if value == _KEPT else seal(str(value))
+        else:
+            result[key] = value
+    return result
+
+
+def public_config(provider_type: str, stored: dict[str, Any]) -> dict[str, Any]:
+    """The config as the API shows it: secrets replaced by ``has_<name>`` flags."""
+    secrets = SECRET_FIELDS.get(provider_type, ())
+    view = {
+        key: value for key, value in stored.items() if key not in secrets and not is_sealed(value)
+    }
+    for key in secrets:
+        view[f"has_{key}"] = key in stored
+    return view
+
+
+def _secret(provider: CicdProvider, key: str) -> str:
+    value = provider.config.get(key)
+    if not isinstance(value, dict) or not is_sealed(value):
+        raise CicdAuthFailed(f"provider '{provider.name}' has no {key} configured")
+    try:
+        return unseal(value)
+    except SecretDecryptionError as exc:
+        raise CicdAuthFailed(
+            f"the {key} of provider '{provider.name}' cannot be decrypted with the current keys"
+        ) from exc
+
+
+async def _github_token(session: AsyncSession, provider: CicdProvider) -> str:
+    if "token" in provider.config:
+        return _secret(provider, "token")
+    git_provider_id = UUID(str(provider.config.get("git_provider_id")))
+    git_provider = await session.scalar(
+        select(GitProvider).where(
+            GitProvider.id == git_provider_id, GitProvider.tenant_id == provider.tenant_id
+        )
+    )
+    if git_provider is None:
+        raise CicdAuthFailed(
+            f"the GitHub provider linked to '{provider.name}' was deleted; link another or set a token"
+        )
+    if not git_provider.access_token:
+        raise CicdAuthFailed(f"the GitHub provider linked to '{provider.name}' has no access token")
+    return git_provider.access_token
+
+
+async def open_client(
+    session: AsyncSession, provider: CicdProvider, *, http: httpx.AsyncClient, settings: Settings
+) -> CicdClient:
+    """A client for ``provider`` with its decrypted credentials."""
+    config = provider.config
+    retry = settings.cicd_retry_seconds
+    url = effective_url(provider.type, provider.url)
+    if provider.type == "jenkins":
+        return JenkinsClient(
+            http,
+            base_url=url,
+            username=str(config.get("username", "")),
+            api_token=_secret(provider, "api_token"),
+            retry_seconds=retry,
+        )
+    if provider.type == "github_actions":
+        return GithubActionsClient(
+            http,
+            api_url=url,
+            repository=str(config.get("repository", "")),
+            token=await _github_token(session, provider),
+            ref=config.get("ref"),
+            retry_seconds=retry,
+        )
+    return CircleCIClient(
+        http,
+        api_url=url,
+        app_url=config.get("app_url"),
+        project_slugs=list(config.get("project_slugs") or []),
+        token=_secret(provider, "token"),
+        branch=config.get("branch"),
+        retry_seconds=retry,
+    )

@@ -1,0 +1,237 @@
+"""Jenkins over its remote access API (``/api/json``, ``buildWithParameters``, queue items)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from shipyard.cicd.parameters import parameter
+from shipyard.cicd.providers.base import (
+    BuildState,
+    BuildStatus,
+    CicdClient,
+    CicdNotFound,
+    CicdRequestFailed,
+    JobRef,
+    RemoteJob,
+)
+from shipyard.cicd.providers.http import ProviderHttp
+
+MAX_FOLDER_DEPTH = 10
+_PARAMS_TREE = (
+    "property[parameterDefinitions[name,type,description,choices,defaultParameterValue[value]]]"
+)
+_JOBS_TREE = f"jobs[name,description,_class,jobs[name],{_PARAMS_TREE}]"
+_QUEUE_ID = re.compile(r"/queue/item/(\d+)/?$")
+_TYPES = {
+    "StringParameterDefinition": "string",
+    "TextParameterDefinition": "string",
+    "BooleanParameterDefinition": "boolean",
+    "ChoiceParameterDefinition": "choice",
+    "PasswordParameterDefinition": "password",
+}
+_RESULTS: dict[str, BuildStatus] = {
+    "SUCCESS": "success",
+    "FAILURE": "failed",
+    "UNSTABLE": "failed",
+    "NOT_BUILT": "failed",
+    "ABORTED": "cancelled",
+}
+
+
+def job_url_path(path: str) -> str:
+    """``team/app/deploy`` -> ``job/team/job/app/job/deploy/``."""
+    return "".join(f"job/{quote(segment, safe='')}/" for segment in path.split("/") if segment)
+
+
+def normalise_parameters(job: dict[str, Any]) -> list[dict[str, Any]]:
+    definitions: list[dict[str, Any]] = []
+    for prop in job.get("property") or []:
+        definitions.extend(prop.get("parameterDefinitions") or [])
+    result = []
+    for definition in definitions:
+        kind = _TYPES.get(str(definition.get("type", "")), "string")
+        default = (definition.get("defaultParameterValue") or {}).get("value")
+        if kind == "boolean" and isinstance(default, str):
+            default = default.lower() == "true"
+        result.append(
+            parameter(
+                str(definition.get("name", "")),
+                kind,
+                default=default,
+                choices=[str(c) for c in definition.get("choices") or []] or None,
+                description=definition.get("description"),
+            )
+        )
+    return result
+
+
+def form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class JenkinsClient(CicdClient):
+    label = "Jenkins"
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        username: str,
+        api_token: str,
+        retry_seconds: float,
+    ) -> None:
+        self._token = api_token
+        self.api = ProviderHttp(
+            http,
+            label=self.label,
+            base_url=base_url,
+            retry_seconds=retry_seconds,
+            auth=httpx.BasicAuth(username, api_token),
+            secrets=(api_token,),
+        )
+        self._crumb_headers: dict[str, str] | None = None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self._token,)
+
+    async def check(self) -> str:
+        response = await self.api.request("GET", "me/api/json")
+        body = response.json()
+        version = response.headers.get("x-jenkins")
+        who = body.get("fullName") or body.get("id") or "unknown user"
+        return f"authenticated as {who}" + (f" on Jenkins {version}" if version else "")
+
+    async def list_jobs(self) -> list[RemoteJob]:
+        jobs: list[RemoteJob] = []
+        await self._walk("", [], jobs)
+        return jobs
+
+    async def _walk(self, folder: str, prefix: list[str], out: list[RemoteJob]) -> None:
+        response = await self.api.request(
+            "GET", f"{job_url_path(folder)}api/json", params={"tree": _JOBS_TREE}
+        )
+        for item in response.json().get("jobs") or []:
+            name = str(item.get("name", ""))
+            path = [*prefix, name]
+            if "jobs" in item:
+                if len(path) < MAX_FOLDER_DEPTH:
+                    await self._walk("/".join(path), path, out)
+                continue
+            full = "/".join(path)
+            out.append(
+                RemoteJob(
+                    external_id=full,
+                    name=name,
+                    path=full,
+                    description=item.get("description") or None,
+                    parameters=normalise_parameters(item),
+                )
+            )
+
+    async def _post(self, path: str, *, data: dict[str, str] | None = None) -> httpx.Response:
+        """POST, fetching a CSRF crumb first when Jenkins answers that it wants one."""
+        for attempt in range(2):
+            response = await self.api.request(
+                "POST",
+                path,
+                ok=(200, 201, 202, 204, 302, 303),
+                passthrough=(403,),
+                data=data,
+                headers=self._crumb_headers or {},
+                idempotent=False,
+            )
+            if response.status_code != 403:
+                return response
+            if attempt == 0 and "crumb" in response.text.lower():
+                await self._fetch_crumb()
+                continue
+            raise self.api.error_for(response)
+        raise CicdRequestFailed("Jenkins kept refusing the CSRF crumb")
+
+    async def _fetch_crumb(self) -> None:
+        response = await self.api.request("GET", "crumbIssuer/api/json")
+        body = response.json()
+        headers = {str(body["crumbRequestField"]): str(body["crumb"])}
+        # Crumbs are bound to the web session that issued them.
+        cookies = "; ".join(f"{k}={v}" for k, v in response.cookies.items())
+        if cookies:
+            headers["Cookie"] = cookies
+        self._crumb_headers = headers
+
+    async def trigger(self, job: JobRef, parameters: dict[str, Any]) -> dict[str, Any]:
+        path = job.path or job.external_id
+        if job.parameters:
+            form = {name: form_value(value) for name, value in parameters.items()}
+            response = await self._post(f"{job_url_path(path)}buildWithParameters", data=form)
+        else:
+            response = await self._post(f"{job_url_path(path)}build")
+        location = response.headers.get("location", "")
+        match = _QUEUE_ID.search(location)
+        if match is None:
+            raise CicdRequestFailed(
+                f"Jenkins accepted the build of {path} but gave no queue item (Location: {location!r})"
+            )
+        return {"job_path": path, "queue_id": int(match.group(1)), "queued_at": time.time()}
+
+    async def poll(self, tracking: dict[str, Any]) -> BuildState:
+        if "number" not in tracking:
+            response = await self.api.request("GET", f"queue/item/{tracking['queue_id']}/api/json")
+            item = response.json()
+            if item.get("cancelled"):
+                return BuildState("cancelled", detail="the queue item was cancelled in Jenkins")
+            executable = item.get("executable")
+            if not executable:
+                return BuildState("queued", detail=item.get("why") or "waiting in the queue")
+            tracking["number"] = int(executable["number"])
+            tracking["url"] = executable.get("url")
+        build = await self._build(tracking)
+        number, url = str(tracking["number"]), tracking.get("url") or build.get("url")
+        if build.get("building") or build.get("result") is None:
+            return BuildState("running", number=number, url=url)
+        result = str(build["result"])
+        return BuildState(
+            _RESULTS.get(result, "failed"),
+            number=number,
+            url=url,
+            detail=f"Jenkins result: {result}",
+        )
+
+    async def _build(self, tracking: dict[str, Any]) -> dict[str, Any]:
+        path = f"{job_url_path(tracking['job_path'])}{tracking['number']}/api/json"
+        response = await self.api.request(
+            "GET", path, params={"tree": "number,url,building,result,duration"}
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def console(self, tracking: dict[str, Any]) -> str:
+        if "number" not in tracking:
+            return ""
+        start = int(tracking.get("console_offset", 0))
+        response = await self.api.request(
+            "GET",
+            f"{job_url_path(tracking['job_path'])}{tracking['number']}/logText/progressiveText",
+            params={"start": start},
+        )
+        size = response.headers.get("x-text-size")
+        tracking["console_offset"] = int(size) if size and size.isdigit() else start
+        return response.text
+
+    async def cancel(self, tracking: dict[str, Any]) -> bool:
+        try:
+            if "number" in tracking:
+                await self._post(f"{job_url_path(tracking['job_path'])}{tracking['number']}/stop")
+            else:
+                await self._post(f"queue/cancelItem?id={int(tracking['queue_id'])}")
+        except CicdNotFound:
+            return False
+        return True
