@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     git_sync_interval_minutes: int = Field(default=60, ge=0)
     git_page_concurrency: int = Field(default=8, ge=1)
     git_clone_cache_dir: Path | None = None
+    git_clone_timeout_seconds: float = Field(default=300.0, gt=0)
+    # Rate limits are waited out, never failed on: the longest single wait and a sync's total.
+    git_rate_limit_max_wait_seconds: float = Field(default=900.0, ge=0)
+    git_rate_limit_total_wait_seconds: float = Field(default=3600.0, ge=0)
+    # First back-off when a limited response names no time (GitHub asks for at least a minute).
+    git_rate_limit_backoff_seconds: float = Field(default=60.0, ge=0)
+    git_browse_cache_ttl_seconds: float = Field(default=30.0, ge=0)
+    git_file_max_bytes: int = Field(default=1024 * 1024, ge=1)
+    git_oauth_state_ttl_seconds: int = Field(default=600, ge=30)
     http_timeout: float = Field(default=20.0, gt=0)
 
     cicd_sync_interval_minutes: int = Field(default=60, ge=0)

@@ -94,3 +94,35 @@ class ProfileRepositoryPin(Base):
     )
     created_at: Mapped[datetime] = created_at_column()
     tenant_id: Mapped[UUID] = tenant_fk()
+
+
+class GitOAuthApp(TimestampMixin, Base):
+    """A tenant's OAuth application at one provider server (client id and encrypted secret)."""
+
+    __tablename__ = "git_oauth_apps"
+    __table_args__ = (
+        CheckConstraint(check_in("type", GIT_PROVIDER_TYPES), name="type"),
+        UniqueConstraint("tenant_id", "type", "server_url"),
+    )
+
+    id: Mapped[UUID] = uuid_pk()
+    tenant_id: Mapped[UUID] = tenant_fk()
+    type: Mapped[str] = mapped_column(Text, nullable=False)
+    # The server's URL, or the public service's (https://github.com, https://gitlab.com).
+    server_url: Mapped[str] = mapped_column(Text, nullable=False)
+    client_id: Mapped[str] = mapped_column(Text, nullable=False)
+    client_secret: Mapped[str] = mapped_column(EncryptedText, nullable=False)
+    profile_id: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("profiles.id", ondelete="SET NULL"), index=True
+    )
+
+
+class GitOAuthState(Base):
+    """An OAuth ``state`` that has been redeemed; a second callback with it is a replay."""
+
+    __tablename__ = "git_oauth_states"
+
+    nonce: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant_id: Mapped[UUID] = tenant_fk()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    used_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,300 @@
+"""Running the ``git`` program: credentials through the environment, timeouts, per-repository locks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from shipyard.errors import NotFound, ProviderError, ServiceUnavailable
+
+GIT_TIMEOUT_SECONDS = 300.0
+LOCK_POLL_SECONDS = 0.02
+HEX_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
+FULL_SHA_RE = re.compile(r"^[0-9a-fA-F]{40}([0-9a-fA-F]{24})?$")
+# What git prints when the server refused the credentials (or asked for some and got none).
+AUTH_FAILURE_MARKERS = (
+    "authentication failed",
+    "could not read username",
+    "could not read password",
+    "the requested url returned error: 401",
+    "the requested url returned error: 403",
+)
+
+
+class GitCommandFailed(ProviderError):
+    """``git`` exited non-zero; ``stderr`` is already scrubbed of credentials."""
+
+    code = "git_failed"
+
+    def __init__(self, message: str, *, stderr: str = "", code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.stderr = stderr
+
+    @property
+    def is_auth_failure(self) -> bool:
+        lowered = self.stderr.lower()
+        return any(marker in lowered for marker in AUTH_FAILURE_MARKERS)
+
+
+@dataclass(frozen=True)
+class GitCredentials:
+    """HTTP credentials for a clone; sent as an ``Authorization`` header, never put in a URL."""
+
+    token: str
+    username: str = "x-access-token"
+
+    def header(self) -> str:
+        pair = base64.b64encode(f"{self.username}:{self.token}".encode()).decode()
+        return f"Authorization: Basic {pair}"
+
+
+def strip_userinfo(url: str) -> str:
+    """``url`` without any ``user:password@`` part, so credentials can never ride in it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+def cache_key(url: str) -> str:
+    return hashlib.sha256(strip_userinfo(url).rstrip("/").encode()).hexdigest()[:32]
+
+
+def git_environment(url: str, credentials: GitCredentials | None) -> dict[str, str]:
+    """The environment of a ``git`` run: no prompts, no user config, the header scoped to ``url``.
+
+    The header goes through ``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n``, so it is
+    neither in argv (visible in ``ps``) nor in any config file, and git sends it only to ``url``'s
+    origin (``http.<url>.extraHeader``), not to a host a redirect points at.
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("GIT_") and key not in {"HOME", "XDG_CONFIG_HOME"}
+    }
+    env.update(
+        {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "",
+            "SSH_ASKPASS": "",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "HOME": os.devnull,
+            "LC_ALL": "C",
+        }
+    )
+    config: list[tuple[str, str]] = [("credential.helper", ""), ("protocol.version", "2")]
+    if credentials is not None:
+        parts = urlsplit(strip_userinfo(url))
+        origin = urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
+        config.append((f"http.{origin}.extraHeader", credentials.header()))
+    env["GIT_CONFIG_COUNT"] = str(len(config))
+    for index, (key, value) in enumerate(config):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
+
+
+def scrub(text: str, credentials: GitCredentials | None) -> str:
+    if credentials is None:
+        return text
+    for secret in (credentials.token, credentials.header()):
+        text = text.replace(secret, "***")
+    return text
+
+
+async def run_git(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    credentials: GitCredentials | None = None,
+    time_limit: float = GIT_TIMEOUT_SECONDS,
+) -> str:
+    """Run ``git args...`` and return its stdout; raise :class:`GitCommandFailed` on failure."""
+    process = await asyncio.create_subprocess_exec(
+        "git",
+        *args,
+        cwd=cwd,
+        env=env if env is not None else git_environment("", None),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), time_limit)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise GitCommandFailed(
+            f"git {args[0]} did not finish within {time_limit:g} s", code="git_timeout"
+        ) from None
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise
+    if process.returncode != 0:
+        message = scrub(stderr.decode(errors="replace").strip(), credentials)
+        last_line = message.splitlines()[-1] if message else f"exit status {process.returncode}"
+        raise GitCommandFailed(f"git {args[0]} failed: {last_line}", stderr=message)
+    return stdout.decode(errors="replace")
+
+
+async def run_git_bytes(*args: str, cwd: Path, time_limit: float = GIT_TIMEOUT_SECONDS) -> bytes:
+    """Like :func:`run_git` for local commands whose output is binary (``cat-file``)."""
+    process = await asyncio.create_subprocess_exec(
+        "git",
+        *args,
+        cwd=cwd,
+        env=git_environment("", None),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), time_limit)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise GitCommandFailed(f"git {args[0]} timed out", code="git_timeout") from None
+    if process.returncode != 0:
+        raise GitCommandFailed(
+            f"git {args[0]} failed: {stderr.decode(errors='replace').strip()}",
+            stderr=stderr.decode(errors="replace"),
+        )
+    return stdout
+
+
+@contextlib.asynccontextmanager
+async def file_lock(path: Path, *, time_limit: float) -> AsyncIterator[None]:
+    """An exclusive ``flock`` on ``path``; works across processes and across tasks of one process.
+
+    Each holder opens its own descriptor, and ``flock`` locks belong to the open file, so two
+    coroutines of the same process exclude each other as two processes do.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + time_limit
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ServiceUnavailable(
+                        "the repository cache is busy; try again shortly", code="clone_busy"
+                    ) from None
+                await asyncio.sleep(LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+async def ensure_cache_repo(cache: Path) -> None:
+    """Create the bare cache repository; automatic gc is off so fetched commits stay."""
+    if (cache / "HEAD").exists():
+        return
+    os.makedirs(cache, exist_ok=True)
+    await run_git("init", "--bare", "--quiet", str(cache))
+    await run_git("config", "gc.auto", "0", cwd=cache)
+
+
+async def fetch_commit(
+    cache: Path,
+    url: str,
+    ref: str | None,
+    credentials: GitCredentials | None,
+    *,
+    time_limit: float = GIT_TIMEOUT_SECONDS,
+) -> str:
+    """Fetch ``ref`` (branch, tag, SHA; the remote HEAD when None) into ``cache``; return its SHA.
+
+    Shallow (depth 1) whenever the server can serve the ref directly; an abbreviated SHA needs
+    the history, so it falls back to fetching every branch and tag.
+    The caller holds the cache's lock.
+    """
+    url = strip_userinfo(url)
+    env = git_environment(url, credentials)
+    target = ref or "HEAD"
+    if target.startswith("-"):
+        raise NotFound(f"ref '{target}' not found in the repository", code="ref_not_found")
+    try:
+        await run_git(
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--depth=1",
+            "--",
+            url,
+            target,
+            cwd=cache,
+            env=env,
+            credentials=credentials,
+            time_limit=time_limit,
+        )
+        return (await run_git("rev-parse", "--verify", "FETCH_HEAD^{commit}", cwd=cache)).strip()
+    except GitCommandFailed as exc:
+        if exc.is_auth_failure:
+            raise GitCommandFailed(
+                "the Git server refused the credentials", stderr=exc.stderr, code="git_auth_failed"
+            ) from exc
+        if exc.code == "git_timeout":
+            raise
+        if not (ref and HEX_RE.match(ref)):
+            if _is_missing_ref(exc.stderr):
+                raise NotFound(
+                    f"ref '{target}' not found in the repository", code="ref_not_found"
+                ) from exc
+            raise
+    return await _fetch_all_and_resolve(cache, url, ref, env, credentials, time_limit)
+
+
+def _is_missing_ref(stderr: str) -> bool:
+    lowered = stderr.lower()
+    return "couldn't find remote ref" in lowered or "not our ref" in lowered
+
+
+async def _fetch_all_and_resolve(
+    cache: Path,
+    url: str,
+    ref: str,
+    env: dict[str, str],
+    credentials: GitCredentials | None,
+    time_limit: float,
+) -> str:
+    shallow = (cache / "shallow").exists()
+    await run_git(
+        "fetch",
+        "--quiet",
+        "--tags",
+        *(["--unshallow"] if shallow else []),
+        "--",
+        url,
+        "+refs/heads/*:refs/remotes/origin/*",
+        cwd=cache,
+        env=env,
+        credentials=credentials,
+        time_limit=time_limit,
+    )
+    try:
+        return (await run_git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=cache)).strip()
+    except GitCommandFailed as exc:
+        raise NotFound(f"ref '{ref}' not found in the repository", code="ref_not_found") from exc

@@ -1,0 +1,398 @@
+"""The one interface of Git providers, and the HTTP machinery their clients share."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+from shipyard.config import Settings
+from shipyard.errors import NotFound, ProviderError, ShipyardError
+from shipyard.git.providers.auth import TokenAuth, TokenSource
+from shipyard.git.providers.ratelimit import RateLimitGate
+
+logger = logging.getLogger(__name__)
+
+# Bounds every pagination loop: 10,000 pages of 100 is a million repositories.
+MAX_PAGES = 10_000
+TRANSIENT_STATUSES = {502, 503, 504}
+TRANSIENT_RETRIES = 3
+TRANSIENT_BACKOFF_SECONDS = 0.5
+
+
+class MalformedResponse(ProviderError):
+    code = "malformed_response"
+
+
+@dataclass(frozen=True)
+class RemoteUser:
+    id: str
+    login: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class RemoteRepository:
+    """A repository as the provider lists it, mapped onto Shipyard's columns."""
+
+    external_id: str
+    name: str
+    owner: str | None
+    description: str | None
+    url: str | None
+    clone_url: str | None
+    is_private: bool
+    default_branch: str | None
+    language: str | None
+    # When the provider's list leaves out the language (GitLab), it is looked up separately.
+    language_known: bool = True
+    activity_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    repositories: list[RemoteRepository]
+    # False when pages shifted under us (a short page before the last, fewer items than the
+    # reported total): then nothing may be deleted as "gone upstream".
+    complete: bool
+
+
+@dataclass(frozen=True)
+class RepoRef:
+    """How a provider addresses one repository."""
+
+    external_id: str
+    owner: str | None
+    name: str
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}" if self.owner else self.name
+
+
+@dataclass(frozen=True)
+class Branch:
+    name: str
+    commit_sha: str | None
+    protected: bool
+
+
+EntryType = Literal["file", "dir", "symlink", "submodule"]
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    name: str
+    path: str
+    type: EntryType
+    size: int | None
+    mode: str | None
+
+
+@dataclass(frozen=True)
+class BlobEntry:
+    """A file of the recursive tree, for the script catalogue."""
+
+    path: str
+    mode: str
+    size: int | None
+
+
+@dataclass(frozen=True)
+class FileData:
+    path: str
+    size: int
+    # None when the file is larger than the cap (only its size is known then).
+    data: bytes | None
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    client_id: str
+    client_secret: str
+
+
+class ProviderClient(ABC):
+    """One provider API, reached through an injected ``httpx.AsyncClient``."""
+
+    type: ClassVar[str]
+    default_server: ClassVar[str | None] = None
+    auth_scheme: ClassVar[str] = "Bearer"
+    per_page: ClassVar[int] = 100
+    oauth_scopes: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        settings: Settings,
+        server_url: str | None = None,
+        token: TokenSource | None = None,
+        gate: RateLimitGate | None = None,
+    ) -> None:
+        self.http = http
+        self.settings = settings
+        self.server_url = (server_url or self.default_server or "").rstrip("/") or None
+        self.auth = TokenAuth(token, scheme=self.auth_scheme) if token is not None else None
+        self.gate = gate or RateLimitGate.from_settings(settings)
+
+    # -- addresses -------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def api_base(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def web_base(self) -> str: ...
+
+    # -- what every provider answers ---------------------------------------------------------
+    @abstractmethod
+    async def current_user(self) -> RemoteUser: ...
+
+    @abstractmethod
+    async def list_repositories(self) -> Listing: ...
+
+    @abstractmethod
+    async def branches(self, repo: RepoRef) -> list[Branch]: ...
+
+    @abstractmethod
+    async def tree(self, repo: RepoRef, *, ref: str, path: str) -> list[TreeEntry]: ...
+
+    @abstractmethod
+    async def blobs(self, repo: RepoRef, *, ref: str) -> list[BlobEntry]: ...
+
+    @abstractmethod
+    async def read_file(
+        self, repo: RepoRef, *, ref: str, path: str, max_bytes: int
+    ) -> FileData: ...
+
+    # -- OAuth 2 authorization code ---------------------------------------------------------
+    @property
+    @abstractmethod
+    def authorize_endpoint(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def token_endpoint(self) -> str: ...
+
+    def authorize_url(self, client: OAuthClient, *, redirect_uri: str, state: str) -> str:
+        params = {
+            "client_id": client.client_id,
+            "redirect_uri": redirect_uri,
+            "response_type": "code",
+            "state": state,
+        }
+        if self.oauth_scopes:
+            params["scope"] = self.oauth_scopes
+        return f"{self.authorize_endpoint}?{urlencode(params)}"
+
+    async def exchange_code(self, client: OAuthClient, *, code: str, redirect_uri: str) -> TokenSet:
+        from shipyard.git.providers.oauth import token_request
+
+        return await token_request(
+            self,
+            client,
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+        )
+
+    async def refresh_tokens(self, client: OAuthClient, *, refresh_token: str) -> TokenSet:
+        from shipyard.git.providers.oauth import token_request
+
+        return await token_request(
+            self, client, {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        )
+
+    # -- HTTP ------------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return f"{self.api_base}{path}"
+
+    def same_origin(self, url: str) -> bool:
+        ours, theirs = urlsplit(self.api_base), urlsplit(url)
+        return (ours.scheme, ours.netloc) == (theirs.scheme, theirs.netloc)
+
+    async def request(
+        self, method: str, url: str, *, params: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        """Send with auth, waiting out rate limits and retrying transient 5xx; raise on errors."""
+        if not self.same_origin(url):
+            # Never send the token to a host a response pointed us at.
+            raise MalformedResponse(f"the provider pointed to another server ({url})")
+        attempt = transient = 0
+        for _ in range(MAX_PAGES):
+            await self.gate.before_request()
+            try:
+                response = await self.http.request(
+                    method,
+                    url,
+                    params=params,
+                    headers={"Accept": "application/json"},
+                    auth=self.auth if self.auth is not None else httpx.USE_CLIENT_DEFAULT,
+                    timeout=self.settings.http_timeout,
+                    follow_redirects=True,
+                )
+            except httpx.TimeoutException as exc:
+                raise ProviderError(
+                    f"{self.host} did not answer within {self.settings.http_timeout:g} s",
+                    code="provider_timeout",
+                ) from exc
+            except httpx.TransportError as exc:
+                raise ProviderError(
+                    f"cannot reach {self.host}: {type(exc).__name__}", code="provider_unreachable"
+                ) from exc
+            delay = self.gate.retry_delay(response, attempt)
+            if delay is not None:
+                attempt += 1
+                await self.gate.wait(delay, url=_without_query(url))
+                continue
+            if response.status_code in TRANSIENT_STATUSES and transient < TRANSIENT_RETRIES:
+                transient += 1
+                await asyncio.sleep(TRANSIENT_BACKOFF_SECONDS * transient)
+                continue
+            if response.status_code >= 400:
+                raise self.error_for(response)
+            return response
+        raise ProviderError(f"{self.host} kept asking to retry", code="provider_unavailable")
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.api_base).netloc
+
+    async def get_json(self, path_or_url: str, params: dict[str, Any] | None = None) -> Any:
+        url = path_or_url if "://" in path_or_url else self.url(path_or_url)
+        return decode_json(await self.request("GET", url, params=params))
+
+    def error_for(self, response: httpx.Response) -> ShipyardError:
+        message = error_message(response)
+        status = response.status_code
+        if status == 401:
+            return ProviderError(
+                f"{self.host} refused the token: {message}", code="provider_unauthorized"
+            )
+        if status == 403:
+            return ProviderError(
+                f"{self.host} refused access: {message}", code="provider_forbidden"
+            )
+        if status == 404:
+            return NotFound(f"not found at {self.host}: {message}", code="upstream_not_found")
+        return ProviderError(f"{self.host} answered {status}: {message}")
+
+    # -- pagination ------------------------------------------------------------------------
+    def page_params(self, page: int) -> dict[str, Any]:
+        return {"page": page, "per_page": self.per_page}
+
+    def total_pages(self, response: httpx.Response) -> int | None:
+        """The number of pages when the first response tells it (then pages are fetched at once)."""
+        return None
+
+    def total_items(self, response: httpx.Response) -> int | None:
+        return None
+
+    def next_url(self, response: httpx.Response) -> str | None:
+        link = response.links.get("next")
+        return link.get("url") if link else None
+
+    async def paginate(self, path: str, params: dict[str, Any]) -> tuple[list[Any], bool]:
+        """Every item of a list endpoint; the flag is False when pages shifted while reading."""
+        first = await self.request("GET", self.url(path), params={**params, **self.page_params(1)})
+        pages: list[list[Any]] = [page_items(first)]
+        total_pages = self.total_pages(first)
+        if total_pages is not None and total_pages > 1:
+            pages.extend(await self._fetch_pages(path, params, min(total_pages, MAX_PAGES)))
+        elif total_pages is None:
+            response = first
+            for _ in range(MAX_PAGES):
+                url = self.next_url(response)
+                if not url:
+                    break
+                response = await self.request("GET", url)
+                pages.append(page_items(response))
+        items = [item for page in pages for item in page]
+        short_before_last = any(len(page) < self.per_page for page in pages[:-1])
+        expected = self.total_items(first)
+        complete = not short_before_last and (expected is None or len(items) >= expected)
+        return items, complete
+
+    async def _fetch_pages(
+        self, path: str, params: dict[str, Any], total_pages: int
+    ) -> list[list[Any]]:
+        semaphore = asyncio.Semaphore(self.settings.git_page_concurrency)
+
+        async def fetch(page: int) -> list[Any]:
+            async with semaphore:
+                response = await self.request(
+                    "GET", self.url(path), params={**params, **self.page_params(page)}
+                )
+                return page_items(response)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(fetch(page)) for page in range(2, total_pages + 1)]
+        except* ShipyardError as errors:
+            raise errors.exceptions[0] from None
+        return [task.result() for task in tasks]
+
+
+def _without_query(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def decode_json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedResponse(
+            f"{response.url.host} sent a response that is not JSON "
+            f"(status {response.status_code}, {response.headers.get('content-type', 'no type')})"
+        ) from exc
+
+
+def page_items(response: httpx.Response) -> list[Any]:
+    body = decode_json(response)
+    if not isinstance(body, list):
+        raise MalformedResponse(
+            f"{response.url.host} sent a {type(body).__name__} where a list was expected"
+        )
+    return body
+
+
+def error_message(response: httpx.Response) -> str:
+    """The provider's own explanation: ``message`` (GitHub, GitLab, Gitea) or OAuth ``error``."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        text = response.text.strip()
+        return text[:200] or response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("message", "error_description", "error"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, dict | list) and value:
+                return json.dumps(value)[:200]
+    return response.reason_phrase
+
+
+def require(item: Any, key: str, kind: type | tuple[type, ...], *, where: str) -> Any:
+    """``item[key]`` checked for type; a malformed provider answer is an error, not a crash."""
+    if not isinstance(item, dict) or key not in item or not isinstance(item[key], kind):
+        raise MalformedResponse(f"the provider's {where} has no valid '{key}'")
+    return item[key]
+
+
+def optional_str(item: dict[str, Any], key: str) -> str | None:
+    value = item.get(key)
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,131 @@
+"""Gitea (and Forgejo), REST API v1."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+
+from shipyard.git.providers.base import (
+    MAX_PAGES,
+    BlobEntry,
+    Branch,
+    FileData,
+    Listing,
+    ProviderClient,
+    RemoteRepository,
+    RemoteUser,
+    RepoRef,
+    TreeEntry,
+    optional_str,
+    require,
+)
+from shipyard.git.providers.github import (
+    contents_entry,
+    contents_file,
+    contents_path,
+    last_page,
+    tree_blobs,
+)
+
+# Gitea's default MAX_RESPONSE_ITEMS; larger limits are silently cut to it.
+GITEA_PAGE_SIZE = 50
+TREE_PAGE_SIZE = 1000
+
+
+class GiteaClient(ProviderClient):
+    type: ClassVar[str] = "gitea"
+    auth_scheme: ClassVar[str] = "token"
+    per_page: ClassVar[int] = GITEA_PAGE_SIZE
+    oauth_scopes: ClassVar[str] = "read:repository read:user read:organization"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.server_url}/api/v1"
+
+    @property
+    def web_base(self) -> str:
+        return self.server_url or ""
+
+    @property
+    def authorize_endpoint(self) -> str:
+        return f"{self.web_base}/login/oauth/authorize"
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.web_base}/login/oauth/access_token"
+
+    def page_params(self, page: int) -> dict[str, Any]:
+        return {"page": page, "limit": self.per_page}
+
+    def total_items(self, response: httpx.Response) -> int | None:
+        value = response.headers.get("x-total-count")
+        return int(value) if value and value.isdigit() else None
+
+    def total_pages(self, response: httpx.Response) -> int | None:
+        total = self.total_items(response)
+        if total is not None:
+            return max(math.ceil(total / self.per_page), 1)
+        return last_page(response) if "next" in response.links else None
+
+    async def current_user(self) -> RemoteUser:
+        user = await self.get_json("/user")
+        return RemoteUser(
+            id=str(require(user, "id", int, where="user")),
+            login=require(user, "login", str, where="user"),
+            name=optional_str(user, "full_name"),
+        )
+
+    async def list_repositories(self) -> Listing:
+        # Owned, collaborative and organisation repositories of the token's user.
+        items, complete = await self.paginate("/user/repos", {})
+        return Listing([self._repository(item) for item in items], complete)
+
+    def _repository(self, item: Any) -> RemoteRepository:
+        owner = item.get("owner") if isinstance(item, dict) else None
+        return RemoteRepository(
+            external_id=str(require(item, "id", int, where="repository")),
+            name=require(item, "name", str, where="repository"),
+            owner=optional_str(owner, "login") if isinstance(owner, dict) else None,
+            description=optional_str(item, "description"),
+            url=optional_str(item, "html_url"),
+            clone_url=optional_str(item, "clone_url"),
+            is_private=bool(item.get("private", False)),
+            default_branch=optional_str(item, "default_branch"),
+            language=optional_str(item, "language"),
+        )
+
+    async def branches(self, repo: RepoRef) -> list[Branch]:
+        items, _ = await self.paginate(f"/repos/{quote(repo.full_name, safe='/')}/branches", {})
+        return [
+            Branch(
+                name=require(item, "name", str, where="branch"),
+                commit_sha=optional_str(item.get("commit") or {}, "id"),
+                protected=bool(item.get("protected", False)),
+            )
+            for item in items
+        ]
+
+    async def tree(self, repo: RepoRef, *, ref: str, path: str) -> list[TreeEntry]:
+        body = await self.get_json(contents_path(repo, path), {"ref": ref})
+        items = body if isinstance(body, list) else [body]
+        return [contents_entry(item) for item in items]
+
+    async def blobs(self, repo: RepoRef, *, ref: str) -> list[BlobEntry]:
+        # Gitea pages recursive trees and says so with "truncated".
+        url = f"/repos/{quote(repo.full_name, safe='/')}/git/trees/{quote(ref, safe='')}"
+        blobs: list[BlobEntry] = []
+        for page in range(1, MAX_PAGES + 1):
+            body = await self.get_json(
+                url, {"recursive": "true", "page": page, "per_page": TREE_PAGE_SIZE}
+            )
+            blobs.extend(tree_blobs(body))
+            if not body.get("truncated"):
+                break
+        return blobs
+
+    async def read_file(self, repo: RepoRef, *, ref: str, path: str, max_bytes: int) -> FileData:
+        body = await self.get_json(contents_path(repo, path), {"ref": ref})
+        return contents_file(body, path=path, max_bytes=max_bytes)
