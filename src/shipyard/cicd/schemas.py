@@ -139,8 +139,8 @@ class ProviderCheck(BaseModel):
 
 
 class SyncQueued(BaseModel):
-    status: Literal["queued"] = "queued"
-    job_id: int
+    status: Literal["queued", "already_queued"]
+    job_id: int | None
 
 
 class JobParameterRead(BaseModel):
