@@ -18,6 +18,23 @@ from shipyard.db import Database, to_libpq_url
 logger = logging.getLogger(__name__)
 
 DEFAULT_QUEUE = "default"
+FINISHED_JOB_RETENTION_HOURS = 72
+
+maintenance = procrastinate.Blueprint()
+
+
+@maintenance.periodic(cron="17 * * * *")
+@maintenance.task(
+    name="prune_finished_jobs", pass_context=True, queueing_lock="prune_finished_jobs"
+)
+async def prune_finished_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Delete finished job rows (periodic sweeps add many) after a few days."""
+    await context.app.job_manager.delete_old_jobs(
+        nb_hours=FINISHED_JOB_RETENTION_HOURS,
+        include_failed=True,
+        include_cancelled=True,
+        include_aborted=True,
+    )
 
 
 def _blueprints() -> dict[str, procrastinate.Blueprint]:
@@ -104,6 +121,8 @@ async def run_worker(
             wait=wait,
             additional_context={"db": db, "settings": settings},
             install_signal_handlers=False,
+            # Scheduled jobs are found by polling; this bounds how late one can start.
+            fetch_job_polling_interval=settings.worker_poll_interval_seconds,
         )
 
 

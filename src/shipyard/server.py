@@ -11,6 +11,7 @@ import uvicorn
 
 from shipyard.api import create_app
 from shipyard.config import Settings
+from shipyard.crypto import get_keyring
 from shipyard.db import Database
 from shipyard.jobs import run_worker
 
@@ -26,6 +27,7 @@ async def serve_forever(
     with_worker: bool,
     concurrency: int,
 ) -> None:
+    get_keyring(settings)  # creates the key file on first start, before any secret is stored
     db = Database(database_url)
     app = create_app(settings, db)
     server = uvicorn.Server(
