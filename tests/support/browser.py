@@ -110,7 +110,9 @@ class LiveServer:
     async def call(self, make: Callable[[Database], Awaitable[Any]]) -> Any:
         """Run ``make(db)`` on the server's loop (where its engine lives) and return the result."""
         assert self._loop is not None
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(make(self.db), self._loop))
+        return await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(make(self.db), self._loop)
+        )
 
     def stop(self) -> None:
         if self._server is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import Form, Request, Response
@@ -48,8 +49,11 @@ async def _members_page(
 
 
 @router.get("/settings/members")
-async def members(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
-    return await _members_page(request, session)
+async def members(
+    request: Request, principal: CurrentUser, session: SessionDep, added: str | None = None
+) -> Response:
+    notice = f"{added} was added." if added else None
+    return await _members_page(request, session, notice=notice)
 
 
 @router.post("/settings/members")
@@ -89,9 +93,8 @@ async def add_member(
             errors=errors,
             message=sentence(exc.message),
         )
-    return await _members_page(
-        request, session, status_code=201, notice=f"{member.email} was added as {member.role}."
-    )
+    # Redirect after the write, so reloading the page does not submit the form again.
+    return RedirectResponse(f"/settings/members?added={quote(member.email)}", status_code=303)
 
 
 @router.post("/settings/members/{member_id}/role")

@@ -1,0 +1,63 @@
+"""Read-only section pages built on the models while their domains' services are not in yet."""
+
+from __future__ import annotations
+
+from fastapi import Request, Response
+from sqlalchemy import func, select
+
+from shipyard.cicd.models import CicdJob, CicdProvider
+from shipyard.deployments.models import Deployment
+from shipyard.deps import CurrentUser, SessionDep
+from shipyard.git.models import GitProvider, ProfileRepositoryPin, Repository
+from shipyard.hosts.models import Host
+from shipyard.web.routes import web_router
+from shipyard.web.templating import render
+
+router = web_router()
+
+
+@router.get("/repositories")
+async def repositories(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
+    pinned = ProfileRepositoryPin.profile_id == principal.user_id
+    rows = await session.execute(
+        select(Repository, ProfileRepositoryPin.repository_id.is_not(None))
+        .outerjoin(
+            ProfileRepositoryPin,
+            (ProfileRepositoryPin.repository_id == Repository.id) & pinned,
+        )
+        .order_by(ProfileRepositoryPin.repository_id.is_(None), func.lower(Repository.name))
+        .limit(200)
+    )
+    providers = await session.scalar(select(func.count()).select_from(GitProvider))
+    return render(
+        request,
+        "sections/repositories.html",
+        {"section": "repositories", "rows": rows.all(), "provider_count": providers or 0},
+    )
+
+
+@router.get("/hosts")
+async def hosts(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
+    rows = await session.scalars(select(Host).order_by(func.lower(Host.name)).limit(200))
+    return render(request, "sections/hosts.html", {"section": "hosts", "hosts": rows.all()})
+
+
+@router.get("/deployments")
+async def deployments(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
+    rows = await session.scalars(
+        select(Deployment).order_by(Deployment.created_at.desc()).limit(50)
+    )
+    return render(
+        request, "sections/deployments.html", {"section": "deployments", "deployments": rows.all()}
+    )
+
+
+@router.get("/cicd")
+async def cicd(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
+    providers = await session.scalars(select(CicdProvider).order_by(func.lower(CicdProvider.name)))
+    jobs = await session.scalar(select(func.count()).select_from(CicdJob))
+    return render(
+        request,
+        "sections/cicd.html",
+        {"section": "cicd", "providers": providers.all(), "job_count": jobs or 0},
+    )
