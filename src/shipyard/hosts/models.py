@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, Integer, Text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Index, Integer, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shipyard.orm import Base, EncryptedText, TimestampMixin, check_in, tenant_fk, uuid_pk
@@ -22,6 +22,8 @@ class Host(TimestampMixin, Base):
         CheckConstraint(check_in("status", HOST_STATUSES), name="status"),
         CheckConstraint(check_in("auth_method", HOST_AUTH_METHODS), name="auth_method"),
         CheckConstraint("port IS NULL OR (port BETWEEN 1 AND 65535)", name="port"),
+        UniqueConstraint("tenant_id", "name"),
+        Index("ix_hosts_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
     )
 
     id: Mapped[UUID] = uuid_pk()
@@ -45,3 +47,5 @@ class Host(TimestampMixin, Base):
     round_trip_ms: Mapped[int | None] = mapped_column(Integer)
     os_info: Mapped[str | None] = mapped_column(Text)
     status_message: Mapped[str | None] = mapped_column(Text)
+    # The key presented at the last mismatch, waiting for an admin to accept it (0002).
+    pending_host_key_fingerprint: Mapped[str | None] = mapped_column(Text)

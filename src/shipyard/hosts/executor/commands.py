@@ -85,13 +85,24 @@ def posix_script(
 
 
 def posix_kill(pid: int, *, grace_seconds: float) -> str:
-    """Signal the process group ``pid`` with TERM, then KILL if it outlives the grace period."""
+    """Signal the process group ``pid`` with TERM, then KILL if it outlives the grace period.
+
+    A killed process may stay a zombie until something reaps it, so "still running" means a
+    member of the group that is not a zombie (``ps`` is asked when there is one).
+    """
     steps = max(1, int(grace_seconds * 10))
-    group = f"-{int(pid)}"
+    group = int(pid)
+    # "kill -SIG -PGID" without "--": dash's kill builtin does not accept "--".
     return (
-        f"kill -TERM -- {group} 2>/dev/null || exit 0; i=0; "
-        f"while kill -0 -- {group} 2>/dev/null && [ $i -lt {steps} ]; do sleep 0.1; i=$((i+1)); done; "
-        f"kill -KILL -- {group} 2>/dev/null; exit 0"
+        f"kill -TERM -{group} 2>/dev/null || exit 0\n"
+        "running() {\n"
+        f"  kill -0 -{group} 2>/dev/null || return 1\n"
+        "  command -v ps >/dev/null 2>&1 || return 0\n"
+        f"  ps -A -o pgid= -o stat= | awk '$1 == {group} && $2 !~ /^Z/ {{ found = 1 }} "
+        "END { exit !found }'\n"
+        "}\n"
+        f"i=0; while running && [ $i -lt {steps} ]; do sleep 0.1; i=$((i+1)); done\n"
+        f"kill -KILL -{group} 2>/dev/null; exit 0"
     )
 
 
