@@ -1,7 +1,70 @@
-"""Background jobs of this domain, registered on the job app by ``shipyard.jobs``."""
+"""Background jobs of the git domain: provider syncs, on demand and periodic."""
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
 import procrastinate
+from sqlalchemy import delete, or_, select
+
+from shipyard.config import Settings
+from shipyard.db import Database
+from shipyard.jobs import context_db, context_settings
+
+logger = logging.getLogger(__name__)
 
 blueprint = procrastinate.Blueprint()
+
+
+@blueprint.task(name="sync_provider", pass_context=True)
+async def sync_provider(
+    context: procrastinate.JobContext, tenant_id: str, provider_id: str
+) -> None:
+    from shipyard.git.sync import sync_provider as run_sync
+
+    await run_sync(
+        db=context_db(context),
+        settings=context_settings(context),
+        tenant_id=UUID(tenant_id),
+        provider_id=UUID(provider_id),
+    )
+
+
+@blueprint.periodic(cron="* * * * *")
+@blueprint.task(name="sync_stale_providers", pass_context=True, queueing_lock="git-sync-stale")
+async def sync_stale_providers(context: procrastinate.JobContext, timestamp: int) -> None:
+    await queue_stale_syncs(db=context_db(context), settings=context_settings(context))
+
+
+async def queue_stale_syncs(*, db: Database, settings: Settings) -> int:
+    """Queue a sync for each connected provider not synced within the configured interval."""
+    from shipyard.git.models import GitOAuthState, GitProvider
+    from shipyard.git.service import queue_sync
+
+    if settings.git_sync_interval_minutes == 0:
+        return 0
+    cutoff = datetime.now(UTC) - timedelta(minutes=settings.git_sync_interval_minutes)
+    queued = 0
+    # Spans tenants: only this scheduling read and the enqueue run as the system. A provider
+    # whose sync is already waiting is skipped by the queueing lock.
+    async with db.session(system=True) as session:
+        providers = (
+            await session.scalars(
+                select(GitProvider).where(
+                    GitProvider.is_configured.is_(True),
+                    GitProvider.access_token.is_not(None),
+                    or_(GitProvider.last_synced.is_(None), GitProvider.last_synced < cutoff),
+                )
+            )
+        ).all()
+        for provider in providers:
+            if await queue_sync(session, provider):
+                queued += 1
+        await session.execute(
+            delete(GitOAuthState).where(GitOAuthState.expires_at < datetime.now(UTC))
+        )
+    if queued:
+        logger.info("queued %d periodic git syncs", queued)
+    return queued

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 from uuid import UUID
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
 
 from shipyard.config import Settings
-from shipyard.db import Database
+from shipyard.db import Scope, set_scope
 from shipyard.errors import NotFound, ProviderError
 from shipyard.git.models import GitOAuthApp, GitProvider
 from shipyard.git.providers import provider_client, server_key
@@ -33,6 +42,43 @@ def is_expiring(expires_at: datetime | None) -> bool:
     return expires_at is not None and expires_at - REFRESH_MARGIN <= datetime.now(UTC)
 
 
+class SessionOpener(Protocol):
+    """What the token source needs of a database: its own short tenant-scoped transactions."""
+
+    def session(
+        self, *, tenant_id: UUID | None = None, user_id: UUID | None = None, system: bool = False
+    ) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+
+class EngineSessions:
+    """Transactions on the engine of an existing session, scoped like ``Database.session``.
+
+    Lets code that only holds a request's session save refreshed tokens in a transaction of
+    their own (a rollback of the request must not lose a rotated refresh token).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def of(cls, session: AsyncSession) -> EngineSessions:
+        bind = session.bind
+        if isinstance(bind, AsyncConnection):
+            return cls(bind.engine)
+        if isinstance(bind, AsyncEngine):
+            return cls(bind)
+        raise RuntimeError("the session is not bound to an engine")
+
+    @contextlib.asynccontextmanager
+    async def session(
+        self, *, tenant_id: UUID | None = None, user_id: UUID | None = None, system: bool = False
+    ) -> AsyncIterator[AsyncSession]:
+        async with self._sessionmaker() as session:
+            set_scope(session, Scope(tenant_id=tenant_id, user_id=user_id, system=system))
+            async with session.begin():
+                yield session
+
+
 class ProviderTokenSource:
     """The access token of one ``git_providers`` row, kept fresh.
 
@@ -44,7 +90,12 @@ class ProviderTokenSource:
     """
 
     def __init__(
-        self, *, db: Database, settings: Settings, http: httpx.AsyncClient, provider: GitProvider
+        self,
+        *,
+        db: SessionOpener,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        provider: GitProvider,
     ) -> None:
         self._db = db
         self._settings = settings

@@ -1,0 +1,344 @@
+"""Connecting by OAuth 2 authorization code: the tenant's OAuth applications, start and callback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shipyard.accounts.models import Profile
+from shipyard.accounts.permissions import Permission, role_allows
+from shipyard.accounts.principal import Principal
+from shipyard.accounts.service import record_audit
+from shipyard.config import Settings
+from shipyard.crypto import get_keyring
+from shipyard.db import Database
+from shipyard.errors import Conflict, NotFound, ValidationFailed
+from shipyard.git.models import GitOAuthApp, GitOAuthState, GitProvider
+from shipyard.git.oauth_state import OAuthState, sign_state, verify_state
+from shipyard.git.providers import normalise_server_url, provider_client, server_key
+from shipyard.git.providers.auth import StaticToken
+from shipyard.git.providers.base import OAuthClient
+from shipyard.git.providers.oauth import OAuthFailed
+from shipyard.git.schemas import OAuthAppCreate, OAuthAppRead, OAuthAppUpdate
+from shipyard.git.service import get_provider, interactive_gate, queue_sync
+
+API_PREFIX = "/api/v1"
+
+
+def callback_uri(settings: Settings, provider_type: str) -> str:
+    """The redirect URI to register with the provider's OAuth application."""
+    return (
+        f"{settings.base_url.rstrip('/')}{API_PREFIX}/git-providers/oauth/{provider_type}/callback"
+    )
+
+
+def app_read(app: GitOAuthApp, settings: Settings) -> OAuthAppRead:
+    return OAuthAppRead.model_validate(
+        {
+            "id": app.id,
+            "type": app.type,
+            "server_url": app.server_url,
+            "client_id": app.client_id,
+            "has_client_secret": bool(app.client_secret),
+            "redirect_uri": callback_uri(settings, app.type),
+            "created_at": app.created_at,
+            "updated_at": app.updated_at,
+        }
+    )
+
+
+async def list_apps(*, session: AsyncSession, principal: Principal) -> list[GitOAuthApp]:
+    rows = await session.scalars(
+        select(GitOAuthApp)
+        .where(GitOAuthApp.tenant_id == principal.tenant_id)
+        .order_by(GitOAuthApp.type, GitOAuthApp.server_url)
+    )
+    return list(rows.all())
+
+
+async def get_app(session: AsyncSession, principal: Principal, app_id: UUID) -> GitOAuthApp:
+    app = await session.scalar(
+        select(GitOAuthApp).where(
+            GitOAuthApp.id == app_id, GitOAuthApp.tenant_id == principal.tenant_id
+        )
+    )
+    if app is None:
+        raise NotFound("OAuth application not found", code="oauth_app_not_found")
+    return app
+
+
+async def create_app(
+    *, session: AsyncSession, principal: Principal, data: OAuthAppCreate
+) -> GitOAuthApp:
+    server = server_key(data.type, normalise_server_url(data.type, data.server_url))
+    app = GitOAuthApp(
+        tenant_id=principal.tenant_id,
+        profile_id=principal.user_id,
+        type=data.type,
+        server_url=server,
+        client_id=data.client_id,
+        client_secret=data.client_secret,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(app)
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"an OAuth application for {data.type} at {server} already exists; update it",
+            code="oauth_app_exists",
+        ) from exc
+    await session.refresh(app)
+    await record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action="git_oauth_app.create",
+        resource_type="git_oauth_app",
+        resource_id=app.id,
+        details={"type": data.type, "server_url": server, "client_id": data.client_id},
+    )
+    return app
+
+
+async def update_app(
+    *, session: AsyncSession, principal: Principal, app_id: UUID, data: OAuthAppUpdate
+) -> GitOAuthApp:
+    app = await get_app(session, principal, app_id)
+    if data.client_id is not None:
+        app.client_id = data.client_id
+    if data.client_secret is not None:
+        app.client_secret = data.client_secret
+    await session.flush()
+    await session.refresh(app)
+    await record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action="git_oauth_app.update",
+        resource_type="git_oauth_app",
+        resource_id=app.id,
+        details={"fields": sorted(data.model_fields_set)},
+    )
+    return app
+
+
+async def delete_app(*, session: AsyncSession, principal: Principal, app_id: UUID) -> None:
+    app = await get_app(session, principal, app_id)
+    await session.delete(app)
+    await record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action="git_oauth_app.delete",
+        resource_type="git_oauth_app",
+        resource_id=app_id,
+        details={"type": app.type, "server_url": app.server_url},
+    )
+    await session.flush()
+
+
+async def _app_for(
+    session: AsyncSession, tenant_id: UUID, provider_type: str, server_url: str | None
+) -> GitOAuthApp:
+    server = server_key(provider_type, server_url)
+    app = await session.scalar(
+        select(GitOAuthApp).where(
+            GitOAuthApp.tenant_id == tenant_id,
+            GitOAuthApp.type == provider_type,
+            GitOAuthApp.server_url == server,
+        )
+    )
+    if app is None:
+        raise ValidationFailed(
+            f"no OAuth application is configured for {provider_type} at {server}; "
+            "add one under /api/v1/git-oauth-apps",
+            field="server_url",
+        )
+    return app
+
+
+def check_redirect_to(redirect_to: str | None) -> str | None:
+    """Only a path of this site: an open redirect would hand the user to anyone."""
+    if redirect_to is None or redirect_to == "":
+        return None
+    if (
+        not redirect_to.startswith("/")
+        or redirect_to.startswith("//")
+        or "\\" in redirect_to
+        or len(redirect_to) > 500
+    ):
+        raise ValidationFailed(
+            "must be a path on this site, starting with '/'", field="redirect_to"
+        )
+    return redirect_to
+
+
+async def start(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    provider_type: str,
+    server_url: str | None,
+    provider_id: UUID | None,
+    redirect_to: str | None,
+) -> str:
+    """The provider's authorization URL, carrying a signed, expiring ``state``."""
+    if provider_id is not None:
+        provider = await get_provider(session, principal, provider_id)
+        if provider.type != provider_type:
+            raise ValidationFailed(
+                f"provider {provider_id} is a {provider.type} provider", field="provider_id"
+            )
+        server = provider.server_url
+    else:
+        server = normalise_server_url(provider_type, server_url)
+    redirect = check_redirect_to(redirect_to)
+    app = await _app_for(session, principal.tenant_id, provider_type, server)
+    state = sign_state(
+        get_keyring(settings),
+        tenant_id=principal.tenant_id,
+        user_id=principal.user_id,
+        provider_type=provider_type,
+        server_url=server,
+        provider_id=provider_id,
+        redirect_to=redirect,
+        ttl_seconds=settings.git_oauth_state_ttl_seconds,
+    )
+    client = provider_client(provider_type, http=http, settings=settings, server_url=server)
+    return client.authorize_url(
+        OAuthClient(app.client_id, app.client_secret),
+        redirect_uri=callback_uri(settings, provider_type),
+        state=state,
+    )
+
+
+async def _redeem(db: Database, state: OAuthState) -> None:
+    """Record the state as used, in its own transaction, so a replay is refused even if the
+    exchange below fails."""
+    async with db.session(tenant_id=state.tenant_id, user_id=state.user_id) as session:
+        redeemed = await session.scalar(
+            insert(GitOAuthState)
+            .values(
+                nonce=state.nonce,
+                tenant_id=state.tenant_id,
+                expires_at=datetime.fromtimestamp(state.expires_at, UTC),
+            )
+            .on_conflict_do_nothing(index_elements=["nonce"])
+            .returning(GitOAuthState.nonce)
+        )
+        if redeemed is None:
+            raise ValidationFailed("the OAuth state was already used; start again", field="state")
+        profile = await session.get(Profile, state.user_id)
+        if profile is None or profile.tenant_id != state.tenant_id:
+            raise ValidationFailed("the account that started this no longer exists", field="state")
+        if not role_allows(profile.role, Permission.MANAGE_GIT_PROVIDERS):
+            raise ValidationFailed(
+                "the account that started this may no longer manage git providers", field="state"
+            )
+
+
+async def callback(
+    *,
+    db: Database,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    provider_type: str,
+    code: str | None,
+    state: str | None,
+    error: str | None,
+    error_description: str | None,
+) -> tuple[GitProvider, str | None]:
+    """Exchange the code for tokens and create (or reconnect) the provider."""
+    parsed = verify_state(get_keyring(settings), state or "", provider_type=provider_type)
+    await _redeem(db, parsed)
+    if error:
+        raise ValidationFailed(
+            f"the provider did not authorize Shipyard: {error_description or error}", field="code"
+        )
+    if not code:
+        raise ValidationFailed("the provider sent no authorization code", field="code")
+    principal = Principal(
+        user_id=parsed.user_id, tenant_id=parsed.tenant_id, role="admin", email=""
+    )
+    async with db.session(tenant_id=parsed.tenant_id, user_id=parsed.user_id) as session:
+        app = await _app_for(session, parsed.tenant_id, provider_type, parsed.server_url)
+        client = provider_client(
+            provider_type, http=http, settings=settings, server_url=parsed.server_url
+        )
+        try:
+            tokens = await client.exchange_code(
+                OAuthClient(app.client_id, app.client_secret),
+                code=code,
+                redirect_uri=callback_uri(settings, provider_type),
+            )
+        except OAuthFailed as exc:
+            raise ValidationFailed(
+                f"the provider refused the authorization code: {exc.reason}", field="code"
+            ) from exc
+        user = await provider_client(
+            provider_type,
+            http=http,
+            settings=settings,
+            server_url=parsed.server_url,
+            token=StaticToken(tokens.access_token),
+            gate=interactive_gate(settings),
+        ).current_user()
+        if parsed.provider_id is not None:
+            provider = await get_provider(session, principal, parsed.provider_id, for_update=True)
+            action = "git_provider.reconnect"
+        else:
+            provider = await _existing_account(session, parsed, user.login) or GitProvider(
+                tenant_id=parsed.tenant_id,
+                profile_id=parsed.user_id,
+                type=provider_type,
+                server_url=parsed.server_url,
+            )
+            action = "git_provider.create" if provider.id is None else "git_provider.reconnect"
+        provider.name = user.login
+        provider.display_name = provider.display_name or user.name or user.login
+        provider.access_token = tokens.access_token
+        provider.refresh_token = tokens.refresh_token
+        provider.expires_at = tokens.expires_at
+        provider.is_configured = True
+        provider.error = None
+        session.add(provider)
+        await session.flush()
+        await session.refresh(provider)
+        await record_audit(
+            session,
+            tenant_id=parsed.tenant_id,
+            actor_id=parsed.user_id,
+            action=action,
+            resource_type="git_provider",
+            resource_id=provider.id,
+            details={"type": provider_type, "name": user.login, "via": "oauth"},
+        )
+        await queue_sync(session, provider)
+        await session.flush()
+    return provider, parsed.redirect_to
+
+
+async def _existing_account(
+    session: AsyncSession, state: OAuthState, login: str
+) -> GitProvider | None:
+    """Authorizing the same account again refreshes its connection instead of duplicating it."""
+    found = await session.scalar(
+        select(GitProvider).where(
+            GitProvider.tenant_id == state.tenant_id,
+            GitProvider.type == state.provider_type,
+            GitProvider.server_url.is_(None)
+            if state.server_url is None
+            else GitProvider.server_url == state.server_url,
+            GitProvider.name == login,
+        )
+    )
+    return found
