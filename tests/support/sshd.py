@@ -7,6 +7,7 @@ stopped by PID. Test users are real Unix accounts made with ``useradd`` (we run 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pwd
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,25 @@ TEST_USER = "shipyard-test"
 NOLOGIN_USER = "shipyard-nologin"
 TEST_PASSWORD = "Sh1pyard-test-pass"
 KEY_PASSPHRASE = "correct horse staple"
+
+
+@contextlib.asynccontextmanager
+async def silent_ports(count: int = 1) -> AsyncIterator[list[int]]:
+    """Loopback ports that accept TCP connections and never say a word, like a hung host."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    servers = [await asyncio.start_server(accept, LOOPBACK, 0) for _ in range(count)]
+    try:
+        yield [int(server.sockets[0].getsockname()[1]) for server in servers]
+    finally:
+        for writer in held:
+            writer.close()
+        for server in servers:
+            server.close()
+            await server.wait_closed()
 
 
 def free_port() -> int:
@@ -64,7 +85,7 @@ class KeyPair:
 
 
 @dataclass(frozen=True)
-class TestUsers:
+class SSHUsers:
     """The Unix accounts sshd lets in, and their credentials."""
 
     user: str
@@ -105,11 +126,11 @@ def _pair(algorithm: str, passphrase: str | None = None, **options: Any) -> KeyP
     )
 
 
-def ensure_test_users() -> TestUsers:
+def ensure_test_users() -> SSHUsers:
     """Create (or refresh) the test accounts and fresh key pairs."""
     _ensure_user(TEST_USER, "/bin/sh", TEST_PASSWORD)
     _ensure_user(NOLOGIN_USER, "/usr/sbin/nologin", TEST_PASSWORD)
-    return TestUsers(
+    return SSHUsers(
         user=TEST_USER,
         password=TEST_PASSWORD,
         ed25519=_pair("ssh-ed25519"),
@@ -263,7 +284,7 @@ class SSHDProcess:
 class SSHFleet:
     """A growing set of loopback sshd endpoints; start with :meth:`ensure`."""
 
-    def __init__(self, root: Path, users: TestUsers) -> None:
+    def __init__(self, root: Path, users: SSHUsers) -> None:
         self.root = root
         self.users = users
         self.root.mkdir(parents=True, exist_ok=True)
@@ -345,6 +366,17 @@ class PrivateEndpoint:
     def stop(self) -> None:
         self.process.stop()
 
+    def crash(self) -> None:
+        """Kill the listener and every session it serves at once, like a host losing power."""
+        if self.process.process is None:
+            return
+        pids = [self.process.process.pid, *descendants(self.process.process.pid)]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.process.wait(timeout=5)
+        self.process.process = None
+
     def restart(self, *, new_host_key: bool = False) -> SSHEndpoint:
         self.process.stop()
         if new_host_key:
@@ -369,6 +401,24 @@ def processes_of(user: str, pattern: str) -> list[int]:
         if not stat.startswith("Z") and pattern in args:
             pids.append(int(pid))
     return pids
+
+
+def descendants(pid: int) -> list[int]:
+    """PIDs of every process below ``pid`` (e.g. an sshd's per-connection processes)."""
+    result = subprocess.run(
+        ["ps", "-A", "-o", "pid=,ppid="], capture_output=True, text=True, check=False
+    )
+    children: dict[int, list[int]] = {}
+    for line in result.stdout.splitlines():
+        child, parent = (int(value) for value in line.split())
+        children.setdefault(parent, []).append(child)
+    found: list[int] = []
+    todo = list(children.get(pid, []))
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
 
 
 def wait_until_gone(user: str, pattern: str, timeout: float = 10.0) -> list[int]:

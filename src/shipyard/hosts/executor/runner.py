@@ -220,6 +220,13 @@ class ProcessConnection(HostConnection):
             seen = stderr.first_lines or stdout.first_lines
             first = seen[0] if seen else None
             raise self.shell_not_found(exit_status, first)
+        if exit_status is None and exit_signal is None and not (timed_out or active.cancelled):
+            # The channel closed without the host reporting how the process ended.
+            raise errors.host_error(
+                errors.CONNECTION_LOST,
+                "connection lost during the run (no exit status received)",
+                host=self.target.label,
+            )
         if timed_out or active.cancelled or exit_signal is not None:
             exit_status = None
         return RunResult(
