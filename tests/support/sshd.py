@@ -397,7 +397,7 @@ def processes_of(user: str, pattern: str) -> list[int]:
     )
     pids = []
     for line in result.stdout.splitlines():
-        pid, stat, args = (line.split(None, 2) + ["", ""])[:3]
+        pid, stat, args = [*line.split(None, 2), "", ""][:3]
         if not stat.startswith("Z") and pattern in args:
             pids.append(int(pid))
     return pids
