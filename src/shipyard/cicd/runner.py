@@ -259,7 +259,7 @@ class StepRunner:
                     f"{settings.cicd_cancel_grace_seconds:g} s; the step is marked cancelled",
                 )
             await self._save_tracking(tracking, last_saved)
-            await self._sleep()
+            await self._sleep(wake_on_cancel=cancel_deadline is None)
 
     async def _try_cancel(self, client: CicdClient, tracking: dict[str, Any]) -> None:
         try:
@@ -267,10 +267,10 @@ class StepRunner:
         except ShipyardError as exc:
             await self.say("WARNING", f"{self.label}: could not cancel the build: {exc.message}")
 
-    async def _sleep(self) -> None:
+    async def _sleep(self, *, wake_on_cancel: bool) -> None:
         deadline = time.monotonic() + self.settings.cicd_poll_interval_seconds
         while (remaining := deadline - time.monotonic()) > 0:
-            if self.should_cancel():
+            if wake_on_cancel and self.should_cancel():
                 return
             await asyncio.sleep(min(_CANCEL_CHECK_SECONDS, remaining))
 

@@ -1,0 +1,449 @@
+"""Jenkins steps through run_step: trigger, queue, build, console, results, failures, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+
+from shipyard.cicd.models import DeploymentCicdMapping
+from shipyard.cicd.steps import run_step
+from shipyard.config import Settings
+from shipyard.db import Database
+from tests.fakes.jenkins import FakeJenkins, Param, Script
+from tests.fixtures.cicd import (
+    EmitRecorder,
+    create_provider,
+    jenkins_body,
+    new_step,
+    sync_jobs,
+)
+from tests.support.api import Account
+
+DEPLOY = "team/app/deploy"
+
+
+async def _mapping(db: Database, account: Account, mapping_id: UUID) -> DeploymentCicdMapping:
+    async with db.session(tenant_id=UUID(account.tenant_id)) as session:
+        mapping = await session.get(DeploymentCicdMapping, mapping_id)
+        assert mapping is not None
+        return mapping
+
+
+async def _job(
+    client: httpx.AsyncClient,
+    db: Database,
+    settings: Settings,
+    admin: Account,
+    fake: FakeJenkins,
+    path: str = DEPLOY,
+) -> str:
+    provider = await create_provider(client, admin, jenkins_body(fake))
+    jobs = await sync_jobs(db, settings, admin, provider["id"])
+    return next(job["id"] for job in jobs if job["path"] == path)
+
+
+async def _run(
+    db: Database,
+    settings: Settings,
+    admin: Account,
+    mapping_id: UUID,
+    emit: EmitRecorder,
+    should_cancel: Any = lambda: False,
+) -> str:
+    return await asyncio.wait_for(
+        run_step(
+            db=db,
+            settings=settings,
+            mapping_id=mapping_id,
+            tenant_id=UUID(admin.tenant_id),
+            emit=emit,
+            should_cancel=should_cancel,
+        ),
+        timeout=30,
+    )
+
+
+async def test_parameterised_build_runs_to_success_with_its_console_in_order(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    jenkins_fake.add_job(
+        DEPLOY,
+        params=[
+            Param("ENV", "choice", choices=["staging", "production"]),
+            Param("DRY_RUN", "boolean", default=False),
+            Param("TAG", "string", default="latest"),
+        ],
+        queue_polls=2,
+    )
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
+    mapping_id = await new_step(
+        db, admin.tenant_id, job_id, {"ENV": "production", "DRY_RUN": True}
+    )
+    emit = EmitRecorder()
+    # Each console line is recorded with whether Jenkins still reported the build running.
+    job = jenkins_fake.find(DEPLOY)
+    assert job is not None
+    emit.observe = lambda: bool(job.builds) and job.builds[0].building
+
+    status = await _run(db, cicd_settings, admin, mapping_id, emit)
+
+    assert status == "success"
+    build = jenkins_fake.build(DEPLOY, 1)
+    assert build.params == {"ENV": "production", "DRY_RUN": "true", "TAG": "latest"}
+    console = emit.text("INFO")
+    expected = [
+        "Started by user admin",
+        "Parameter DRY_RUN=true",
+        "Parameter ENV=production",
+        "Parameter TAG=latest",
+        "Building...",
+        "Finished: SUCCESS",
+    ]
+    assert [line for line in console if line in expected] == expected
+    # Streamed while the build ran, not dumped at the end.
+    states = dict(zip([line for _, line in emit.lines], emit.observed, strict=True))
+    assert states["Started by user admin"] is True
+    assert states["Finished: SUCCESS"] is False
+    mapping = await _mapping(db, admin, mapping_id)
+    assert mapping.status == "success"
+    assert mapping.build_number == "1"
+    assert mapping.build_url == f"{jenkins_fake.url}/job/team/job/app/job/deploy/1/"
+    assert mapping.started_at is not None and mapping.completed_at is not None
+    assert mapping.started_at <= mapping.completed_at
+    assert mapping.error is None
+    # The queue item was followed to its build through the Location header.
+    assert jenkins_fake.seen("GET", "/queue/item/100/api/json")
+    assert jenkins_fake.seen("POST", "/job/team/job/app/job/deploy/buildWithParameters")
+
+
+async def test_failed_build_fails_the_step_with_the_result(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    jenkins_fake.add_job(
+        "smoke",
+        script=lambda params: Script(
+            chunks=["running tests\n", "test_login FAILED\n", "Finished: FAILURE\n"],
+            result="FAILURE",
+        ),
+    )
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="smoke")
+    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    emit = EmitRecorder()
+
+    status = await _run(db, cicd_settings, admin, mapping_id, emit)
+
+    assert status == "failed"
+    assert "test_login FAILED" in emit.text("INFO")
+    assert any("FAILURE" in line for line in emit.text("ERROR"))
+    mapping = await _mapping(db, admin, mapping_id)
+    assert mapping.status == "failed"
+    assert mapping.build_number == "1"
+    assert "FAILURE" in (mapping.error or "")
+    # A job without parameters is triggered with /build.
+    assert jenkins_fake.seen("POST", "/job/smoke/build")
+
+
+async def test_console_is_read_progressively_from_the_text_size_offset(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    # A line split across two reads is emitted once, whole.
+    jenkins_fake.add_job(
+        "chatty",
+        script=lambda params: Script(chunks=["one\ntw", "o\nthree\n", "four"]),
+    )
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="chatty")
+    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    emit = EmitRecorder()
+
+    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "success"
+
+    console = [line for line in emit.text("INFO") if line in {"one", "two", "three", "four", "tw", "o"}]
+    assert console == ["one", "two", "three", "four"]
+    starts = [int(r.arg("start") or 0) for r in jenkins_fake.seen("GET", "progressiveText")]
+    assert starts[0] == 0
+    assert starts == sorted(starts) and len(set(starts)) >= 3
+
+
+async def test_password_parameter_is_stored_encrypted_and_masked_in_the_console(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    jenkins_fake.add_job(
+        DEPLOY,
+        params=[Param("DB_PASSWORD", "password", default="default-secret"), Param("ENV", "string")],
+    )
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
+    mapping_id = await new_step(
+        db, admin.tenant_id, job_id, {"DB_PASSWORD": "s3cr3t-value-42", "ENV": "prod"}
+    )
+    mapping = await _mapping(db, admin, mapping_id)
+    assert "s3cr3t-value-42" not in str(mapping.parameters)
+    emit = EmitRecorder()
+
+    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "success"
+
+    assert jenkins_fake.build(DEPLOY, 1).params["DB_PASSWORD"] == "s3cr3t-value-42"
+    every_line = "\n".join(line for _, line in emit.lines)
+    assert "Parameter DB_PASSWORD=***" in every_line
+    assert "s3cr3t-value-42" not in every_line
+    assert jenkins_fake.token not in every_line
+    assert "s3cr3t-value-42" not in caplog.text
+    assert jenkins_fake.token not in caplog.text
+
+
+async def test_build_stuck_in_the_queue_times_out_with_the_reason_and_is_cancelled(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    jenkins_fake.add_job("stuck", queue_polls=None)
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="stuck")
+    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    emit = EmitRecorder()
+    settings = cicd_settings.model_copy(update={"cicd_queue_timeout_seconds": 0.5})
+
+    status = await _run(db, settings, admin, mapping_id, emit)
+
+    assert status == "failed"
+    mapping = await _mapping(db, admin, mapping_id)
+    assert mapping.build_number is None
+    assert "did not leave the Jenkins queue within 0.5 s" in (mapping.error or "")
+    assert "Waiting for next available executor" in (mapping.error or "")
+    assert jenkins_fake.queue[100].cancelled
+    assert any("queue" in line for line in emit.text("ERROR"))
+
+
+async def test_credentials_revoked_mid_run_fail_the_step_with_jenkins_reason(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    jenkins_fake.add_job("long", script=lambda params: Script(chunks=["working\n"], hold=True))
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="long")
+    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    emit = EmitRecorder()
+
+    def revoke_once_running() -> bool:
+        if "working" in emit.text("INFO"):
+            jenkins_fake.revoke()
+        return False
+
+    status = await _run(db, cicd_settings, admin, mapping_id, emit, revoke_once_running)
+
+    assert status == "failed"
+    mapping = await _mapping(db, admin, mapping_id)
+    assert "rejected the credentials (HTTP 401)" in (mapping.error or "")
+    assert "Invalid password/token for user: admin" in (mapping.error or "")
+    assert mapping.build_number == "1"
+
+
+async def test_provider_deleted_mid_run_fails_the_step(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    jenkins_fake.add_job("long", script=lambda params: Script(chunks=["working\n"], hold=True))
+    provider = await create_provider(client, admin, jenkins_body(jenkins_fake))
+    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
+    mapping_id = await new_step(db, admin.tenant_id, jobs[0]["id"])
+    emit = EmitRecorder()
+    deleted: list[int] = []
+
+    async def delete_when_running() -> None:
+        for _ in range(500):
+            if "working" in emit.text("INFO"):
+                response = await client.delete(
+                    f"/api/v1/cicd-providers/{provider['id']}", headers=admin.headers
+                )
+                deleted.append(response.status_code)
+                return
+            await asyncio.sleep(0.01)
+
+    deleter = asyncio.create_task(delete_when_running())
+    status = await _run(db, cicd_settings, admin, mapping_id, emit)
+    await deleter
+
+    assert deleted == [204]
+    assert status == "failed"
+    mapping = await _mapping(db, admin, mapping_id)
+    assert mapping.error == "the CI/CD provider was deleted while the step was running"
+    assert mapping.cicd_job_id is None  # the job went with its provider; the record stays
+
+
+async def test_jenkins_5xx_and_429_are_retried_until_it_recovers(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    jenkins_fake.add_job(DEPLOY)
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
+    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    jenkins_fake.fail_next(2, status=502, body="Bad Gateway", path_contains="/build")
+    jenkins_fake.fail_next(1, status=429, headers={"Retry-After": "0"}, path_contains="/api/json")
+    jenkins_fake.fail_next(2, status=503, path_contains="progressiveText")
+    emit = EmitRecorder()
+
+    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "success"
+
+    assert len(jenkins_fake.seen("POST", "/build")) == 3
+    assert len(jenkins_fake.queue) == 1  # retried only what Jenkins did not act on
+    assert "Finished: SUCCESS" in emit.text("INFO")
+
+
+async def test_a_provider_down_for_longer_than_the_retry_budget_fails_the_step(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    jenkins_fake.add_job(DEPLOY)
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
+    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    jenkins_fake.fail_next(1000, status=503, body="Jenkins is restarting")
+    settings = cicd_settings.model_copy(update={"cicd_retry_seconds": 0.6})
+
+    status = await _run(db, settings, admin, mapping_id, EmitRecorder())
+
+    assert status == "failed"
+    mapping = await _mapping(db, admin, mapping_id)
+    assert "HTTP 503" in (mapping.error or "")
+    assert "Jenkins is restarting" in (mapping.error or "")
+    assert "gave up after" in (mapping.error or "")
+
+
+async def test_cancel_aborts_the_running_build(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    jenkins_fake.add_job("long", script=lambda params: Script(chunks=["working\n"], hold=True))
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="long")
+    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    emit = EmitRecorder()
+
+    status = await _run(
+        db, cicd_settings, admin, mapping_id, emit, lambda: "working" in emit.text("INFO")
+    )
+
+    assert status == "cancelled"
+    assert jenkins_fake.seen("POST", "/job/long/1/stop")
+    assert jenkins_fake.build("long", 1).result == "ABORTED"
+    mapping = await _mapping(db, admin, mapping_id)
+    assert mapping.status == "cancelled"
+    assert mapping.completed_at is not None
+
+
+async def test_cancel_while_queued_removes_the_queue_item(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    jenkins_fake.add_job("stuck", queue_polls=None)
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="stuck")
+    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    emit = EmitRecorder()
+
+    status = await _run(
+        db, cicd_settings, admin, mapping_id, emit, lambda: any("queued" in l for l in emit.text())
+    )
+
+    assert status == "cancelled"
+    assert jenkins_fake.queue[100].cancelled
+    assert jenkins_fake.find("stuck").builds == []
+
+
+async def test_crumb_is_fetched_when_jenkins_asks_for_one(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    jenkins_fake.require_crumb = True
+    jenkins_fake.add_job(DEPLOY)
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
+    mapping_id = await new_step(db, admin.tenant_id, job_id)
+
+    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "success"
+
+    assert len(jenkins_fake.seen("GET", "/crumbIssuer/api/json")) == 1
+    posts = jenkins_fake.seen("POST", "/build")
+    assert [p.header("jenkins-crumb") is not None for p in posts] == [False, True]
+
+
+async def test_restarted_worker_follows_the_existing_build_instead_of_triggering_again(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    jenkins_fake.add_job(
+        "steps",
+        script=lambda params: Script(chunks=["step 1\n", "step 2\n", "step 3\n", "step 4\n"]),
+    )
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="steps")
+    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    first = EmitRecorder()
+
+    class WorkerLost(Exception):
+        pass
+
+    async def crash_after_step_2(level: str, line: str) -> None:
+        await first(level, line)
+        if line == "step 2":
+            raise WorkerLost
+
+    with pytest.raises(WorkerLost):
+        await _run(db, cicd_settings, admin, mapping_id, crash_after_step_2)
+    interrupted = await _mapping(db, admin, mapping_id)
+    assert interrupted.status == "running" and interrupted.build_number == "1"
+
+    second = EmitRecorder()
+    assert await _run(db, cicd_settings, admin, mapping_id, second) == "success"
+
+    assert len(jenkins_fake.seen("POST", "/build")) == 1
+    assert [b.number for b in jenkins_fake.find("steps").builds] == [1]
+    assert any("resuming" in line for line in second.text("WARNING"))
+    # Lines already seen before the crash are not read again.
+    assert "step 1" not in second.text("INFO")
+    assert second.text("INFO")[-1].endswith("succeeded") or "step 4" in second.text("INFO")
+    # Running a finished step again is a no-op that returns its status.
+    third = EmitRecorder()
+    assert await _run(db, cicd_settings, admin, mapping_id, third) == "success"
+    assert third.lines == []
