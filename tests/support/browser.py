@@ -83,7 +83,13 @@ class LiveServer:
         self.db = db
         app = create_app(self.settings, db)
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="on", ws="none", access_log=False
+            app,
+            log_level="warning",
+            lifespan="on",
+            ws="none",
+            access_log=False,
+            # Open log streams must not hold the test run hostage at shutdown.
+            timeout_graceful_shutdown=3,
         )
         server = uvicorn.Server(config)
         self._server = server

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
+from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup, escape
 from starlette.responses import HTMLResponse
 
@@ -82,7 +83,13 @@ def duration(start: datetime | None, end: datetime | None) -> str:
     return f"{hours} h {minutes} min"
 
 
+def names_json(mapping: Mapping[Any, str]) -> Markup:
+    """``{id: name}`` as JSON safe to put in an HTML attribute (ids become strings)."""
+    return htmlsafe_json_dumps({str(key): value for key, value in mapping.items()})
+
+
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
+templates.env.filters["tojson_names"] = names_json
 templates.env.filters["time"] = time_tag
 templates.env.filters["badge"] = status_badge
 templates.env.globals["duration"] = duration

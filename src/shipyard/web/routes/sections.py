@@ -6,7 +6,6 @@ from fastapi import Request, Response
 from sqlalchemy import func, select
 
 from shipyard.cicd.models import CicdJob, CicdProvider
-from shipyard.deployments.models import Deployment
 from shipyard.deps import CurrentUser, SessionDep
 from shipyard.git.models import GitProvider, ProfileRepositoryPin, Repository
 from shipyard.hosts.models import Host
@@ -40,16 +39,6 @@ async def repositories(request: Request, principal: CurrentUser, session: Sessio
 async def hosts(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
     rows = await session.scalars(select(Host).order_by(func.lower(Host.name)).limit(200))
     return render(request, "sections/hosts.html", {"section": "hosts", "hosts": rows.all()})
-
-
-@router.get("/deployments")
-async def deployments(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
-    rows = await session.scalars(
-        select(Deployment).order_by(Deployment.created_at.desc()).limit(50)
-    )
-    return render(
-        request, "sections/deployments.html", {"section": "deployments", "deployments": rows.all()}
-    )
 
 
 @router.get("/cicd")

@@ -19,3 +19,79 @@
   document.addEventListener("DOMContentLoaded", function () { localiseTimes(document); });
   document.addEventListener("htmx:afterSettle", function (event) { localiseTimes(event.target); });
 })();
+
+// The live deployment log: Server-Sent Events, auto-scroll with pause, filters by host and level.
+(function () {
+  "use strict";
+  var FINAL = ["success", "failed", "partial", "cancelled"];
+
+  function setup() {
+    var log = document.getElementById("log");
+    if (!log || !log.dataset.stream) { return; }
+    var state = document.getElementById("log-state");
+    var follow = document.getElementById("log-follow");
+    var hostFilter = document.getElementById("log-host");
+    var levelFilter = document.getElementById("log-level");
+    var hosts = JSON.parse(log.dataset.hosts || "{}");
+    var following = true;
+    var timeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+
+    function setFollowing(on) {
+      following = on;
+      follow.setAttribute("aria-pressed", on ? "true" : "false");
+      follow.textContent = on ? "Pause auto-scroll" : "Resume auto-scroll";
+      if (on) { log.scrollTop = log.scrollHeight; }
+    }
+    follow.addEventListener("click", function () { setFollowing(!following); });
+    // Scrolling up to read pauses; scrolling back to the bottom resumes.
+    log.addEventListener("scroll", function () {
+      var atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 8;
+      if (following !== atBottom) { setFollowing(atBottom); }
+    });
+
+    function visible(line) {
+      var host = hostFilter.value, level = levelFilter.value;
+      return (!host || line.dataset.host === host) && (!level || line.dataset.level === level);
+    }
+    function applyFilters() {
+      log.querySelectorAll(".line").forEach(function (line) { line.hidden = !visible(line); });
+      if (following) { log.scrollTop = log.scrollHeight; }
+    }
+    hostFilter.addEventListener("change", applyFilters);
+    levelFilter.addEventListener("change", applyFilters);
+
+    function append(entry) {
+      var line = document.createElement("span");
+      line.className = "line lvl-" + entry.level;
+      line.dataset.host = entry.host_id || "";
+      line.dataset.level = entry.level;
+      line.dataset.seq = entry.seq;
+      var when = new Date(entry.timestamp);
+      var host = entry.host_id ? (hosts[entry.host_id] || entry.host_id) + ": " : "";
+      line.textContent = timeFormat.format(when) + " " + entry.level.padEnd(7) + " " + host + entry.message + "\n";
+      line.hidden = !visible(line);
+      log.appendChild(line);
+    }
+
+    var source = new EventSource(log.dataset.stream);
+    source.addEventListener("open", function () { state.textContent = "Live."; });
+    source.addEventListener("log", function (event) {
+      append(JSON.parse(event.data));
+      if (following) { log.scrollTop = log.scrollHeight; }
+    });
+    source.addEventListener("end", function (event) {
+      var status = JSON.parse(event.data).status;
+      source.close();
+      state.textContent = "Finished: " + status + ".";
+      log.dataset.ended = status;
+      document.body.dispatchEvent(new CustomEvent("deployment-ended", { detail: { status: status } }));
+    });
+    source.addEventListener("error", function () {
+      if (log.dataset.ended) { return; }
+      // EventSource reconnects by itself, resuming after the last id it saw.
+      state.textContent = "Connection lost; reconnecting…";
+    });
+    window.addEventListener("pagehide", function () { source.close(); });
+  }
+  document.addEventListener("DOMContentLoaded", setup);
+})();
