@@ -92,7 +92,7 @@ async def test_pins_are_personal_and_empty_states_are_clear(
         html = (await http.get("/")).text
     assert "Nothing is running right now" in html
     assert "No failed deployments in the last 7 days" in html
-    assert "No hosts yet" in html and 'href="/hosts">add one' in html
+    assert "No hosts yet" in html and 'href="/hosts/new">add one' in html
     assert "You have not pinned a repository" in html
 
     await _seed(db, admin, prefix="ours")

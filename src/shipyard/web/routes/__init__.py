@@ -14,9 +14,9 @@ def web_router() -> APIRouter:
 
 
 def build_router() -> APIRouter:
-    from shipyard.web.routes import auth, dashboard, deployments, sections, settings
+    from shipyard.web.routes import auth, dashboard, deployments, hosts, sections, settings
 
     router = APIRouter(dependencies=[Depends(csrf_protect)], include_in_schema=False)
-    for area in (auth, dashboard, sections, settings, deployments):
+    for area in (auth, dashboard, sections, settings, hosts, deployments):
         router.include_router(area.router)
     return router

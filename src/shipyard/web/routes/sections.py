@@ -8,7 +8,6 @@ from sqlalchemy import func, select
 from shipyard.cicd.models import CicdJob, CicdProvider
 from shipyard.deps import CurrentUser, SessionDep
 from shipyard.git.models import GitProvider, ProfileRepositoryPin, Repository
-from shipyard.hosts.models import Host
 from shipyard.web.routes import web_router
 from shipyard.web.templating import render
 
@@ -33,12 +32,6 @@ async def repositories(request: Request, principal: CurrentUser, session: Sessio
         "sections/repositories.html",
         {"section": "repositories", "rows": rows.all(), "provider_count": providers or 0},
     )
-
-
-@router.get("/hosts")
-async def hosts(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
-    rows = await session.scalars(select(Host).order_by(func.lower(Host.name)).limit(200))
-    return render(request, "sections/hosts.html", {"section": "hosts", "hosts": rows.all()})
 
 
 @router.get("/cicd")

@@ -95,3 +95,11 @@
   }
   document.addEventListener("DOMContentLoaded", setup);
 })();
+
+// Plain forms that need a second thought carry data-confirm (HTMX ones use hx-confirm).
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
+  }
+});
