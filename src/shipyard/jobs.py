@@ -52,12 +52,32 @@ def _blueprints() -> dict[str, procrastinate.Blueprint]:
     }
 
 
+# Blueprints already namespaced: procrastinate renames a blueprint's tasks in place the first time
+# it is added to an app, so a second app in the same process (tests, several workers) must take
+# the tasks as they are instead of prefixing them again ("cicd:cicd:sync_provider").
+_namespaced: set[int] = set()
+
+
 def create_job_app(database_url: str) -> procrastinate.App:
     app = procrastinate.App(
         connector=procrastinate.PsycopgConnector(conninfo=to_libpq_url(database_url))
     )
     for namespace, blueprint in _blueprints().items():
-        app.add_tasks_from(blueprint, namespace=namespace)
+        if id(blueprint) not in _namespaced:
+            app.add_tasks_from(blueprint, namespace=namespace)
+            _namespaced.add(id(blueprint))
+            continue
+        app.tasks.update(blueprint.tasks)
+        for task in blueprint.tasks.values():
+            # Tasks defer through their blueprint; point them at the app now in use.
+            task.blueprint = app
+        for periodic in blueprint.periodic_registry.periodic_tasks.values():
+            app.periodic_registry.register_task(
+                task=periodic.task,
+                cron=periodic.cron,
+                periodic_id=periodic.periodic_id,
+                configure_kwargs=periodic.configure_kwargs,
+            )
     return app
 
 
