@@ -62,7 +62,9 @@ class Reply:
             return self.body.encode(), self.content_type or "text/plain;charset=utf-8"
         if self.body is None:
             return b"", self.content_type or "text/plain;charset=utf-8"
-        return json.dumps(self.body).encode(), self.content_type or "application/json; charset=utf-8"
+        return json.dumps(
+            self.body
+        ).encode(), self.content_type or "application/json; charset=utf-8"
 
 
 Handler = Callable[[Request], Reply]
@@ -195,7 +197,9 @@ class FakeServer:
             return Reply(fault.status, fault.body, dict(fault.headers))
         for method, pattern, handler in self._routes:
             match = pattern.fullmatch(request.path)
-            if match and (method == request.method or (method == "GET" and request.method == "HEAD")):
+            if match and (
+                method == request.method or (method == "GET" and request.method == "HEAD")
+            ):
                 request.match = match
                 denied = self.authenticate(request)
                 if denied is not None:
@@ -207,6 +211,4 @@ class FakeServer:
 
     def seen(self, method: str, path_contains: str) -> list[Request]:
         with self.lock:
-            return [
-                r for r in self.requests if r.method == method and path_contains in r.path
-            ]
+            return [r for r in self.requests if r.method == method and path_contains in r.path]

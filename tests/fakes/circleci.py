@@ -113,7 +113,9 @@ class Pipeline:
             self._create_workflows()
             return
         for workflow in self.workflows:
-            if workflow.status(self.script.hold) == "running" and workflow.done < len(workflow.spec.jobs):
+            if workflow.status(self.script.hold) == "running" and workflow.done < len(
+                workflow.spec.jobs
+            ):
                 workflow.done += 1
                 return
 
@@ -180,8 +182,13 @@ class FakeCircleCI(FakeServer):
         """A project; ``seed_pipeline`` records a past pipeline so its config can be read."""
         with self.lock:
             project = Project(
-                slug, slug.rsplit("/", 1)[-1], default_branch, config, {default_branch},
-                script=script, queue_ticks=queue_ticks,
+                slug,
+                slug.rsplit("/", 1)[-1],
+                default_branch,
+                config,
+                {default_branch},
+                script=script,
+                queue_ticks=queue_ticks,
             )
             self.projects[slug] = project
             if seed_pipeline:
@@ -230,7 +237,9 @@ class FakeCircleCI(FakeServer):
         declared = (yaml.safe_load(project.config) or {}).get("parameters") or {}
         unexpected = sorted(set(parameters) - set(declared))
         if unexpected:
-            return [{"type": "config", "message": f"Unexpected argument(s): {', '.join(unexpected)}"}]
+            return [
+                {"type": "config", "message": f"Unexpected argument(s): {', '.join(unexpected)}"}
+            ]
         checks = {"string": str, "boolean": bool, "integer": int}
         for name, spec in declared.items():
             if name not in parameters:
@@ -240,9 +249,13 @@ class FakeCircleCI(FakeServer):
             value = parameters[name]
             kind = spec.get("type", "string")
             if kind == "enum" and value not in spec.get("enum", []):
-                return [{"type": "config", "message": f"{name}: value not in enum {spec.get('enum')}"}]
+                return [
+                    {"type": "config", "message": f"{name}: value not in enum {spec.get('enum')}"}
+                ]
             expected = checks.get(kind)
-            if expected is not None and (not isinstance(value, expected) or (expected is int and isinstance(value, bool))):
+            if expected is not None and (
+                not isinstance(value, expected) or (expected is int and isinstance(value, bool))
+            ):
                 return [{"type": "config", "message": f"{name}: expected type {kind}"}]
         return []
 
@@ -255,7 +268,11 @@ class FakeCircleCI(FakeServer):
             "number": pipeline.number,
             "state": pipeline.state,
             "created_at": _iso(pipeline.created),
-            "trigger": {"type": "api", "received_at": _iso(pipeline.created), "actor": {"login": "ada"}},
+            "trigger": {
+                "type": "api",
+                "received_at": _iso(pipeline.created),
+                "actor": {"login": "ada"},
+            },
             "trigger_parameters": pipeline.parameters,
             "vcs": {
                 "provider_name": "GitHub",
@@ -282,7 +299,9 @@ class FakeCircleCI(FakeServer):
     # Routes ---------------------------------------------------------------------------
 
     def _me(self, request: Request) -> Reply:
-        return Reply(200, {"id": "5e8f6a2b-0000-0000-0000-000000000000", "login": "ada", "name": "Ada"})
+        return Reply(
+            200, {"id": "5e8f6a2b-0000-0000-0000-000000000000", "login": "ada", "name": "Ada"}
+        )
 
     def _project(self, request: Request) -> Reply:
         project = self._project_of(request)
@@ -312,7 +331,9 @@ class FakeCircleCI(FakeServer):
             return Reply(404, {"message": "Project not found"})
         branch = request.arg("branch")
         items = [p for p in reversed(project.pipelines) if branch is None or p.branch == branch]
-        return Reply(200, {"items": [self._pipeline_json(p) for p in items], "next_page_token": None})
+        return Reply(
+            200, {"items": [self._pipeline_json(p) for p in items], "next_page_token": None}
+        )
 
     def _trigger(self, request: Request) -> Reply:
         project = self._project_of(request)
@@ -352,7 +373,10 @@ class FakeCircleCI(FakeServer):
         if pipeline is None:
             return Reply(404, {"message": "Pipeline not found"})
         source = pipeline.project.config
-        return Reply(200, {"source": source, "compiled": source, "setup-config": "", "compiled-setup-config": ""})
+        return Reply(
+            200,
+            {"source": source, "compiled": source, "setup-config": "", "compiled-setup-config": ""},
+        )
 
     def _pipeline_workflows(self, request: Request) -> Reply:
         pipeline = self._pipeline_of(request)
@@ -391,7 +415,9 @@ class FakeCircleCI(FakeServer):
                 "type": "build",
                 "stopped_at": None if status in {"running", "blocked"} else _iso(time.time()),
             }
-            for index, ((name, _), status) in enumerate(zip(workflow.spec.jobs, statuses, strict=True))
+            for index, ((name, _), status) in enumerate(
+                zip(workflow.spec.jobs, statuses, strict=True)
+            )
         ]
         return Reply(200, {"items": items, "next_page_token": None})
 

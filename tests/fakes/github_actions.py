@@ -208,11 +208,19 @@ class FakeGitHubActions(FakeServer):
         return repo
 
     def add_workflow(
-        self, full_name: str, path: str, content: str, *, name: str | None = None, script: Any = None
+        self,
+        full_name: str,
+        path: str,
+        content: str,
+        *,
+        name: str | None = None,
+        script: Any = None,
     ) -> Workflow:
         with self.lock:
             repo = self.repos[full_name]
-            workflow = Workflow(next(_ids), name or path.rsplit("/", 1)[-1], path, content, script=script)
+            workflow = Workflow(
+                next(_ids), name or path.rsplit("/", 1)[-1], path, content, script=script
+            )
             repo.workflows[workflow.id] = workflow
             return workflow
 
@@ -236,7 +244,9 @@ class FakeGitHubActions(FakeServer):
         return Reply(status, body, {**self._headers(), **(headers or {})})
 
     def _error(self, status: int, message: str) -> Reply:
-        return self._reply(status, {"message": message, "documentation_url": DOCS, "status": str(status)})
+        return self._reply(
+            status, {"message": message, "documentation_url": DOCS, "status": str(status)}
+        )
 
     def authenticate(self, request: Request) -> Reply | None:
         if request.path.startswith("/_blobs/"):
@@ -357,7 +367,9 @@ class FakeGitHubActions(FakeServer):
         repo = self._repo_of(request)
         assert request.match is not None
         path = unquote(request.match.group("path"))
-        workflow = next((w for w in repo.workflows.values() if w.path == path), None) if repo else None
+        workflow = (
+            next((w for w in repo.workflows.values() if w.path == path), None) if repo else None
+        )
         if repo is None or workflow is None:
             return self.not_found(request)
         raw = base64.b64encode(workflow.content.encode()).decode()
@@ -398,7 +410,7 @@ class FakeGitHubActions(FakeServer):
         body = request.json() or {}
         ref = str(body.get("ref") or "")
         if not ref:
-            return self._error(422, "Invalid request.\n\n\"ref\" wasn't supplied.")
+            return self._error(422, 'Invalid request.\n\n"ref" wasn\'t supplied.')
         if ref.removeprefix("refs/heads/") not in repo.branches:
             return self._error(422, f"No ref found for: {ref}")
         declared = dispatch_inputs(workflow.content)
@@ -412,8 +424,15 @@ class FakeGitHubActions(FakeServer):
             spec = spec or {}
             if spec.get("required") and name not in inputs and spec.get("default") is None:
                 return self._error(422, f"Required input '{name}' not provided")
-            if spec.get("type") == "choice" and name in inputs and inputs[name] not in spec.get("options", []):
-                return self._error(422, f"Provided value '{inputs[name]}' for input '{name}' not in the list of allowed values")
+            if (
+                spec.get("type") == "choice"
+                and name in inputs
+                and inputs[name] not in spec.get("options", [])
+            ):
+                return self._error(
+                    422,
+                    f"Provided value '{inputs[name]}' for input '{name}' not in the list of allowed values",
+                )
         workflow.run_number += 1
         script = (workflow.script or default_script)(inputs)
         run = Run(
@@ -490,8 +509,10 @@ class FakeGitHubActions(FakeServer):
             status = "completed"
             conclusions = [c for _, c in states]
             conclusion = (
-                "failure" if "failure" in conclusions
-                else "cancelled" if "cancelled" in conclusions
+                "failure"
+                if "failure" in conclusions
+                else "cancelled"
+                if "cancelled" in conclusions
                 else "success"
             )
         else:
@@ -541,7 +562,9 @@ class FakeGitHubActions(FakeServer):
         if job_id not in self.jobs:
             return self.not_found(request)
         signature = secrets.token_hex(8)
-        return self._reply(302, None, {"Location": f"{self.url}/_blobs/job-logs/{job_id}?sig={signature}"})
+        return self._reply(
+            302, None, {"Location": f"{self.url}/_blobs/job-logs/{job_id}?sig={signature}"}
+        )
 
     def _blob(self, request: Request) -> Reply:
         assert request.match is not None

@@ -189,9 +189,10 @@ def apply_tree(value: Any, spec: dict[str, Any] | None) -> Any:
         if name not in value:
             continue
         item = value[name]
-        if sub is None and not isinstance(item, dict | list):
-            result[name] = item
-        elif sub is None and isinstance(item, list) and not any(isinstance(i, dict) for i in item):
+        has_objects = isinstance(item, dict) or (
+            isinstance(item, list) and any(isinstance(i, dict) for i in item)
+        )
+        if sub is None and not has_objects:
             result[name] = item
         else:
             result[name] = apply_tree(item, sub)
@@ -382,10 +383,14 @@ class FakeJenkins(FakeServer):
             color = {"SUCCESS": "blue", "FAILURE": "red", "ABORTED": "aborted"}.get(
                 last.result or "", "blue_anime" if last.building else "red"
             )
-        in_queue = [q for q in self.queue.values() if q.job is node and q.build is None and not q.cancelled]
+        in_queue = [
+            q for q in self.queue.values() if q.job is node and q.build is None and not q.cancelled
+        ]
         return {
             "_class": "hudson.model.FreeStyleProject",
-            "actions": [{"_class": "hudson.model.ParametersDefinitionProperty"}] if node.params else [],
+            "actions": [{"_class": "hudson.model.ParametersDefinitionProperty"}]
+            if node.params
+            else [],
             "description": node.description or None,
             "displayName": node.name,
             "fullDisplayName": node.full_name.replace("/", " » "),
@@ -649,7 +654,9 @@ class FakeJenkins(FakeServer):
         build = self._build_at(request)
         if build is None:
             return self.not_found(request)
-        return Reply(200, f"<html><body>Build #{build.number}</body></html>", content_type="text/html")
+        return Reply(
+            200, f"<html><body>Build #{build.number}</body></html>", content_type="text/html"
+        )
 
     def _progressive(self, request: Request) -> Reply:
         build = self._build_at(request)

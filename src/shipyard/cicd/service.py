@@ -37,7 +37,7 @@ async def _job_counts(session: AsyncSession, provider_ids: list[UUID]) -> dict[U
         .where(CicdJob.provider_id.in_(provider_ids))
         .group_by(CicdJob.provider_id)
     )
-    return {provider_id: count for provider_id, count in rows.tuples()}
+    return {provider_id: count for provider_id, count in rows}
 
 
 def provider_read(provider: CicdProvider, job_count: int) -> ProviderRead:
@@ -324,24 +324,20 @@ async def list_mappings(
         .where(DeploymentCicdMapping.deployment_id == deployment_id)
         .order_by(DeploymentCicdMapping.position)
     )
-    return [_mapping_read(*row) for row in rows.tuples()]
+    return [_mapping_read(*row) for row in rows]
 
 
 async def get_mapping(
     *, session: AsyncSession, principal: Principal, mapping_id: UUID
 ) -> MappingRead:
     row = (
-        (
-            await session.execute(
-                _mapping_select().where(
-                    DeploymentCicdMapping.id == mapping_id,
-                    DeploymentCicdMapping.tenant_id == principal.tenant_id,
-                )
+        await session.execute(
+            _mapping_select().where(
+                DeploymentCicdMapping.id == mapping_id,
+                DeploymentCicdMapping.tenant_id == principal.tenant_id,
             )
         )
-        .tuples()
-        .first()
-    )
+    ).first()
     if row is None:
         raise NotFound(f"CI/CD step {mapping_id} does not exist")
     return _mapping_read(*row)

@@ -135,7 +135,7 @@ async def enqueue_due_syncs(*, db: Database, settings: Settings) -> int:
             )
         )
         queued = 0
-        for provider_id, tenant_id in rows.tuples():
+        for provider_id, tenant_id in rows:
             if await enqueue_sync(session, provider_id=provider_id, tenant_id=tenant_id):
                 queued += 1
     return queued

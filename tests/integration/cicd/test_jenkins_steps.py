@@ -85,9 +85,7 @@ async def test_parameterised_build_runs_to_success_with_its_console_in_order(
         queue_polls=2,
     )
     job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
-    mapping_id = await new_step(
-        db, admin.tenant_id, job_id, {"ENV": "production", "DRY_RUN": True}
-    )
+    mapping_id = await new_step(db, admin.tenant_id, job_id, {"ENV": "production", "DRY_RUN": True})
     emit = EmitRecorder()
     # Each console line is recorded with whether Jenkins still reported the build running.
     job = jenkins_fake.find(DEPLOY)
@@ -174,7 +172,9 @@ async def test_console_is_read_progressively_from_the_text_size_offset(
 
     assert await _run(db, cicd_settings, admin, mapping_id, emit) == "success"
 
-    console = [line for line in emit.text("INFO") if line in {"one", "two", "three", "four", "tw", "o"}]
+    console = [
+        line for line in emit.text("INFO") if line in {"one", "two", "three", "four", "tw", "o"}
+    ]
     assert console == ["one", "two", "three", "four"]
     starts = [int(r.arg("start") or 0) for r in jenkins_fake.seen("GET", "progressiveText")]
     assert starts[0] == 0
@@ -379,7 +379,12 @@ async def test_cancel_while_queued_removes_the_queue_item(
     emit = EmitRecorder()
 
     status = await _run(
-        db, cicd_settings, admin, mapping_id, emit, lambda: any("queued" in l for l in emit.text())
+        db,
+        cicd_settings,
+        admin,
+        mapping_id,
+        emit,
+        lambda: any("queued" in line for line in emit.text()),
     )
 
     assert status == "cancelled"
