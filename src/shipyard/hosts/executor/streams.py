@@ -78,7 +78,8 @@ class Tail:
             line = line[-self._limit :]
         self._lines.append(line)
         self._size += len(line) + 1
-        while self._size > self._limit and self._lines:
+        # _size counts a separator after every line; the text has one fewer.
+        while self._size - 1 > self._limit and self._lines:
             self._size -= len(self._lines.popleft()) + 1
 
     def text(self) -> str:
