@@ -18,7 +18,7 @@ from shipyard.deployments.models import DeploymentScript
 from shipyard.errors import HostError
 from shipyard.hosts.executor import Executor, HostConnection, HostTarget, OutputLine, RunResult
 
-FingerprintCallback = Callable[[UUID, str], Awaitable[None]]
+FingerprintCallback = Callable[[UUID, str], Awaitable[object]]
 
 logger = logging.getLogger(__name__)
 

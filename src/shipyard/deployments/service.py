@@ -130,7 +130,11 @@ async def create_deployment(
         raise ValidationFailed("a script is listed twice", field="scripts")
     if repository is not None and choices:
         await validate_script_ids(
-            session=session, repository=repository, ref=data.ref, script_ids=script_ids
+            session=session,
+            repository=repository,
+            ref=data.ref,
+            script_ids=script_ids,
+            settings=settings,
         )
     await _check_hosts(session, data.host_ids, settings)
     if choices and not data.host_ids:
@@ -185,7 +189,12 @@ async def create_deployment(
 
 
 async def validate_script_ids(
-    *, session: AsyncSession, repository: Repository, ref: str | None, script_ids: list[UUID]
+    *,
+    session: AsyncSession,
+    repository: Repository,
+    ref: str | None,
+    script_ids: list[UUID],
+    settings: Settings,
 ) -> None:
     """Every script id must be in the repository's catalogue (ids are stable per path)."""
     from shipyard.git.scripts import list_scripts
