@@ -1,0 +1,102 @@
+"""``shipyard hosts list|test`` against a live server over HTTP, with an API token."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from shipyard.cli import app
+from tests.fixtures.hosts import host_payload
+from tests.support.browser import LiveServer, api_signup
+from tests.support.sshd import SSHEndpoint, SSHFleet, free_port
+
+
+@pytest.fixture
+async def cli_env(live_server: LiveServer) -> dict[str, str]:
+    admin = await api_signup(live_server.url, tenant_name="CLI Corp")
+    async with httpx.AsyncClient(base_url=live_server.url) as http:
+        created = await http.post(
+            "/api/v1/auth/tokens", headers=admin.headers, json={"name": "cli"}
+        )
+        assert created.status_code == 201, created.text
+    return {
+        "SHIPYARD_URL": live_server.url,
+        "SHIPYARD_TOKEN": created.json()["token"],
+        "COLUMNS": "250",
+    }
+
+
+async def add_host(live_server: LiveServer, env: dict[str, str], payload: dict) -> dict:
+    async with httpx.AsyncClient(base_url=live_server.url) as http:
+        response = await http.post(
+            "/api/v1/hosts",
+            headers={"Authorization": f"Bearer {env['SHIPYARD_TOKEN']}"},
+            json=payload,
+        )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def shipyard(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+async def test_list_and_test_one_host(
+    live_server: LiveServer, cli_env: dict[str, str], ssh_endpoint: SSHEndpoint
+) -> None:
+    good = await add_host(live_server, cli_env, host_payload(ssh_endpoint, name="cli-good"))
+    bad = await add_host(
+        live_server, cli_env, host_payload(ssh_endpoint, name="cli-bad", password="wrong")
+    )
+    code, out, _ = shipyard(cli_env, "hosts", "list")
+    assert code == 0 and "cli-good" in out and "cli-bad" in out and "unknown" in out
+
+    code, out, _ = shipyard(cli_env, "hosts", "test", good["id"])
+    assert code == 0, out
+    assert "online" in out and "Linux" in out
+
+    code, out, err = shipyard(cli_env, "hosts", "test", bad["id"])
+    assert code == 1
+    assert "auth_failed" in out
+    assert err.strip().startswith("error:") and "refused the password" in err
+    assert len(err.strip().splitlines()) == 1
+
+    code, out, _ = shipyard(cli_env, "hosts", "list", "--status", "online")
+    assert "cli-good" in out and "cli-bad" not in out
+    code, out, _ = shipyard(cli_env, "hosts", "list", "--search", "BAD")
+    assert "cli-bad" in out and "cli-good" not in out
+
+
+async def test_test_all_waits_for_the_background_job(
+    live_server: LiveServer, cli_env: dict[str, str], ssh_fleet: SSHFleet
+) -> None:
+    for index, endpoint in enumerate(ssh_fleet.ensure(3)):
+        await add_host(live_server, cli_env, host_payload(endpoint, name=f"fleet-{index}"))
+    code, out, err = shipyard(cli_env, "hosts", "test", "--all", "--timeout", "60")
+    assert code == 0, out + err
+    assert "testing 3 hosts" in out and out.count("online") == 3
+
+    down = await add_host(
+        live_server, cli_env, host_payload(ssh_fleet.endpoints[0], name="gone", port=free_port())
+    )
+    code, out, err = shipyard(cli_env, "hosts", "test", "--all", "--timeout", "60")
+    assert code == 1 and "1 of 4 hosts are not online" in err
+    assert down["name"] in out and "offline" in out
+
+
+async def test_errors_are_one_line_with_an_exit_code(cli_env: dict[str, str]) -> None:
+    code, _, err = shipyard(cli_env, "hosts", "test")
+    assert code == 2 and "give a host ID or --all" in err
+    code, _, err = shipyard(cli_env, "hosts", "test", "00000000-0000-0000-0000-000000000000")
+    assert code == 1 and "host not found" in err and len(err.strip().splitlines()) == 1
+    code, _, err = shipyard({**cli_env, "SHIPYARD_TOKEN": "not-a-token"}, "hosts", "list")
+    assert code == 1 and err.startswith("error:")
+    unreachable = {**cli_env, "SHIPYARD_URL": f"http://127.0.0.1:{free_port()}"}
+    code, _, err = shipyard(unreachable, "hosts", "list")
+    assert code == 1 and "cannot reach Shipyard" in err
+    code, _, err = shipyard(
+        {"SHIPYARD_URL": cli_env["SHIPYARD_URL"], "SHIPYARD_TOKEN": ""}, "hosts", "list"
+    )
+    assert code == 1 and "SHIPYARD_TOKEN" in err
