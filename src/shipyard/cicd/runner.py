@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from shipyard.cicd.connection import open_client
 from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
@@ -163,18 +163,36 @@ class StepRunner:
                     continue
         return values
 
-    async def _claimed_runs(self, job_id: UUID, key: str) -> list[Any]:
-        """Builds other steps of the same job already follow, for clients that find theirs by listing."""
+    async def _poll(self, client: CicdClient, job: CicdJob, tracking: dict[str, Any]) -> BuildState:
+        """Poll; a client that finds its build by listing claims it under a lock per job.
+
+        Two steps of the same job triggered together would otherwise both pick the same run.
+        """
+        key = client.claim_key
+        if key is None or key in tracking:
+            return await client.poll(tracking)
         async with self.db.session(tenant_id=self.tenant_id) as session:
-            rows = await session.scalars(
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                {"key": f"cicd-claim:{job.id}"},
+            )
+            claimed = await session.scalars(
                 select(DeploymentCicdMapping.tracking[key]).where(
-                    DeploymentCicdMapping.cicd_job_id == job_id,
+                    DeploymentCicdMapping.cicd_job_id == job.id,
                     DeploymentCicdMapping.id != self.mapping_id,
                     DeploymentCicdMapping.created_at > _now() - timedelta(days=2),
                     DeploymentCicdMapping.tracking.has_key(key),
                 )
             )
-            return list(rows)
+            tracking["claimed"] = list(claimed)
+            state = await client.poll(tracking)
+            tracking.pop("claimed", None)
+            if key in tracking:
+                mapping = await session.get(DeploymentCicdMapping, self.mapping_id)
+                if mapping is None:
+                    raise StepGone
+                mapping.tracking = dict(tracking)
+            return state
 
     async def _trigger(
         self, client: CicdClient, job: CicdJob, mapping: DeploymentCicdMapping
@@ -222,11 +240,9 @@ class StepRunner:
                 await self.say("WARNING", f"{self.label}: cancel requested; aborting the build")
             if cancel_deadline is not None and not cancel_sent:
                 cancel_sent = await client.cancel(tracking)
-            if client.claim_key is not None and client.claim_key not in tracking:
-                claimed = await self._claimed_runs(job.id, client.claim_key)
-                if claimed:
-                    tracking["claimed"] = claimed
-            state = await client.poll(tracking)
+            state = await self._poll(client, job, tracking)
+            if client.claim_key is not None and client.claim_key in tracking:
+                last_saved.update(tracking)
             await self._record_build(state)
             if state.status != "queued" or state.number:
                 await self._stream(await client.console(tracking))

@@ -228,7 +228,6 @@ class GithubActionsClient(CicdClient):
             if found is None:
                 return BuildState("queued", detail="waiting for GitHub to create the workflow run")
             tracking["run_id"] = int(found["id"])
-            tracking.pop("claimed", None)
             run = found
         else:
             run = (

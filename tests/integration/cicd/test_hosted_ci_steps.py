@@ -1,0 +1,431 @@
+"""GitHub Actions and CircleCI steps through run_step: dispatch/trigger, follow, results, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+
+from shipyard.cicd.models import DeploymentCicdMapping
+from shipyard.cicd.steps import run_step
+from shipyard.config import Settings
+from shipyard.db import Database
+from shipyard.git.models import GitProvider
+from tests.fakes.circleci import FakeCircleCI, PipelineScript, WorkflowSpec
+from tests.fakes.github_actions import FakeGitHubActions, JobSpec, RunScript
+from tests.fixtures.cicd import (
+    CIRCLE_CONFIG,
+    DEPLOY_WORKFLOW,
+    EmitRecorder,
+    circleci_body,
+    create_provider,
+    github_body,
+    new_step,
+    sync_jobs,
+)
+from tests.support.api import Account
+
+
+async def _mapping(db: Database, account: Account, mapping_id: UUID) -> DeploymentCicdMapping:
+    async with db.session(tenant_id=UUID(account.tenant_id)) as session:
+        mapping = await session.get(DeploymentCicdMapping, mapping_id)
+        assert mapping is not None
+        return mapping
+
+
+async def _run(
+    db: Database,
+    settings: Settings,
+    account: Account,
+    mapping_id: UUID,
+    emit: Any,
+    should_cancel: Any = lambda: False,
+) -> str:
+    return await asyncio.wait_for(
+        run_step(
+            db=db,
+            settings=settings,
+            mapping_id=mapping_id,
+            tenant_id=UUID(account.tenant_id),
+            emit=emit,
+            should_cancel=should_cancel,
+        ),
+        timeout=30,
+    )
+
+
+async def _github_job(
+    client: httpx.AsyncClient,
+    db: Database,
+    settings: Settings,
+    admin: Account,
+    fake: FakeGitHubActions,
+    body: dict[str, Any] | None = None,
+) -> str:
+    provider = await create_provider(client, admin, body or github_body(fake))
+    jobs = await sync_jobs(db, settings, admin, provider["id"])
+    return jobs[0]["id"]
+
+
+async def test_github_dispatch_is_followed_to_a_successful_run(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    github_fake: FakeGitHubActions,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    workflow = github_fake.add_workflow(
+        "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
+    )
+    workflow.visible_after_lists = 2  # GitHub lists a new run only after a moment
+    job_id = await _github_job(client, db, cicd_settings, admin, github_fake)
+    mapping_id = await new_step(
+        db, admin.tenant_id, job_id, {"environment": "production", "dry_run": True}
+    )
+    emit = EmitRecorder()
+
+    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "success"
+
+    run = github_fake.repos["acme/api"].runs[0]
+    assert run.inputs == {"environment": "production", "dry_run": "true", "version": "latest"}
+    assert run.ref == "main"  # the repository's default branch
+    mapping = await _mapping(db, admin, mapping_id)
+    assert mapping.build_number == "1"
+    assert mapping.build_url == f"{github_fake.url}/acme/api/actions/runs/{run.id}"
+    assert mapping.status == "success"
+    console = emit.text("INFO")
+    assert "== job deploy started" in console
+    assert "-- deploy: step 'Run deploy' success" in console
+    assert "input environment=production" in console  # from the job's log, timestamps stripped
+    assert console.index("input environment=production") < console.index(
+        "== job deploy finished: success"
+    )
+    listed = github_fake.seen("GET", f"/actions/workflows/{workflow.id}/runs")
+    assert listed[0].arg("event") == "workflow_dispatch"
+    assert listed[0].arg("branch") == "main"
+    assert (listed[0].arg("created") or "").startswith(">=")
+    assert github_fake.token not in caplog.text
+    assert all(github_fake.token not in line for _, line in emit.lines)
+
+
+async def test_github_failed_run_fails_the_step(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    github_fake: FakeGitHubActions,
+) -> None:
+    github_fake.add_workflow(
+        "acme/api",
+        ".github/workflows/deploy.yml",
+        DEPLOY_WORKFLOW,
+        name="Deploy",
+        script=lambda inputs: RunScript(
+            jobs=[
+                JobSpec(
+                    "test",
+                    [("Checkout", "success"), ("Run tests", "failure"), ("Upload", "success")],
+                    log=["3 passed, 1 failed"],
+                ),
+            ]
+        ),
+    )
+    job_id = await _github_job(client, db, cicd_settings, admin, github_fake)
+    mapping_id = await new_step(db, admin.tenant_id, job_id, {"environment": "staging"})
+    emit = EmitRecorder()
+
+    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "failed"
+
+    mapping = await _mapping(db, admin, mapping_id)
+    assert "conclusion: failure" in (mapping.error or "")
+    assert "-- test: step 'Run tests' failure" in emit.text("INFO")
+    assert "3 passed, 1 failed" in emit.text("INFO")
+
+
+async def test_github_cancel_cancels_the_run(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    github_fake: FakeGitHubActions,
+) -> None:
+    github_fake.add_workflow(
+        "acme/api",
+        ".github/workflows/deploy.yml",
+        DEPLOY_WORKFLOW,
+        name="Deploy",
+        script=lambda inputs: RunScript(
+            jobs=[JobSpec("deploy", [("Long step", "success")])], hold=True
+        ),
+    )
+    job_id = await _github_job(client, db, cicd_settings, admin, github_fake)
+    mapping_id = await new_step(db, admin.tenant_id, job_id, {"environment": "staging"})
+    emit = EmitRecorder()
+
+    status = await _run(
+        db, cicd_settings, admin, mapping_id, emit, lambda: "== job deploy started" in emit.text()
+    )
+
+    assert status == "cancelled"
+    run = github_fake.repos["acme/api"].runs[0]
+    assert run.conclusion == "cancelled"
+    assert github_fake.seen("POST", f"/actions/runs/{run.id}/cancel")
+
+
+async def test_github_steps_of_the_same_workflow_each_follow_their_own_run(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    github_fake: FakeGitHubActions,
+) -> None:
+    github_fake.add_workflow(
+        "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
+    )
+    job_id = await _github_job(client, db, cicd_settings, admin, github_fake)
+    first = await new_step(db, admin.tenant_id, job_id, {"environment": "staging"})
+    second = await new_step(db, admin.tenant_id, job_id, {"environment": "production"})
+
+    results = await asyncio.gather(
+        _run(db, cicd_settings, admin, first, EmitRecorder()),
+        _run(db, cicd_settings, admin, second, EmitRecorder()),
+    )
+
+    assert results == ["success", "success"]
+    followed = {
+        (await _mapping(db, admin, first)).tracking["run_id"],
+        (await _mapping(db, admin, second)).tracking["run_id"],
+    }
+    assert followed == {run.id for run in github_fake.repos["acme/api"].runs}
+
+
+async def test_github_token_of_a_linked_git_provider_is_used_and_its_loss_fails_the_step(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    github_fake: FakeGitHubActions,
+) -> None:
+    github_fake.add_workflow(
+        "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
+    )
+    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
+        git = GitProvider(
+            tenant_id=UUID(admin.tenant_id),
+            type="github",
+            name="GitHub",
+            access_token=github_fake.token,
+        )
+        session.add(git)
+        await session.flush()
+        git_id = git.id
+    body = github_body(github_fake)
+    body["config"] = {"repository": "acme/api", "git_provider_id": str(git_id)}
+    provider = await create_provider(client, admin, body)
+    assert provider["config"] == {
+        "repository": "acme/api",
+        "git_provider_id": str(git_id),
+        "has_token": False,
+    }
+    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
+    mapping_id = await new_step(db, admin.tenant_id, jobs[0]["id"], {"environment": "staging"})
+    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "success"
+
+    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
+        await session.delete(await session.get(GitProvider, git_id))
+    again = await new_step(db, admin.tenant_id, jobs[0]["id"], {"environment": "staging"})
+    assert await _run(db, cicd_settings, admin, again, EmitRecorder()) == "failed"
+    assert "linked to 'GitHub Actions' was deleted" in (
+        (await _mapping(db, admin, again)).error or ""
+    )
+
+
+async def test_github_revoked_token_fails_the_step_with_githubs_message(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    github_fake: FakeGitHubActions,
+) -> None:
+    github_fake.add_workflow(
+        "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
+    )
+    job_id = await _github_job(client, db, cicd_settings, admin, github_fake)
+    mapping_id = await new_step(db, admin.tenant_id, job_id, {"environment": "staging"})
+    github_fake.revoke()
+
+    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "failed"
+
+    error = (await _mapping(db, admin, mapping_id)).error or ""
+    assert "GitHub Actions rejected the credentials (HTTP 401): Bad credentials" in error
+
+
+async def test_github_rate_limit_is_waited_out(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    github_fake: FakeGitHubActions,
+) -> None:
+    github_fake.add_workflow(
+        "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
+    )
+    job_id = await _github_job(client, db, cicd_settings, admin, github_fake)
+    mapping_id = await new_step(db, admin.tenant_id, job_id, {"environment": "staging"})
+    github_fake.fail_next(
+        1,
+        status=403,
+        body={"message": "API rate limit exceeded for user ID 1.", "documentation_url": "x"},
+        headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0"},
+        path_contains="/dispatches",
+    )
+
+    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "success"
+    assert len(github_fake.seen("POST", "/dispatches")) == 2
+    assert len(github_fake.repos["acme/api"].runs) == 1
+
+
+async def test_circleci_pipeline_runs_to_success_with_workflow_progress(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    circleci_fake: FakeCircleCI,
+) -> None:
+    circleci_fake.add_project("gh/acme/api", config=CIRCLE_CONFIG, queue_ticks=2)
+    provider = await create_provider(client, admin, circleci_body(circleci_fake))
+    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
+    mapping_id = await new_step(
+        db, admin.tenant_id, jobs[0]["id"], {"target": "production", "replicas": "3"}
+    )
+    emit = EmitRecorder()
+
+    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "success"
+
+    pipeline = circleci_fake.projects["gh/acme/api"].pipelines[-1]
+    assert pipeline.parameters == {
+        "target": "production",
+        "replicas": 3,
+        "run_migrations": True,
+        "release_notes": "",
+    }
+    assert pipeline.branch == "main"
+    mapping = await _mapping(db, admin, mapping_id)
+    assert mapping.build_number == str(pipeline.number)
+    assert mapping.build_url == f"{circleci_fake.url}/pipelines/gh/acme/api/{pipeline.number}"
+    console = emit.text("INFO")
+    assert "== workflow build-and-deploy: running" in console
+    assert "-- job build #1000: success" in console
+    assert "-- job deploy #1001: success" in console
+    assert "== workflow build-and-deploy: success" in console
+
+
+async def test_circleci_failed_workflow_fails_the_step(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    circleci_fake: FakeCircleCI,
+) -> None:
+    circleci_fake.add_project(
+        "gh/acme/api",
+        config=CIRCLE_CONFIG,
+        script=lambda params: PipelineScript(
+            workflows=[
+                WorkflowSpec("build-and-deploy", [("build", "failed"), ("deploy", "success")])
+            ]
+        ),
+    )
+    provider = await create_provider(client, admin, circleci_body(circleci_fake))
+    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
+    mapping_id = await new_step(db, admin.tenant_id, jobs[0]["id"])
+    emit = EmitRecorder()
+
+    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "failed"
+
+    assert "build-and-deploy: failed" in ((await _mapping(db, admin, mapping_id)).error or "")
+    assert "-- job deploy: not_run" in emit.text("INFO")
+
+
+async def test_circleci_errored_pipeline_fails_with_circlecis_errors(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    circleci_fake: FakeCircleCI,
+) -> None:
+    circleci_fake.add_project("gh/acme/api", config=CIRCLE_CONFIG)
+    provider = await create_provider(client, admin, circleci_body(circleci_fake))
+    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
+    mapping_id = await new_step(db, admin.tenant_id, jobs[0]["id"])
+    # The config changed upstream since the last sync: it no longer accepts `replicas`.
+    circleci_fake.projects[
+        "gh/acme/api"
+    ].config = "version: 2.1\nparameters:\n  target:\n    type: string\n    default: x\n"
+
+    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "failed"
+
+    error = (await _mapping(db, admin, mapping_id)).error or ""
+    assert "the pipeline errored: Unexpected argument(s):" in error
+
+
+async def test_circleci_cancel_cancels_running_workflows(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    circleci_fake: FakeCircleCI,
+) -> None:
+    circleci_fake.add_project(
+        "gh/acme/api",
+        config=CIRCLE_CONFIG,
+        script=lambda params: PipelineScript(
+            workflows=[WorkflowSpec("deploy", [("deploy", "success")])], hold=True
+        ),
+    )
+    provider = await create_provider(client, admin, circleci_body(circleci_fake))
+    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
+    mapping_id = await new_step(db, admin.tenant_id, jobs[0]["id"])
+    emit = EmitRecorder()
+
+    status = await _run(
+        db,
+        cicd_settings,
+        admin,
+        mapping_id,
+        emit,
+        lambda: "== workflow deploy: running" in emit.text(),
+    )
+
+    assert status == "cancelled"
+    pipeline = circleci_fake.projects["gh/acme/api"].pipelines[-1]
+    assert pipeline.workflows[0].cancelled
+    assert circleci_fake.seen("POST", f"/workflow/{pipeline.workflows[0].id}/cancel")
+
+
+async def test_circleci_stuck_pipeline_times_out(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    circleci_fake: FakeCircleCI,
+) -> None:
+    circleci_fake.add_project("gh/acme/api", config=CIRCLE_CONFIG, queue_ticks=10**9)
+    provider = await create_provider(client, admin, circleci_body(circleci_fake))
+    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
+    mapping_id = await new_step(db, admin.tenant_id, jobs[0]["id"])
+    settings = cicd_settings.model_copy(update={"cicd_queue_timeout_seconds": 0.3})
+
+    assert await _run(db, settings, admin, mapping_id, EmitRecorder()) == "failed"
+
+    mapping = await _mapping(db, admin, mapping_id)
+    assert "did not leave the CircleCI queue within 0.3 s (pipeline is created)" in (
+        mapping.error or ""
+    )
+    assert mapping.build_number is not None  # CircleCI numbers a pipeline when it is created
