@@ -19,6 +19,32 @@ from shipyard.hosts.executor.streams import ByteReader
 SHELL = "/bin/sh"
 
 
+def group_running(pgid: int) -> bool:
+    """Whether process group ``pgid`` has a member that is not a zombie.
+
+    Killed processes stay zombies until reaped, and ``killpg(pgid, 0)`` still finds those.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after its ")".
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
 class LocalProcess:
     """A child process in its own session, so its whole process group can be killed."""
 
@@ -93,9 +119,7 @@ class LocalHostConnection(ProcessConnection):
             return
         for _ in range(max(1, int(self.kill_grace * 10))):
             await asyncio.sleep(0.1)
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
+            if not group_running(pid):
                 return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
