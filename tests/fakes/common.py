@@ -87,6 +87,7 @@ class Recorded:
     query: str
     authorization: str | None
     status: int = 0
+    at: float = 0.0
 
 
 class Forge:
@@ -104,6 +105,8 @@ class Forge:
         self.faults: list[Fault] = []
         self.requests: list[Recorded] = []
         self.latency = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.rate_limit = 5000
         self.rate_remaining: dict[str, int] = {}
         self.rate_reset = int(time.time()) + 3600
@@ -341,6 +344,7 @@ class Forge:
             query=request.url.query,
             authorization=request.headers.get("authorization")
             or request.headers.get("private-token"),
+            at=time.monotonic(),
         )
         with self.lock:
             self.requests.append(entry)
@@ -531,10 +535,30 @@ async def serve(
 ) -> Response:
     """Record, delay, inject faults, authenticate, answer, and add rate-limit headers."""
     recorded = forge.record(request)
+    with forge.lock:
+        forge.in_flight += 1
+        forge.max_in_flight = max(forge.max_in_flight, forge.in_flight)
+    try:
+        return await _answer(forge, request, handler, recorded, unauthorized, require_user, schemes)
+    finally:
+        with forge.lock:
+            forge.in_flight -= 1
+
+
+async def _answer(
+    forge: Forge,
+    request: Request,
+    handler: Handler,
+    recorded: Recorded,
+    unauthorized: Unauthorized,
+    require_user: bool,
+    schemes: tuple[str, ...],
+) -> Response:
     if forge.latency:
         await asyncio.sleep(forge.latency)
     token = bearer(request, *schemes) or request.headers.get("private-token")
-    fault = forge.take_fault(request.url.path)
+    query = f"?{request.url.query}" if request.url.query else ""
+    fault = forge.take_fault(request.url.path + query)
     if fault is not None:
         response = fault_response(fault)
     else:

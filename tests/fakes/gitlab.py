@@ -53,11 +53,13 @@ class FakeGitLab:
         self.forge = Forge(kind="gitlab")
         self._threaded = ThreadedApp(self.app())
         self.languages: dict[int, dict[str, float]] = {}
+        self.count_limit = COUNT_LIMIT
 
     def reset(self) -> None:
         """Forget every user, token, repository and fault (between tests)."""
         self.forge = Forge(kind="gitlab")
         self.languages = {}
+        self.count_limit = COUNT_LIMIT
 
     def start(self) -> FakeGitLab:
         self._threaded.start()
@@ -192,7 +194,7 @@ class FakeGitLab:
         if page > 1:
             links.append(f'<{url(page - 1)}>; rel="prev"')
         links.append(f'<{url(1)}>; rel="first"')
-        if total <= COUNT_LIMIT:
+        if total <= self.count_limit:
             headers["x-total"] = str(total)
             headers["x-total-pages"] = str(pages)
             links.append(f'<{url(pages)}>; rel="last"')

@@ -126,7 +126,7 @@ async def repository_counts(session: AsyncSession, provider_ids: list[UUID]) -> 
         .where(Repository.provider_id.in_(provider_ids))
         .group_by(Repository.provider_id)
     )
-    return {provider_id: count for provider_id, count in rows.tuples() if provider_id}
+    return {provider_id: count for provider_id, count in rows.all() if provider_id}
 
 
 async def list_providers(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -16,14 +17,22 @@ from shipyard.db import Database
 from shipyard.errors import ShipyardError
 from shipyard.git.models import GitProvider, Repository
 from shipyard.git.providers import provider_client
-from shipyard.git.providers.base import Listing, ProviderClient
+from shipyard.git.providers.base import Listing, ProviderClient, RemoteRepository
 from shipyard.git.providers.gitlab import GitLabClient
 from shipyard.git.service import describe_failure
 from shipyard.git.tokens import ProviderTokenSource
+from shipyard.jobs import enqueue
 
 logger = logging.getLogger(__name__)
 
 UPSERT_CHUNK = 5000
+LANGUAGE_CHUNK = 500
+LANGUAGES_TASK = "git:fill_languages"
+LANGUAGES_SQL = """
+UPDATE repositories AS r SET language = l.language
+FROM unnest(CAST(:external_ids AS text[]), CAST(:languages AS text[])) AS l(external_id, language)
+WHERE r.provider_id = CAST(:provider_id AS uuid) AND r.external_id = l.external_id
+"""
 # A token the provider refuses will not start working by itself: the provider needs a new one.
 UNCONFIGURING_CODES = {"provider_unauthorized", "provider_token_refresh_failed"}
 INCOMPLETE_NOTE = (
@@ -151,48 +160,18 @@ async def _fetch(db: Database, client: ProviderClient, provider: GitProvider) ->
     if not listing.complete:
         # Pages shift when repositories are created or deleted mid-read: read once more.
         listing = await client.list_repositories()
-    if isinstance(client, GitLabClient):
-        listing = await _with_gitlab_languages(db, client, provider, listing)
     return listing
 
 
-async def _with_gitlab_languages(
-    db: Database, client: GitLabClient, provider: GitProvider, listing: Listing
-) -> Listing:
-    """Look languages up only for projects that are new or active since the last sync."""
-    async with db.session(tenant_id=provider.tenant_id) as session:
-        known = set(
-            (
-                await session.scalars(
-                    select(Repository.external_id).where(Repository.provider_id == provider.id)
-                )
-            ).all()
-        )
-    since = provider.last_synced
-    wanted = [
-        repo.external_id
-        for repo in listing.repositories
-        if repo.external_id not in known
-        or since is None
-        or repo.activity_at is None
-        or repo.activity_at > since
-    ]
-    languages = await client.languages(wanted) if wanted else {}
-    repositories = [
-        replace(
-            repo,
-            language=languages.get(repo.external_id),
-            language_known=repo.external_id in languages,
-        )
-        for repo in listing.repositories
-    ]
-    return Listing(repositories, listing.complete)
-
-
 async def write_listing(session: AsyncSession, provider: GitProvider, listing: Listing) -> int:
-    """Upsert ``listing`` by (provider, provider's id); delete what it lacks when complete."""
+    """Upsert ``listing`` by (provider, provider's id); delete what it lacks when complete.
+
+    Where the listing lacks languages (GitLab), a follow-up job looks them up for the projects
+    that are new or active since the previous sync; the others keep the language they have.
+    """
     now = datetime.now(UTC)
     unique = list({repo.external_id: repo for repo in listing.repositories}.values())
+    wanted = await _needing_language(session, provider, unique)
     keep_unknown = any(not repo.language_known for repo in unique)
     statement = text(
         UPSERT_SQL.format(
@@ -234,7 +213,90 @@ async def write_listing(session: AsyncSession, provider: GitProvider, listing: L
         row.last_synced = now
         row.sync_status = "synced"
         row.error = None if listing.complete else INCOMPLETE_NOTE
+    if wanted:
+        await enqueue(
+            session,
+            task=LANGUAGES_TASK,
+            args={
+                "tenant_id": str(provider.tenant_id),
+                "provider_id": str(provider.id),
+                "external_ids": wanted,
+            },
+            lock=f"git-languages:{provider.id}",
+        )
     return removed
+
+
+async def _needing_language(
+    session: AsyncSession, provider: GitProvider, repositories: list[RemoteRepository]
+) -> list[str]:
+    unknown = [repo for repo in repositories if not repo.language_known]
+    if not unknown:
+        return []
+    known = set(
+        (
+            await session.scalars(
+                select(Repository.external_id).where(Repository.provider_id == provider.id)
+            )
+        ).all()
+    )
+    since = provider.last_synced
+    return [
+        repo.external_id
+        for repo in unknown
+        if repo.external_id not in known
+        or since is None
+        or repo.activity_at is None
+        or repo.activity_at > since
+    ]
+
+
+async def fill_languages(
+    *,
+    db: Database,
+    settings: Settings,
+    tenant_id: UUID,
+    provider_id: UUID,
+    external_ids: list[str],
+    http: httpx.AsyncClient | None = None,
+) -> int:
+    """Look up and store the main language of the given GitLab projects; returns how many."""
+    async with db.session(tenant_id=tenant_id) as session:
+        provider = await session.get(GitProvider, provider_id)
+    if provider is None or not provider.access_token or provider.type != "gitlab":
+        return 0
+    async with contextlib.AsyncExitStack() as stack:
+        if http is None:
+            http = await stack.enter_async_context(httpx.AsyncClient())
+        client = provider_client(
+            provider.type,
+            http=http,
+            settings=settings,
+            server_url=provider.server_url,
+            token=ProviderTokenSource(db=db, settings=settings, http=http, provider=provider),
+        )
+        assert isinstance(client, GitLabClient)
+        stored = 0
+        for start in range(0, len(external_ids), LANGUAGE_CHUNK):
+            chunk = external_ids[start : start + LANGUAGE_CHUNK]
+            try:
+                languages = await client.languages(chunk)
+            except ShipyardError as exc:
+                logger.warning(
+                    "git provider %s: language lookup failed (%s)", provider_id, exc.code
+                )
+                return stored
+            async with db.session(tenant_id=tenant_id) as session:
+                await session.execute(
+                    text(LANGUAGES_SQL),
+                    {
+                        "provider_id": str(provider_id),
+                        "external_ids": list(languages),
+                        "languages": list(languages.values()),
+                    },
+                )
+            stored += len(languages)
+    return stored
 
 
 async def _record_failure(

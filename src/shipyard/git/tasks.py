@@ -32,6 +32,22 @@ async def sync_provider(
     )
 
 
+@blueprint.task(name="fill_languages", pass_context=True)
+async def fill_languages(
+    context: procrastinate.JobContext, tenant_id: str, provider_id: str, external_ids: list[str]
+) -> None:
+    """GitLab lists projects without their language: looked up after the sync, in the background."""
+    from shipyard.git.sync import fill_languages as run_fill
+
+    await run_fill(
+        db=context_db(context),
+        settings=context_settings(context),
+        tenant_id=UUID(tenant_id),
+        provider_id=UUID(provider_id),
+        external_ids=external_ids,
+    )
+
+
 @blueprint.periodic(cron="* * * * *")
 @blueprint.task(name="sync_stale_providers", pass_context=True, queueing_lock="git-sync-stale")
 async def sync_stale_providers(context: procrastinate.JobContext, timestamp: int) -> None:

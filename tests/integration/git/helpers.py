@@ -1,0 +1,101 @@
+"""Small helpers shared by the git tests: connect a fake provider, sync it, read everything back."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+from uuid import UUID
+
+import httpx
+from sqlalchemy import func, select, text
+
+from shipyard.config import Settings
+from shipyard.db import Database
+from shipyard.git.models import GitProvider, ProfileRepositoryPin, Repository
+from shipyard.git.sync import SyncResult, sync_provider
+from shipyard.jobs import run_worker
+from tests.fakes.common import Forge
+from tests.support.api import Account
+
+
+class Fake(Protocol):
+    forge: Forge
+
+    @property
+    def server_url(self) -> str: ...
+
+
+async def connect(
+    client: httpx.AsyncClient, account: Account, kind: str, fake: Fake, token: str
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/git-providers",
+        headers=account.headers,
+        json={"type": kind, "server_url": fake.server_url, "access_token": token},
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def run_sync(
+    db: Database, settings: Settings, account: Account, provider_id: str
+) -> SyncResult:
+    return await sync_provider(
+        db=db,
+        settings=settings,
+        tenant_id=UUID(account.tenant_id),
+        provider_id=UUID(provider_id),
+    )
+
+
+async def drain_jobs(settings: Settings, db: Database) -> None:
+    """Run workers until no job is waiting (a job may queue another as it finishes)."""
+    for _ in range(10):
+        await run_worker(settings=settings, db=db, concurrency=2, wait=False)
+        async with db.session(system=True) as session:
+            waiting = await session.scalar(
+                text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")
+            )
+        if not waiting:
+            return
+    raise AssertionError("jobs kept coming")
+
+
+async def all_repositories(
+    client: httpx.AsyncClient, account: Account, **params: Any
+) -> list[dict[str, Any]]:
+    """Every page of GET /repositories."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(1000):
+        query = {**params, "limit": 200, **({"cursor": cursor} if cursor else {})}
+        response = await client.get("/api/v1/repositories", headers=account.headers, params=query)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        items.extend(body["items"])
+        cursor = body["next_cursor"]
+        if not cursor:
+            return items
+    raise AssertionError("pagination did not end")
+
+
+async def provider_row(db: Database, account: Account, provider_id: str) -> GitProvider:
+    async with db.session(tenant_id=UUID(account.tenant_id)) as session:
+        provider = await session.get(GitProvider, UUID(provider_id))
+        assert provider is not None
+        return provider
+
+
+async def repository_rows(db: Database, account: Account, provider_id: str) -> list[Repository]:
+    async with db.session(tenant_id=UUID(account.tenant_id)) as session:
+        rows = await session.scalars(
+            select(Repository).where(Repository.provider_id == UUID(provider_id))
+        )
+        return list(rows.all())
+
+
+async def pin_count(db: Database) -> int:
+    async with db.session(system=True) as session:
+        return int(
+            await session.scalar(select(func.count()).select_from(ProfileRepositoryPin)) or 0
+        )

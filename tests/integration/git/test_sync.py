@@ -1,0 +1,454 @@
+"""Repository sync against the three provider fakes: pages, renames, deletions, limits, failures."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from shipyard.config import Settings
+from shipyard.db import Database
+from shipyard.git.models import GitProvider
+from tests.fakes.common import Forge
+from tests.fakes.github import FakeGitHub
+from tests.fakes.gitlab import FakeGitLab
+from tests.integration.git.helpers import (
+    Fake,
+    all_repositories,
+    connect,
+    drain_jobs,
+    pin_count,
+    provider_row,
+    repository_rows,
+    run_sync,
+)
+from tests.support.api import Account
+
+PAGE_SIZES = {"github": 100, "gitlab": 100, "gitea": 50}
+LIST_PATHS = {
+    "github": "/api/v3/user/repos",
+    "gitlab": "/api/v4/projects",
+    "gitea": "/api/v1/user/repos",
+}
+
+
+@pytest.fixture(params=["github", "gitlab", "gitea"])
+def provider_kind(request: pytest.FixtureRequest) -> tuple[str, Fake]:
+    fake: Fake = request.getfixturevalue(f"fake_{request.param}")
+    return request.param, fake
+
+
+def list_requests(forge: Forge, kind: str) -> list[Any]:
+    return [r for r in forge.requests if r.path == LIST_PATHS[kind]]
+
+
+async def test_thousands_of_repositories_across_pages_fetched_concurrently(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    provider_kind: tuple[str, Fake],
+) -> None:
+    kind, fake = provider_kind
+    token = fake.forge.add_user("ada")
+    upstream = fake.forge.add_many(2000, owner="ada")
+    fake.forge.latency = 0.01
+    provider = await connect(client, admin, kind, fake, token)
+    result = await run_sync(db, settings, admin, provider["id"])
+    assert result.status == "synced", result
+    assert result.repositories == 2000
+    pages = 2000 // PAGE_SIZES[kind]
+    # Each page exactly once, several at a time (bounded by git_page_concurrency).
+    assert len(list_requests(fake.forge, kind)) == pages
+    assert 1 < fake.forge.max_in_flight <= settings.git_page_concurrency
+    rows = {row.external_id: row for row in await repository_rows(db, admin, provider["id"])}
+    assert len(rows) == 2000
+    for repo in upstream[:40]:
+        row = rows[str(repo.id)]
+        assert row.name == repo.name
+        assert row.owner == repo.owner
+        assert row.description == repo.description
+        assert row.is_private == repo.private
+        assert row.default_branch == "main"
+        # GitLab lists projects without a language; a follow-up job fills it in.
+        assert row.language == (None if kind == "gitlab" else repo.language)
+        assert row.provider_type == kind
+        assert row.url == f"{fake.server_url}/{repo.full_name}"
+        assert row.clone_url == f"{fake.server_url}/{repo.full_name}.git"
+        assert row.sync_status == "synced" and row.last_synced_at is not None
+    stored = await provider_row(db, admin, provider["id"])
+    assert stored.sync_status == "synced"
+    assert stored.last_synced is not None
+    assert stored.error is None
+    shown = await client.get(f"/api/v1/git-providers/{provider['id']}", headers=admin.headers)
+    assert shown.json()["repository_count"] == 2000
+
+
+async def test_gitlab_without_totals_follows_next_page_links(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    fake_gitlab: FakeGitLab,
+) -> None:
+    # Past its counting limit GitLab sends no x-total/x-total-pages: only x-next-page.
+    fake_gitlab.count_limit = 300
+    token = fake_gitlab.forge.add_user("tanuki")
+    fake_gitlab.forge.add_many(1050, owner="tanuki")
+    provider = await connect(client, admin, "gitlab", fake_gitlab, token)
+    result = await run_sync(db, settings, admin, provider["id"])
+    assert result.status == "synced", result
+    assert result.repositories == 1050
+    assert len(list_requests(fake_gitlab.forge, "gitlab")) == 11
+    assert len(await repository_rows(db, admin, provider["id"])) == 1050
+
+
+async def test_resync_keeps_ids_and_pins_of_renamed_repositories_and_drops_deleted_ones(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    provider_kind: tuple[str, Fake],
+) -> None:
+    kind, fake = provider_kind
+    token = fake.forge.add_user("ada")
+    upstream = fake.forge.add_many(120, owner="ada")
+    provider = await connect(client, admin, kind, fake, token)
+    assert (await run_sync(db, settings, admin, provider["id"])).status == "synced"
+    by_external = {r["external_id"]: r for r in await all_repositories(client, admin)}
+    renamed, deleted, kept = upstream[5], upstream[6], upstream[7]
+    for repo in (renamed, deleted, kept):
+        pinned = await client.put(
+            f"/api/v1/repositories/{by_external[str(repo.id)]['id']}/pin", headers=admin.headers
+        )
+        assert pinned.status_code == 200
+    assert await pin_count(db) == 3
+
+    fake.forge.rename(renamed.id, "renamed-service")
+    fake.forge.delete(deleted.id)
+    added = fake.forge.add_repo("brand-new", owner="ada", language="Go")
+    result = await run_sync(db, settings, admin, provider["id"])
+    assert result.status == "synced", result
+    assert result.removed == 1
+
+    after = {r["external_id"]: r for r in await all_repositories(client, admin)}
+    assert len(after) == 120
+    assert after[str(renamed.id)]["id"] == by_external[str(renamed.id)]["id"]
+    assert after[str(renamed.id)]["name"] == "renamed-service"
+    assert after[str(renamed.id)]["is_pinned"] is True
+    assert str(deleted.id) not in after
+    assert after[str(added.id)]["name"] == "brand-new"
+    assert await pin_count(db) == 2
+    pinned_first = await client.get("/api/v1/repositories", headers=admin.headers)
+    assert {r["name"] for r in pinned_first.json()["items"][:2]} == {
+        "renamed-service",
+        kept.name,
+    }
+
+
+async def test_gitlab_languages_are_looked_up_for_new_and_active_projects_only(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    fake_gitlab: FakeGitLab,
+) -> None:
+    token = fake_gitlab.forge.add_user("tanuki")
+    upstream = fake_gitlab.forge.add_many(30, owner="tanuki")
+    provider = await connect(client, admin, "gitlab", fake_gitlab, token)
+    # The worker runs the queued sync, then the language job it queued.
+    await drain_jobs(settings, db)
+    first = [r for r in fake_gitlab.forge.requests if r.path.endswith("/languages")]
+    assert len(first) == 30
+    rows = {row.external_id: row for row in await repository_rows(db, admin, provider["id"])}
+    assert all(rows[str(repo.id)].language == repo.language for repo in upstream)
+    quiet, active = upstream[0], upstream[1]
+    fake_gitlab.languages[quiet.id] = {"Rust": 100.0}
+    fake_gitlab.languages[active.id] = {"Ruby": 70.0, "Shell": 30.0}
+    fake_gitlab.forge.rename(active.id, "active-project")
+    queued = await client.post(
+        f"/api/v1/git-providers/{provider['id']}/sync", headers=admin.headers
+    )
+    assert queued.json()["queued"] is True
+    await drain_jobs(settings, db)
+    second = [r for r in fake_gitlab.forge.requests if r.path.endswith("/languages")][30:]
+    assert [r.path for r in second] == [f"/api/v4/projects/{active.id}/languages"]
+    rows = {row.external_id: row for row in await repository_rows(db, admin, provider["id"])}
+    assert rows[str(active.id)].language == "Ruby"
+    assert rows[str(active.id)].name == "active-project"
+    # Unchanged upstream: its stored language stays (no lookup was made for it).
+    assert rows[str(quiet.id)].language == quiet.language
+
+
+async def test_a_secondary_rate_limit_midway_is_waited_out_and_the_sync_completes(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    fake_github: FakeGitHub,
+) -> None:
+    token = fake_github.forge.add_user("octo")
+    fake_github.forge.add_many(1200, owner="octo")
+    provider = await connect(client, admin, "github", fake_github, token)
+    fake_github.secondary_rate_limit(after=5, retry_after=1, count=2)
+    result = await run_sync(db, settings, admin, provider["id"])
+    assert result.status == "synced", result
+    assert result.repositories == 1200
+    assert result.rate_limit_waits >= 1
+    statuses = [r.status for r in list_requests(fake_github.forge, "github")]
+    assert statuses.count(403) == 2
+    assert statuses.count(200) == 12
+    # Each refused page was asked again only after Retry-After.
+    requests = list_requests(fake_github.forge, "github")
+    for refused in (r for r in requests if r.status == 403):
+        retry = next(r for r in requests if r.at > refused.at and r.query == refused.query)
+        assert retry.at - refused.at >= 0.9
+
+
+@pytest.mark.parametrize("kind", ["gitlab", "gitea"])
+async def test_429_with_retry_after_is_waited_out(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    kind: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    fake = request.getfixturevalue(f"fake_{kind}")
+    token = fake.forge.add_user("limited")
+    fake.forge.add_many(400, owner="limited")
+    provider = await connect(client, admin, kind, fake, token)
+    if kind == "gitlab":
+        fake.rate_limit(after=2, retry_after=1, path_contains="/api/v4/projects?")
+    else:
+        fake.too_many_requests(after=2, retry_after=1)
+    result = await run_sync(db, settings, admin, provider["id"])
+    assert result.status == "synced", result
+    assert result.repositories == 400
+    assert result.rate_limit_waits >= 1
+    assert [r.status for r in list_requests(fake.forge, kind)].count(429) == 1
+
+
+async def test_no_requests_left_holds_back_until_the_reset(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    fake_github: FakeGitHub,
+) -> None:
+    token = fake_github.forge.add_user("octo")
+    fake_github.forge.add_many(300, owner="octo")
+    provider = await connect(client, admin, "github", fake_github, token)
+    fake_github.forge.exhaust_rate_limit(token, reset_in=2.0)
+    result = await run_sync(db, settings, admin, provider["id"])
+    assert result.status == "synced", result
+    requests = list_requests(fake_github.forge, "github")
+    # The first page said "0 remaining": the others waited for x-ratelimit-reset.
+    assert min(r.at for r in requests[1:]) - requests[0].at >= 0.9
+    assert all(r.status == 200 for r in requests)
+
+
+async def test_a_limit_that_outlasts_the_budget_records_an_error_and_keeps_data(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    fake_github: FakeGitHub,
+) -> None:
+    token = fake_github.forge.add_user("octo")
+    fake_github.forge.add_many(150, owner="octo")
+    provider = await connect(client, admin, "github", fake_github, token)
+    assert (await run_sync(db, settings, admin, provider["id"])).status == "synced"
+    fake_github.secondary_rate_limit(after=0, retry_after=1, count=1000)
+    impatient = settings.model_copy(update={"git_rate_limit_total_wait_seconds": 2.0})
+    result = await run_sync(db, impatient, admin, provider["id"])
+    assert result.status == "error"
+    stored = await provider_row(db, admin, provider["id"])
+    assert stored.sync_status == "error"
+    assert stored.error is not None and "rate-limiting" in stored.error
+    assert stored.is_configured is True
+    assert len(await repository_rows(db, admin, provider["id"])) == 150
+
+
+async def test_revoked_token_marks_the_provider_unconfigured_and_keeps_repositories(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    provider_kind: tuple[str, Fake],
+) -> None:
+    kind, fake = provider_kind
+    token = fake.forge.add_user("ada")
+    fake.forge.add_many(60, owner="ada")
+    provider = await connect(client, admin, kind, fake, token)
+    assert (await run_sync(db, settings, admin, provider["id"])).status == "synced"
+    fake.forge.revoke(token)
+    result = await run_sync(db, settings, admin, provider["id"])
+    assert result.status == "error"
+    shown = (
+        await client.get(f"/api/v1/git-providers/{provider['id']}", headers=admin.headers)
+    ).json()
+    assert shown["sync_status"] == "error"
+    assert shown["is_configured"] is False
+    assert "refused the token" in shown["error"]
+    assert shown["repository_count"] == 60
+
+
+async def test_unreachable_server_records_the_error(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    fake_gitea: Fake,
+) -> None:
+    token = fake_gitea.forge.add_user("gitty")
+    provider = await connect(client, admin, "gitea", fake_gitea, token)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
+        await session.execute(
+            update(GitProvider)
+            .where(GitProvider.id == UUID(provider["id"]))
+            .values(server_url=f"http://127.0.0.1:{closed_port}")
+        )
+    result = await run_sync(db, settings, admin, provider["id"])
+    assert result.status == "error"
+    stored = await provider_row(db, admin, provider["id"])
+    assert stored.sync_status == "error"
+    assert stored.error == f"cannot reach 127.0.0.1:{closed_port}: ConnectError"
+
+
+@pytest.mark.parametrize(
+    ("body", "raw", "message"),
+    [
+        ("<html>Gateway maintenance</html>", True, "not JSON"),
+        ({"repositories": []}, False, "where a list was expected"),
+        ([{"name": "no-id"}], False, "no valid 'id'"),
+    ],
+)
+async def test_a_malformed_page_midway_records_the_error_and_keeps_earlier_data(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    fake_github: FakeGitHub,
+    body: Any,
+    raw: bool,
+    message: str,
+) -> None:
+    token = fake_github.forge.add_user("octo")
+    upstream = fake_github.forge.add_many(350, owner="octo")
+    provider = await connect(client, admin, "github", fake_github, token)
+    assert (await run_sync(db, settings, admin, provider["id"])).status == "synced"
+    before = {row.external_id: row.name for row in await repository_rows(db, admin, provider["id"])}
+    fake_github.forge.rename(upstream[0].id, "renamed-but-not-synced")
+    fake_github.forge.delete(upstream[1].id)
+    fake_github.forge.fail(200, body, path_contains="page=3", raw=raw)
+    result = await run_sync(db, settings, admin, provider["id"])
+    assert result.status == "error"
+    stored = await provider_row(db, admin, provider["id"])
+    assert stored.sync_status == "error"
+    assert stored.error is not None and message in stored.error
+    after = {row.external_id: row.name for row in await repository_rows(db, admin, provider["id"])}
+    assert after == before
+
+
+async def test_pages_that_shift_during_the_sync_delete_nothing(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    fake_github: FakeGitHub,
+) -> None:
+    token = fake_github.forge.add_user("octo")
+    upstream = fake_github.forge.add_many(250, owner="octo")
+    provider = await connect(client, admin, "github", fake_github, token)
+    assert (await run_sync(db, settings, admin, provider["id"])).status == "synced"
+    fake_github.forge.delete(upstream[10].id)
+    short_page = [fake_github.repo_json(repo) for repo in upstream[100:150]]
+    fake_github.forge.fail(200, short_page, path_contains="page=2", count=2)
+    result = await run_sync(db, settings, admin, provider["id"])
+    assert result.status == "synced"
+    assert result.removed == 0
+    stored = await provider_row(db, admin, provider["id"])
+    assert stored.error is not None and "kept until the next sync" in stored.error
+    assert len(await repository_rows(db, admin, provider["id"])) == 250
+
+
+async def test_sync_endpoint_queues_one_job_and_the_worker_runs_it(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    fake_github: FakeGitHub,
+) -> None:
+    token = fake_github.forge.add_user("octo")
+    fake_github.forge.add_many(30, owner="octo")
+    provider = await connect(client, admin, "github", fake_github, token)
+    # Connecting queued a first sync; asking again while it waits queues nothing more.
+    again = await client.post(f"/api/v1/git-providers/{provider['id']}/sync", headers=admin.headers)
+    assert again.status_code == 202
+    assert again.json() == {
+        "provider_id": provider["id"],
+        "sync_status": "pending",
+        "queued": False,
+    }
+    await drain_jobs(settings, db)
+    shown = (
+        await client.get(f"/api/v1/git-providers/{provider['id']}", headers=admin.headers)
+    ).json()
+    assert shown["sync_status"] == "synced"
+    assert shown["repository_count"] == 30
+    queued = await client.post(
+        f"/api/v1/git-providers/{provider['id']}/sync", headers=admin.headers
+    )
+    assert queued.json()["queued"] is True
+    assert len(await all_repositories(client, admin)) == 30
+
+
+async def test_periodic_sync_queues_only_providers_older_than_the_interval(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    fake_github: FakeGitHub,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from shipyard.git.tasks import queue_stale_syncs
+
+    fresh_token = fake_github.forge.add_user("fresh")
+    stale_token = fake_github.forge.add_user("stale")
+    fresh = await connect(client, admin, "github", fake_github, fresh_token)
+    stale = await connect(client, admin, "github", fake_github, stale_token)
+    await drain_jobs(settings, db)
+    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
+        await session.execute(
+            update(GitProvider)
+            .where(GitProvider.id == UUID(stale["id"]))
+            .values(last_synced=datetime.now(UTC) - timedelta(minutes=61))
+        )
+    assert await queue_stale_syncs(db=db, settings=settings) == 1
+    # Already waiting: not queued twice.
+    assert await queue_stale_syncs(db=db, settings=settings) == 0
+    async with db.session(system=True) as session:
+        args = (
+            (
+                await session.execute(
+                    text("SELECT args FROM procrastinate_jobs WHERE status = 'todo'")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert [a["provider_id"] for a in args] == [stale["id"]]
+    assert fresh["id"] not in [a["provider_id"] for a in args]
+    disabled = settings.model_copy(update={"git_sync_interval_minutes": 0})
+    assert await queue_stale_syncs(db=db, settings=disabled) == 0
