@@ -26,7 +26,7 @@ FIRST_BACKOFF = 0.25
 MAX_BACKOFF = 8.0
 # Statuses that mean "the request was not processed; try again" even for a non-idempotent POST.
 _NOT_PROCESSED = frozenset({429, 502, 503, 504})
-_TAGS = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>", re.S | re.I)
+_TAGS = re.compile(r"<(script|style|head)\b.*?</\1>|<[^>]+>", re.S | re.I)
 
 
 def mask(text: str, secrets: tuple[str, ...]) -> str:
