@@ -14,9 +14,19 @@ def web_router() -> APIRouter:
 
 
 def build_router() -> APIRouter:
-    from shipyard.web.routes import auth, dashboard, deployments, hosts, sections, settings
+    from shipyard.web.routes import (
+        auth,
+        dashboard,
+        deployments,
+        hosts,
+        providers,
+        repositories,
+        sections,
+        settings,
+    )
 
     router = APIRouter(dependencies=[Depends(csrf_protect)], include_in_schema=False)
-    for area in (auth, dashboard, sections, settings, hosts, deployments):
+    # providers before repositories: /repositories/providers is not a repository id.
+    for area in (auth, dashboard, sections, settings, providers, repositories, hosts, deployments):
         router.include_router(area.router)
     return router

@@ -7,31 +7,10 @@ from sqlalchemy import func, select
 
 from shipyard.cicd.models import CicdJob, CicdProvider
 from shipyard.deps import CurrentUser, SessionDep
-from shipyard.git.models import GitProvider, ProfileRepositoryPin, Repository
 from shipyard.web.routes import web_router
 from shipyard.web.templating import render
 
 router = web_router()
-
-
-@router.get("/repositories")
-async def repositories(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
-    pinned = ProfileRepositoryPin.profile_id == principal.user_id
-    rows = await session.execute(
-        select(Repository, ProfileRepositoryPin.repository_id.is_not(None))
-        .outerjoin(
-            ProfileRepositoryPin,
-            (ProfileRepositoryPin.repository_id == Repository.id) & pinned,
-        )
-        .order_by(ProfileRepositoryPin.repository_id.is_(None), func.lower(Repository.name))
-        .limit(200)
-    )
-    providers = await session.scalar(select(func.count()).select_from(GitProvider))
-    return render(
-        request,
-        "sections/repositories.html",
-        {"section": "repositories", "rows": rows.all(), "provider_count": providers or 0},
-    )
 
 
 @router.get("/cicd")
