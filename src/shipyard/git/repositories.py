@@ -208,7 +208,10 @@ async def unpin(*, session: AsyncSession, principal: Principal, repository_id: U
 def parse_repository_url(url: str) -> tuple[str, str | None, str]:
     """(clone URL, owner, name) of an http(s) repository URL, or a 422 naming ``url``."""
     value = url.strip()
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"is not a valid URL: {exc}", field="url") from exc
     if parts.scheme not in {"http", "https"}:
         raise ValidationFailed("must be an http:// or https:// clone URL", field="url")
     try:

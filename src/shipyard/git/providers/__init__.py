@@ -34,7 +34,10 @@ def normalise_server_url(
             raise ValidationFailed("Gitea needs the address of its server", field=field)
         return None
     value = server_url.strip()
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"is not a valid URL: {exc}", field=field) from exc
     if parts.scheme not in {"http", "https"}:
         raise ValidationFailed("must be an http:// or https:// URL", field=field)
     try:
