@@ -452,3 +452,64 @@ async def test_restarted_worker_follows_the_existing_build_instead_of_triggering
     third = EmitRecorder()
     assert await _run(db, cicd_settings, admin, mapping_id, third) == "success"
     assert third.lines == []
+
+
+async def test_a_provider_timeout_is_retried(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    jenkins_fake.add_job(DEPLOY)
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
+    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    # The first status read hangs longer than the HTTP timeout.
+    jenkins_fake.fail_next(1, status=200, body="{}", delay=1.0, path_contains="/1/api/json")
+    settings = cicd_settings.model_copy(update={"http_timeout": 0.3})
+
+    assert await _run(db, settings, admin, mapping_id, EmitRecorder()) == "success"
+    assert len(jenkins_fake.seen("GET", "/1/api/json")) >= 2
+
+
+async def test_a_build_running_past_the_build_timeout_is_aborted(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    jenkins_fake.add_job("long", script=lambda params: Script(chunks=["working\n"], hold=True))
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="long")
+    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    settings = cicd_settings.model_copy(update={"cicd_build_timeout_seconds": 0.5})
+
+    assert await _run(db, settings, admin, mapping_id, EmitRecorder()) == "failed"
+
+    mapping = await _mapping(db, admin, mapping_id)
+    assert mapping.error == "the build ran longer than 0.5 s; it was aborted"
+    assert jenkins_fake.build("long", 1).result == "ABORTED"
+
+
+async def test_jenkins_refusing_the_trigger_fails_the_step_with_its_reason(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    jenkins_fake: FakeJenkins,
+) -> None:
+    jenkins_fake.add_job(DEPLOY, params=[Param("ENV", "choice", choices=["a", "b"])])
+    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
+    mapping_id = await new_step(db, admin.tenant_id, job_id, {"ENV": "b"})
+    # The job's choices changed in Jenkins after the last sync.
+    job = jenkins_fake.find(DEPLOY)
+    assert job is not None
+    job.params = [Param("ENV", "choice", choices=["a", "c"])]
+
+    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "failed"
+
+    mapping = await _mapping(db, admin, mapping_id)
+    assert mapping.error == (
+        "Jenkins answered HTTP 400: HTTP ERROR 400 Illegal choice for parameter ENV: b"
+    )
+    assert mapping.started_at is None and mapping.completed_at is not None
