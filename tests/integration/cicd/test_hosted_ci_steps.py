@@ -429,3 +429,27 @@ async def test_circleci_stuck_pipeline_times_out(
         mapping.error or ""
     )
     assert mapping.build_number is not None  # CircleCI numbers a pipeline when it is created
+
+
+async def test_github_refusing_the_dispatch_fails_the_step_with_githubs_message(
+    client: httpx.AsyncClient,
+    db: Database,
+    cicd_settings: Settings,
+    admin: Account,
+    github_fake: FakeGitHubActions,
+) -> None:
+    workflow = github_fake.add_workflow(
+        "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
+    )
+    job_id = await _github_job(client, db, cicd_settings, admin, github_fake)
+    mapping_id = await new_step(db, admin.tenant_id, job_id, {"environment": "staging"})
+    # The workflow dropped its `version` input after the last sync.
+    workflow.content = DEPLOY_WORKFLOW.replace(
+        "      version:\n        type: string\n        default: latest\n", ""
+    )
+
+    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "failed"
+
+    error = (await _mapping(db, admin, mapping_id)).error or ""
+    assert error == "GitHub Actions answered HTTP 422: Unexpected inputs provided: ['version']"
+    assert github_fake.repos["acme/api"].runs == []
