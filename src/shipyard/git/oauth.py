@@ -324,6 +324,7 @@ async def callback(
         )
         await queue_sync(session, provider)
         await session.flush()
+        await session.refresh(provider)
     return provider, parsed.redirect_to
 
 
