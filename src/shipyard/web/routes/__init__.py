@@ -23,10 +23,23 @@ def build_router() -> APIRouter:
         repositories,
         sections,
         settings,
+        wizard,
     )
 
     router = APIRouter(dependencies=[Depends(csrf_protect)], include_in_schema=False)
     # providers before repositories: /repositories/providers is not a repository id.
-    for area in (auth, dashboard, sections, settings, providers, repositories, hosts, deployments):
+    # Fixed paths before parameterised ones: /deployments/new is not a deployment id.
+    areas = (
+        auth,
+        dashboard,
+        sections,
+        settings,
+        providers,
+        repositories,
+        hosts,
+        wizard,
+        deployments,
+    )
+    for area in areas:
         router.include_router(area.router)
     return router

@@ -103,3 +103,21 @@ document.addEventListener("submit", function (event) {
     event.preventDefault();
   }
 });
+
+// Wizard helpers: pick hosts by status, and send the browser's UTC offset with a local time.
+document.addEventListener("click", function (event) {
+  var button = event.target.closest ? event.target.closest("[data-select-status]") : null;
+  if (!button) { return; }
+  var status = button.getAttribute("data-select-status");
+  document.querySelectorAll("#host-choices input[type=checkbox]").forEach(function (box) {
+    box.checked = status !== "" && box.dataset.status === status;
+  });
+});
+document.addEventListener("submit", function (event) {
+  var offset = event.target.querySelector ? event.target.querySelector("[data-tz-offset]") : null;
+  var when = event.target.querySelector ? event.target.querySelector("input[name=scheduled_local]") : null;
+  if (offset) {
+    var local = when && when.value ? new Date(when.value) : new Date();
+    offset.value = String(local.getTimezoneOffset());
+  }
+});

@@ -1,0 +1,289 @@
+"""The deployment wizard: repository and ref → scripts → hosts → schedule and options → review."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Query, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from shipyard.accounts.permissions import Permission
+from shipyard.accounts.principal import Principal
+from shipyard.accounts.service import record_audit
+from shipyard.cicd import service as cicd_service
+from shipyard.cicd.models import CicdJob
+from shipyard.deployments import service
+from shipyard.deployments.schemas import DeploymentCreate
+from shipyard.deps import SessionDep, SettingsDep, client_ip, require
+from shipyard.errors import ShipyardError
+from shipyard.git import repositories as repo_service
+from shipyard.git.repos_api import BrowserDep
+from shipyard.hosts import service as host_service
+from shipyard.hosts.models import HOST_STATUSES, Host
+from shipyard.web.deps import attempt
+from shipyard.web.errors import field_errors, sentence
+from shipyard.web.routes import web_router
+from shipyard.web.templating import render
+from shipyard.web.wizard import STEPS, WizardState
+
+router = web_router()
+Runner = Annotated[Principal, require(Permission.RUN_DEPLOYMENTS)]
+LIST_LIMIT = 200
+STEP_OF_FIELD = (
+    ("scripts", "scripts"),
+    ("script_ids", "scripts"),
+    ("host_ids", "hosts"),
+    ("schedule", "options"),
+    ("scheduled_time", "options"),
+    ("options", "options"),
+    ("cicd_steps", "options"),
+)
+
+
+def step_of(field: str) -> str:
+    for prefix, step in STEP_OF_FIELD:
+        if field == prefix or field.startswith(prefix + "."):
+            return step
+    return "source"
+
+
+def _page(request: Request, step: str, state: WizardState, **extra: Any) -> Response:
+    context: dict[str, Any] = {
+        "section": "deployments",
+        "step": step,
+        "steps": STEPS,
+        "state": state,
+    }
+    status_code = int(extra.pop("status_code", 200))
+    context.update(extra)
+    return render(request, "deployments/wizard.html", context, status_code=status_code)
+
+
+@router.get("/deployments/new")
+async def source(request: Request, principal: Runner, session: SessionDep) -> Response:
+    state = WizardState.parse(request.query_params)
+    repositories, _ = await repo_service.list_repositories(
+        session=session, principal=principal, limit=LIST_LIMIT, cursor=None
+    )
+    return _page(request, "source", state, repositories=repositories)
+
+
+@router.get("/deployments/new/scripts")
+async def scripts(
+    request: Request,
+    principal: Runner,
+    session: SessionDep,
+    browse: BrowserDep,
+    repository_id: UUID,
+) -> Response:
+    state = WizardState.parse(request.query_params)
+    repository = await repo_service.read_repository(
+        session=session, principal=principal, repository_id=repository_id
+    )
+    problem = None
+    catalogue = None
+    branches: list[Any] = []
+    try:
+        branches = await browse.branches()
+        catalogue = await browse.scripts(state.get("ref") or None)
+    except ShipyardError as exc:
+        problem = sentence(exc.message)
+    return _page(
+        request,
+        "scripts",
+        state,
+        repository=repository,
+        catalogue=catalogue,
+        branches=branches,
+        message=problem,
+    )
+
+
+@router.get("/deployments/new/hosts")
+async def hosts(
+    request: Request,
+    principal: Runner,
+    session: SessionDep,
+    search: Annotated[str, Query(max_length=200)] = "",
+    status: Annotated[str, Query(max_length=30)] = "",
+) -> Response:
+    state = WizardState.parse(request.query_params)
+    shown, _ = await host_service.list_hosts(
+        session,
+        tenant_id=principal.tenant_id,
+        status=status if status in HOST_STATUSES else None,
+        host_type=None,
+        search=search.strip() or None,
+        limit=LIST_LIMIT,
+        cursor=None,
+    )
+    shown_ids = {host.id for host in shown}
+    return _page(
+        request,
+        "hosts",
+        state,
+        hosts=sorted(shown, key=lambda host: host.name.lower()),
+        hidden_selected=[host_id for host_id in state.host_ids if host_id not in shown_ids],
+        search=search,
+        status_filter=status,
+        statuses=HOST_STATUSES,
+    )
+
+
+@router.get("/deployments/new/options")
+async def options(request: Request, principal: Runner, session: SessionDep) -> Response:
+    state = WizardState.parse(request.query_params)
+    jobs, _ = await cicd_service.list_jobs(
+        session=session,
+        principal=principal,
+        provider_id=None,
+        search=None,
+        limit=LIST_LIMIT,
+        cursor=None,
+    )
+    return _page(request, "options", state, jobs=sorted(jobs, key=lambda job: job.name.lower()))
+
+
+async def _review(
+    request: Request,
+    principal: Principal,
+    session: SessionDep,
+    state: WizardState,
+    *,
+    errors: dict[str, str] | None = None,
+    message: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    if errors is None:
+        errors = {}
+        try:
+            DeploymentCreate.model_validate(state.body())
+        except ValidationError as exc:
+            errors = field_errors(exc)
+        except ValueError as exc:
+            errors = {"cicd_steps": sentence(str(exc))}
+    repository = None
+    if state.get("repository_id"):
+        try:
+            repository = await repo_service.read_repository(
+                session=session,
+                principal=principal,
+                repository_id=UUID(state.get("repository_id")),
+            )
+        except (ShipyardError, ValueError):
+            errors.setdefault("repository_id", "Choose a repository of your team.")
+    chosen_hosts = (
+        list(
+            (
+                await session.scalars(
+                    select(Host).where(
+                        Host.id.in_(state.host_ids), Host.tenant_id == principal.tenant_id
+                    )
+                )
+            ).all()
+        )
+        if state.host_ids
+        else []
+    )
+    job_ids = [state.get(f"cicd_{stage}") for stage in ("before", "after")]
+    jobs = {
+        str(job.id): job
+        for job in (
+            await session.scalars(
+                select(CicdJob).where(
+                    CicdJob.id.in_([UUID(j) for j in job_ids if _is_uuid(j)]),
+                    CicdJob.tenant_id == principal.tenant_id,
+                )
+            )
+        ).all()
+    }
+    by_step: dict[str, list[str]] = {}
+    for field, text in errors.items():
+        by_step.setdefault(step_of(field), []).append(f"{field}: {text}" if field else text)
+    return _page(
+        request,
+        "review",
+        state,
+        repository=repository,
+        chosen_hosts=sorted(chosen_hosts, key=lambda host: host.name.lower()),
+        jobs=jobs,
+        errors_by_step=by_step,
+        message=message,
+        scheduled_time=_safe_time(state),
+        status_code=status_code,
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _safe_time(state: WizardState) -> Any:
+    try:
+        return state.scheduled_time()
+    except ValueError:
+        return None
+
+
+@router.get("/deployments/new/review")
+async def review(request: Request, principal: Runner, session: SessionDep) -> Response:
+    return await _review(request, principal, session, WizardState.parse(request.query_params))
+
+
+@router.post("/deployments/new")
+async def create(
+    request: Request, principal: Runner, session: SessionDep, settings: SettingsDep
+) -> Response:
+    state = WizardState.parse(await request.form())
+    try:
+        data = DeploymentCreate.model_validate(state.body())
+    except ValidationError as exc:
+        return await _review(
+            request, principal, session, state, errors=field_errors(exc), status_code=422
+        )
+    except ValueError as exc:
+        return await _review(
+            request,
+            principal,
+            session,
+            state,
+            errors={"cicd_steps": sentence(str(exc))},
+            status_code=422,
+        )
+    try:
+        async with attempt(session):
+            deployment = await service.create_deployment(
+                session=session, principal=principal, data=data, settings=settings
+            )
+            await record_audit(
+                session,
+                tenant_id=principal.tenant_id,
+                actor_id=principal.user_id,
+                action="deployment.create",
+                resource_type="deployment",
+                resource_id=deployment.id,
+                ip_address=client_ip(request),
+                details={
+                    "name": deployment.name,
+                    "hosts": len(deployment.host_ids),
+                    "schedule": deployment.schedule,
+                },
+            )
+    except ShipyardError as exc:
+        return await _review(
+            request,
+            principal,
+            session,
+            state,
+            errors=field_errors(exc),
+            message=sentence(exc.message),
+            status_code=exc.status_code,
+        )
+    return RedirectResponse(f"/deployments/{deployment.id}", status_code=303)
