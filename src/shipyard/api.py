@@ -150,6 +150,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         try:
             yield
         finally:
+            broadcaster = getattr(app.state, "log_broadcaster", None)
+            if broadcaster is not None:
+                await broadcaster.stop()
             if database is None:
                 await app.state.db.dispose()
             if embedded is not None:

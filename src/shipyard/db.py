@@ -151,6 +151,10 @@ class Database:
     """The engine and session factory of one Shipyard database."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        # Importing every model here means a worker that touches one table knows them all.
+        from shipyard.models import configure
+
+        configure()
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import configure_mappers
+
 from shipyard.accounts.models import ApiToken, AuditEvent, LoginFailure, Profile, Tenant, User
 from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
 from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
@@ -10,6 +12,12 @@ from shipyard.hosts.models import Host
 from shipyard.orm import Base
 
 metadata = Base.metadata
+
+
+def configure() -> None:
+    """Resolve foreign keys between every model; any process that flushes rows needs it first."""
+    configure_mappers()
+
 
 # Tables whose rows belong to one tenant; each gets the same RLS policy on tenant_id.
 TENANT_TABLES = (
@@ -45,5 +53,6 @@ __all__ = [
     "Repository",
     "Tenant",
     "User",
+    "configure",
     "metadata",
 ]

@@ -46,6 +46,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Scripts without a "#!" line run with the interpreter their extension names.
+POSIX_INTERPRETERS = {".py": "python3", ".sh": "sh", ".bash": "bash"}
+
+
+def posix_interpreter(path: Path) -> str | None:
+    """The interpreter to run ``path`` with, or None when the file says itself (``#!``)."""
+    with path.open("rb") as handle:
+        if handle.read(2) == b"#!":
+            return None
+    return POSIX_INTERPRETERS.get(path.suffix.lower())
+
+
 class HostRun:
     """Everything one host needs to run its part of a deployment."""
 
@@ -159,14 +171,25 @@ class HostRun:
         remote_path = await conn.upload(
             script.local_path, workdir, f"{script.position:03d}-{script.name}"
         )
-        result: RunResult = await conn.run_script(
-            remote_path,
-            args=script.arguments,
-            env=self.environment,
-            timeout=self.timeout,
-            cwd=workdir,
-            on_output=on_output,
-        )
+        interpreter = posix_interpreter(script.local_path) if conn.platform == "posix" else None
+        if interpreter is None:
+            result: RunResult = await conn.run_script(
+                remote_path,
+                args=script.arguments,
+                env=self.environment,
+                timeout=self.timeout,
+                cwd=workdir,
+                on_output=on_output,
+            )
+        else:
+            result = await conn.run(
+                interpreter,
+                args=[remote_path, *script.arguments],
+                env=self.environment,
+                timeout=self.timeout,
+                cwd=workdir,
+                on_output=on_output,
+            )
         return await self._record(script, result, tail)
 
     async def _record(self, script: PlannedScript, result: RunResult, tail: OutputTail) -> bool:
