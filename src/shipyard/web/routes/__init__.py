@@ -16,12 +16,12 @@ def web_router() -> APIRouter:
 def build_router() -> APIRouter:
     from shipyard.web.routes import (
         auth,
+        cicd,
         dashboard,
         deployments,
         hosts,
         providers,
         repositories,
-        sections,
         settings,
         wizard,
     )
@@ -31,8 +31,8 @@ def build_router() -> APIRouter:
     # Fixed paths before parameterised ones: /deployments/new is not a deployment id.
     areas = (
         auth,
+        cicd,
         dashboard,
-        sections,
         settings,
         providers,
         repositories,

@@ -15,7 +15,6 @@ from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Principal
 from shipyard.accounts.service import record_audit
 from shipyard.cicd import service as cicd_service
-from shipyard.cicd.models import DeploymentCicdMapping
 from shipyard.deployments import service
 from shipyard.deployments.models import (
     DEPLOYMENT_STATUSES,
@@ -100,17 +99,8 @@ async def _live_context(
     by_host: dict[UUID | None, list[DeploymentScript]] = {}
     for script in scripts:
         by_host.setdefault(script.host_id, []).append(script)
-    has_steps = await session.scalar(
-        select(DeploymentCicdMapping.id)
-        .where(DeploymentCicdMapping.deployment_id == deployment.id)
-        .limit(1)
-    )
-    steps = (
-        await cicd_service.list_mappings(
-            session=session, principal=principal, deployment_id=deployment.id
-        )
-        if has_steps
-        else []
+    steps = await cicd_service.list_mappings(
+        session=session, principal=principal, deployment_id=deployment.id
     )
     return {
         "deployment": deployment,
