@@ -205,6 +205,18 @@ def run_python_client(client: str, hosts_file: Path, key_path: str) -> tuple[flo
     return float(data["seconds"]), int(data["ok"])
 
 
+def settle(fleet: Any, timeout: float = 15.0) -> None:
+    """Wait until the previous client's sshd session processes are gone, then a moment more."""
+    from tests.support.sshd import descendants
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(descendants(p.pid) for p in fleet.processes if p.pid is not None):
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+
+
 def machine_note() -> str:
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as handle:
@@ -273,8 +285,9 @@ def write_section(body: str) -> None:
 EXPLANATION = """\
 What it measures: from nothing open to every host having answered `echo ok`, all hosts at
 once, key authentication (ed25519), hosts being sshd processes on loopback (16 ports per sshd).
-Each client runs in a fresh interpreter; the Python clients time the fan-out itself, ansible's
-time is its CLI's wall time (its start-up is given below the table). Commands:
+Each client runs in a fresh interpreter, one client at a time, after the previous client's sshd
+session processes are gone, in an order rotated between runs; the Python clients time the
+fan-out itself, ansible's time is its CLI's wall time (its start-up is given below the table). Commands:
 `.venv/bin/python -m benchmarks.fanout` (add `--sizes 50 --runs 1` for a quick look).
 
 Why the numbers look as they do: on this 2-core machine sshd itself spends about 12 ms of CPU per
@@ -291,7 +304,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs=3, metavar=("CLIENT", "HOSTS", "KEY"))
     parser.add_argument("--sizes", nargs="+", type=int, default=[50, 200])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="Runs per client and size (median).")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave the doc.")
     options = parser.parse_args()
     if options.worker:
@@ -321,7 +334,10 @@ def main() -> None:
             results[count] = {client: [] for client in CLIENTS}
             oks[count] = dict.fromkeys(CLIENTS, count)
             for run in range(options.runs):
-                for client in CLIENTS:
+                # Rotate the order so no client always follows the heaviest one.
+                order = CLIENTS[run % len(CLIENTS) :] + CLIENTS[: run % len(CLIENTS)]
+                for client in order:
+                    settle(fleet)
                     if client == "ansible":
                         seconds, ok = run_ansible(hosts, str(key_path), workdir)
                     else:

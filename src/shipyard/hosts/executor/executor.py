@@ -57,8 +57,7 @@ class Executor:
         self._global = asyncio.Semaphore(max_connections)
         self._hosts: dict[tuple[str, str, int], _HostSlot] = {}
         # Decrypted keys by digest of (key, passphrase): passphrase KDFs cost ~1 s of CPU each.
-        self._keys: OrderedDict[bytes, asyncssh.SSHKey] = OrderedDict()
-        self._key_locks: dict[bytes, asyncio.Lock] = {}
+        self._keys: OrderedDict[bytes, asyncio.Future[asyncssh.SSHKey]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Executor:
@@ -76,18 +75,22 @@ class Executor:
 
     async def _load_key(self, private_key: str, passphrase: str | None) -> asyncssh.SSHKey:
         digest = hashlib.sha256(f"{passphrase}\0{private_key}".encode()).digest()
-        lock = self._key_locks.setdefault(digest, asyncio.Lock())
-        async with lock:
-            key = self._keys.get(digest)
-            if key is None:
-                key = await import_key(private_key, passphrase)
-                self._keys[digest] = key
-                if len(self._keys) > KEY_CACHE_SIZE:
-                    oldest, _ = self._keys.popitem(last=False)
-                    self._key_locks.pop(oldest, None)
-            else:
-                self._keys.move_to_end(digest)
-        return key
+        loading = self._keys.get(digest)
+        if loading is None:
+            # One decryption per key, shared by every connection waiting for it.
+            loading = asyncio.ensure_future(import_key(private_key, passphrase))
+            self._keys[digest] = loading
+            if len(self._keys) > KEY_CACHE_SIZE:
+                self._keys.popitem(last=False)
+        else:
+            self._keys.move_to_end(digest)
+        try:
+            return await asyncio.shield(loading)
+        except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError):
+            # A bad key or passphrase is not cached: the row may be fixed later.
+            if self._keys.get(digest) is loading:
+                del self._keys[digest]
+            raise
 
     async def _open(self, target: HostTarget) -> HostConnection:
         if target.type == "local":
