@@ -468,7 +468,8 @@ def git_tree(bare: Path, sha: str, path: str, *, recursive: bool = False) -> lis
 
 def git_object_type(bare: Path, sha: str, path: str) -> str | None:
     try:
-        return _git(bare, "cat-file", "-t", f"{sha}:{path}" if path else sha).decode().strip()
+        spec = f"{sha}:{path}" if path else f"{sha}^{{tree}}"
+        return _git(bare, "cat-file", "-t", spec).decode().strip()
     except LookupError:
         return None
 

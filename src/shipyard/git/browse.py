@@ -47,9 +47,15 @@ SCRIPT_FILE_MODES = {"100644", "100755", "100664"}
 class TTLCache:
     """A small least-recently-used cache whose entries expire after ``ttl`` seconds."""
 
-    def __init__(self, ttl: float, max_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
+    def __init__(
+        self,
+        ttl: float,
+        max_entries: int = DEFAULT_CACHE_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
+        self.clock = clock
         self._entries: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
 
     def get(self, key: tuple[Any, ...]) -> tuple[bool, Any]:
@@ -57,7 +63,7 @@ class TTLCache:
         if entry is None:
             return False, None
         expires, value = entry
-        if expires < time.monotonic():
+        if expires < self.clock():
             del self._entries[key]
             return False, None
         self._entries.move_to_end(key)
@@ -66,7 +72,7 @@ class TTLCache:
     def put(self, key: tuple[Any, ...], value: Any) -> None:
         if self.ttl <= 0:
             return
-        self._entries[key] = (time.monotonic() + self.ttl, value)
+        self._entries[key] = (self.clock() + self.ttl, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

@@ -84,7 +84,7 @@ def _parse_ls_tree(output: str) -> list[tuple[str, str, str, int | None, str]]:
 
 async def tree(cache: Path, sha: str, path: str) -> list[TreeEntry]:
     clean = path.strip("/")
-    spec = f"{sha}:{clean}" if clean else sha
+    spec = f"{sha}:{clean}" if clean else f"{sha}^{{tree}}"
     try:
         kind = (await run_git("cat-file", "-t", spec, cwd=cache)).strip()
     except GitCommandFailed as exc:
