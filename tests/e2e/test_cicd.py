@@ -52,7 +52,7 @@ async def test_add_test_and_sync_a_jenkins_provider_then_run_a_ci_step(
     await form.locator("#f-name").fill("Build farm")
     await form.locator("#f-url").fill(jenkins_fake.url)
     await form.get_by_label("Jenkins user").fill(jenkins_fake.username)
-    await form.get_by_label("API token").fill("wrong-token")
+    await form.get_by_label("Jenkins API token").fill("wrong-token")
     await form.get_by_role("button", name="Add provider").click()
     row = page.locator("tr[data-name='Build farm']")
     await expect(row).to_be_visible()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import httpx
 from playwright.async_api import BrowserContext, Page, expect
 
 from tests.fakes.github import FakeGitHub
@@ -146,3 +149,41 @@ async def test_pin_a_repository_in_place(
     await expect(page.get_by_role("button", name="Add repository")).to_have_count(0)
     await page.goto("/repositories/providers")
     await expect(page.get_by_role("button", name="Connect", exact=True)).to_have_count(0)
+
+
+async def test_connect_a_provider_with_oauth(
+    page: Page,
+    context: BrowserContext,
+    live_server: LiveServer,
+    fake_github: FakeGitHub,
+) -> None:
+    fake_github.forge.add_user("linus", "Linus T")
+    fake_github.forge.add_many(3, owner="linus")
+    client_id, secret = fake_github.forge.add_oauth_client()
+    admin = await api_signup(live_server.url)
+    async with httpx.AsyncClient(base_url=live_server.url, headers=admin.headers) as http:
+        registered = await http.post(
+            "/api/v1/git-oauth-apps",
+            json={
+                "type": "github",
+                "server_url": fake_github.server_url,
+                "client_id": client_id,
+                "client_secret": secret,
+            },
+        )
+        assert registered.status_code == 201, registered.text
+    await use_session(context, live_server.url, admin)
+    # The fake's consent page approves for the user this header names.
+    await context.set_extra_http_headers({"X-Fake-Login": "linus"})
+    await page.goto("/repositories/providers")
+    oauth = page.locator("form[action='/repositories/providers/oauth']")
+    await oauth.get_by_label("Provider").select_option("github")
+    await oauth.get_by_label("Server URL (self-hosted only)").fill(fake_github.server_url)
+    await oauth.get_by_role("button", name="Continue to the provider").click()
+    # Back on our page after the provider's consent, with the account connected.
+    await expect(page).to_have_url(re.compile(r"/repositories/providers\?provider_id="))
+    await expect(page.get_by_role("status").first).to_contain_text("Connected")
+    row = page.locator("tr[data-name='linus']")
+    await expect(row).to_contain_text("Linus T")
+    await expect(row).to_have_attribute("data-sync", "synced", timeout=20_000)
+    await expect(row.locator(".repo-count")).to_have_text("3")

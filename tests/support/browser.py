@@ -48,7 +48,6 @@ class LiveServer:
     """
 
     def __init__(self, settings: Settings, database_url: str, *, with_worker: bool = False) -> None:
-        self.settings = settings
         self.database_url = database_url
         self.with_worker = with_worker
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -56,6 +55,8 @@ class LiveServer:
         self._socket.bind(("127.0.0.1", 0))
         self.port: int = self._socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        # Links the server makes for the outside world (OAuth callbacks) must point at itself.
+        self.settings = settings.model_copy(update={"base_url": self.url})
         self._server: uvicorn.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name=f"shipyard-{self.port}", daemon=True)

@@ -34,6 +34,7 @@ FORM_KEYS = (
     "repository",
     "token",
     "project_slugs",
+    "circleci_token",
     "branch",
 )
 
@@ -78,7 +79,7 @@ def _body(values: dict[str, str]) -> dict[str, Any]:
         config = {"repository": values.get("repository"), "token": values.get("token")}
     elif kind == "circleci":
         slugs = [s.strip() for s in values.get("project_slugs", "").replace(",", "\n").split()]
-        config = {"project_slugs": [s for s in slugs if s], "token": values.get("token")}
+        config = {"project_slugs": [s for s in slugs if s], "token": values.get("circleci_token")}
         if values.get("branch"):
             config["branch"] = values["branch"]
     else:
@@ -91,9 +92,15 @@ def _body(values: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _form_errors(errors: dict[str, str]) -> dict[str, str]:
+def _form_errors(errors: dict[str, str], kind: str) -> dict[str, str]:
     """``config.api_token`` → ``api_token``: the form names config fields without the prefix."""
-    return {key.removeprefix("config."): value for key, value in errors.items()}
+    named: dict[str, str] = {}
+    for key, value in errors.items():
+        # "config.project_slugs.0" is shown at the project_slugs field.
+        named.setdefault(key.removeprefix("config.").split(".")[0], value)
+    if kind == "circleci" and "token" in named:
+        named["circleci_token"] = named.pop("token")
+    return named
 
 
 @router.post("/cicd")
@@ -111,7 +118,7 @@ async def add_provider(request: Request, principal: Manager, session: SessionDep
             session,
             status_code=422,
             values=values,
-            errors=_form_errors(field_errors(exc)),
+            errors=_form_errors(field_errors(exc), values["type"]),
         )
     except ShipyardError as exc:
         return await _page(
@@ -120,7 +127,7 @@ async def add_provider(request: Request, principal: Manager, session: SessionDep
             session,
             status_code=exc.status_code,
             values=values,
-            errors=_form_errors(field_errors(exc)),
+            errors=_form_errors(field_errors(exc), values["type"]),
             message=sentence(exc.message),
         )
     return RedirectResponse("/cicd", status_code=303)
