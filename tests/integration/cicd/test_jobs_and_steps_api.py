@@ -129,46 +129,43 @@ async def test_jobs_of_another_tenant_are_invisible(
     assert caught.value.field == "cicd_steps.0.cicd_job_id"
 
 
-@pytest.mark.parametrize(
-    ("values", "field", "message"),
-    [
-        (
-            {"NOPE": "1"},
-            "NOPE",
-            "unknown parameter 'NOPE' (this job takes: DRY_RUN, REGION, TOKEN, VERSION)",
-        ),
-        ({"DRY_RUN": "maybe"}, "DRY_RUN", "parameter 'DRY_RUN' must be a boolean (true or false)"),
-        ({"VERSION": 3}, "VERSION", "parameter 'VERSION' must be a string"),
-        ({"REGION": "mars"}, "REGION", "parameter 'REGION' must be one of 'eu', 'us'"),
-    ],
-)
+BAD_VALUES = [
+    (
+        {"NOPE": "1"},
+        "NOPE",
+        "unknown parameter 'NOPE' (this job takes: DRY_RUN, REGION, TOKEN, VERSION)",
+    ),
+    ({"DRY_RUN": "maybe"}, "DRY_RUN", "parameter 'DRY_RUN' must be a boolean (true or false)"),
+    ({"VERSION": 3}, "VERSION", "parameter 'VERSION' must be a string"),
+    ({"REGION": "mars"}, "REGION", "parameter 'REGION' must be one of 'eu', 'us'"),
+]
+
+
 async def test_step_parameters_are_checked_against_the_job(
     client: httpx.AsyncClient,
     db: Database,
     cicd_settings: Settings,
     admin: Account,
     jenkins_fake: FakeJenkins,
-    values: dict,
-    field: str,
-    message: str,
 ) -> None:
     jobs = await _catalogue(client, db, cicd_settings, admin, jenkins_fake)
     deployment_id = await new_deployment(db, admin.tenant_id)
-    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
-        with pytest.raises(ValidationFailed) as caught:
-            await prepare_steps(
-                session=session,
-                tenant_id=UUID(admin.tenant_id),
-                deployment_id=deployment_id,
-                steps=[
-                    CicdStepRequest(cicd_job_id=UUID(jobs["team/app/rollback"]["id"])),
-                    CicdStepRequest(
-                        cicd_job_id=UUID(jobs["team/app/deploy"]["id"]), parameters=values
-                    ),
-                ],
-            )
-    assert caught.value.field == f"cicd_steps.1.parameters.{field}"
-    assert caught.value.message == message
+    for values, field, message in BAD_VALUES:
+        async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
+            with pytest.raises(ValidationFailed) as caught:
+                await prepare_steps(
+                    session=session,
+                    tenant_id=UUID(admin.tenant_id),
+                    deployment_id=deployment_id,
+                    steps=[
+                        CicdStepRequest(cicd_job_id=UUID(jobs["team/app/rollback"]["id"])),
+                        CicdStepRequest(
+                            cicd_job_id=UUID(jobs["team/app/deploy"]["id"]), parameters=values
+                        ),
+                    ],
+                )
+        assert caught.value.field == f"cicd_steps.1.parameters.{field}"
+        assert caught.value.message == message
 
 
 async def test_deployment_api_refuses_bad_step_parameters_naming_the_field(
