@@ -23,6 +23,7 @@ system-deps:  ## Debian packages the tests use: OpenSSH server, git, Chromium (w
 	command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	command -v ssh-keygen >/dev/null 2>&1 || missing="$$missing openssh-client"; \
 	command -v git >/dev/null 2>&1 || missing="$$missing git"; \
+	command -v ps >/dev/null 2>&1 || missing="$$missing procps"; \
 	command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$$missing chromium fonts-dejavu-core"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
