@@ -104,13 +104,22 @@ class SSHUsers:
         )
 
 
-def _ensure_user(name: str, shell: str, password: str) -> None:
+def _user_exists(name: str) -> bool:
     try:
         pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(
-            ["useradd", "--create-home", "--shell", shell, name], check=True, capture_output=True
+        return False
+    return True
+
+
+def _ensure_user(name: str, shell: str, password: str) -> None:
+    if not _user_exists(name):
+        created = subprocess.run(
+            ["useradd", "--create-home", "--shell", shell, name], capture_output=True, check=False
         )
+        # Another test session may have created it at the same moment.
+        if created.returncode != 0 and not _user_exists(name):
+            raise RuntimeError(f"useradd {name} failed: {created.stderr.decode().strip()}")
     subprocess.run(["usermod", "--shell", shell, name], check=True, capture_output=True)
     subprocess.run(
         ["chpasswd"], input=f"{name}:{password}\n", text=True, check=True, capture_output=True
