@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import re
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://api.github.com"
 MAX_PAGES = 50
+CONTENT_CONCURRENCY = 8
 _QUEUED = frozenset({"queued", "waiting", "requested", "pending"})
 _CONCLUSIONS: dict[str, BuildStatus] = {
     "success": "success",
@@ -151,32 +153,41 @@ class GithubActionsClient(CicdClient):
         return items
 
     async def list_jobs(self) -> list[RemoteJob]:
-        jobs = []
-        for workflow in await self._pages(self._repo("/actions/workflows"), "workflows", {}):
-            if workflow.get("state") != "active":
-                continue
-            path = str(workflow.get("path", ""))
-            try:
-                content = await self.api.request("GET", self._repo(f"/contents/{quote(path)}"))
-                raw = base64.b64decode(content.json().get("content", "")).decode()
-                inputs = dispatch_inputs(raw)
-            except CicdNotFound:
-                continue
-            except (ValueError, yaml.YAMLError) as exc:
-                logger.warning("skipping workflow %s: not readable (%s)", path, type(exc).__name__)
-                continue
-            if inputs is None:
-                continue
-            jobs.append(
-                RemoteJob(
-                    external_id=str(workflow["id"]),
-                    name=str(workflow.get("name") or path),
-                    path=path,
-                    description=f"{self.repository}: {path}",
-                    parameters=normalise_inputs(inputs),
-                )
-            )
-        return jobs
+        workflows = [
+            workflow
+            for workflow in await self._pages(self._repo("/actions/workflows"), "workflows", {})
+            if workflow.get("state") == "active"
+        ]
+        # One file read per workflow: a few at a time, in the listing's order.
+        gate = asyncio.Semaphore(CONTENT_CONCURRENCY)
+
+        async def read(workflow: dict[str, Any]) -> RemoteJob | None:
+            async with gate:
+                return await self._job(workflow)
+
+        found = await asyncio.gather(*(read(workflow) for workflow in workflows))
+        return [job for job in found if job is not None]
+
+    async def _job(self, workflow: dict[str, Any]) -> RemoteJob | None:
+        path = str(workflow.get("path", ""))
+        try:
+            content = await self.api.request("GET", self._repo(f"/contents/{quote(path)}"))
+            raw = base64.b64decode(content.json().get("content", "")).decode()
+            inputs = dispatch_inputs(raw)
+        except CicdNotFound:
+            return None
+        except (ValueError, yaml.YAMLError) as exc:
+            logger.warning("skipping workflow %s: not readable (%s)", path, type(exc).__name__)
+            return None
+        if inputs is None:
+            return None
+        return RemoteJob(
+            external_id=str(workflow["id"]),
+            name=str(workflow.get("name") or path),
+            path=path,
+            description=f"{self.repository}: {path}",
+            parameters=normalise_inputs(inputs),
+        )
 
     async def _ref(self) -> str:
         if self.ref:
