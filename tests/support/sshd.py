@@ -120,10 +120,19 @@ def _ensure_user(name: str, shell: str, password: str) -> None:
         # Another test session may have created it at the same moment.
         if created.returncode != 0 and not _user_exists(name):
             raise RuntimeError(f"useradd {name} failed: {created.stderr.decode().strip()}")
-    subprocess.run(["usermod", "--shell", shell, name], check=True, capture_output=True)
-    subprocess.run(
-        ["chpasswd"], input=f"{name}:{password}\n", text=True, check=True, capture_output=True
-    )
+    if pwd.getpwnam(name).pw_shell != shell:
+        _retrying(["usermod", "--shell", shell, name])
+    _retrying(["chpasswd"], f"{name}:{password}\n")
+
+
+def _retrying(command: list[str], stdin: str | None = None, attempts: int = 20) -> None:
+    """Run a shadow-utils command, retrying while another session holds /etc/passwd's lock."""
+    for _ in range(attempts):
+        result = subprocess.run(command, input=stdin, text=True, capture_output=True, check=False)
+        if result.returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{command[0]} failed: {result.stderr.strip()}")
 
 
 def _pair(algorithm: str, passphrase: str | None = None, **options: Any) -> KeyPair:
