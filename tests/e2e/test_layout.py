@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from shipyard.db import Database
+from tests.fixtures.git import MakeGitRepo
 from tests.fixtures.web import PHONE_VIEWPORT
 from tests.support.browser import LiveServer, api_signup, use_session
+from tests.support.browser_seed import populate_tenant
 
 SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 NAVIGATION = ("/", "/repositories", "/hosts", "/deployments", "/cicd", "/settings")
@@ -90,26 +92,58 @@ async def test_usable_on_a_phone(browser: Browser, live_server: LiveServer) -> N
         await context.close()
 
 
-@pytest.mark.parametrize("path", (*NAVIGATION, "/settings/members", "/login"))
 async def test_screenshots_of_the_main_pages(
-    browser: Browser, live_server: LiveServer, tmp_path: Path, path: str
+    browser: Browser,
+    live_server: LiveServer,
+    tmp_path: Path,
+    make_git_repo: MakeGitRepo,
 ) -> None:
-    """Renders each page; with SHIPYARD_SCREENSHOTS=1 the pictures go to docs/screenshots."""
+    """Every main page renders with content; SHIPYARD_SCREENSHOTS=1 saves them to docs/."""
     target = SCREENSHOT_DIR if os.environ.get("SHIPYARD_SCREENSHOTS") == "1" else tmp_path
     target.mkdir(parents=True, exist_ok=True)
+    admin = await api_signup(live_server.url, tenant_name="Harbour Ops")
+    database = Database(live_server.database_url, pool_size=2)
+    try:
+        seeded = await populate_tenant(live_server, admin, database, make_git_repo)
+    finally:
+        await database.dispose()
+    repository = seeded["repository"]["id"]
+    finished = seeded["finished"].deployment_id
+    pages = {
+        "dashboard": "/",
+        "repositories": "/repositories",
+        "repository": f"/repositories/{repository}?path=deploy",
+        "file": f"/repositories/{repository}/file?path=deploy/run.sh",
+        "providers": "/repositories/providers",
+        "hosts": "/hosts",
+        "host": f"/hosts/{seeded['finished'].bad_host}",
+        "deployments": "/deployments",
+        "deployment": f"/deployments/{finished}",
+        "wizard": f"/deployments/new/scripts?name=Release&repository_id={repository}",
+        "cicd": "/cicd",
+        "settings-members": "/settings/members",
+        "settings-tokens": "/settings/tokens",
+    }
     context = await browser.new_context(
         base_url=live_server.url, viewport={"width": 1280, "height": 800}, color_scheme="light"
     )
     try:
-        if path != "/login":
-            admin = await api_signup(live_server.url, tenant_name="Harbour Ops")
-            await use_session(context, live_server.url, admin)
         page = await context.new_page()
-        response = await page.goto(path)
+        response = await page.goto("/login")
         assert response is not None and response.status == 200
-        name = "dashboard" if path == "/" else path.strip("/").replace("/", "-")
-        picture = target / f"{name}.png"
-        await page.screenshot(path=str(picture), full_page=True)
-        assert picture.stat().st_size > 5_000
+        await page.screenshot(path=str(target / "login.png"))
+        await use_session(context, live_server.url, admin)
+        for name, path in pages.items():
+            response = await page.goto(path)
+            assert response is not None and response.status == 200, path
+            if name == "deployment":
+                await expect(page.locator("#log-state")).to_have_text("Finished: partial.")
+            await expect(page.locator("time[data-local]")).to_have_count(0)
+            picture = target / f"{name}.png"
+            await page.screenshot(path=str(picture), full_page=True)
+            assert picture.stat().st_size > 5_000, name
+        await page.set_viewport_size(PHONE_VIEWPORT)
+        await page.goto(f"/deployments/{finished}")
+        await page.screenshot(path=str(target / "phone-deployment.png"))
     finally:
         await context.close()

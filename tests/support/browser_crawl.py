@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
-from playwright.async_api import Page
+from playwright.async_api import APIRequestContext
 
 SKIP_PREFIXES = ("/static/", "/api/", "/docs", "/redoc", "/openapi.json")
+HREF = re.compile(r'<a\b[^>]*\bhref="([^"]*)"', re.IGNORECASE)
 
 
 @dataclass
@@ -21,7 +24,7 @@ class CrawlResult:
 
 
 def _local_path(base_url: str, href: str, current: str) -> str | None:
-    absolute = urljoin(current, href)
+    absolute = urljoin(current, html.unescape(href))
     parts = urlsplit(absolute)
     base = urlsplit(base_url)
     if parts.scheme not in {"http", "https"} or parts.netloc != base.netloc:
@@ -32,27 +35,29 @@ def _local_path(base_url: str, href: str, current: str) -> str | None:
 
 
 async def crawl(
-    page: Page, base_url: str, *, start: str = "/", max_pages: int = 300
+    request: APIRequestContext, base_url: str, *, start: str = "/", max_pages: int = 400
 ) -> CrawlResult:
-    """Visit ``start`` and everything linked from it (breadth first, at most ``max_pages``)."""
+    """GET ``start`` and everything linked from it (breadth first, at most ``max_pages``).
+
+    Uses the browser context's request client, so it carries the session cookie; downloads
+    (log files) are fetched like pages, and only HTML is searched for further links.
+    """
     result = CrawlResult()
     queue = [start]
     seen = {start}
     while queue and len(result.statuses) < max_pages:
         path = queue.pop(0)
-        response = await page.goto(path)
-        status = response.status if response is not None else 0
-        result.statuses[path] = status
-        text = await page.locator("body").inner_text()
-        if "Traceback" in text or "Internal Server Error" in text:
-            result.errors[path] = text[:500]
-        hrefs = await page.eval_on_selector_all(
-            "a[href]", "elements => elements.map(e => e.getAttribute('href'))"
-        )
-        for href in hrefs:
+        response = await request.get(base_url + path, max_redirects=0)
+        result.statuses[path] = response.status
+        if "text/html" not in response.headers.get("content-type", ""):
+            continue
+        body = await response.text()
+        if "Traceback" in body or "Internal Server Error" in body:
+            result.errors[path] = body[:500]
+        for href in HREF.findall(body):
             if not href or href.startswith("#"):
                 continue
-            target = _local_path(base_url, href, page.url)
+            target = _local_path(base_url, href, base_url + path)
             if target is not None and target not in seen:
                 seen.add(target)
                 queue.append(target)

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
+
+import httpx
 
 from shipyard.db import Database
 from shipyard.deployments.logs import notify_deployment
 from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
 from shipyard.hosts.models import Host
 from tests.support.api import Account
+from tests.support.git_server import GitFile, HostedRepo
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tests.support.browser import LiveServer
 
 
 @dataclass
@@ -20,13 +29,19 @@ class SeededRun:
     bad_host: UUID
 
 
-async def seed_running_deployment(db: Database, account: Account, *, name: str) -> SeededRun:
+async def seed_running_deployment(
+    db: Database, account: Account, *, name: str, host_prefix: str = ""
+) -> SeededRun:
     """A deployment in progress on two hosts: one script done, one failed with exit code 3."""
     now = datetime.now(UTC)
     tenant_id, user_id = UUID(account.tenant_id), UUID(account.user_id)
     async with db.session(tenant_id=tenant_id, user_id=user_id) as session:
-        good = Host(name="web-1", ip="127.0.0.1", port=22, user="deploy", status="online")
-        bad = Host(name="web-2", ip="127.0.0.1", port=22, user="deploy", status="online")
+        good = Host(
+            name=f"{host_prefix}web-1", ip="127.0.0.1", port=22, user="deploy", status="online"
+        )
+        bad = Host(
+            name=f"{host_prefix}web-2", ip="127.0.0.1", port=22, user="deploy", status="online"
+        )
         session.add_all([good, bad])
         await session.flush()
         deployment = Deployment(
@@ -97,3 +112,35 @@ async def finish(db: Database, account: Account, deployment_id: UUID, status: st
         deployment.status = status
         deployment.completed_at = datetime.now(UTC)
         await notify_deployment(session, deployment_id)
+
+
+async def populate_tenant(
+    live_server: LiveServer,
+    admin: Account,
+    db: Database,
+    make_git_repo: Callable[..., HostedRepo],
+) -> dict[str, Any]:
+    """Something of everything, so detail pages, files and filters have content."""
+    hosted = make_git_repo(
+        {
+            "README.md": GitFile("# hello\n"),
+            "deploy/run.sh": GitFile(
+                '#!/bin/sh\nset -e\necho "deploying $1"\nsystemctl restart app\n',
+                executable=True,
+            ),
+            "tools/check.py": GitFile("import sys\n\nprint('ok', sys.argv[1:])\n"),
+        },
+        public=True,
+    )
+    async with httpx.AsyncClient(base_url=live_server.url, headers=admin.headers) as http:
+        added = await http.post("/api/v1/repositories", json={"url": hosted.clone_url})
+        assert added.status_code == 201, added.text
+        repository = added.json()
+        await http.put(f"/api/v1/repositories/{repository['id']}/pin")
+        await http.post("/api/v1/auth/tokens", json={"name": "ci"})
+    finished = await seed_running_deployment(db, admin, name="Release 2.4 to production")
+    await finish(db, admin, finished.deployment_id, "partial")
+    running = await seed_running_deployment(
+        db, admin, name="Nightly cache warm-up", host_prefix="batch-"
+    )
+    return {"repository": repository, "finished": finished, "running": running}
