@@ -10,7 +10,7 @@ from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
 from shipyard.crypto import seal
 from shipyard.db import Database
 from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
-from shipyard.git.models import GitProvider, Repository
+from shipyard.git.models import GitOAuthApp, GitProvider, Repository
 from shipyard.hosts.models import Host
 
 PLAINTEXT = {
@@ -21,6 +21,7 @@ PLAINTEXT = {
     "git_refresh": "refreshtokenplaintext5",
     "cicd_token": "jenkins-api-token-plaintext6",
     "deploy_secret": "deploy-secret-plaintext7",
+    "oauth_client_secret": "oauth-client-secret-plaintext8",
 }
 
 
@@ -35,6 +36,7 @@ class SeededTenant:
     cicd_provider_id: UUID
     cicd_job_id: UUID
     cicd_mapping_id: UUID
+    git_oauth_app_id: UUID
 
 
 async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> SeededTenant:
@@ -62,7 +64,15 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             refresh_token=PLAINTEXT["git_refresh"],
             is_configured=True,
         )
-        session.add_all([host, provider])
+        oauth_app = GitOAuthApp(
+            tenant_id=tid,
+            type="github",
+            server_url="https://github.com",
+            client_id="client-1",
+            client_secret=PLAINTEXT["oauth_client_secret"],
+            profile_id=pid,
+        )
+        session.add_all([host, provider, oauth_app])
         await session.flush()
         repository = Repository(
             tenant_id=tid,
@@ -125,4 +135,5 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             cicd_provider_id=cicd.id,
             cicd_job_id=job.id,
             cicd_mapping_id=mapping.id,
+            git_oauth_app_id=oauth_app.id,
         )
