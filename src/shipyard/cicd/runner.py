@@ -28,6 +28,7 @@ FINAL = ("success", "failed", "cancelled")
 # Slices of the poll interval, so a cancel request is noticed quickly.
 _CANCEL_CHECK_SECONDS = 0.2
 _MAX_DRAIN_READS = 100
+MIN_MASKED_LENGTH = 3
 
 
 class StepFailed(Exception):
@@ -138,8 +139,11 @@ class StepRunner:
             except ShipyardError as exc:
                 raise StepFailed(exc.message) from exc
             self.parameters = self._plain_parameters(mapping.parameters)
+            # Very short values are not masked: replacing every "a" would garble the console.
             self.secrets = tuple(
-                s for s in (*client.secrets, *self._password_values(mapping.parameters)) if s
+                s
+                for s in (*client.secrets, *self._password_values(mapping.parameters))
+                if len(s) >= MIN_MASKED_LENGTH
             )
             return client, job, mapping
 
@@ -241,8 +245,6 @@ class StepRunner:
             if cancel_deadline is not None and not cancel_sent:
                 cancel_sent = await client.cancel(tracking)
             state = await self._poll(client, job, tracking)
-            if client.claim_key is not None and client.claim_key in tracking:
-                last_saved.update(tracking)
             await self._record_build(state)
             if state.status != "queued" or state.number:
                 await self._stream(await client.console(tracking))
