@@ -1,19 +1,19 @@
 """``shipyard cicd``: providers, jobs, sync and trigger, through the REST API.
 
-Talks to ``SHIPYARD_URL`` with the API token in ``SHIPYARD_TOKEN``.
+Talks to ``SHIPYARD_URL`` with the API token in ``SHIPYARD_TOKEN`` (see ``shipyard.client``).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Annotated, Any, NoReturn
 from uuid import UUID
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from shipyard.client import ApiClient, ApiError
 
 app = typer.Typer(no_args_is_help=True, help="CI/CD providers, their jobs, and triggering them.")
 console = Console()
@@ -27,47 +27,28 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def api_client() -> httpx.Client:
-    url = os.environ.get("SHIPYARD_URL", "http://127.0.0.1:8000")
-    token = os.environ.get("SHIPYARD_TOKEN")
-    if not token:
-        fail("set SHIPYARD_TOKEN to an API token (create one with POST /api/v1/auth/tokens)")
-    return httpx.Client(
-        base_url=url.rstrip("/") + "/api/v1",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60.0,
-    )
-
-
-def call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+def api() -> ApiClient:
     try:
-        response = http.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach Shipyard at {http.base_url}: {exc}")
-    if response.status_code >= 400:
-        try:
-            error = response.json()["error"]
-            fields = [e["field"] for e in error.get("details", {}).get("errors", [])]
-            detail = f" (field: {', '.join(fields)})" if fields else ""
-            fail(f"{error['message']}{detail}")
-        except (ValueError, KeyError, TypeError):
-            fail(f"HTTP {response.status_code}: {response.text[:300]}")
-    return response.json() if response.content else None
+        return ApiClient()
+    except ApiError as exc:
+        fail(str(exc))
 
 
-def _all(http: httpx.Client, path: str, params: dict[str, Any] | None = None) -> list[Any]:
-    items: list[Any] = []
-    query = {**(params or {}), "limit": 200}
-    for _ in range(100):
-        page = call(http, "GET", path, params=query)
-        items.extend(page["items"])
-        if not page.get("next_cursor"):
-            break
-        query["cursor"] = page["next_cursor"]
-    return items
+def call(http: ApiClient, method: str, path: str, **kwargs: Any) -> Any:
+    try:
+        return http.request(method, path, **kwargs)
+    except ApiError as exc:
+        fail(str(exc))
 
 
-def _resolve_provider(http: httpx.Client, reference: str) -> dict[str, Any]:
+def _all(http: ApiClient, path: str, params: dict[str, Any] | None = None) -> list[Any]:
+    try:
+        return list(http.paginate(path, limit=200, **(params or {})))
+    except ApiError as exc:
+        fail(str(exc))
+
+
+def _resolve_provider(http: ApiClient, reference: str) -> dict[str, Any]:
     providers = _all(http, "/cicd-providers")
     matches = [p for p in providers if p["id"] == reference or p["name"] == reference]
     if not matches:
@@ -81,7 +62,7 @@ def _resolve_provider(http: httpx.Client, reference: str) -> dict[str, Any]:
 @app.command("providers")
 def providers() -> None:
     """List the CI/CD providers."""
-    with api_client() as http:
+    with api() as http:
         rows = _all(http, "/cicd-providers")
     table = Table("ID", "Name", "Type", "URL", "Jobs", "Last synced", "Error")
     for p in rows:
@@ -107,7 +88,7 @@ def jobs(
     ] = None,
 ) -> None:
     """List the catalogued jobs with their parameters."""
-    with api_client() as http:
+    with api() as http:
         params: dict[str, Any] = {}
         if provider:
             params["provider_id"] = _resolve_provider(http, provider)["id"]
@@ -131,7 +112,7 @@ def sync(
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 300.0,
 ) -> None:
     """Refresh a provider's job catalogue."""
-    with api_client() as http:
+    with api() as http:
         found = _resolve_provider(http, provider)
         before = found["last_synced_at"]
         result = call(http, "POST", f"/cicd-providers/{found['id']}/sync")
@@ -172,7 +153,7 @@ def trigger(
 ) -> None:
     """Run a job as a deployment with this one CI/CD step."""
     parameters = _parse_params(param or [])
-    with api_client() as http:
+    with api() as http:
         job = call(http, "GET", f"/cicd-jobs/{job_id}")
         deployment = call(
             http,
@@ -189,7 +170,7 @@ def trigger(
         _follow(http, deployment["id"], timeout)
 
 
-def _follow(http: httpx.Client, deployment_id: str, timeout: float) -> None:
+def _follow(http: ApiClient, deployment_id: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     shown: tuple[Any, ...] = ()
     while time.monotonic() < deadline:
