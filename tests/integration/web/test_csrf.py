@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from shipyard.config import Settings
+from shipyard.db import Database
 from shipyard.web.csrf import CSRF_COOKIE
 from tests.support.api import Account, signup
 from tests.support.browser_http import browser_client, csrf_token
@@ -114,3 +116,16 @@ async def test_cookies_are_httponly_lax_and_secure_over_https(
         assert "HttpOnly" in session and "SameSite=lax" in session and "Secure" in session
         plain = await http.get("http://testserver/login")
         assert "Secure" not in plain.headers.get("set-cookie", "")
+
+
+async def test_secure_cookies_setting_marks_cookies_secure_over_plain_http(
+    db: Database, settings: Settings, admin: Account
+) -> None:
+    from shipyard.api import create_app
+
+    app = create_app(settings.model_copy(update={"secure_cookies": True}), db)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        response = await http.get("/login")
+        assert "Secure" in response.headers["set-cookie"]
