@@ -114,6 +114,8 @@ class Forge:
         self.rate_header_prefix = {"github": "x-ratelimit-", "gitlab": "ratelimit-"}.get(kind, "")
         self.access_token_ttl = 3600
         self._ids = itertools.count(1000)
+        # Bumped by every change to the repositories, so cached pages know when they are stale.
+        self.version = 0
 
     # -- users and tokens -----------------------------------------------------------------
     def add_user(self, login: str, name: str | None = None) -> str:
@@ -265,6 +267,7 @@ class Forge:
                 members=members,
             )
             self.repos[repo.id] = repo
+            self.version += 1
             return repo
 
     def add_many(self, count: int, *, owner: str, prefix: str = "repo") -> list[FakeRepo]:
@@ -288,10 +291,12 @@ class Forge:
         with self.lock:
             self.repos[repo_id].name = name
             self.repos[repo_id].updated_at = datetime.now(UTC) + timedelta(seconds=1)
+            self.version += 1
 
     def delete(self, repo_id: int) -> None:
         with self.lock:
             del self.repos[repo_id]
+            self.version += 1
 
     def visible(self, login: str) -> list[FakeRepo]:
         with self.lock:

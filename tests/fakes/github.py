@@ -58,11 +58,13 @@ class FakeGitHub:
 
     def __init__(self) -> None:
         self.forge = Forge(kind="github")
+        self._pages: dict[tuple[str, str, int], tuple[bytes, dict[str, str]]] = {}
         self._threaded = ThreadedApp(self.app())
 
     def reset(self) -> None:
         """Forget every user, token, repository and fault (between tests)."""
         self.forge = Forge(kind="github")
+        self._pages = {}
 
     def start(self) -> FakeGitHub:
         self._threaded.start()
@@ -203,6 +205,19 @@ class FakeGitHub:
 
     def list_repos(self, request: Request, user: FakeUser | None) -> Response:
         assert user is not None
+        # Serialising thousands of repositories is the fake's own cost, not the client's: pages
+        # are kept until the repositories change, so a benchmark measures the client.
+        key = (user.login, request.url.query, self.forge.version)
+        cached = self._pages.get(key)
+        if cached is not None:
+            body, headers = cached
+            return Response(body, media_type="application/json", headers=headers)
+        response = self._list_repos(request, user)
+        link = response.headers.get("link")
+        self._pages[key] = (bytes(response.body), {"link": link} if link else {})
+        return response
+
+    def _list_repos(self, request: Request, user: FakeUser) -> Response:
         per_page = int_arg(request, "per_page", 30, high=100)
         page = int_arg(request, "page", 1)
         repos = self.forge.visible(user.login)

@@ -111,7 +111,7 @@ async def get_provider(
         GitProvider.id == provider_id, GitProvider.tenant_id == principal.tenant_id
     )
     if for_update:
-        statement = statement.with_for_update()
+        statement = statement.with_for_update(key_share=True)
     provider = await session.scalar(statement)
     if provider is None:
         raise NotFound("git provider not found", code="git_provider_not_found")

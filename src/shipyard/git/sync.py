@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from uuid import UUID
 
 import httpx
@@ -15,19 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.errors import ShipyardError
-from shipyard.git.models import GitProvider, Repository
+from shipyard.git.models import GitProvider
 from shipyard.git.providers import provider_client
-from shipyard.git.providers.base import Listing, ProviderClient, RemoteRepository
+from shipyard.git.providers.base import Listing, ProviderClient
 from shipyard.git.providers.gitlab import GitLabClient
 from shipyard.git.service import describe_failure
+from shipyard.git.sync_writer import INCOMPLETE_NOTE, ListingWriter
 from shipyard.git.tokens import ProviderTokenSource
-from shipyard.jobs import enqueue
 
 logger = logging.getLogger(__name__)
 
-UPSERT_CHUNK = 5000
 LANGUAGE_CHUNK = 500
-LANGUAGES_TASK = "git:fill_languages"
 LANGUAGES_SQL = """
 UPDATE repositories AS r SET language = l.language
 FROM unnest(CAST(:external_ids AS text[]), CAST(:languages AS text[])) AS l(external_id, language)
@@ -35,45 +32,6 @@ WHERE r.provider_id = CAST(:provider_id AS uuid) AND r.external_id = l.external_
 """
 # A token the provider refuses will not start working by itself: the provider needs a new one.
 UNCONFIGURING_CODES = {"provider_unauthorized", "provider_token_refresh_failed"}
-INCOMPLETE_NOTE = (
-    "the provider's list changed while it was read; repositories missing from it are kept "
-    "until the next sync"
-)
-
-UPSERT_SQL = """
-INSERT INTO repositories (
-    tenant_id, provider_id, provider_type, external_id, name, description, owner, url,
-    clone_url, is_private, default_branch, language, sync_status, last_synced_at, error
-)
-SELECT
-    CAST(:tenant_id AS uuid), CAST(:provider_id AS uuid), :provider_type, r.external_id, r.name,
-    r.description, r.owner, r.url, r.clone_url, r.is_private, r.default_branch, r.language,
-    'synced', :now, NULL
-FROM unnest(
-    CAST(:external_ids AS text[]), CAST(:names AS text[]), CAST(:descriptions AS text[]),
-    CAST(:owners AS text[]), CAST(:urls AS text[]), CAST(:clone_urls AS text[]),
-    CAST(:is_private AS boolean[]), CAST(:default_branches AS text[]), CAST(:languages AS text[])
-) AS r(external_id, name, description, owner, url, clone_url, is_private, default_branch, language)
-ON CONFLICT (provider_id, external_id) DO UPDATE SET
-    provider_type = excluded.provider_type,
-    name = excluded.name,
-    description = excluded.description,
-    owner = excluded.owner,
-    url = excluded.url,
-    clone_url = excluded.clone_url,
-    is_private = excluded.is_private,
-    default_branch = excluded.default_branch,
-    language = {language},
-    sync_status = 'synced',
-    last_synced_at = excluded.last_synced_at,
-    error = NULL
-"""
-# Rows of the provider this sync did not touch are gone upstream; their pins cascade.
-DELETE_GONE_SQL = """
-DELETE FROM repositories
-WHERE provider_id = CAST(:provider_id AS uuid)
-  AND (last_synced_at IS NULL OR last_synced_at < :now)
-"""
 
 
 @dataclass(frozen=True)
@@ -96,12 +54,13 @@ async def sync_provider(
 ) -> SyncResult:
     """Fetch the provider's repositories and make the table match them.
 
-    Everything is fetched before anything is written, and the writes are one transaction, so a
-    failure at any point leaves the previous data as it was and records the error.
+    Pages are upserted as they arrive, all in one transaction that commits only once the whole
+    list was read: a failure at any point rolls it back, leaves the previous data as it was and
+    records the error on the provider.
     """
     async with db.session(tenant_id=tenant_id) as session:
         provider = await session.scalar(
-            select(GitProvider).where(GitProvider.id == provider_id).with_for_update()
+            select(GitProvider).where(GitProvider.id == provider_id).with_for_update(key_share=True)
         )
         if provider is None:
             return SyncResult(provider_id, "missing")
@@ -128,127 +87,37 @@ async def _sync(
         token=ProviderTokenSource(db=db, settings=settings, http=http, provider=provider),
     )
     try:
-        listing = await _fetch(db, client, provider)
+        # One transaction for every write: a failure anywhere rolls it all back.
+        async with (
+            db.session(tenant_id=provider.tenant_id) as session,
+            ListingWriter(session, provider) as writer,
+        ):
+            listing = await client.list_repositories(writer.add)
+            if not listing.complete:
+                # Pages shift when repositories come or go mid-read: read once more.
+                listing = await client.list_repositories(writer.add)
+            removed = await writer.finish(complete=listing.complete)
+            count = len(writer.seen)
     except Exception as exc:
         if not isinstance(exc, ShipyardError):
             logger.exception("git provider %s: sync failed", provider.id)
         return await _record_failure(db, provider, exc, client)
-    try:
-        async with db.session(tenant_id=provider.tenant_id) as session:
-            removed = await write_listing(session, provider, listing)
-    except Exception as exc:
-        logger.exception("git provider %s: writing the sync failed", provider.id)
-        return await _record_failure(db, provider, exc, client)
-    logger.info(
-        "git provider %s: synced %d repositories, removed %d",
-        provider.id,
-        len(listing.repositories),
-        removed,
-    )
+    logger.info("git provider %s: synced %d repositories, removed %d", provider.id, count, removed)
     return SyncResult(
         provider.id,
         "synced",
-        repositories=len(listing.repositories),
+        repositories=count,
         removed=removed,
         error=None if listing.complete else INCOMPLETE_NOTE,
         rate_limit_waits=client.gate.waits,
     )
 
 
-async def _fetch(db: Database, client: ProviderClient, provider: GitProvider) -> Listing:
-    listing = await client.list_repositories()
-    if not listing.complete:
-        # Pages shift when repositories are created or deleted mid-read: read once more.
-        listing = await client.list_repositories()
-    return listing
-
-
 async def write_listing(session: AsyncSession, provider: GitProvider, listing: Listing) -> int:
-    """Upsert ``listing`` by (provider, provider's id); delete what it lacks when complete.
-
-    Where the listing lacks languages (GitLab), a follow-up job looks them up for the projects
-    that are new or active since the previous sync; the others keep the language they have.
-    """
-    now = datetime.now(UTC)
-    unique = list({repo.external_id: repo for repo in listing.repositories}.values())
-    wanted = await _needing_language(session, provider, unique)
-    keep_unknown = any(not repo.language_known for repo in unique)
-    statement = text(
-        UPSERT_SQL.format(
-            language="COALESCE(excluded.language, repositories.language)"
-            if keep_unknown
-            else "excluded.language"
-        )
-    )
-    for start in range(0, len(unique), UPSERT_CHUNK):
-        chunk = unique[start : start + UPSERT_CHUNK]
-        await session.execute(
-            statement,
-            {
-                "tenant_id": str(provider.tenant_id),
-                "provider_id": str(provider.id),
-                "provider_type": provider.type,
-                "now": now,
-                "external_ids": [repo.external_id for repo in chunk],
-                "names": [repo.name for repo in chunk],
-                "descriptions": [repo.description for repo in chunk],
-                "owners": [repo.owner for repo in chunk],
-                "urls": [repo.url for repo in chunk],
-                "clone_urls": [repo.clone_url for repo in chunk],
-                "is_private": [repo.is_private for repo in chunk],
-                "default_branches": [repo.default_branch for repo in chunk],
-                "languages": [repo.language for repo in chunk],
-            },
-        )
-    removed = 0
-    if listing.complete:
-        result = await session.execute(
-            text(DELETE_GONE_SQL), {"provider_id": str(provider.id), "now": now}
-        )
-        removed = int(getattr(result, "rowcount", 0) or 0)
-    row = await session.scalar(
-        select(GitProvider).where(GitProvider.id == provider.id).with_for_update()
-    )
-    if row is not None:
-        row.last_synced = now
-        row.sync_status = "synced"
-        row.error = None if listing.complete else INCOMPLETE_NOTE
-    if wanted:
-        await enqueue(
-            session,
-            task=LANGUAGES_TASK,
-            args={
-                "tenant_id": str(provider.tenant_id),
-                "provider_id": str(provider.id),
-                "external_ids": wanted,
-            },
-            lock=f"git-languages:{provider.id}",
-        )
-    return removed
-
-
-async def _needing_language(
-    session: AsyncSession, provider: GitProvider, repositories: list[RemoteRepository]
-) -> list[str]:
-    unknown = [repo for repo in repositories if not repo.language_known]
-    if not unknown:
-        return []
-    known = set(
-        (
-            await session.scalars(
-                select(Repository.external_id).where(Repository.provider_id == provider.id)
-            )
-        ).all()
-    )
-    since = provider.last_synced
-    return [
-        repo.external_id
-        for repo in unknown
-        if repo.external_id not in known
-        or since is None
-        or repo.activity_at is None
-        or repo.activity_at > since
-    ]
+    """Write a whole listing at once (what a sync does page by page); returns rows removed."""
+    async with ListingWriter(session, provider) as writer:
+        await writer.add(listing.repositories)
+        return await writer.finish(complete=listing.complete)
 
 
 async def fill_languages(
@@ -306,7 +175,7 @@ async def _record_failure(
     code = exc.code if isinstance(exc, ShipyardError) else "internal_error"
     async with db.session(tenant_id=provider.tenant_id) as session:
         row = await session.scalar(
-            select(GitProvider).where(GitProvider.id == provider.id).with_for_update()
+            select(GitProvider).where(GitProvider.id == provider.id).with_for_update(key_share=True)
         )
         if row is not None:
             row.sync_status = "error"

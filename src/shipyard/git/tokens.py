@@ -125,7 +125,9 @@ class ProviderTokenSource:
             failure: str | None = None
             async with self._db.session(tenant_id=self._tenant_id) as session:
                 provider = await session.scalar(
-                    select(GitProvider).where(GitProvider.id == self._provider_id).with_for_update()
+                    select(GitProvider)
+                    .where(GitProvider.id == self._provider_id)
+                    .with_for_update(key_share=True)
                 )
                 if provider is None:
                     raise NotFound("git provider not found")

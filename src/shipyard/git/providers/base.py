@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -25,6 +26,10 @@ MAX_PAGES = 10_000
 TRANSIENT_STATUSES = {502, 503, 504}
 TRANSIENT_RETRIES = 3
 TRANSIENT_BACKOFF_SECONDS = 0.5
+
+
+PageHandler = Callable[[int, list[Any]], Awaitable[None]]
+RepositorySink = Callable[[list["RemoteRepository"]], Awaitable[None]]
 
 
 class MalformedResponse(ProviderError):
@@ -164,7 +169,29 @@ class ProviderClient(ABC):
     async def current_user(self) -> RemoteUser: ...
 
     @abstractmethod
-    async def list_repositories(self) -> Listing: ...
+    async def list_repositories(self, sink: RepositorySink | None = None) -> Listing:
+        """Every repository the token sees; ``sink`` gets each page's as it arrives."""
+
+    async def collect_repositories(
+        self,
+        path: str,
+        params: dict[str, Any],
+        sink: RepositorySink | None,
+    ) -> Listing:
+        collected: list[RemoteRepository] = []
+
+        async def on_page(number: int, items: list[Any]) -> None:
+            repositories = [self.repository(item) for item in items]
+            collected.extend(repositories)
+            if sink is not None:
+                await sink(repositories)
+
+        complete = await self.each_page(path, params, on_page)
+        return Listing(collected, complete)
+
+    @abstractmethod
+    def repository(self, item: Any) -> RemoteRepository:
+        """One repository of the provider's list, mapped onto Shipyard's columns."""
 
     @abstractmethod
     async def branches(self, repo: RepoRef) -> list[Branch]: ...
@@ -307,43 +334,65 @@ class ProviderClient(ABC):
 
     async def paginate(self, path: str, params: dict[str, Any]) -> tuple[list[Any], bool]:
         """Every item of a list endpoint; the flag is False when pages shifted while reading."""
+        pages: dict[int, list[Any]] = {}
+
+        async def keep(number: int, items: list[Any]) -> None:
+            pages[number] = items
+
+        complete = await self.each_page(path, params, keep)
+        return [item for number in sorted(pages) for item in pages[number]], complete
+
+    async def each_page(self, path: str, params: dict[str, Any], on_page: PageHandler) -> bool:
+        """Hand every page of a list endpoint to ``on_page`` as it arrives (in any order).
+
+        When the first answer tells the page count, the other pages are fetched at once, at
+        most ``git_page_concurrency`` at a time; otherwise next-page links are followed. Returns
+        False when pages shifted while reading (a short page before the last, or fewer items
+        than the reported total): then what was read is not the whole list.
+        """
         first = await self.request("GET", self.url(path), params={**params, **self.page_params(1)})
-        pages: list[list[Any]] = [page_items(first)]
+        sizes = {1: len(items := page_items(first))}
+        await on_page(1, items)
         total_pages = self.total_pages(first)
         if total_pages is not None and total_pages > 1:
-            pages.extend(await self._fetch_pages(path, params, min(total_pages, MAX_PAGES)))
+            sizes.update(
+                await self._fetch_pages(path, params, min(total_pages, MAX_PAGES), on_page)
+            )
         elif total_pages is None:
             response = first
-            for _ in range(MAX_PAGES):
+            for number in range(2, MAX_PAGES + 1):
                 url = self.next_url(response)
                 if not url:
                     break
                 response = await self.request("GET", url)
-                pages.append(page_items(response))
-        items = [item for page in pages for item in page]
-        short_before_last = any(len(page) < self.per_page for page in pages[:-1])
+                items = page_items(response)
+                sizes[number] = len(items)
+                await on_page(number, items)
+        ordered = [sizes[number] for number in sorted(sizes)]
+        short_before_last = any(size < self.per_page for size in ordered[:-1])
         expected = self.total_items(first)
-        complete = not short_before_last and (expected is None or len(items) >= expected)
-        return items, complete
+        return not short_before_last and (expected is None or sum(ordered) >= expected)
 
     async def _fetch_pages(
-        self, path: str, params: dict[str, Any], total_pages: int
-    ) -> list[list[Any]]:
+        self, path: str, params: dict[str, Any], total_pages: int, on_page: PageHandler
+    ) -> dict[int, int]:
         semaphore = asyncio.Semaphore(self.settings.git_page_concurrency)
 
-        async def fetch(page: int) -> list[Any]:
+        async def fetch(page: int) -> int:
             async with semaphore:
                 response = await self.request(
                     "GET", self.url(path), params={**params, **self.page_params(page)}
                 )
-                return page_items(response)
+            items = page_items(response)
+            await on_page(page, items)
+            return len(items)
 
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(fetch(page)) for page in range(2, total_pages + 1)]
+                tasks = {page: group.create_task(fetch(page)) for page in range(2, total_pages + 1)}
         except* ShipyardError as errors:
             raise errors.exceptions[0] from None
-        return [task.result() for task in tasks]
+        return {page: task.result() for page, task in tasks.items()}
 
 
 def _without_query(url: str) -> str:

@@ -18,6 +18,7 @@ from shipyard.git.providers.base import (
     RemoteRepository,
     RemoteUser,
     RepoRef,
+    RepositorySink,
     TreeEntry,
     optional_str,
     require,
@@ -78,12 +79,11 @@ class GiteaClient(ProviderClient):
             name=optional_str(user, "full_name"),
         )
 
-    async def list_repositories(self) -> Listing:
+    async def list_repositories(self, sink: RepositorySink | None = None) -> Listing:
         # Owned, collaborative and organisation repositories of the token's user.
-        items, complete = await self.paginate("/user/repos", {})
-        return Listing([self._repository(item) for item in items], complete)
+        return await self.collect_repositories("/user/repos", {}, sink)
 
-    def _repository(self, item: Any) -> RemoteRepository:
+    def repository(self, item: Any) -> RemoteRepository:
         owner = item.get("owner") if isinstance(item, dict) else None
         return RemoteRepository(
             external_id=str(require(item, "id", int, where="repository")),

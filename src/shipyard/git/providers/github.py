@@ -21,6 +21,7 @@ from shipyard.git.providers.base import (
     RemoteRepository,
     RemoteUser,
     RepoRef,
+    RepositorySink,
     TreeEntry,
     optional_str,
     require,
@@ -95,18 +96,18 @@ class GitHubClient(ProviderClient):
             name=optional_str(user, "name"),
         )
 
-    async def list_repositories(self) -> Listing:
-        items, complete = await self.paginate(
+    async def list_repositories(self, sink: RepositorySink | None = None) -> Listing:
+        return await self.collect_repositories(
             "/user/repos",
             {
                 "affiliation": "owner,collaborator,organization_member",
                 "visibility": "all",
                 "sort": "full_name",
             },
+            sink,
         )
-        return Listing([self._repository(item) for item in items], complete)
 
-    def _repository(self, item: Any) -> RemoteRepository:
+    def repository(self, item: Any) -> RemoteRepository:
         owner = item.get("owner") if isinstance(item, dict) else None
         return RemoteRepository(
             external_id=str(require(item, "id", int, where="repository")),

@@ -21,6 +21,7 @@ from shipyard.git.providers.base import (
     RemoteRepository,
     RemoteUser,
     RepoRef,
+    RepositorySink,
     TreeEntry,
     optional_str,
     require,
@@ -88,14 +89,13 @@ class GitLabClient(ProviderClient):
             name=optional_str(user, "name"),
         )
 
-    async def list_repositories(self) -> Listing:
+    async def list_repositories(self, sink: RepositorySink | None = None) -> Listing:
         # membership=true: personal projects and every group project the user belongs to.
-        items, complete = await self.paginate(
-            "/projects", {"membership": "true", "order_by": "id", "sort": "asc"}
+        return await self.collect_repositories(
+            "/projects", {"membership": "true", "order_by": "id", "sort": "asc"}, sink
         )
-        return Listing([self._repository(item) for item in items], complete)
 
-    def _repository(self, item: Any) -> RemoteRepository:
+    def repository(self, item: Any) -> RemoteRepository:
         namespace = item.get("namespace") if isinstance(item, dict) else None
         visibility = item.get("visibility", "private")
         return RemoteRepository(
