@@ -231,3 +231,28 @@ async def test_answers_are_cached_briefly(
     fresh = await client.get(f"{base}/tree", headers=viewer.headers)
     assert "new-script.sh" in [e["name"] for e in fresh.json()["entries"]]
     assert upstream_requests() > count
+
+
+async def test_list_scripts_gives_deployments_the_same_catalogue(
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    browsable: tuple[dict[str, Any], HostedRepo, Fake | None],
+) -> None:
+    from shipyard.git.models import Repository
+    from shipyard.git.scripts import list_scripts
+
+    repository, _, _ = browsable
+    api = (
+        await client.get(f"/api/v1/repositories/{repository['id']}/scripts", headers=admin.headers)
+    ).json()
+    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
+        row = await session.get(Repository, UUID(repository["id"]))
+        assert row is not None
+        scripts = await list_scripts(session=session, repository=row, ref=None, settings=settings)
+        feature = await list_scripts(session=session, repository=row, ref="feature")
+    assert [(str(s.id), s.path, s.kind) for s in scripts] == [
+        (s["id"], s["path"], s["kind"]) for s in api["scripts"]
+    ]
+    assert "feature.sh" in [s.path for s in feature]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -356,8 +357,10 @@ async def test_an_expired_token_is_refreshed_before_use(
     db: Database,
     settings: Settings,
     provider_kind: tuple[str, Fake],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     kind, fake = provider_kind
+    caplog.set_level(logging.DEBUG)
     provider = await oauth_provider(client, admin, kind, fake)
     old = await provider_row(db, admin, provider["id"])
     fake.forge.expire(old.access_token or "")
@@ -377,6 +380,13 @@ async def test_an_expired_token_is_refreshed_before_use(
     if kind == "gitlab":
         # GitLab rotates refresh tokens: the new one was saved.
         assert new.refresh_token != old.refresh_token
+    secrets = [old.access_token, old.refresh_token, new.access_token, new.refresh_token]
+    assert all(
+        secret not in record.getMessage()
+        for record in caplog.records
+        for secret in secrets
+        if secret
+    )
     # The expired token was never sent: the refresh came first.
     assert not [
         r
