@@ -8,21 +8,15 @@ bare repository (``bare``) so branches, trees and files come from git itself.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import secrets
-import socket
-import subprocess
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -421,162 +415,3 @@ def fault_response(fault: Fault) -> Response:
             media_type="text/plain",
         )
     return JSONResponse(fault.body, status_code=fault.status, headers=fault.headers)
-
-
-# -- git-backed content ---------------------------------------------------------------------
-def _git(bare: Path, *args: str) -> bytes:
-    result = subprocess.run(["git", *args], cwd=bare, capture_output=True, check=False)
-    if result.returncode != 0:
-        raise LookupError(result.stderr.decode(errors="replace"))
-    return result.stdout
-
-
-def git_resolve(bare: Path, ref: str) -> str | None:
-    try:
-        return _git(bare, "rev-parse", "--verify", f"{ref}^{{commit}}").decode().strip()
-    except LookupError:
-        return None
-
-
-def git_branches(bare: Path) -> list[tuple[str, str]]:
-    output = _git(bare, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads")
-    branches = []
-    for line in output.decode().splitlines():
-        name, _, sha = line.partition(" ")
-        branches.append((name, sha))
-    return branches
-
-
-def git_tree(bare: Path, sha: str, path: str, *, recursive: bool = False) -> list[dict[str, Any]]:
-    """Entries (mode, type, sha, size, path) of ``path`` at ``sha``; [] when it is not a tree."""
-    spec = f"{sha}:{path}" if path else sha
-    args = ["ls-tree", "-l", "-z", *(["-r", "-t"] if recursive else []), spec]
-    entries = []
-    for record in _git(bare, *args).decode().split("\0"):
-        if not record:
-            continue
-        meta, _, name = record.partition("\t")
-        mode, kind, object_sha, size = meta.split()
-        full = f"{path}/{name}" if path else name
-        entries.append(
-            {
-                "mode": mode,
-                "type": kind,
-                "sha": object_sha,
-                "size": int(size) if size.isdigit() else None,
-                "path": full,
-                "name": name.rsplit("/", 1)[-1],
-            }
-        )
-    return entries
-
-
-def git_object_type(bare: Path, sha: str, path: str) -> str | None:
-    try:
-        spec = f"{sha}:{path}" if path else f"{sha}^{{tree}}"
-        return _git(bare, "cat-file", "-t", spec).decode().strip()
-    except LookupError:
-        return None
-
-
-def git_blob(bare: Path, sha: str, path: str) -> bytes:
-    return _git(bare, "cat-file", "blob", f"{sha}:{path}")
-
-
-# -- serving ---------------------------------------------------------------------------------
-class ThreadedApp:
-    """Serve an ASGI app with uvicorn on 127.0.0.1 in a daemon thread."""
-
-    def __init__(self, app: Starlette) -> None:
-        self.app = app
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
-
-    def start(self) -> ThreadedApp:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the fake server did not start")
-            time.sleep(0.01)
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = None
-
-
-Handler = Callable[[Request, FakeUser | None], Response]
-Unauthorized = Callable[[bool], Response]
-
-
-async def serve(
-    forge: Forge,
-    request: Request,
-    handler: Handler,
-    *,
-    unauthorized: Unauthorized,
-    require_user: bool = True,
-    schemes: tuple[str, ...] = ("token", "bearer"),
-) -> Response:
-    """Record, delay, inject faults, authenticate, answer, and add rate-limit headers."""
-    recorded = forge.record(request)
-    with forge.lock:
-        forge.in_flight += 1
-        forge.max_in_flight = max(forge.max_in_flight, forge.in_flight)
-    try:
-        return await _answer(forge, request, handler, recorded, unauthorized, require_user, schemes)
-    finally:
-        with forge.lock:
-            forge.in_flight -= 1
-
-
-async def _answer(
-    forge: Forge,
-    request: Request,
-    handler: Handler,
-    recorded: Recorded,
-    unauthorized: Unauthorized,
-    require_user: bool,
-    schemes: tuple[str, ...],
-) -> Response:
-    if forge.latency:
-        await asyncio.sleep(forge.latency)
-    token = bearer(request, *schemes) or request.headers.get("private-token")
-    query = f"?{request.url.query}" if request.url.query else ""
-    fault = forge.take_fault(request.url.path + query)
-    if fault is not None:
-        response = fault_response(fault)
-    else:
-        user = forge.user_for(token)
-        if require_user and user is None:
-            response = unauthorized(token is not None)
-        else:
-            response = handler(request, user)
-    if forge.rate_header_prefix:
-        for name, value in forge.rate_headers(token).items():
-            header = forge.rate_header_prefix + name.removeprefix("x-ratelimit-")
-            if header not in response.headers:
-                response.headers[header] = value
-    recorded.status = response.status_code
-    return response

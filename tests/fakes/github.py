@@ -22,17 +22,18 @@ from tests.fakes.common import (
     FakeRepo,
     FakeUser,
     Forge,
-    ThreadedApp,
+    int_arg,
+    link_header,
+    page_slice,
+)
+from tests.fakes.common_git import (
     git_blob,
     git_branches,
     git_object_type,
     git_resolve,
     git_tree,
-    int_arg,
-    link_header,
-    page_slice,
-    serve,
 )
+from tests.fakes.common_http import ThreadedApp, serve
 
 DOCS = "https://docs.github.com/rest"
 SECONDARY_LIMIT_MESSAGE = (

@@ -25,16 +25,17 @@ from tests.fakes.common import (
     FakeRepo,
     FakeUser,
     Forge,
-    ThreadedApp,
+    int_arg,
+    page_slice,
+)
+from tests.fakes.common_git import (
     git_blob,
     git_branches,
     git_object_type,
     git_resolve,
     git_tree,
-    int_arg,
-    page_slice,
-    serve,
 )
+from tests.fakes.common_http import ThreadedApp, serve
 
 # GitLab stops counting past this many rows (performance); then only x-next-page says more.
 COUNT_LIMIT = 10_000

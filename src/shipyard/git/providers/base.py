@@ -7,9 +7,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -18,6 +16,19 @@ from shipyard.config import Settings
 from shipyard.errors import NotFound, ProviderError, ShipyardError
 from shipyard.git.providers.auth import TokenAuth, TokenSource
 from shipyard.git.providers.ratelimit import RateLimitGate
+from shipyard.git.providers.types import (
+    BlobEntry,
+    Branch,
+    EntryType,
+    FileData,
+    Listing,
+    OAuthClient,
+    RemoteRepository,
+    RemoteUser,
+    RepoRef,
+    TokenSet,
+    TreeEntry,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,106 +40,11 @@ TRANSIENT_BACKOFF_SECONDS = 0.5
 
 
 PageHandler = Callable[[int, list[Any]], Awaitable[None]]
-RepositorySink = Callable[[list["RemoteRepository"]], Awaitable[None]]
+RepositorySink = Callable[[list[RemoteRepository]], Awaitable[None]]
 
 
 class MalformedResponse(ProviderError):
     code = "malformed_response"
-
-
-@dataclass(frozen=True)
-class RemoteUser:
-    id: str
-    login: str
-    name: str | None
-
-
-@dataclass(frozen=True)
-class RemoteRepository:
-    """A repository as the provider lists it, mapped onto Shipyard's columns."""
-
-    external_id: str
-    name: str
-    owner: str | None
-    description: str | None
-    url: str | None
-    clone_url: str | None
-    is_private: bool
-    default_branch: str | None
-    language: str | None
-    # When the provider's list leaves out the language (GitLab), it is looked up separately.
-    language_known: bool = True
-    activity_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Listing:
-    repositories: list[RemoteRepository]
-    # False when pages shifted under us (a short page before the last, fewer items than the
-    # reported total): then nothing may be deleted as "gone upstream".
-    complete: bool
-
-
-@dataclass(frozen=True)
-class RepoRef:
-    """How a provider addresses one repository."""
-
-    external_id: str
-    owner: str | None
-    name: str
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.owner}/{self.name}" if self.owner else self.name
-
-
-@dataclass(frozen=True)
-class Branch:
-    name: str
-    commit_sha: str | None
-    protected: bool
-
-
-EntryType = Literal["file", "dir", "symlink", "submodule"]
-
-
-@dataclass(frozen=True)
-class TreeEntry:
-    name: str
-    path: str
-    type: EntryType
-    size: int | None
-    mode: str | None
-
-
-@dataclass(frozen=True)
-class BlobEntry:
-    """A file of the recursive tree, for the script catalogue."""
-
-    path: str
-    mode: str
-    size: int | None
-
-
-@dataclass(frozen=True)
-class FileData:
-    path: str
-    size: int
-    # None when the file is larger than the cap (only its size is known then).
-    data: bytes | None
-
-
-@dataclass(frozen=True)
-class TokenSet:
-    access_token: str
-    refresh_token: str | None
-    expires_at: datetime | None
-
-
-@dataclass(frozen=True)
-class OAuthClient:
-    client_id: str
-    client_secret: str
 
 
 class ProviderClient(ABC):
@@ -445,3 +361,23 @@ def require(item: Any, key: str, kind: type | tuple[type, ...], *, where: str) -
 def optional_str(item: dict[str, Any], key: str) -> str | None:
     value = item.get(key)
     return value if isinstance(value, str) and value else None
+
+
+__all__ = [
+    "MAX_PAGES",
+    "BlobEntry",
+    "Branch",
+    "EntryType",
+    "FileData",
+    "Listing",
+    "MalformedResponse",
+    "OAuthClient",
+    "PageHandler",
+    "ProviderClient",
+    "RemoteRepository",
+    "RemoteUser",
+    "RepoRef",
+    "RepositorySink",
+    "TokenSet",
+    "TreeEntry",
+]
