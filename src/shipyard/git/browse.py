@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 import httpx
@@ -14,8 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shipyard.config import Settings, get_settings
 from shipyard.errors import NotFound
 from shipyard.git import local
-from shipyard.git.credentials import clone_username
-from shipyard.git.gitcmd import GitCredentials
 from shipyard.git.models import GitProvider, Repository
 from shipyard.git.providers import provider_client
 from shipyard.git.providers.base import FileData, ProviderClient, RepoRef
@@ -166,17 +164,13 @@ class Browser:
             raise NotFound("the repository is empty (it has no default branch)", code="empty")
         return chosen
 
-    async def _local(self, ref: str) -> tuple[Any, str]:
-        credentials = None
-        if self.provider is not None and self.provider.access_token:
-            credentials = GitCredentials(
-                self.provider.access_token, username=clone_username(self.provider)
-            )
+    async def _local(self, ref: str) -> tuple[Path, str]:
+        """Fetch ``ref`` of a URL repository (public: no credentials) into the clone cache."""
         return await local.resolve(
             self.settings.clone_cache_dir / str(self.repository.tenant_id),
             self.repository.clone_url or self.repository.url or "",
             ref,
-            credentials,
+            None,
             time_limit=self.settings.git_clone_timeout_seconds,
         )
 

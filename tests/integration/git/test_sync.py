@@ -452,3 +452,32 @@ async def test_periodic_sync_queues_only_providers_older_than_the_interval(
     assert fresh["id"] not in [a["provider_id"] for a in args]
     disabled = settings.model_copy(update={"git_sync_interval_minutes": 0})
     assert await queue_stale_syncs(db=db, settings=disabled) == 0
+
+
+async def test_the_periodic_task_forgets_expired_oauth_states(
+    admin: Account, db: Database, settings: Settings
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from shipyard.git.models import GitOAuthState
+    from shipyard.git.tasks import queue_stale_syncs
+
+    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
+        now = datetime.now(UTC)
+        session.add(
+            GitOAuthState(
+                nonce="old", tenant_id=UUID(admin.tenant_id), expires_at=now - timedelta(minutes=1)
+            )
+        )
+        session.add(
+            GitOAuthState(
+                nonce="live", tenant_id=UUID(admin.tenant_id), expires_at=now + timedelta(minutes=5)
+            )
+        )
+    await queue_stale_syncs(db=db, settings=settings)
+    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
+        left = (await session.scalars(select(GitOAuthState.nonce))).all()
+    # A live state must stay recorded, or its replay would be accepted.
+    assert left == ["live"]
