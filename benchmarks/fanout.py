@@ -269,13 +269,14 @@ def verdict(results: dict[int, dict[str, list[float]]]) -> str:
     return f"Targets at N = {max(results)}: " + "; ".join(parts) + "."
 
 
-def write_section(body: str) -> None:
+def write_section(body: str, section: str = SECTION) -> None:
+    """Replace (or append) ``section`` of docs/benchmarks.md with ``body``."""
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = text.find(SECTION + "\n")
+    start = text.find(section + "\n")
     if start == -1:
         text = text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n"
     else:
-        after = text.find("\n## ", start + len(SECTION))
+        after = text.find("\n## ", start + len(section))
         tail = text[after + 1 :] if after != -1 else ""
         text = text[:start] + body.rstrip("\n") + "\n" + ("\n" + tail if tail else "")
     DOC.parent.mkdir(parents=True, exist_ok=True)

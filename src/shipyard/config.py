@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     # After aborting a build, how long to wait for the provider to report it stopped.
     cicd_cancel_grace_seconds: float = Field(default=60.0, gt=0)
 
-    worker_concurrency: int = Field(default=10, ge=1)
+    worker_concurrency: int = Field(default=50, ge=1)
+    worker_poll_interval_seconds: float = Field(default=0.5, gt=0)
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
     worker_lost_after_seconds: float = Field(default=30.0, gt=0)
 

@@ -49,13 +49,39 @@ def _blueprints() -> dict[str, procrastinate.Blueprint]:
         "git": git_tasks,
         "hosts": host_tasks,
         "cicd": cicd_tasks,
+        "maintenance": maintenance,
     }
 
 
-# Blueprints already namespaced: procrastinate renames a blueprint's tasks in place the first time
-# it is added to an app, so a second app in the same process (tests, several workers) must take
-# the tasks as they are instead of prefixing them again ("cicd:cicd:sync_provider").
-_namespaced: set[int] = set()
+def _copy_blueprint(source: procrastinate.Blueprint) -> procrastinate.Blueprint:
+    """A fresh blueprint with the same tasks and periodic schedules.
+
+    procrastinate binds a blueprint's tasks to the first app that loads it (it renames them in
+    place), so every app gets its own copy and the domain modules' declarations stay untouched:
+    several apps in one process (tests, benchmarks) then work, and no module state changes.
+    """
+    copy = procrastinate.Blueprint()
+    copies: dict[int, Any] = {}
+    for name, task in source.tasks.items():
+        options: dict[str, Any] = {
+            "name": name,
+            "aliases": list(task.aliases),
+            "retry": task.retry_strategy or False,
+            "pass_context": task.pass_context,
+            "queue": task.queue,
+            "priority": task.priority,
+            "lock": task.lock,
+            "queueing_lock": task.queueing_lock,
+        }
+        copies[id(task)] = copy.task(**options)(task.func)
+    for periodic in source.periodic_registry.periodic_tasks.values():
+        copy.periodic_registry.register_task(
+            task=copies[id(periodic.task)],
+            cron=periodic.cron,
+            periodic_id=periodic.periodic_id,
+            configure_kwargs=periodic.configure_kwargs,
+        )
+    return copy
 
 
 def create_job_app(database_url: str) -> procrastinate.App:
@@ -63,21 +89,7 @@ def create_job_app(database_url: str) -> procrastinate.App:
         connector=procrastinate.PsycopgConnector(conninfo=to_libpq_url(database_url))
     )
     for namespace, blueprint in _blueprints().items():
-        if id(blueprint) not in _namespaced:
-            app.add_tasks_from(blueprint, namespace=namespace)
-            _namespaced.add(id(blueprint))
-            continue
-        app.tasks.update(blueprint.tasks)
-        for task in blueprint.tasks.values():
-            # Tasks defer through their blueprint; point them at the app now in use.
-            task.blueprint = app
-        for periodic in blueprint.periodic_registry.periodic_tasks.values():
-            app.periodic_registry.register_task(
-                task=periodic.task,
-                cron=periodic.cron,
-                periodic_id=periodic.periodic_id,
-                configure_kwargs=periodic.configure_kwargs,
-            )
+        app.add_tasks_from(_copy_blueprint(blueprint), namespace=namespace)
     return app
 
 

@@ -156,15 +156,14 @@ class HostRun:
         tail = OutputTail()
 
         async def on_output(line: OutputLine) -> None:
-            level = "INFO" if line.stream == "stdout" else "ERROR"
-            await self.logs.write(
-                level,
+            stored = await self.logs.write(
+                "INFO" if line.stream == "stdout" else "ERROR",
                 line.text,
                 host_id=self.host_id,
                 deployment_script_id=script.row_id,
                 timestamp=line.timestamp,
             )
-            tail.add(self.logs.redact(line.text))
+            tail.add(stored)
 
         await self._update_row(script.row_id, status="running", started_at=utcnow(), error=None)
         await self.event("INFO", f"[{self.target.label}] running {script.name}", script.row_id)

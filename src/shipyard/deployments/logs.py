@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,13 +24,28 @@ logger = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "shipyard_deployment_logs"
 MAX_MESSAGE_CHARS = 16384
 
-_INSERT_BATCH = text(
-    "INSERT INTO deployment_logs "
-    "(deployment_id, tenant_id, level, message, timestamp, host_id, deployment_script_id) "
-    "SELECT :deployment_id, :tenant_id, b.level, b.message, b.ts, b.host_id, b.script_id "
-    "FROM unnest(CAST(:levels AS text[]), CAST(:messages AS text[]), CAST(:timestamps AS timestamptz[]), "
-    "CAST(:host_ids AS uuid[]), CAST(:script_ids AS uuid[])) AS b(level, message, ts, host_id, script_id)"
+_COPY_LOGS = (
+    "COPY deployment_logs "
+    "(id, deployment_id, tenant_id, level, message, timestamp, host_id, deployment_script_id) "
+    "FROM STDIN (FORMAT BINARY)"
 )
+_COPY_TYPES = ["uuid", "uuid", "uuid", "text", "text", "timestamptz", "uuid", "uuid"]
+
+
+class Uuid7Sequence:
+    """Time-ordered UUIDs (RFC 9562 version 7, counter method), so new log lines append to the
+    primary-key index instead of landing at random places in it. Cheap: no entropy per id."""
+
+    def __init__(self) -> None:
+        self._counter = secrets.randbits(62)
+        self._rand_a = secrets.randbits(12)
+
+    def next(self, timestamp: datetime) -> UUID:
+        self._counter = (self._counter + 1) & ((1 << 62) - 1)
+        millis = int(timestamp.timestamp() * 1000)
+        return UUID(
+            int=(millis << 80) | (0x7 << 76) | (self._rand_a << 64) | (0b10 << 62) | self._counter
+        )
 
 
 async def notify_deployment(session: AsyncSession, deployment_id: UUID) -> None:
@@ -73,6 +91,7 @@ class LogWriter:
         self._room = asyncio.Event()
         self._room.set()
         self._closed = False
+        self._ids = Uuid7Sequence()
         self._task: asyncio.Task[None] | None = None
         self.lines_written = 0
 
@@ -94,8 +113,11 @@ class LogWriter:
         host_id: UUID | None = None,
         deployment_script_id: UUID | None = None,
         timestamp: datetime | None = None,
-    ) -> None:
-        """Queue one line (redacted, NUL-free, size-capped); waits when too much is queued."""
+    ) -> str:
+        """Queue one line (redacted, NUL-free, size-capped) and return it as stored.
+
+        Waits when too much is queued, so a chatty script slows down instead of filling memory.
+        """
         if len(self._pending) >= self._max_pending:
             self._room.clear()
             self._wake.set()
@@ -108,6 +130,7 @@ class LogWriter:
         )
         if len(self._pending) >= self._batch_size:
             self._wake.set()
+        return clean
 
     async def flush(self) -> None:
         while self._pending:
@@ -118,19 +141,31 @@ class LogWriter:
         self._room.set()
 
     async def _insert(self, batch: list[LogLine]) -> None:
-        async with self._db.session(tenant_id=self._tenant_id) as session:
-            await session.execute(
-                _INSERT_BATCH,
-                {
-                    "deployment_id": self._deployment_id,
-                    "tenant_id": self._tenant_id,
-                    "levels": [line.level for line in batch],
-                    "messages": [line.message for line in batch],
-                    "timestamps": [line.timestamp for line in batch],
-                    "host_ids": [line.host_id for line in batch],
-                    "script_ids": [line.deployment_script_id for line in batch],
-                },
-            )
+        # COPY is an order of magnitude faster than INSERT for thousands of lines. PostgreSQL
+        # refuses COPY FROM under row-level security, so this one statement runs as the login
+        # role; every row carries this deployment's own tenant id, set by the runner.
+        async with self._db.session(system=True) as session:
+            # A crash of the database server may lose the last fraction of a second of log
+            # lines, never a deployment's state; not waiting for the WAL flush doubles the rate.
+            await session.execute(text("SET LOCAL synchronous_commit = off"))
+            connection = await session.connection()
+            raw = await connection.get_raw_connection()
+            driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+            async with driver.cursor() as cursor, cursor.copy(_COPY_LOGS) as copy:
+                copy.set_types(_COPY_TYPES)
+                for line in batch:
+                    await copy.write_row(
+                        (
+                            self._ids.next(line.timestamp),
+                            self._deployment_id,
+                            self._tenant_id,
+                            line.level,
+                            line.message,
+                            line.timestamp,
+                            line.host_id,
+                            line.deployment_script_id,
+                        )
+                    )
             await notify_deployment(session, self._deployment_id)
         self.lines_written += len(batch)
 
@@ -156,25 +191,27 @@ class LogWriter:
 
 
 class OutputTail:
-    """The last ``limit`` characters of a script's output, kept for ``deployment_scripts.output``."""
+    """The end of a script's output, kept for ``deployment_scripts.output`` (the logs hold all)."""
 
-    def __init__(self, limit: int = 65536) -> None:
+    def __init__(self, limit: int = 65536, max_lines: int = 2000) -> None:
         self._limit = limit
-        self._chunks: deque[str] = deque()
-        self._size = 0
-        self.truncated = False
+        self._lines: deque[str] = deque(maxlen=max_lines)
+        self._seen = 0
 
     def add(self, line: str) -> None:
-        self._chunks.append(line)
-        self._size += len(line) + 1
-        while self._size > self._limit and len(self._chunks) > 1:
-            dropped = self._chunks.popleft()
-            self._size -= len(dropped) + 1
-            self.truncated = True
+        self._lines.append(line)
+        self._seen += 1
+
+    @property
+    def truncated(self) -> bool:
+        return (
+            self._seen > len(self._lines)
+            or sum(len(line) + 1 for line in self._lines) > self._limit
+        )
 
     def text(self) -> str:
-        body = "\n".join(self._chunks)
+        body = "\n".join(self._lines)
+        cut = self.truncated
         if len(body) > self._limit:
             body = body[-self._limit :]
-            self.truncated = True
-        return ("[earlier output omitted; see the logs]\n" if self.truncated else "") + body
+        return ("[earlier output omitted; see the logs]\n" if cut else "") + body
