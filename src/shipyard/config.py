@@ -65,7 +65,8 @@ class Settings(BaseSettings):
 
     worker_concurrency: int = Field(default=50, ge=1)
     worker_poll_interval_seconds: float = Field(default=0.5, gt=0)
-    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    # Also how quickly a running deployment notices a cancel request.
+    worker_heartbeat_seconds: float = Field(default=1.0, gt=0)
     worker_lost_after_seconds: float = Field(default=30.0, gt=0)
 
     password_hash_memory_kib: int = Field(default=65536, ge=1024)

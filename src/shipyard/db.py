@@ -169,5 +169,11 @@ class Database:
             async with session.begin():
                 yield session
 
+    async def warm_up(self, connections: int) -> None:
+        """Open ``connections`` pooled connections now rather than on first use."""
+        held = [await self.engine.connect() for _ in range(connections)]
+        for connection in held:
+            await connection.close()
+
     async def dispose(self) -> None:
         await self.engine.dispose()

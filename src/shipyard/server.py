@@ -17,6 +17,8 @@ from shipyard.jobs import run_worker
 
 logger = logging.getLogger(__name__)
 
+WORKER_POOL_SIZE = 20
+
 
 async def serve_forever(
     *,
@@ -53,7 +55,10 @@ async def serve_forever(
 async def work_forever(
     *, settings: Settings, database_url: str, concurrency: int, name: str | None
 ) -> None:
-    db = Database(database_url, pool_size=max(5, concurrency))
+    # Jobs hold a connection only for short transactions, so a small pool serves many jobs;
+    # opening it up front keeps connection start-up out of the first jobs' latency.
+    db = Database(database_url, pool_size=WORKER_POOL_SIZE)
+    await db.warm_up(WORKER_POOL_SIZE)
     loop = asyncio.get_running_loop()
     task = asyncio.create_task(
         run_worker(settings=settings, db=db, concurrency=concurrency, name=name)

@@ -10,11 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
-from sqlalchemy import update
-
 from shipyard.db import Database
 from shipyard.deployments.logs import LogWriter, OutputTail
-from shipyard.deployments.models import DeploymentScript
+from shipyard.deployments.script_rows import ScriptRowWriter
 from shipyard.errors import HostError
 from shipyard.hosts.executor import Executor, HostConnection, HostTarget, OutputLine, RunResult
 
@@ -73,6 +71,7 @@ class HostRun:
         environment: dict[str, str],
         timeout: float | None,
         logs: LogWriter,
+        rows: ScriptRowWriter,
         on_fingerprint: FingerprintCallback | None,
     ) -> None:
         self.db = db
@@ -84,22 +83,17 @@ class HostRun:
         self.environment = environment
         self.timeout = timeout
         self.logs = logs
+        self.rows = rows
         self.on_fingerprint = on_fingerprint
+        self.finished: set[UUID] = set()
 
-    async def _update_row(self, row_id: UUID, **values: object) -> None:
-        async with self.db.session(tenant_id=self.tenant_id) as session:
-            await session.execute(
-                update(DeploymentScript).where(DeploymentScript.id == row_id).values(**values)
-            )
-
-    async def _mark_rest(
-        self, scripts: list[PlannedScript], status: str, error: str | None
-    ) -> None:
+    def _finish_rest(self, scripts: list[PlannedScript], status: str, error: str | None) -> None:
+        """Give every script of ``scripts`` not finished yet its final ``status``."""
+        now = utcnow()
         for script in scripts:
-            if not script.already_done:
-                await self._update_row(
-                    script.row_id, status=status, error=error, completed_at=utcnow()
-                )
+            if script.row_id not in self.finished:
+                self.rows.update(script.row_id, status=status, error=error, completed_at=now)
+                self.finished.add(script.row_id)
 
     async def event(self, level: str, message: str, row_id: UUID | None = None) -> None:
         await self.logs.write(level, message, host_id=self.host_id, deployment_script_id=row_id)
@@ -117,40 +111,18 @@ class HostRun:
                 for index, script in enumerate(pending):
                     ok = await self._run_one(conn, workdir, script)
                     if not ok:
-                        await self._mark_rest(
+                        self._finish_rest(
                             pending[index + 1 :], "skipped", "an earlier script failed"
                         )
                         return HostOutcome(self.host_id, succeeded=False)
             return HostOutcome(self.host_id, succeeded=True)
         except HostError as exc:
             await self.event("ERROR", f"[{self.target.label}] {exc.message}")
-            await self._fail_unfinished(pending, exc.message)
+            self._finish_rest(pending, "failed", exc.message)
             return HostOutcome(self.host_id, succeeded=False)
         except asyncio.CancelledError:
-            await asyncio.shield(self._cancel_unfinished(pending))
+            self._finish_rest(pending, "cancelled", "deployment cancelled")
             raise
-
-    async def _fail_unfinished(self, pending: list[PlannedScript], error: str) -> None:
-        async with self.db.session(tenant_id=self.tenant_id) as session:
-            await session.execute(
-                update(DeploymentScript)
-                .where(
-                    DeploymentScript.id.in_([script.row_id for script in pending]),
-                    DeploymentScript.status.in_(("pending", "running")),
-                )
-                .values(status="failed", error=error, completed_at=utcnow())
-            )
-
-    async def _cancel_unfinished(self, pending: list[PlannedScript]) -> None:
-        async with self.db.session(tenant_id=self.tenant_id) as session:
-            await session.execute(
-                update(DeploymentScript)
-                .where(
-                    DeploymentScript.id.in_([script.row_id for script in pending]),
-                    DeploymentScript.status.in_(("pending", "running")),
-                )
-                .values(status="cancelled", error="deployment cancelled", completed_at=utcnow())
-            )
 
     async def _run_one(self, conn: HostConnection, workdir: str, script: PlannedScript) -> bool:
         tail = OutputTail()
@@ -165,7 +137,7 @@ class HostRun:
             )
             tail.add(stored)
 
-        await self._update_row(script.row_id, status="running", started_at=utcnow(), error=None)
+        self.rows.update(script.row_id, status="running", started_at=utcnow(), error=None)
         await self.event("INFO", f"[{self.target.label}] running {script.name}", script.row_id)
         remote_path = await conn.upload(
             script.local_path, workdir, f"{script.position:03d}-{script.name}"
@@ -215,7 +187,8 @@ class HostRun:
                 else f"ended by signal {result.exit_signal or 'unknown'}"
             )
             await self.event("ERROR", f"[{self.target.label}] {script.name} {error}", script.row_id)
-        await self._update_row(
+        self.finished.add(script.row_id)
+        await self.rows.commit(
             script.row_id,
             status=status,
             error=error,

@@ -24,6 +24,7 @@ from shipyard.deployments.logs import LogWriter, notify_deployment
 from shipyard.deployments.models import FINAL_DEPLOYMENT_STATUSES, Deployment, DeploymentScript
 from shipyard.deployments.redaction import Redactor
 from shipyard.deployments.schemas import ExecutionOptions
+from shipyard.deployments.script_rows import ScriptRowWriter
 from shipyard.deployments.service import secret_environment
 from shipyard.errors import ShipyardError
 from shipyard.hosts.executor import Executor
@@ -93,6 +94,7 @@ class DeploymentRunner:
                 deployment_id=deployment.id,
                 redactor=redactor,
             ) as logs,
+            ScriptRowWriter(self.db, tenant_id=self.state.tenant_id) as self.rows,
             self._heartbeat(),
         ):
             await logs.write("INFO", f"Deployment started on worker {self.state.worker_id}.")
@@ -201,7 +203,7 @@ class DeploymentRunner:
 
     async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(min(self.settings.worker_heartbeat_seconds, 1.0))
+            await asyncio.sleep(self.settings.worker_heartbeat_seconds)
             try:
                 async with self.db.session(tenant_id=self.state.tenant_id) as session:
                     row = (
@@ -299,7 +301,10 @@ class DeploymentRunner:
                     environment={**environment, "SHIPYARD_HOST": host.name},
                     timeout=timeout,
                     logs=logs,
-                    on_fingerprint=lambda host_id, fingerprint: record_fingerprint(
+                    rows=self.rows,
+                    on_fingerprint=None
+                    if host.host_key_fingerprint
+                    else lambda host_id, fingerprint: record_fingerprint(
                         db=self.db,
                         tenant_id=self.state.tenant_id,
                         host_id=host_id,

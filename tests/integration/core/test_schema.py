@@ -17,7 +17,12 @@ from shipyard.db import to_libpq_url, to_sqlalchemy_url
 from shipyard.models import metadata
 from tests.support.postgres import PostgresForTests
 
-SEED = Path(__file__).resolve().parents[4] / "shared" / "seeds" / "000_297481ddfd739b4a.txt"
+REPO = Path(__file__).resolve().parents[3]
+# The shared seed document when it sits beside the checkout (as for developers and CI), else the
+# copy kept in docs/; the test below checks that the two have not drifted apart.
+SHARED_SEED = REPO.parent / "shared" / "seeds" / "000_297481ddfd739b4a.txt"
+SEED_COPY = REPO / "docs" / "seed-schema.md"
+SEED = SHARED_SEED if SHARED_SEED.exists() else SEED_COPY
 # information_schema's name for each seed type.
 SEED_TYPES = {
     "uuid": "uuid",
@@ -55,6 +60,12 @@ def empty_upgraded(postgres: PostgresForTests) -> Any:
     schema.upgrade(url)
     yield url
     postgres.drop_database(url)
+
+
+def test_the_docs_copy_of_the_seed_matches_the_shared_one() -> None:
+    if SHARED_SEED.exists():
+        assert SEED_COPY.read_text() == SHARED_SEED.read_text()
+    assert SEED_COPY.exists()
 
 
 def test_seed_document_parsed() -> None:
