@@ -45,6 +45,8 @@ test: lint typecheck pytest  ## Lint, type-check and run the whole suite
 bench: $(STAMP) system-deps  ## Run the benchmarks (installs the peers they compare against)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.fanout
+	$(BIN)/python -m benchmarks.sync
+	$(BIN)/python -m benchmarks.deploy
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
