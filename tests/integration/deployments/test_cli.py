@@ -1,0 +1,112 @@
+"""``shipyard deploy`` against a running server: create --wait, watch, list, show, cancel, rerun."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.integration.deployments.conftest import SCRIPTS
+from tests.support.live_server import serve
+
+
+@pytest.fixture
+async def base_url(db, settings) -> AsyncIterator[str]:
+    async with serve(db, settings) as url:
+        yield url
+
+
+async def cli(base_url: str, token: str, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shipyard",
+        "deploy",
+        *args,
+        env={**os.environ, "SHIPYARD_URL": base_url, "SHIPYARD_TOKEN": token, "COLUMNS": "200"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode is not None
+    return process.returncode, output.decode()
+
+
+async def test_create_wait_follows_the_log_and_exits_with_the_outcome(
+    client, admin, script_repo, deploy_hosts, worker, base_url
+) -> None:
+    repo = await script_repo(admin, SCRIPTS)
+    good = await deploy_hosts(admin, 1)
+    bad = await deploy_hosts(admin, 1, name="bad-cli-host")
+    token = (
+        await client.post("/api/v1/auth/tokens", headers=admin.headers, json={"name": "cli"})
+    ).json()["token"]
+    worker.start()
+    code, output = await cli(
+        base_url,
+        token,
+        "create",
+        "--name",
+        "cli deploy",
+        "--repository",
+        repo.id,
+        "--script",
+        f"{repo.scripts['deploy.sh']}:one,two",
+        "--host",
+        good[0]["id"],
+        "--env",
+        "REGION=north",
+        "--secret",
+        "API_TOKEN=cli-secret-value",
+        "--wait",
+    )
+    assert code == 0, output
+    assert f"hello from {good[0]['name']} args=one two" in output
+    assert "region=north" in output and "token=***" in output
+    assert "cli-secret-value" not in output
+    assert "success" in output
+    code, output = await cli(
+        base_url,
+        token,
+        "create",
+        "--name",
+        "mixed",
+        "--repository",
+        repo.id,
+        "--script",
+        repo.scripts["check.sh"],
+        "--host",
+        good[0]["id"],
+        "--host",
+        bad[0]["id"],
+        "--wait",
+    )
+    assert code == 2, output  # partial
+    assert "check failed on bad-cli-host" in output and "partial" in output
+
+    listed_code, listed = await cli(base_url, token, "list")
+    assert listed_code == 0 and "cli deploy" in listed and "mixed" in listed
+    deployment_id = (await client.get("/api/v1/deployments?limit=1", headers=admin.headers)).json()[
+        "items"
+    ][0]["id"]
+    show_code, shown = await cli(base_url, token, "show", deployment_id)
+    assert show_code == 0 and "check.sh" in shown and "failed" in shown
+    watch_code, watched = await cli(base_url, token, "watch", deployment_id)
+    assert watch_code == 2 and "check failed on bad-cli-host" in watched
+    rerun_code, rerun = await cli(base_url, token, "rerun", deployment_id, "--wait")
+    assert rerun_code == 2 and "re-run of" in rerun
+
+
+async def test_cli_errors_are_one_line_and_nonzero(client, admin, base_url) -> None:
+    token = (
+        await client.post("/api/v1/auth/tokens", headers=admin.headers, json={"name": "cli"})
+    ).json()["token"]
+    code, output = await cli(base_url, token, "show", "00000000-0000-0000-0000-000000000000")
+    assert code == 1 and "deployment not found (HTTP 404)" in output
+    code, output = await cli(base_url, "shy_not_a_token", "list")
+    assert code == 1 and "HTTP 401" in output
+    code, output = await cli(base_url, token, "cancel", "00000000-0000-0000-0000-000000000000")
+    assert code == 1 and "not found" in output
