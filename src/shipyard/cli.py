@@ -79,10 +79,13 @@ def main_callback(
         ),
     ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=get_settings().log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = get_settings().log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # procrastinate logs every job start and end and alembic every plugin it loads: both would
+    # drown the lines a user needs (commands print their own outcome).
+    if level != "DEBUG":
+        for noisy in ("procrastinate", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,153 @@
+"""The ``shipyard`` command: version, database, users, key rotation, and serve on the embedded server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from shipyard.db import to_libpq_url
+from tests.support.postgres import PostgresForTests
+
+
+def shipyard(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shipyard", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_version() -> None:
+    result = shipyard("--version")
+    assert result.returncode == 0 and result.stdout.strip().startswith("shipyard ")
+
+
+def test_db_upgrade_status_user_create_and_rotate_key(postgres: PostgresForTests) -> None:
+    url = postgres.create_empty_database()
+    env = {"SHIPYARD_DATABASE_URL": url}
+    behind = shipyard("db", "status", env=env)
+    assert behind.returncode == 1
+    assert "behind" in behind.stderr and "Traceback" not in behind.stderr
+    upgraded = shipyard("db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    status = shipyard("db", "status", env=env)
+    assert status.returncode == 0 and "up to date" in status.stdout
+    created = shipyard(
+        "user",
+        "create",
+        "--email",
+        "Ops@Example.com",
+        "--password",
+        "long password 1",
+        "--tenant-name",
+        "Ops",
+        env=env,
+    )
+    assert created.returncode == 0, created.stderr
+    again = shipyard(
+        "user", "create", "--email", "ops@example.com", "--password", "long password 1", env=env
+    )
+    assert (
+        again.returncode == 1
+        and "already exists" in again.stderr
+        and len(again.stderr.strip().splitlines()) == 1
+    )
+    short = shipyard("user", "create", "--email", "x@example.com", "--password", "short", env=env)
+    assert short.returncode == 1 and "8 characters" in short.stderr
+    with psycopg.connect(to_libpq_url(url)) as conn:
+        row = conn.execute(
+            "SELECT u.email, p.role FROM users u JOIN profiles p ON p.id = u.id"
+        ).fetchone()
+    assert row == ("ops@example.com", "admin")
+    rotated = shipyard("secrets", "rotate-key", env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    assert "re-encrypted" in rotated.stdout
+    bad_key = shipyard("secrets", "rotate-key", "--new-key", "not-a-key", env=env)
+    assert bad_key.returncode == 1 and "Fernet" in bad_key.stderr
+    postgres.drop_database(url)
+
+
+def test_unreachable_database_is_one_clear_line() -> None:
+    result = shipyard(
+        "db", "status", env={"SHIPYARD_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    )
+    assert result.returncode == 1
+    assert "database error" in result.stderr and "Traceback" not in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_on_the_embedded_database_and_stop_cleanly() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="sy-serve-", dir="/tmp"))
+    os.chmod(data_dir, 0o755)
+    port = free_port()
+    env = {**os.environ, "SHIPYARD_DATA_DIR": str(data_dir)}
+    env.pop("SHIPYARD_DATABASE_URL", None)
+    env.pop("SHIPYARD_SECRET_KEY", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shipyard", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        ready = None
+        for _ in range(300):
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert ready is not None and ready.status_code == 200, "serve never became ready"
+        signup = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/auth/signup",
+            json={
+                "email": "first@example.com",
+                "password": "first password",
+                "tenant_name": "First",
+            },
+        )
+        assert signup.status_code == 201
+        key_file = data_dir / "secret.keys"
+        assert key_file.exists() and (key_file.stat().st_mode & 0o777) == 0o600
+        pid_file = data_dir / "postgres" / "postmaster.pid"
+        assert pid_file.exists()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        for _ in range(100):
+            if not pid_file.exists():
+                break
+            time.sleep(0.1)
+        assert not pid_file.exists(), "the embedded PostgreSQL was left running"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    import shutil
+
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("url", ["mysql://x@y/z", "not a url"])
+def test_non_postgres_url_is_refused(url: str) -> None:
+    result = shipyard("db", "status", env={"SHIPYARD_DATABASE_URL": url})
+    assert result.returncode == 1 and "PostgreSQL" in result.stderr
