@@ -308,7 +308,7 @@ async def log_throughput(stack: Stack, host_id: str, lines: int) -> dict[str, fl
         (stored,) = conn.execute(
             "SELECT count(*) FROM deployment_logs WHERE deployment_id = %s AND level = 'INFO' AND length(message) = 100",
             (created["id"],),
-        ).fetchone()  # type: ignore[misc]
+        ).fetchone() or (0,)
     seconds = seconds_between(done["started_at"], done["completed_at"])
     return {"lines": float(stored), "seconds": seconds, "rate": stored / seconds, "rss": rss}
 

@@ -357,4 +357,4 @@ class StepRunner:
 
 
 class _Cancelled(Exception):
-    pass
+    """The deployment asked this step to stop."""

@@ -9,7 +9,7 @@ import secrets
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import psycopg
@@ -150,7 +150,7 @@ class LogWriter:
             await session.execute(text("SET LOCAL synchronous_commit = off"))
             connection = await session.connection()
             raw = await connection.get_raw_connection()
-            driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+            driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
             async with driver.cursor() as cursor, cursor.copy(_COPY_LOGS) as copy:
                 copy.set_types(_COPY_TYPES)
                 for line in batch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from datetime import datetime
@@ -24,10 +25,8 @@ USER_NAME = re.compile(r"^[^\s\x00-\x1f\x7f:]{1,256}$")
 def check_address(value: str) -> str:
     """An IPv4/IPv6 address or a DNS host name."""
     value = value.strip()
-    try:
+    with contextlib.suppress(ValueError):
         return str(ipaddress.ip_address(value.strip("[]")))
-    except ValueError:
-        pass
     name = value.rstrip(".")
     if not name or len(name) > 253 or not all(HOSTNAME_LABEL.match(p) for p in name.split(".")):
         raise ValueError("must be an IP address or a host name (letters, digits, '-' and '.')")

@@ -427,7 +427,7 @@ async def test_restarted_worker_follows_the_existing_build_instead_of_triggering
     first = EmitRecorder()
 
     class WorkerLost(Exception):
-        pass
+        """Stands for the worker process dying."""
 
     async def crash_after_step_2(level: str, line: str) -> None:
         await first(level, line)

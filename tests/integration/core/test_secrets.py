@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -102,16 +103,16 @@ async def test_key_file_rotation_keeps_secrets_readable(
     database_url: str,
     seeded: SeededTenant,
     settings: Settings,
-    tmp_path: object,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Same data, but keys held in a key file (no SHIPYARD_SECRET_KEY): rotate, then read through the ORM.
     old_key = settings.secret_key.get_secret_value() if settings.secret_key else ""
     file_settings = settings.model_copy(update={"secret_key": None, "data_dir": tmp_path})
-    (tmp_path / "secret.keys").write_text(old_key + "\n")  # type: ignore[operator]
+    (tmp_path / "secret.keys").write_text(old_key + "\n")
     result = rotate_key(file_settings, database_url)
     assert result.key_file is not None
-    keys = (tmp_path / "secret.keys").read_text().split()  # type: ignore[operator]
+    keys = (tmp_path / "secret.keys").read_text().split()
     assert keys == [result.new_key]
     monkeypatch.setenv("SHIPYARD_SECRET_KEY", result.new_key)
     from shipyard.config import get_settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -130,10 +131,8 @@ def named_delay(response: httpx.Response) -> float | None:
         try:
             return max(float(retry_after), 0.0)
         except ValueError:
-            try:
+            with contextlib.suppress(TypeError, ValueError):
                 return max(parsedate_to_datetime(retry_after).timestamp() - time.time(), 0.0)
-            except (TypeError, ValueError):
-                pass
     remaining = header_number(response, "x-ratelimit-remaining", "ratelimit-remaining")
     if remaining == 0:
         return reset_in(response)
