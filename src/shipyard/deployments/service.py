@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -25,11 +26,13 @@ from shipyard.deployments.schemas import (
     DeploymentUpdate,
     ExecutionOptions,
 )
-from shipyard.errors import Conflict, NotFound, ValidationFailed
+from shipyard.errors import Conflict, NotFound, ProviderError, ServiceUnavailable, ValidationFailed
 from shipyard.git.models import Repository
 from shipyard.hosts.models import Host
 from shipyard.jobs import cancel_job, enqueue
 from shipyard.pagination import paginate
+
+logger = logging.getLogger(__name__)
 
 RUN_TASK = "deployments:run_deployment"
 
@@ -196,12 +199,28 @@ async def validate_script_ids(
     script_ids: list[UUID],
     settings: Settings,
 ) -> None:
-    """Every script id must be in the repository's catalogue (ids are stable per path)."""
+    """Every script id must be in the repository's catalogue (ids are stable per path).
+
+    When the catalogue cannot be read right now (the provider is down, the clone cache busy),
+    the deployment is still accepted: the worker checks the ids against its checkout and fails
+    the deployment with a clear message if one is missing. An unknown ref is refused at once.
+    """
     from shipyard.git.scripts import list_scripts
 
-    catalogue = {
-        script.id for script in await list_scripts(session=session, repository=repository, ref=ref)
-    }
+    try:
+        scripts = await list_scripts(
+            session=session, repository=repository, ref=ref, settings=settings
+        )
+    except NotFound as exc:
+        raise ValidationFailed(
+            exc.message, field="ref" if ref else "repository_id", code=exc.code
+        ) from exc
+    except (ProviderError, ServiceUnavailable) as exc:
+        logger.warning(
+            "script catalogue of %s unavailable (%s); checking at run time", repository.id, exc.code
+        )
+        return
+    catalogue = {script.id for script in scripts}
     for index, script_id in enumerate(script_ids):
         if script_id not in catalogue:
             raise ValidationFailed(

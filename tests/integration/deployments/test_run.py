@@ -521,3 +521,50 @@ async def test_viewer_cannot_create_or_cancel_and_other_tenants_see_nothing(
     assert (
         await client.post(f"/api/v1/deployments/{created['id']}/cancel", headers=developer.headers)
     ).status_code == 200
+
+
+async def test_unknown_ref_is_refused_and_an_unreachable_repository_fails_at_checkout(
+    client, admin, script_repo, deploy_hosts, worker, wait_for_status, db
+) -> None:
+    from shipyard.git.models import Repository
+
+    repo = await script_repo(admin, SCRIPTS)
+    hosts = await deploy_hosts(admin, 1)
+    wrong_ref = await client.post(
+        "/api/v1/deployments",
+        headers=admin.headers,
+        json={**body(repo, hosts, ("check.sh", [])), "ref": "no-such-branch"},
+    )
+    assert wrong_ref.status_code == 422, wrong_ref.text
+    assert wrong_ref.json()["error"]["details"]["errors"][0]["field"] == "ref"
+    tenant = uuid.UUID(admin.tenant_id)
+    async with db.session(tenant_id=tenant) as session:
+        gone = Repository(
+            tenant_id=tenant,
+            provider_type="url",
+            name="gone",
+            owner="nobody",
+            url="http://127.0.0.1:1/gone.git",
+            clone_url="http://127.0.0.1:1/gone.git",
+            default_branch="main",
+        )
+        session.add(gone)
+        await session.flush()
+        gone_id = str(gone.id)
+    worker.start()
+    # The catalogue cannot be read, so the ids are checked when the worker checks out.
+    deployment = await create(
+        client,
+        admin,
+        {
+            "name": "x",
+            "repository_id": gone_id,
+            "script_ids": [repo.scripts["check.sh"]],
+            "host_ids": [hosts[0]["id"]],
+        },
+    )
+    done = await wait_for_status(admin, deployment["id"])
+    assert done["status"] == "failed"
+    assert done["error"].startswith("checkout of the default branch failed")
+    messages = [line["message"] for line in await all_logs(client, admin, deployment["id"])]
+    assert any("checkout of the default branch failed" in m for m in messages)
