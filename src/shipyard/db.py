@@ -105,7 +105,8 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         to_sqlalchemy_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # A small overflow: several processes share one server's connection limit (100 by default).
+        max_overflow=min(pool_size, 5),
         pool_pre_ping=True,
         # Every connection starts as the application role, which never bypasses RLS.
         connect_args={"options": f"-c role={APP_ROLE}"},
