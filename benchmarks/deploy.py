@@ -513,7 +513,7 @@ def main() -> None:
     parser.add_argument("--scheduled", type=int, default=1000)
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument(
-        "--only", choices=["logs"], help="Run one part and print it (no doc update)."
+        "--only", choices=["logs", "scheduling"], help="Run one part and print it (no doc update)."
     )
     asyncio.run(main_async(parser.parse_args()))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -145,17 +147,26 @@ async def run_worker(
     wait: bool = True,
 ) -> None:
     """Run a worker on every queue until stopped (or, with ``wait=False``, until idle)."""
+    from shipyard.deployments.heartbeats import DeploymentHeartbeats
+
     app = create_job_app(db.url)
-    async with app.open_async():
-        await app.run_worker_async(
-            concurrency=concurrency,
-            name=name or worker_name(),
-            wait=wait,
-            additional_context={"db": db, "settings": settings},
-            install_signal_handlers=False,
-            # Scheduled jobs are found by polling; this bounds how late one can start.
-            fetch_job_polling_interval=settings.worker_poll_interval_seconds,
-        )
+    heartbeats = DeploymentHeartbeats(db, interval=settings.worker_heartbeat_seconds)
+    beating = asyncio.create_task(heartbeats.run(), name="deployment-heartbeats")
+    try:
+        async with app.open_async():
+            await app.run_worker_async(
+                concurrency=concurrency,
+                name=name or worker_name(),
+                wait=wait,
+                additional_context={"db": db, "settings": settings, "heartbeats": heartbeats},
+                install_signal_handlers=False,
+                # Scheduled jobs are found by polling; this bounds how late one can start.
+                fetch_job_polling_interval=settings.worker_poll_interval_seconds,
+            )
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
 
 
 def context_db(context: procrastinate.JobContext) -> Database:

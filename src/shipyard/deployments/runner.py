@@ -19,6 +19,7 @@ from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.deployments.batches import plan_batches
 from shipyard.deployments.checkout import PreparedScripts
+from shipyard.deployments.heartbeats import Beat, DeploymentHeartbeats
 from shipyard.deployments.host_run import HostOutcome, HostRun, PlannedScript
 from shipyard.deployments.logs import LogWriter, notify_deployment
 from shipyard.deployments.models import FINAL_DEPLOYMENT_STATUSES, Deployment, DeploymentScript
@@ -65,9 +66,11 @@ class DeploymentRunner:
         deployment_id: UUID,
         tenant_id: UUID,
         worker_id: str,
+        heartbeats: DeploymentHeartbeats,
         executor: Executor | None = None,
     ) -> None:
         self.db = db
+        self.heartbeats = heartbeats
         self.settings = settings
         self.state = RunState(deployment_id=deployment_id, tenant_id=tenant_id, worker_id=worker_id)
         self.executor = executor or Executor.from_settings(settings)
@@ -193,44 +196,22 @@ class DeploymentRunner:
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._beat())
+        beat = self.heartbeats.register(self.state.deployment_id, self.state.worker_id)
+        watcher = asyncio.create_task(self._follow(beat))
         try:
             yield
         finally:
-            task.cancel()
+            watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await watcher
+            self.heartbeats.unregister(self.state.deployment_id)
 
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.worker_heartbeat_seconds)
-            try:
-                async with self.db.session(tenant_id=self.state.tenant_id) as session:
-                    row = (
-                        await session.execute(
-                            update(Deployment)
-                            .where(
-                                Deployment.id == self.state.deployment_id,
-                                Deployment.worker_id == self.state.worker_id,
-                                Deployment.status == "in_progress",
-                            )
-                            .values(heartbeat_at=utcnow())
-                            .returning(Deployment.cancel_requested_at)
-                        )
-                    ).one_or_none()
-            except Exception:
-                logger.warning(
-                    "heartbeat of deployment %s failed; retrying", self.state.deployment_id
-                )
-                continue
-            if row is None:
-                # Another worker declared us lost and finished the deployment: stop quietly.
-                self.state.lost_ownership = True
-                self.state.stop.set()
-                return
-            if row[0] is not None and not self.state.cancelled:
-                self.state.cancelled = True
-                self.state.stop.set()
+    async def _follow(self, beat: Beat) -> None:
+        """Carry the shared heartbeat's news (cancel, lost ownership) into this run."""
+        await beat.stop.wait()
+        self.state.cancelled = beat.cancelled
+        self.state.lost_ownership = beat.lost_ownership
+        self.state.stop.set()
 
     # Hosts ---------------------------------------------------------------------------------
 

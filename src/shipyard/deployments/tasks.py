@@ -23,6 +23,7 @@ async def run_deployment(
         deployment_id=UUID(deployment_id),
         tenant_id=UUID(tenant_id),
         worker_id=f"{context.worker_name}#{context.job.id}",
+        heartbeats=context.additional_context["heartbeats"],
     )
     await runner.run()
 

@@ -1,0 +1,82 @@
+"""One heartbeat per worker process for all the deployments it runs.
+
+A transaction per deployment per second would, at hundreds of deployments per worker, crowd the
+connection pool and delay the very deployments that are starting. One statement a second
+refreshes every deployment this process runs and reports which were cancelled or taken away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
+
+from sqlalchemy import tuple_, update
+
+from shipyard.db import Database
+from shipyard.deployments.models import Deployment
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Beat:
+    """What the heartbeat tells one running deployment."""
+
+    worker_id: str
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: bool = False
+    lost_ownership: bool = False
+
+
+class DeploymentHeartbeats:
+    def __init__(self, db: Database, *, interval: float) -> None:
+        self._db = db
+        self._interval = interval
+        self._beats: dict[UUID, Beat] = {}
+
+    def register(self, deployment_id: UUID, worker_id: str) -> Beat:
+        beat = Beat(worker_id=worker_id)
+        self._beats[deployment_id] = beat
+        return beat
+
+    def unregister(self, deployment_id: UUID) -> None:
+        self._beats.pop(deployment_id, None)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.beat()
+            except Exception:
+                logger.warning("deployment heartbeat failed; retrying", exc_info=True)
+
+    async def beat(self) -> None:
+        beats = dict(self._beats)
+        if not beats:
+            return
+        keys = [(deployment_id, beat.worker_id) for deployment_id, beat in beats.items()]
+        # System scope: one worker runs deployments of many tenants.
+        async with self._db.session(system=True) as session:
+            rows = (
+                await session.execute(
+                    update(Deployment)
+                    .where(
+                        tuple_(Deployment.id, Deployment.worker_id).in_(keys),
+                        Deployment.status == "in_progress",
+                    )
+                    .values(heartbeat_at=datetime.now(UTC))
+                    .returning(Deployment.id, Deployment.cancel_requested_at)
+                )
+            ).all()
+        alive = {deployment_id: cancel_requested for deployment_id, cancel_requested in rows}
+        for deployment_id, beat in beats.items():
+            if deployment_id not in alive:
+                # Another worker declared this one lost and finished it: stop quietly.
+                beat.lost_ownership = True
+                beat.stop.set()
+            elif alive[deployment_id] is not None and not beat.cancelled:
+                beat.cancelled = True
+                beat.stop.set()
