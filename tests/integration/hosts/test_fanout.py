@@ -67,5 +67,5 @@ async def test_fifty_hosts_with_some_down(ssh_fleet: SSHFleet, hung_ports: list[
     # The hung hosts held up nobody: every good host was done well before their timeout.
     slowest_good = max(when for state, when in outcome.values() if state == "ok")
     assert slowest_good < CONNECT_TIMEOUT
-    assert all(outcome[f"down-{i}"][1] < 1.0 for i in range(4))
+    assert all(outcome[f"down-{i}"][1] < 2.0 for i in range(4))
     assert executor.open_connections == 0
