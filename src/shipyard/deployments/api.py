@@ -10,7 +10,6 @@ from fastapi.responses import StreamingResponse
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Principal
-from shipyard.accounts.service import record_audit
 from shipyard.deployments import service
 from shipyard.deployments.schemas import (
     DeploymentCreate,
@@ -65,21 +64,11 @@ async def create_deployment(
 ) -> DeploymentRead:
     """Create a deployment; it is queued in the same transaction and runs now or at scheduled_time."""
     deployment = await service.create_deployment(
-        session=session, principal=principal, data=data, settings=settings
-    )
-    await record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="deployment.create",
-        resource_type="deployment",
-        resource_id=deployment.id,
+        session=session,
+        principal=principal,
+        data=data,
+        settings=settings,
         ip_address=client_ip(request),
-        details={
-            "name": deployment.name,
-            "hosts": len(deployment.host_ids),
-            "schedule": deployment.schedule,
-        },
     )
     return service.to_read(deployment)
 
@@ -99,16 +88,7 @@ async def update_deployment(
 ) -> DeploymentRead:
     """Rename, describe, or reschedule a deployment that has not started."""
     deployment = await service.update_deployment(
-        session=session, deployment_id=deployment_id, data=data
-    )
-    await record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="deployment.update",
-        resource_type="deployment",
-        resource_id=deployment_id,
-        details={"fields": sorted(data.model_fields_set)},
+        session=session, principal=principal, deployment_id=deployment_id, data=data
     )
     return service.to_read(deployment)
 
@@ -117,14 +97,8 @@ async def update_deployment(
 async def delete_deployment(
     deployment_id: UUID, principal: Runner, session: SessionDep
 ) -> Response:
-    await service.delete_deployment(session=session, deployment_id=deployment_id)
-    await record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="deployment.delete",
-        resource_type="deployment",
-        resource_id=deployment_id,
+    await service.delete_deployment(
+        session=session, principal=principal, deployment_id=deployment_id
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -133,14 +107,8 @@ async def delete_deployment(
 async def cancel_deployment(
     deployment_id: UUID, principal: Runner, session: SessionDep
 ) -> DeploymentRead:
-    deployment = await service.cancel_deployment(session=session, deployment_id=deployment_id)
-    await record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="deployment.cancel",
-        resource_type="deployment",
-        resource_id=deployment_id,
+    deployment = await service.cancel_deployment(
+        session=session, principal=principal, deployment_id=deployment_id
     )
     return service.to_read(deployment)
 
@@ -153,15 +121,6 @@ async def rerun_deployment(
 ) -> DeploymentRead:
     deployment = await service.rerun_deployment(
         session=session, principal=principal, deployment_id=deployment_id, settings=settings
-    )
-    await record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="deployment.rerun",
-        resource_type="deployment",
-        resource_id=deployment.id,
-        details={"rerun_of": str(deployment_id)},
     )
     return service.to_read(deployment)
 

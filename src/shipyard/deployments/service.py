@@ -12,6 +12,7 @@ from sqlalchemy import Select, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.accounts.principal import Principal
+from shipyard.accounts.service import record_audit
 from shipyard.config import Settings
 from shipyard.deployments.logs import notify_deployment
 from shipyard.deployments.models import (
@@ -119,6 +120,7 @@ async def create_deployment(
     data: DeploymentCreate,
     settings: Settings,
     rerun_of: UUID | None = None,
+    ip_address: str | None = None,
 ) -> Deployment:
     """Validate, store and enqueue a deployment, all in the caller's transaction."""
     scheduled_at = _check_schedule(data)
@@ -188,6 +190,21 @@ async def create_deployment(
     )
     await session.flush()
     await session.refresh(deployment)
+    await record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action="deployment.rerun" if rerun_of else "deployment.create",
+        resource_type="deployment",
+        resource_id=deployment.id,
+        ip_address=ip_address,
+        details={
+            "name": deployment.name,
+            "hosts": len(deployment.host_ids),
+            "schedule": deployment.schedule,
+            **({"rerun_of": str(rerun_of)} if rerun_of else {}),
+        },
+    )
     return deployment
 
 
@@ -279,9 +296,16 @@ def _escape_like(value: str) -> str:
 
 
 async def update_deployment(
-    *, session: AsyncSession, deployment_id: UUID, data: DeploymentUpdate
+    *, session: AsyncSession, principal: Principal, deployment_id: UUID, data: DeploymentUpdate
 ) -> Deployment:
     deployment = await get_deployment(session=session, deployment_id=deployment_id, for_update=True)
+    await _audit(
+        session,
+        principal,
+        "deployment.update",
+        deployment_id,
+        {"fields": sorted(data.model_fields_set)},
+    )
     fields = data.model_fields_set
     if "name" in fields and data.name is not None:
         deployment.name = data.name
@@ -316,7 +340,13 @@ async def _reschedule(session: AsyncSession, deployment: Deployment, when: datet
     deployment.scheduled_time = when
 
 
-async def cancel_deployment(*, session: AsyncSession, deployment_id: UUID) -> Deployment:
+async def cancel_deployment(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    deployment_id: UUID,
+    ip_address: str | None = None,
+) -> Deployment:
     """Cancel: a waiting deployment never starts; a running one is stopped by its worker."""
     deployment = await get_deployment(session=session, deployment_id=deployment_id, for_update=True)
     if deployment.status in FINAL_DEPLOYMENT_STATUSES:
@@ -346,13 +376,19 @@ async def cancel_deployment(*, session: AsyncSession, deployment_id: UUID) -> De
             )
         )
     await notify_deployment(session, deployment.id)
+    await _audit(session, principal, "deployment.cancel", deployment.id, {}, ip_address)
     await session.flush()
     await session.refresh(deployment)
     return deployment
 
 
 async def rerun_deployment(
-    *, session: AsyncSession, principal: Principal, deployment_id: UUID, settings: Settings
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    deployment_id: UUID,
+    settings: Settings,
+    ip_address: str | None = None,
 ) -> Deployment:
     """A new deployment with the same inputs, to run now."""
     from shipyard.cicd.models import DeploymentCicdMapping
@@ -399,11 +435,18 @@ async def rerun_deployment(
         ],
     )
     return await create_deployment(
-        session=session, principal=principal, data=data, settings=settings, rerun_of=source.id
+        session=session,
+        principal=principal,
+        data=data,
+        settings=settings,
+        rerun_of=source.id,
+        ip_address=ip_address,
     )
 
 
-async def delete_deployment(*, session: AsyncSession, deployment_id: UUID) -> None:
+async def delete_deployment(
+    *, session: AsyncSession, principal: Principal, deployment_id: UUID
+) -> None:
     deployment = await get_deployment(session=session, deployment_id=deployment_id, for_update=True)
     if deployment.status == "in_progress":
         raise Conflict(
@@ -417,6 +460,27 @@ async def delete_deployment(*, session: AsyncSession, deployment_id: UUID) -> No
     ):
         raise Conflict("the deployment is starting; cancel it first", code="deployment_running")
     await session.execute(delete(Deployment).where(Deployment.id == deployment.id))
+    await _audit(session, principal, "deployment.delete", deployment.id, {"name": deployment.name})
+
+
+async def _audit(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    deployment_id: UUID,
+    details: dict[str, Any],
+    ip_address: str | None = None,
+) -> None:
+    await record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        action=action,
+        resource_type="deployment",
+        resource_id=deployment_id,
+        details=details,
+        ip_address=ip_address,
+    )
 
 
 async def list_scripts(*, session: AsyncSession, deployment_id: UUID) -> list[DeploymentScript]:

@@ -568,3 +568,64 @@ async def test_unknown_ref_is_refused_and_an_unreachable_repository_fails_at_che
     assert done["error"].startswith("checkout of the default branch failed")
     messages = [line["message"] for line in await all_logs(client, admin, deployment["id"])]
     assert any("checkout of the default branch failed" in m for m in messages)
+
+
+async def test_every_deployment_action_is_in_the_audit_log(
+    client, admin, script_repo, deploy_hosts, db
+) -> None:
+    from sqlalchemy import select
+
+    from shipyard.accounts.models import AuditEvent
+
+    repo = await script_repo(admin, SCRIPTS)
+    hosts = await deploy_hosts(admin, 1)
+    later = await _in_seconds(client, 600)
+    created = await create(
+        client,
+        admin,
+        body(
+            repo,
+            hosts,
+            ("check.sh", []),
+            schedule="later",
+            scheduled_time=later,
+            environment=[{"name": "API_TOKEN", "value": SECRET, "secret": True}],
+        ),
+    )
+    deployment_id = created["id"]
+    assert (
+        await client.patch(
+            f"/api/v1/deployments/{deployment_id}", headers=admin.headers, json={"name": "renamed"}
+        )
+    ).status_code == 200
+    assert (
+        await client.post(f"/api/v1/deployments/{deployment_id}/cancel", headers=admin.headers)
+    ).status_code == 200
+    rerun = await client.post(f"/api/v1/deployments/{deployment_id}/rerun", headers=admin.headers)
+    assert rerun.status_code == 201
+    assert (
+        await client.delete(f"/api/v1/deployments/{deployment_id}", headers=admin.headers)
+    ).status_code == 204
+    async with db.session(tenant_id=uuid.UUID(admin.tenant_id)) as session:
+        events = (
+            await session.execute(
+                select(
+                    AuditEvent.action,
+                    AuditEvent.resource_id,
+                    AuditEvent.actor_profile_id,
+                    AuditEvent.details,
+                )
+                .where(AuditEvent.resource_type == "deployment")
+                .order_by(AuditEvent.created_at)
+            )
+        ).all()
+    actions = [(action, str(resource)) for action, resource, _, _ in events]
+    assert actions == [
+        ("deployment.create", deployment_id),
+        ("deployment.update", deployment_id),
+        ("deployment.cancel", deployment_id),
+        ("deployment.rerun", rerun.json()["id"]),
+        ("deployment.delete", deployment_id),
+    ]
+    assert all(str(actor) == admin.user_id for _, _, actor, _ in events)
+    assert SECRET not in str([details for *_, details in events])

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Principal
-from shipyard.accounts.service import record_audit
 from shipyard.cicd import service as cicd_service
 from shipyard.deployments import service
 from shipyard.deployments.models import (
@@ -184,14 +183,10 @@ async def download_log(
 async def cancel(
     request: Request, deployment_id: UUID, principal: Runner, session: SessionDep
 ) -> Response:
-    await service.cancel_deployment(session=session, deployment_id=deployment_id)
-    await record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="deployment.cancel",
-        resource_type="deployment",
-        resource_id=deployment_id,
+    await service.cancel_deployment(
+        session=session,
+        principal=principal,
+        deployment_id=deployment_id,
         ip_address=client_ip(request),
     )
     if is_htmx(request):
@@ -210,16 +205,10 @@ async def rerun(
     settings: SettingsDep,
 ) -> Response:
     deployment = await service.rerun_deployment(
-        session=session, principal=principal, deployment_id=deployment_id, settings=settings
-    )
-    await record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="deployment.rerun",
-        resource_type="deployment",
-        resource_id=deployment.id,
-        details={"rerun_of": str(deployment_id)},
+        session=session,
+        principal=principal,
+        deployment_id=deployment_id,
+        settings=settings,
         ip_address=client_ip(request),
     )
     target = f"/deployments/{deployment.id}"

@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Principal
-from shipyard.accounts.service import record_audit
 from shipyard.cicd import service as cicd_service
 from shipyard.cicd.models import CicdJob
 from shipyard.deployments import service
@@ -260,21 +259,11 @@ async def create(
     try:
         async with attempt(session):
             deployment = await service.create_deployment(
-                session=session, principal=principal, data=data, settings=settings
-            )
-            await record_audit(
-                session,
-                tenant_id=principal.tenant_id,
-                actor_id=principal.user_id,
-                action="deployment.create",
-                resource_type="deployment",
-                resource_id=deployment.id,
+                session=session,
+                principal=principal,
+                data=data,
+                settings=settings,
                 ip_address=client_ip(request),
-                details={
-                    "name": deployment.name,
-                    "hosts": len(deployment.host_ids),
-                    "schedule": deployment.schedule,
-                },
             )
     except ShipyardError as exc:
         return await _review(
