@@ -188,6 +188,8 @@ class HostRun:
             )
             await self.event("ERROR", f"[{self.target.label}] {script.name} {error}", script.row_id)
         self.finished.add(script.row_id)
+        # A finished script's output and result outlive a crash of this worker.
+        await self.logs.sync()
         await self.rows.commit(
             script.row_id,
             status=status,

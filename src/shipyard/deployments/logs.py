@@ -92,6 +92,10 @@ class LogWriter:
         self._closed = False
         self._ids = Uuid7Sequence()
         self._task: asyncio.Task[None] | None = None
+        # Flushes run one at a time, so lines are stored (and numbered) in the order written.
+        self._flush_lock = asyncio.Lock()
+        self._stored = asyncio.Condition()
+        self._generation = 0
         self.lines_written = 0
 
     async def __aenter__(self) -> LogWriter:
@@ -132,12 +136,29 @@ class LogWriter:
         return clean
 
     async def flush(self) -> None:
-        while self._pending:
-            batch = [
-                self._pending.popleft() for _ in range(min(self._batch_size, len(self._pending)))
-            ]
-            await self._insert(batch)
-        self._room.set()
+        async with self._flush_lock:
+            while self._pending:
+                batch = [
+                    self._pending.popleft()
+                    for _ in range(min(self._batch_size, len(self._pending)))
+                ]
+                try:
+                    await self._insert(batch)
+                except BaseException:
+                    # Keep the lines for the next attempt rather than lose them.
+                    self._pending.extendleft(reversed(batch))
+                    raise
+            self._room.set()
+
+    async def sync(self) -> None:
+        """Wait until every line written so far is stored; callers at the same time share a flush."""
+        if self._task is None or self._task.done():
+            await self.flush()
+            return
+        async with self._stored:
+            target = self._generation + 1
+            self._wake.set()
+            await self._stored.wait_for(lambda: self._generation >= target)
 
     async def _insert(self, batch: list[LogLine]) -> None:
         # COPY is an order of magnitude faster than INSERT for thousands of lines. PostgreSQL
@@ -177,9 +198,12 @@ class LogWriter:
             try:
                 await self.flush()
             except Exception:
-                # Keep the lines and retry on the next tick rather than lose them.
                 logger.exception("writing deployment logs failed; retrying")
                 await asyncio.sleep(self._flush_interval)
+                continue
+            async with self._stored:
+                self._generation += 1
+                self._stored.notify_all()
 
     async def close(self) -> None:
         self._closed = True
