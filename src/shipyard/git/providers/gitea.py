@@ -27,6 +27,7 @@ from shipyard.git.providers.github import (
     contents_entry,
     contents_file,
     contents_path,
+    github_style_repository,
     last_page,
     tree_blobs,
 )
@@ -84,18 +85,7 @@ class GiteaClient(ProviderClient):
         return await self.collect_repositories("/user/repos", {}, sink)
 
     def repository(self, item: Any) -> RemoteRepository:
-        owner = item.get("owner") if isinstance(item, dict) else None
-        return RemoteRepository(
-            external_id=str(require(item, "id", int, where="repository")),
-            name=require(item, "name", str, where="repository"),
-            owner=optional_str(owner, "login") if isinstance(owner, dict) else None,
-            description=optional_str(item, "description"),
-            url=optional_str(item, "html_url"),
-            clone_url=optional_str(item, "clone_url"),
-            is_private=bool(item.get("private", False)),
-            default_branch=optional_str(item, "default_branch"),
-            language=optional_str(item, "language"),
-        )
+        return github_style_repository(item)
 
     async def branches(self, repo: RepoRef) -> list[Branch]:
         items, _ = await self.paginate(f"/repos/{quote(repo.full_name, safe='/')}/branches", {})

@@ -108,18 +108,7 @@ class GitHubClient(ProviderClient):
         )
 
     def repository(self, item: Any) -> RemoteRepository:
-        owner = item.get("owner") if isinstance(item, dict) else None
-        return RemoteRepository(
-            external_id=str(require(item, "id", int, where="repository")),
-            name=require(item, "name", str, where="repository"),
-            owner=optional_str(owner, "login") if isinstance(owner, dict) else None,
-            description=optional_str(item, "description"),
-            url=optional_str(item, "html_url"),
-            clone_url=optional_str(item, "clone_url"),
-            is_private=bool(item.get("private", False)),
-            default_branch=optional_str(item, "default_branch"),
-            language=optional_str(item, "language"),
-        )
+        return github_style_repository(item)
 
     async def branches(self, repo: RepoRef) -> list[Branch]:
         items, _ = await self.paginate(f"/repos/{repo.full_name}/branches", {})
@@ -191,3 +180,19 @@ def tree_blobs(body: Any) -> list[BlobEntry]:
             )
         )
     return blobs
+
+
+def github_style_repository(item: Any) -> RemoteRepository:
+    """A repository object as GitHub returns it (Gitea's API uses the same fields)."""
+    owner = item.get("owner") if isinstance(item, dict) else None
+    return RemoteRepository(
+        external_id=str(require(item, "id", int, where="repository")),
+        name=require(item, "name", str, where="repository"),
+        owner=optional_str(owner, "login") if isinstance(owner, dict) else None,
+        description=optional_str(item, "description"),
+        url=optional_str(item, "html_url"),
+        clone_url=optional_str(item, "clone_url"),
+        is_private=bool(item.get("private", False)),
+        default_branch=optional_str(item, "default_branch"),
+        language=optional_str(item, "language"),
+    )
