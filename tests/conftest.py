@@ -15,8 +15,9 @@ import pytest
 from cryptography.fernet import Fernet
 
 from shipyard.config import Settings, get_settings
-from shipyard.crypto import reset_keyring_cache
+from shipyard.crypto import load_keyring, reset_keyring_cache
 from shipyard.db import Database
+from shipyard.runtime import Runtime, build_runtime, close_runtime
 from tests.support.api import Account, signup
 from tests.support.postgres import PostgresForTests
 
@@ -76,8 +77,8 @@ def database_url(postgres: PostgresForTests) -> Iterator[str]:
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, pool_size=5)
+async def db(database_url: str, settings: Settings) -> AsyncIterator[Database]:
+    database = Database(database_url, keyring=load_keyring(settings), pool_size=5)
     yield database
     await database.dispose()
 
@@ -88,10 +89,18 @@ def settings(test_settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def runtime(db: Database, settings: Settings) -> AsyncIterator[Runtime]:
+    """The test's runtime: one per test, on its own database, as a process has one."""
+    built = build_runtime(settings, db=db)
+    yield built
+    await close_runtime(built)
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     from shipyard.api import create_app
 
-    app = create_app(settings, db)
+    app = create_app(runtime=runtime)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http

@@ -18,6 +18,7 @@ from shipyard import __version__
 from shipyard.config import Settings, get_settings
 from shipyard.db import Database, resolve_database_url
 from shipyard.errors import ShipyardError
+from shipyard.runtime import Runtime, build_runtime, close_runtime, open_runtime
 from shipyard.schema import head_revision
 
 logger = logging.getLogger(__name__)
@@ -135,26 +136,38 @@ def build_api_router() -> APIRouter:
     return router
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
-    """Build the application; with no ``database`` it opens (or starts) the configured one."""
+def create_app(
+    settings: Settings | None = None,
+    database: Database | None = None,
+    *,
+    runtime: Runtime | None = None,
+) -> FastAPI:
+    """Build the application around ``runtime``.
+
+    With no runtime, the lifespan opens one: on ``database`` when given (tests), otherwise on the
+    configured (or embedded) database, and closes it at shutdown.
+    """
+    if runtime is not None:
+        settings = runtime.settings
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        embedded = None
-        if database is None:
-            url, embedded = resolve_database_url(settings)
-            app.state.db = Database(url)
-        else:
-            app.state.db = database
-        try:
+        if runtime is not None:
             yield
+            return
+        if database is not None:
+            try:
+                yield
+            finally:
+                await close_runtime(app.state.runtime)
+            return
+        url, embedded = resolve_database_url(settings)
+        try:
+            async with open_runtime(settings, database_url=url) as opened:
+                app.state.runtime = opened
+                yield
         finally:
-            broadcaster = getattr(app.state, "log_broadcaster", None)
-            if broadcaster is not None:
-                await broadcaster.stop()
-            if database is None:
-                await app.state.db.dispose()
             if embedded is not None:
                 embedded.stop()
 
@@ -164,9 +177,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         description="Self-hosted deployment control plane.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    if database is not None:
-        app.state.db = database
+    if runtime is not None:
+        app.state.runtime = runtime
+    elif database is not None:
+        # Test clients (ASGI transports) may skip the lifespan: the runtime exists up front.
+        app.state.runtime = build_runtime(settings, db=database)
     install_error_handlers(app)
     app.include_router(build_api_router())
 
@@ -180,7 +195,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @app.get("/readyz", tags=["health"])
     async def readyz(request: Request) -> JSONResponse:
-        db: Database = request.app.state.db
+        db: Database = request.app.state.runtime.db
         try:
             async with db.session(system=True) as session:
                 current = await session.scalar(text("SELECT version_num FROM alembic_version"))

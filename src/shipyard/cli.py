@@ -137,7 +137,7 @@ def user_create(
     from shipyard import schema
     from shipyard.accounts.models import ROLES
     from shipyard.accounts.service import create_user_cli
-    from shipyard.db import Database
+    from shipyard.runtime import open_runtime
 
     if role not in ROLES:
         fail(f"--role must be one of {', '.join(ROLES)}")
@@ -151,10 +151,9 @@ def user_create(
         return
 
     async def create(url: str) -> Any:
-        db = Database(url, pool_size=1)
-        try:
+        async with open_runtime(get_settings(), database_url=url, pool_size=1) as runtime:
             return await create_user_cli(
-                db=db,
+                runtime=runtime,
                 email=email,
                 password=secret,
                 full_name=full_name,
@@ -162,8 +161,6 @@ def user_create(
                 tenant_id=parsed_tenant,
                 role=role,
             )
-        finally:
-            await db.dispose()
 
     def action() -> None:
         with database_url(get_settings()) as url:

@@ -70,6 +70,19 @@ class Settings(BaseSettings):
     worker_lost_after_seconds: float = Field(default=30.0, gt=0)
 
     password_hash_memory_kib: int = Field(default=65536, ge=1024)
+    # Hashes running at once per process; more log-ins wait their turn instead of starving it.
+    password_hash_concurrency: int = Field(default=4, ge=1)
+    user_agent: str = "Shipyard"
+
+    # outbound HTTP
+    # How long Git provider requests retry connection failures, timeouts and 5xx (with backoff);
+    # CI/CD providers use cicd_retry_seconds, which allows for a server restarting.
+    http_retry_seconds: float = Field(default=3.0, ge=0)
+    # How long a CircleCI workflow may wait on an approval job before the step fails.
+    cicd_approval_timeout_seconds: float = Field(default=3600.0, gt=0)
+    # A CI/CD provider whose sync keeps failing is retried after this many minutes, doubled per
+    # consecutive failure up to cicd_sync_interval_minutes (never sooner than this).
+    cicd_sync_retry_minutes: float = Field(default=5.0, gt=0)
 
     log_level: str = "INFO"
 

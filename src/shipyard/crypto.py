@@ -77,6 +77,12 @@ def write_key_file(path: Path, keys: Sequence[str]) -> None:
     tmp.replace(path)
 
 
+def load_keyring(settings: Settings) -> Keyring:
+    """Build the keyring from ``SHIPYARD_SECRET_KEY`` or the data directory's key file."""
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    return _load_keyring(secret, str(settings.data_dir))
+
+
 @lru_cache(maxsize=8)
 def _load_keyring(secret_key: str | None, data_dir: str) -> Keyring:
     if secret_key:
@@ -89,6 +95,7 @@ def _load_keyring(secret_key: str | None, data_dir: str) -> Keyring:
 
 def get_keyring(settings: Settings | None = None) -> Keyring:
     """Return the keyring for ``settings`` (default: the process settings)."""
+    # TODO(runtime): every caller passes the runtime's keyring; the default goes.
     settings = settings or get_settings()
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     return _load_keyring(secret, str(settings.data_dir))

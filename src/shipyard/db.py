@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, SessionTransaction
 
 from shipyard.config import Settings
+from shipyard.crypto import Keyring
+from shipyard.orm import bind_keyring, dialect_keyring
 
 logger = logging.getLogger(__name__)
 
@@ -148,16 +150,23 @@ def set_scope(session: AsyncSession, scope: Scope) -> None:
     session.info["scope"] = scope
 
 
-class Database:
-    """The engine and session factory of one Shipyard database."""
+def session_keyring(session: AsyncSession) -> Keyring:
+    """The keyring of the database ``session`` talks to (for secrets sealed inside JSON)."""
+    return dialect_keyring(session.get_bind().dialect)
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+
+class Database:
+    """The engine, session factory and keyring of one Shipyard database."""
+
+    def __init__(self, url: str, *, keyring: Keyring, pool_size: int = 10) -> None:
         # Importing every model here means a worker that touches one table knows them all.
         from shipyard.models import configure
 
         configure()
         self.url = url
+        self.keyring = keyring
         self.engine = create_engine(url, pool_size=pool_size)
+        bind_keyring(self.engine.sync_engine.dialect, keyring)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager

@@ -1,33 +1,86 @@
-"""FastAPI dependencies: the database, the caller and a tenant-scoped session."""
+"""FastAPI dependencies: the runtime's parts, the caller, the actor and a tenant-scoped session.
+
+Routes take what they need through these aliases; every part comes from the one
+:class:`~shipyard.runtime.Runtime` the application was built with.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import httpx
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shipyard.accounts.passwords import Passwords
 from shipyard.accounts.permissions import Permission
-from shipyard.accounts.principal import Principal
+from shipyard.accounts.principal import Actor, Principal, RequestContext
 from shipyard.accounts.service import authenticate, use_principal
+from shipyard.clock import Clock
 from shipyard.config import Settings
+from shipyard.crypto import Keyring
 from shipyard.db import Database
+from shipyard.deployments.stream import LogBroadcaster
 from shipyard.errors import Unauthorized
+from shipyard.git.browse import TTLCache
+from shipyard.hosts.executor import Executor
+from shipyard.runtime import Runtime
 
 
-def get_db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
-def get_app_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_db(runtime: RuntimeDep) -> Database:
+    return runtime.db
+
+
+def get_app_settings(runtime: RuntimeDep) -> Settings:
+    return runtime.settings
+
+
+def get_executor(runtime: RuntimeDep) -> Executor:
+    return runtime.executor
+
+
+def get_http(runtime: RuntimeDep) -> httpx.AsyncClient:
+    return runtime.http
+
+
+def get_keyring(runtime: RuntimeDep) -> Keyring:
+    return runtime.keyring
+
+
+def get_passwords(runtime: RuntimeDep) -> Passwords:
+    return runtime.passwords
+
+
+def get_browse_cache(runtime: RuntimeDep) -> TTLCache:
+    return runtime.browse_cache
+
+
+def get_broadcaster(runtime: RuntimeDep) -> LogBroadcaster:
+    return runtime.broadcaster
+
+
+def get_clock(runtime: RuntimeDep) -> Clock:
+    return runtime.clock
 
 
 DatabaseDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ExecutorDep = Annotated[Executor, Depends(get_executor)]
+HttpDep = Annotated[httpx.AsyncClient, Depends(get_http)]
+KeyringDep = Annotated[Keyring, Depends(get_keyring)]
+PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
+BrowseCacheDep = Annotated[TTLCache, Depends(get_browse_cache)]
+BroadcasterDep = Annotated[LogBroadcaster, Depends(get_broadcaster)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
 
 
 def bearer_token(request: Request) -> str | None:
@@ -78,3 +131,32 @@ def require(permission: Permission) -> Any:
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def get_request_context(request: Request) -> RequestContext:
+    """Where the request came from, read once (address, user agent, request id)."""
+    return RequestContext(
+        ip_address=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        request_id=request.headers.get("x-request-id"),
+    )
+
+
+RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]
+
+
+def get_actor(principal: CurrentUser, context: RequestContextDep) -> Actor:
+    return Actor(principal=principal, context=context)
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+def acting(permission: Permission) -> Any:
+    """Use as ``Annotated[Actor, acting(Permission.X)]``: the actor, checked for ``permission``."""
+
+    async def checker(actor: ActorDep) -> Actor:
+        actor.require(permission)
+        return actor
+
+    return Depends(checker)

@@ -1,97 +1,137 @@
-"""The procrastinate job engine: app construction, transactional enqueueing, workers."""
+"""The one door to procrastinate: task declarations, transactional enqueueing, named SQL, workers.
+
+No other module imports procrastinate or reads its tables. Domains declare their tasks on a
+:class:`TaskSet` (plain data, no procrastinate object), enqueue with :func:`enqueue` inside their
+own transaction, and use the named statements below for what procrastinate's Python API cannot do
+inside a SQLAlchemy transaction (moving a waiting job, finding the job that holds a queueing
+lock). A fresh procrastinate ``App`` is built from the task sets for each worker, so several apps
+in one process (tests, benchmarks) never share task objects.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import json
-import logging
 import socket
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import procrastinate
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shipyard.config import Settings
-from shipyard.db import Database, to_libpq_url
+from shipyard.db import to_libpq_url
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from shipyard.runtime import Runtime
 
 DEFAULT_QUEUE = "default"
 FINISHED_JOB_RETENTION_HOURS = 72
 
-maintenance = procrastinate.Blueprint()
+
+@dataclass(frozen=True)
+class JobRun:
+    """What a running task knows: the worker's runtime, its own job id and the worker's name."""
+
+    runtime: Runtime
+    job_id: int
+    worker_name: str
+    # Worker-wide objects beyond the runtime (the deployment heartbeats of this worker).
+    extras: Mapping[str, Any] = field(default_factory=dict)
 
 
-@maintenance.periodic(cron="17 * * * *")
-@maintenance.task(
-    name="prune_finished_jobs", pass_context=True, queueing_lock="prune_finished_jobs"
-)
-async def prune_finished_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
+TaskFunction = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    func: TaskFunction
+    queueing_lock: str | None = None
+    # Six-field cron (seconds last, procrastinate's form) for tasks deferred periodically; such a
+    # task receives ``timestamp``, the fire time in epoch seconds.
+    periodic: str | None = None
+
+
+class TaskSet:
+    """One domain's tasks, named ``namespace:name``; registered on each worker's app."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.specs: list[TaskSpec] = []
+
+    def task(
+        self, name: str, *, queueing_lock: str | None = None, periodic: str | None = None
+    ) -> Callable[[TaskFunction], TaskFunction]:
+        """Declare ``func(job: JobRun, **arguments)`` as the task ``namespace:name``."""
+
+        def declare(func: TaskFunction) -> TaskFunction:
+            self.specs.append(
+                TaskSpec(
+                    name=f"{self.namespace}:{name}",
+                    func=func,
+                    queueing_lock=queueing_lock,
+                    periodic=periodic,
+                )
+            )
+            return func
+
+        return declare
+
+
+maintenance = TaskSet("maintenance")
+
+
+@maintenance.task("prune_finished_jobs", queueing_lock="prune_finished_jobs", periodic="17 * * * *")
+async def prune_finished_jobs(job: JobRun, timestamp: int) -> None:
     """Delete finished job rows (periodic sweeps add many) after a few days."""
-    await context.app.job_manager.delete_old_jobs(
-        nb_hours=FINISHED_JOB_RETENTION_HOURS,
-        include_failed=True,
-        include_cancelled=True,
-        include_aborted=True,
-    )
-
-
-def _blueprints() -> dict[str, procrastinate.Blueprint]:
-    """Each domain's tasks, keyed by namespace (task names read ``namespace:task``)."""
-    from shipyard.cicd.tasks import blueprint as cicd_tasks
-    from shipyard.deployments.tasks import blueprint as deployment_tasks
-    from shipyard.git.tasks import blueprint as git_tasks
-    from shipyard.hosts.tasks import blueprint as host_tasks
-
-    return {
-        "deployments": deployment_tasks,
-        "git": git_tasks,
-        "hosts": host_tasks,
-        "cicd": cicd_tasks,
-        "maintenance": maintenance,
-    }
-
-
-def _copy_blueprint(source: procrastinate.Blueprint) -> procrastinate.Blueprint:
-    """A fresh blueprint with the same tasks and periodic schedules.
-
-    procrastinate binds a blueprint's tasks to the first app that loads it (it renames them in
-    place), so every app gets its own copy and the domain modules' declarations stay untouched:
-    several apps in one process (tests, benchmarks) then work, and no module state changes.
-    """
-    copy = procrastinate.Blueprint()
-    copies: dict[int, Any] = {}
-    for name, task in source.tasks.items():
-        options: dict[str, Any] = {
-            "name": name,
-            "aliases": list(task.aliases),
-            "retry": task.retry_strategy or False,
-            "pass_context": task.pass_context,
-            "queue": task.queue,
-            "priority": task.priority,
-            "lock": task.lock,
-            "queueing_lock": task.queueing_lock,
-        }
-        copies[id(task)] = copy.task(**options)(task.func)
-    for periodic in source.periodic_registry.periodic_tasks.values():
-        copy.periodic_registry.register_task(
-            task=copies[id(periodic.task)],
-            cron=periodic.cron,
-            periodic_id=periodic.periodic_id,
-            configure_kwargs=periodic.configure_kwargs,
+    async with job.runtime.db.session(system=True) as session:
+        await session.execute(
+            text(
+                "DELETE FROM procrastinate_jobs WHERE status IN "
+                "('succeeded', 'failed', 'cancelled', 'aborted') AND id IN ("
+                " SELECT job_id FROM procrastinate_events GROUP BY job_id"
+                " HAVING max(at) < now() - make_interval(hours => :hours))"
+            ),
+            {"hours": FINISHED_JOB_RETENTION_HOURS},
         )
-    return copy
 
 
-def create_job_app(database_url: str) -> procrastinate.App:
+def _adapter(spec: TaskSpec) -> Callable[..., Awaitable[Any]]:
+    """procrastinate calls this with its context; our task gets a :class:`JobRun`."""
+
+    @functools.wraps(spec.func)
+    async def run(context: procrastinate.JobContext, **arguments: Any) -> Any:
+        extras = context.additional_context or {}
+        job = context.job
+        assert job.id is not None
+        return await spec.func(
+            JobRun(
+                runtime=extras["runtime"],
+                job_id=job.id,
+                worker_name=context.worker_name or "",
+                extras=extras,
+            ),
+            **arguments,
+        )
+
+    return run
+
+
+def create_job_app(database_url: str, task_sets: Iterable[TaskSet]) -> procrastinate.App:
+    """A procrastinate app with every task of ``task_sets`` registered on it."""
     app = procrastinate.App(
         connector=procrastinate.PsycopgConnector(conninfo=to_libpq_url(database_url))
     )
-    for namespace, blueprint in _blueprints().items():
-        app.add_tasks_from(_copy_blueprint(blueprint), namespace=namespace)
+    for task_set in (*task_sets, maintenance):
+        for spec in task_set.specs:
+            task = app.task(name=spec.name, pass_context=True, queueing_lock=spec.queueing_lock)(
+                _adapter(spec)
+            )
+            if spec.periodic is not None:
+                app.periodic(cron=spec.periodic, periodic_id=spec.name)(task)
     return app
 
 
@@ -134,46 +174,49 @@ async def cancel_job(session: AsyncSession, job_id: int) -> bool:
     return result.scalar_one_or_none() is not None
 
 
+# Named statements on procrastinate's tables, for what its API cannot do in our transaction.
+RESCHEDULE_WAITING_JOB = text(
+    "UPDATE procrastinate_jobs SET scheduled_at = :when "
+    "WHERE id = :job_id AND status = 'todo' RETURNING id"
+)
+WAITING_JOB_WITH_QUEUEING_LOCK = text(
+    "SELECT id FROM procrastinate_jobs WHERE queueing_lock = :lock AND status = 'todo'"
+)
+
+
+async def reschedule_waiting_job(session: AsyncSession, *, job_id: int, when: datetime) -> bool:
+    """Move a job that has not started to ``when``; False when it has started (or is gone)."""
+    moved = await session.execute(RESCHEDULE_WAITING_JOB, {"when": when, "job_id": job_id})
+    return moved.scalar_one_or_none() is not None
+
+
+async def waiting_job_with_queueing_lock(session: AsyncSession, *, lock: str) -> int | None:
+    """The id of the waiting job holding ``lock``, if any (a second request can join it)."""
+    job_id = await session.scalar(WAITING_JOB_WITH_QUEUEING_LOCK, {"lock": lock})
+    return int(job_id) if job_id is not None else None
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}-{id(object()):x}"
 
 
-async def run_worker(
+async def run_job_worker(
+    app: procrastinate.App,
     *,
-    settings: Settings,
-    db: Database,
     concurrency: int,
-    name: str | None = None,
+    name: str,
+    context: Mapping[str, Any],
+    poll_interval: float,
     wait: bool = True,
 ) -> None:
-    """Run a worker on every queue until stopped (or, with ``wait=False``, until idle)."""
-    from shipyard.deployments.heartbeats import DeploymentHeartbeats
-
-    app = create_job_app(db.url)
-    heartbeats = DeploymentHeartbeats(db, interval=settings.worker_heartbeat_seconds)
-    beating = asyncio.create_task(heartbeats.run(), name="deployment-heartbeats")
-    try:
-        async with app.open_async():
-            await app.run_worker_async(
-                concurrency=concurrency,
-                name=name or worker_name(),
-                wait=wait,
-                additional_context={"db": db, "settings": settings, "heartbeats": heartbeats},
-                install_signal_handlers=False,
-                # Scheduled jobs are found by polling; this bounds how late one can start.
-                fetch_job_polling_interval=settings.worker_poll_interval_seconds,
-            )
-    finally:
-        beating.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beating
-
-
-def context_db(context: procrastinate.JobContext) -> Database:
-    db: Database = context.additional_context["db"]
-    return db
-
-
-def context_settings(context: procrastinate.JobContext) -> Settings:
-    settings: Settings = context.additional_context["settings"]
-    return settings
+    """Run ``app``'s worker on every queue until stopped (or, with ``wait=False``, until idle)."""
+    async with app.open_async():
+        await app.run_worker_async(
+            concurrency=concurrency,
+            name=name,
+            wait=wait,
+            additional_context=dict(context),
+            install_signal_handlers=False,
+            # Scheduled jobs are found by polling; this bounds how late one can start.
+            fetch_job_polling_interval=poll_interval,
+        )

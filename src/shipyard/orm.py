@@ -13,7 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.schema import FetchedValue
 from sqlalchemy.types import TypeDecorator
 
-from shipyard.crypto import get_keyring
+from shipyard.crypto import Keyring
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -66,6 +66,23 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = updated_at_column()
 
 
+# The keyring travels with the engine: ``shipyard.db.Database`` puts it on its engine's dialect
+# (each engine has its own dialect object), so two databases in one process can hold different
+# keys and no module-level state decides which key encrypts a column.
+DIALECT_KEYRING_ATTRIBUTE = "shipyard_keyring"
+
+
+def bind_keyring(dialect: Dialect, keyring: Keyring) -> None:
+    setattr(dialect, DIALECT_KEYRING_ATTRIBUTE, keyring)
+
+
+def dialect_keyring(dialect: Dialect) -> Keyring:
+    keyring: Keyring | None = getattr(dialect, DIALECT_KEYRING_ATTRIBUTE, None)
+    if keyring is None:
+        raise RuntimeError("this engine has no keyring: open it through shipyard.db.Database")
+    return keyring
+
+
 class EncryptedText(TypeDecorator[str]):
     """Text stored as Fernet ciphertext; the ORM sees plaintext."""
 
@@ -75,12 +92,12 @@ class EncryptedText(TypeDecorator[str]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return get_keyring().encrypt(str(value))
+        return dialect_keyring(dialect).encrypt(str(value))
 
     def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return get_keyring().decrypt(str(value))
+        return dialect_keyring(dialect).decrypt(str(value))
 
 
 def check_in(column: str, values: tuple[str, ...]) -> str:

@@ -1,4 +1,7 @@
-"""Long-running processes: the HTTP server (with an optional in-process worker) and workers."""
+"""Long-running processes: the HTTP server (with an optional in-process worker) and workers.
+
+Each process builds one :class:`~shipyard.runtime.Runtime` and hands it to everything it runs.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,8 @@ import uvicorn
 
 from shipyard.api import create_app
 from shipyard.config import Settings
-from shipyard.crypto import get_keyring
-from shipyard.db import Database
-from shipyard.jobs import run_worker
+from shipyard.runtime import open_runtime
+from shipyard.worker import run_worker
 
 logger = logging.getLogger(__name__)
 
@@ -29,27 +31,25 @@ async def serve_forever(
     with_worker: bool,
     concurrency: int,
 ) -> None:
-    get_keyring(settings)  # creates the key file on first start, before any secret is stored
-    db = Database(database_url)
-    app = create_app(settings, db)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on"
+    async with open_runtime(settings, database_url=database_url) as runtime:
+        app = create_app(runtime=runtime)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on"
+            )
         )
-    )
-    worker_task = None
-    if with_worker:
-        worker_task = asyncio.create_task(
-            run_worker(settings=settings, db=db, concurrency=concurrency)
-        )
-    try:
-        await server.serve()
-    finally:
-        if worker_task is not None:
-            worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker_task
-        await db.dispose()
+        worker_task = None
+        if with_worker:
+            worker_task = asyncio.create_task(
+                run_worker(runtime=runtime, concurrency=concurrency), name="worker"
+            )
+        try:
+            await server.serve()
+        finally:
+            if worker_task is not None:
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
 
 
 async def work_forever(
@@ -57,17 +57,19 @@ async def work_forever(
 ) -> None:
     # Jobs hold a connection only for short transactions, so a small pool serves many jobs;
     # opening it up front keeps connection start-up out of the first jobs' latency.
-    db = Database(database_url, pool_size=WORKER_POOL_SIZE)
-    await db.warm_up(WORKER_POOL_SIZE)
-    loop = asyncio.get_running_loop()
-    task = asyncio.create_task(
-        run_worker(settings=settings, db=db, concurrency=concurrency, name=name)
-    )
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        await task
-    except asyncio.CancelledError:
-        logger.info("worker stopped")
-    finally:
-        await db.dispose()
+    async with open_runtime(
+        settings,
+        database_url=database_url,
+        pool_size=WORKER_POOL_SIZE,
+        warm_connections=WORKER_POOL_SIZE,
+    ) as runtime:
+        loop = asyncio.get_running_loop()
+        task = asyncio.create_task(
+            run_worker(runtime=runtime, concurrency=concurrency, name=name), name="worker"
+        )
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            logger.info("worker stopped")

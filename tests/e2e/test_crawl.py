@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import BrowserContext
 
+from shipyard.crypto import load_keyring
 from shipyard.db import Database
 from tests.fixtures.git import MakeGitRepo
 from tests.support.browser import LiveServer, api_add_member, api_signup, use_session
@@ -18,7 +19,9 @@ NAVIGATION = ("/", "/repositories", "/hosts", "/deployments", "/cicd", "/setting
 
 @pytest.fixture
 async def server_db(live_server: LiveServer) -> AsyncIterator[Database]:
-    database = Database(live_server.database_url, pool_size=2)
+    database = Database(
+        live_server.database_url, keyring=load_keyring(live_server.settings), pool_size=2
+    )
     yield database
     await database.dispose()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
+from shipyard.crypto import load_keyring
 from shipyard.db import Database
 from tests.support.browser import LiveServer, api_add_member, api_signup, use_session
 from tests.support.browser_seed import append_log, finish, seed_running_deployment
@@ -15,7 +16,9 @@ from tests.support.browser_seed import append_log, finish, seed_running_deployme
 
 @pytest.fixture
 async def server_db(live_server: LiveServer) -> AsyncIterator[Database]:
-    database = Database(live_server.database_url, pool_size=2)
+    database = Database(
+        live_server.database_url, keyring=load_keyring(live_server.settings), pool_size=2
+    )
     yield database
     await database.dispose()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from shipyard.crypto import load_keyring
 from shipyard.db import Database
 from tests.fixtures.git import MakeGitRepo
 from tests.fixtures.web import PHONE_VIEWPORT
@@ -102,7 +103,9 @@ async def test_screenshots_of_the_main_pages(
     target = SCREENSHOT_DIR if os.environ.get("SHIPYARD_SCREENSHOTS") == "1" else tmp_path
     target.mkdir(parents=True, exist_ok=True)
     admin = await api_signup(live_server.url, tenant_name="Harbour Ops")
-    database = Database(live_server.database_url, pool_size=2)
+    database = Database(
+        live_server.database_url, keyring=load_keyring(live_server.settings), pool_size=2
+    )
     try:
         seeded = await populate_tenant(live_server, admin, database, make_git_repo)
     finally:

@@ -15,9 +15,11 @@ from playwright.async_api import Browser, BrowserContext, Playwright
 
 from shipyard.api import create_app
 from shipyard.config import Settings
+from shipyard.crypto import load_keyring
 from shipyard.db import Database
-from shipyard.jobs import run_worker
+from shipyard.runtime import build_runtime, close_runtime
 from shipyard.web.session import SESSION_COOKIE
+from shipyard.worker import run_worker
 from tests.support.api import Account, add_member, signup
 
 CHROMIUM = "/usr/bin/chromium"
@@ -80,9 +82,10 @@ class LiveServer:
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
-        db = Database(self.database_url, pool_size=5)
+        db = Database(self.database_url, keyring=load_keyring(self.settings), pool_size=5)
         self.db = db
-        app = create_app(self.settings, db)
+        runtime = build_runtime(self.settings, db=db)
+        app = create_app(runtime=runtime)
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -97,7 +100,7 @@ class LiveServer:
         worker: asyncio.Task[None] | None = None
         if self.with_worker:
             worker = asyncio.create_task(
-                run_worker(settings=self.settings, db=db, concurrency=4, name=f"web-{self.port}")
+                run_worker(runtime=runtime, concurrency=4, name=f"web-{self.port}")
             )
         serving = asyncio.create_task(server.serve(sockets=[self._socket]))
         for _ in range(int(START_TIMEOUT / 0.02)):
@@ -112,6 +115,7 @@ class LiveServer:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+            await close_runtime(runtime)
             await db.dispose()
 
     async def call(self, make: Callable[[Database], Awaitable[Any]]) -> Any:

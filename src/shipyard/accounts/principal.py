@@ -30,3 +30,35 @@ class Principal:
                 f"your role '{self.role}' does not allow this ({permission.value})",
                 details={"permission": permission.value, "role": self.role},
             )
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Where a request came from, captured once per request (audit rows, throttles)."""
+
+    ip_address: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does an action and from where: passed to every action function, used by its audit."""
+
+    principal: Principal
+    context: RequestContext = RequestContext()
+
+    @property
+    def tenant_id(self) -> UUID:
+        return self.principal.tenant_id
+
+    @property
+    def user_id(self) -> UUID:
+        return self.principal.user_id
+
+    @property
+    def ip_address(self) -> str | None:
+        return self.context.ip_address
+
+    def require(self, permission: Permission) -> None:
+        self.principal.require(permission)

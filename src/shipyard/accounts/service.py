@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import delete, func, select, update
@@ -27,6 +27,9 @@ from shipyard.accounts.tokens import display_prefix, hash_token, new_token
 from shipyard.config import Settings
 from shipyard.db import Database, Scope, set_scope
 from shipyard.errors import Conflict, NotFound, RateLimited, Unauthorized, ValidationFailed
+
+if TYPE_CHECKING:
+    from shipyard.runtime import Runtime
 
 
 def utcnow() -> datetime:
@@ -471,7 +474,7 @@ async def record_audit(
 
 async def create_user_cli(
     *,
-    db: Database,
+    runtime: Runtime,
     email: str,
     password: str,
     full_name: str | None,
@@ -481,7 +484,8 @@ async def create_user_cli(
 ) -> Profile:
     """Create a user from the command line, in a new tenant or an existing one."""
     email = normalise_email(email)
-    async with db.session(system=True) as session:
+    password_hash = await runtime.passwords.hash(password)
+    async with runtime.db.session(system=True) as session:
         if await _email_taken(session, email):
             raise Conflict(f"an account with e-mail {email} already exists", code="email_taken")
         if tenant_id is not None and await session.get(Tenant, tenant_id) is None:
@@ -499,7 +503,7 @@ async def create_user_cli(
             User(
                 id=user_id,
                 email=email,
-                encrypted_password=hash_password(password),
+                encrypted_password=password_hash,
                 full_name=full_name,
             )
         )

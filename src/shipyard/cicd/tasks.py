@@ -4,30 +4,23 @@ from __future__ import annotations
 
 from uuid import UUID
 
-import procrastinate
+from shipyard.cicd.sync import enqueue_due_syncs
+from shipyard.cicd.sync import sync_provider as sync
+from shipyard.jobs import JobRun, TaskSet
 
-from shipyard.jobs import context_db, context_settings
-
-blueprint = procrastinate.Blueprint()
+tasks = TaskSet("cicd")
 
 
-@blueprint.task(name="sync_provider", pass_context=True)
-async def sync_provider(
-    context: procrastinate.JobContext, provider_id: str, tenant_id: str
-) -> None:
-    from shipyard.cicd.sync import sync_provider as sync
-
+@tasks.task("sync_provider")
+async def sync_provider(job: JobRun, provider_id: str, tenant_id: str) -> None:
     await sync(
-        db=context_db(context),
-        settings=context_settings(context),
+        db=job.runtime.db,
+        settings=job.runtime.settings,
         tenant_id=UUID(tenant_id),
         provider_id=UUID(provider_id),
     )
 
 
-@blueprint.periodic(cron="* * * * *")
-@blueprint.task(name="sync_due_providers", pass_context=True, queueing_lock="cicd_sync_due")
-async def sync_due_providers(context: procrastinate.JobContext, timestamp: int) -> None:
-    from shipyard.cicd.sync import enqueue_due_syncs
-
-    await enqueue_due_syncs(db=context_db(context), settings=context_settings(context))
+@tasks.task("sync_due_providers", queueing_lock="cicd_sync_due", periodic="* * * * *")
+async def sync_due_providers(job: JobRun, timestamp: int) -> None:
+    await enqueue_due_syncs(db=job.runtime.db, settings=job.runtime.settings)

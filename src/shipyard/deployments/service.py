@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, delete, func, select, text, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.accounts.principal import Principal
@@ -30,7 +30,7 @@ from shipyard.deployments.schemas import (
 from shipyard.errors import Conflict, NotFound, ProviderError, ServiceUnavailable, ValidationFailed
 from shipyard.git.models import Repository
 from shipyard.hosts.models import Host
-from shipyard.jobs import cancel_job, enqueue
+from shipyard.jobs import cancel_job, enqueue, reschedule_waiting_job
 from shipyard.pagination import paginate
 
 logger = logging.getLogger(__name__)
@@ -328,14 +328,10 @@ async def _reschedule(session: AsyncSession, deployment: Deployment, when: datet
         raise ValidationFailed(
             "scheduled_time must be in the future", field="scheduled_time", code="time_in_past"
         )
-    moved = await session.execute(
-        text(
-            "UPDATE procrastinate_jobs SET scheduled_at = :when "
-            "WHERE id = :job_id AND status = 'todo' RETURNING id"
-        ),
-        {"when": when, "job_id": deployment.job_id},
+    moved = deployment.job_id is not None and await reschedule_waiting_job(
+        session, job_id=deployment.job_id, when=when
     )
-    if moved.scalar_one_or_none() is None:
+    if not moved:
         raise Conflict("the deployment has already started", code="already_started")
     deployment.scheduled_time = when
 

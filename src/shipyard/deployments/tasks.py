@@ -2,37 +2,31 @@
 
 from __future__ import annotations
 
-import procrastinate
+from uuid import UUID
 
-from shipyard.jobs import context_db, context_settings
+from shipyard.deployments.recovery import recover_lost_deployments
+from shipyard.deployments.runner import DeploymentRunner
+from shipyard.jobs import JobRun, TaskSet
 
-blueprint = procrastinate.Blueprint()
+tasks = TaskSet("deployments")
 
 
-@blueprint.task(name="run_deployment", pass_context=True)
-async def run_deployment(
-    context: procrastinate.JobContext, deployment_id: str, tenant_id: str
-) -> None:
-    from uuid import UUID
-
-    from shipyard.deployments.runner import DeploymentRunner
-
+@tasks.task("run_deployment")
+async def run_deployment(job: JobRun, deployment_id: str, tenant_id: str) -> None:
     runner = DeploymentRunner(
-        db=context_db(context),
-        settings=context_settings(context),
+        db=job.runtime.db,
+        settings=job.runtime.settings,
         deployment_id=UUID(deployment_id),
         tenant_id=UUID(tenant_id),
-        worker_id=f"{context.worker_name}#{context.job.id}",
-        heartbeats=context.additional_context["heartbeats"],
+        worker_id=f"{job.worker_name}#{job.job_id}",
+        heartbeats=job.extras["heartbeats"],
+        executor=job.runtime.executor,
     )
     await runner.run()
 
 
-@blueprint.periodic(cron="* * * * * */5")
-@blueprint.task(
-    name="recover_lost_deployments", pass_context=True, queueing_lock="recover_lost_deployments"
+@tasks.task(
+    "recover_lost_deployments", queueing_lock="recover_lost_deployments", periodic="* * * * * */5"
 )
-async def recover_lost(context: procrastinate.JobContext, timestamp: int) -> None:
-    from shipyard.deployments.recovery import recover_lost_deployments
-
-    await recover_lost_deployments(db=context_db(context), settings=context_settings(context))
+async def recover_lost(job: JobRun, timestamp: int) -> None:
+    await recover_lost_deployments(db=job.runtime.db, settings=job.runtime.settings)

@@ -6,59 +6,52 @@ import logging
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-import procrastinate
 from sqlalchemy import delete, or_, select
 
 from shipyard.config import Settings
 from shipyard.db import Database
-from shipyard.jobs import context_db, context_settings
+from shipyard.git.models import GitOAuthState, GitProvider
+from shipyard.git.service import queue_sync
+from shipyard.git.sync import fill_languages as run_fill
+from shipyard.git.sync import sync_provider as run_sync
+from shipyard.jobs import JobRun, TaskSet
 
 logger = logging.getLogger(__name__)
 
-blueprint = procrastinate.Blueprint()
+tasks = TaskSet("git")
 
 
-@blueprint.task(name="sync_provider", pass_context=True)
-async def sync_provider(
-    context: procrastinate.JobContext, tenant_id: str, provider_id: str
-) -> None:
-    from shipyard.git.sync import sync_provider as run_sync
-
+@tasks.task("sync_provider")
+async def sync_provider(job: JobRun, tenant_id: str, provider_id: str) -> None:
     await run_sync(
-        db=context_db(context),
-        settings=context_settings(context),
+        db=job.runtime.db,
+        settings=job.runtime.settings,
         tenant_id=UUID(tenant_id),
         provider_id=UUID(provider_id),
     )
 
 
-@blueprint.task(name="fill_languages", pass_context=True)
+@tasks.task("fill_languages")
 async def fill_languages(
-    context: procrastinate.JobContext, tenant_id: str, provider_id: str, external_ids: list[str]
+    job: JobRun, tenant_id: str, provider_id: str, external_ids: list[str]
 ) -> None:
     """GitLab lists projects without their language: looked up after the sync, in the background."""
-    from shipyard.git.sync import fill_languages as run_fill
-
     await run_fill(
-        db=context_db(context),
-        settings=context_settings(context),
+        db=job.runtime.db,
+        settings=job.runtime.settings,
         tenant_id=UUID(tenant_id),
         provider_id=UUID(provider_id),
         external_ids=external_ids,
     )
 
 
-@blueprint.periodic(cron="* * * * *")
-@blueprint.task(name="sync_stale_providers", pass_context=True, queueing_lock="git-sync-stale")
-async def sync_stale_providers(context: procrastinate.JobContext, timestamp: int) -> None:
-    await queue_stale_syncs(db=context_db(context), settings=context_settings(context))
+@tasks.task("sync_stale_providers", queueing_lock="git-sync-stale", periodic="* * * * *")
+async def sync_stale_providers(job: JobRun, timestamp: int) -> None:
+    await queue_stale_syncs(db=job.runtime.db, settings=job.runtime.settings)
 
 
 async def queue_stale_syncs(*, db: Database, settings: Settings) -> int:
     """Queue a sync for each connected provider not synced within the configured interval."""
-    from shipyard.git.models import GitOAuthState, GitProvider
-    from shipyard.git.service import queue_sync
-
     if settings.git_sync_interval_minutes == 0:
         return 0
     cutoff = datetime.now(UTC) - timedelta(minutes=settings.git_sync_interval_minutes)

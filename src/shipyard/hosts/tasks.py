@@ -6,19 +6,18 @@ import asyncio
 import logging
 from uuid import UUID
 
-import procrastinate
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.hosts.executor import Executor
 from shipyard.hosts.models import Host
-from shipyard.jobs import context_db, context_settings, enqueue
+from shipyard.jobs import JobRun, TaskSet, enqueue, waiting_job_with_queueing_lock
 
 logger = logging.getLogger(__name__)
 
-blueprint = procrastinate.Blueprint()
+tasks = TaskSet("hosts")
 
 TEST_ALL_TASK = "hosts:test_all_hosts"
 
@@ -28,12 +27,9 @@ async def enqueue_test_all(session: AsyncSession, *, tenant_id: UUID) -> tuple[i
     host_ids = (await session.scalars(select(Host.id).where(Host.tenant_id == tenant_id))).all()
     # One waiting run per tenant is enough: a second request joins the queued one.
     lock = f"hosts-test-all-{tenant_id}"
-    queued = await session.scalar(
-        text("SELECT id FROM procrastinate_jobs WHERE queueing_lock = :lock AND status = 'todo'"),
-        {"lock": lock},
-    )
+    queued = await waiting_job_with_queueing_lock(session, lock=lock)
     if queued is not None:
-        return int(queued), len(host_ids)
+        return queued, len(host_ids)
     job_id = await enqueue(
         session, task=TEST_ALL_TASK, args={"tenant_id": str(tenant_id)}, queueing_lock=lock
     )
@@ -71,8 +67,11 @@ async def check_all_hosts(
     return counts
 
 
-@blueprint.task(name="test_all_hosts", pass_context=True)
-async def run_host_tests(context: procrastinate.JobContext, tenant_id: str) -> None:
+@tasks.task("test_all_hosts")
+async def run_host_tests(job: JobRun, tenant_id: str) -> None:
     await check_all_hosts(
-        db=context_db(context), settings=context_settings(context), tenant_id=UUID(tenant_id)
+        db=job.runtime.db,
+        settings=job.runtime.settings,
+        tenant_id=UUID(tenant_id),
+        executor=job.runtime.executor,
     )

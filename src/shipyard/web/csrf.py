@@ -14,8 +14,7 @@ import secrets
 
 from fastapi import Request
 
-from shipyard.config import Settings
-from shipyard.crypto import get_keyring
+from shipyard.crypto import Keyring
 from shipyard.errors import PermissionDenied
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -29,9 +28,9 @@ class CsrfRejected(PermissionDenied):
     code = "csrf_failed"
 
 
-def _key(settings: Settings) -> bytes:
+def _key(keyring: Keyring) -> bytes:
     # Derived from the newest secret key, so rotating keys also retires old CSRF tokens.
-    return hashlib.sha256(b"shipyard-web-csrf|" + get_keyring(settings).keys[0].encode()).digest()
+    return hashlib.sha256(b"shipyard-web-csrf|" + keyring.keys[0].encode()).digest()
 
 
 def session_binding(session_token: str | None) -> str:
@@ -45,17 +44,17 @@ def _mac(key: bytes, nonce: str, binding: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def issue_token(settings: Settings, binding: str) -> str:
+def issue_token(keyring: Keyring, binding: str) -> str:
     nonce = secrets.token_urlsafe(18)
-    return f"{nonce}.{_mac(_key(settings), nonce, binding)}"
+    return f"{nonce}.{_mac(_key(keyring), nonce, binding)}"
 
 
-def is_bound(settings: Settings, token: str | None, binding: str) -> bool:
+def is_bound(keyring: Keyring, token: str | None, binding: str) -> bool:
     """Whether ``token`` was issued by this server for the session ``binding``."""
     if not token or "." not in token:
         return False
     nonce, _, mac = token.partition(".")
-    return hmac.compare_digest(mac, _mac(_key(settings), nonce, binding))
+    return hmac.compare_digest(mac, _mac(_key(keyring), nonce, binding))
 
 
 async def submitted_token(request: Request) -> str | None:
@@ -74,7 +73,7 @@ async def csrf_protect(request: Request) -> None:
     """Router dependency: reject unsafe requests whose token is missing, wrong or foreign."""
     if request.method in SAFE_METHODS:
         return
-    settings: Settings = request.app.state.settings
+    keyring: Keyring = request.app.state.runtime.keyring
     cookie = request.cookies.get(CSRF_COOKIE)
     binding = session_binding(getattr(request.state, "session_token", None))
     sent = await submitted_token(request)
@@ -82,5 +81,5 @@ async def csrf_protect(request: Request) -> None:
         raise CsrfRejected(
             "this form has expired or came from another site; reload the page and try again"
         )
-    if not is_bound(settings, cookie, binding):
+    if not is_bound(keyring, cookie, binding):
         raise CsrfRejected("your session changed since this page was loaded; reload the page")

@@ -28,7 +28,7 @@ def cookie_is_secure(scheme: str, settings: Settings) -> bool:
 def set_session_cookie(
     response: Response, request: Request, token: str, expires_at: datetime | None
 ) -> None:
-    settings: Settings = request.app.state.settings
+    settings: Settings = request.app.state.runtime.settings
     max_age = None
     if expires_at is not None:
         max_age = max(0, int((expires_at - datetime.now(UTC)).total_seconds()))
@@ -44,7 +44,7 @@ def set_session_cookie(
 
 
 def clear_session_cookie(response: Response, request: Request) -> None:
-    settings: Settings = request.app.state.settings
+    settings: Settings = request.app.state.runtime.settings
     response.delete_cookie(
         SESSION_COOKIE,
         path="/",
@@ -79,14 +79,15 @@ class BrowserSessionMiddleware:
         if not page:
             await self.app(scope, receive, send)
             return
-        settings: Settings = scope["app"].state.settings
+        runtime = scope["app"].state.runtime
+        settings: Settings = runtime.settings
         binding = session_binding(token)
         current = connection.cookies.get(CSRF_COOKIE)
-        if current and is_bound(settings, current, binding):
+        if current and is_bound(runtime.keyring, current, binding):
             state["csrf_token"] = current
             await self.app(scope, receive, send)
             return
-        fresh = issue_token(settings, binding)
+        fresh = issue_token(runtime.keyring, binding)
         state["csrf_token"] = fresh
         cookie = Response()
         cookie.set_cookie(

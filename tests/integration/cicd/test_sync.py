@@ -11,7 +11,6 @@ from shipyard.cicd.models import CicdProvider
 from shipyard.cicd.sync import enqueue_due_syncs
 from shipyard.config import Settings
 from shipyard.db import Database
-from shipyard.jobs import run_worker
 from tests.fakes.circleci import FakeCircleCI
 from tests.fakes.github_actions import FakeGitHubActions
 from tests.fakes.jenkins import FakeJenkins, Param
@@ -25,6 +24,7 @@ from tests.fixtures.cicd import (
     sync_jobs,
 )
 from tests.support.api import Account
+from tests.support.runtime import run_worker_until_idle
 
 
 def _param(job: dict, name: str) -> dict:
@@ -293,7 +293,7 @@ async def test_sync_endpoint_queues_a_job_the_worker_runs(
     assert queued.status_code == 202
     assert queued.json()["status"] == "queued"
     assert again.json() == {"status": "already_queued", "job_id": None}
-    await run_worker(settings=settings, db=db, concurrency=1, wait=False)
+    await run_worker_until_idle(settings, db, concurrency=1)
     listed = await client.get("/api/v1/cicd-jobs", headers=admin.headers)
     assert [job["path"] for job in listed.json()["items"]] == ["folder/job-a"]
 
@@ -314,7 +314,7 @@ async def test_periodic_sync_queues_only_providers_that_are_due(
 
     assert await enqueue_due_syncs(db=db, settings=cicd_settings) == 2
     assert await enqueue_due_syncs(db=db, settings=cicd_settings) == 0  # already waiting
-    await run_worker(settings=cicd_settings, db=db, concurrency=2, wait=False)
+    await run_worker_until_idle(cicd_settings, db, concurrency=2)
 
     async with db.session(system=True) as session:
         synced = {p.name: p.last_synced_at for p in await session.scalars(select(CicdProvider))}

@@ -11,7 +11,13 @@ import pytest
 from cryptography.fernet import Fernet
 
 from shipyard.config import Settings
-from shipyard.crypto import Keyring, SecretDecryptionError, get_keyring, reset_keyring_cache
+from shipyard.crypto import (
+    Keyring,
+    SecretDecryptionError,
+    get_keyring,
+    load_keyring,
+    reset_keyring_cache,
+)
 from shipyard.db import Database, to_libpq_url
 from shipyard.rotation import encrypted_columns, rotate_key
 from tests.integration.core.test_isolation import api_operations, concrete_url
@@ -120,7 +126,7 @@ async def test_key_file_rotation_keeps_secrets_readable(
     get_settings.cache_clear()
     reset_keyring_cache()
     try:
-        db = Database(database_url)
+        db = Database(database_url, keyring=load_keyring(get_settings()))
         async with db.session(tenant_id=seeded.tenant_id) as session:
             from shipyard.hosts.models import Host
 

@@ -12,9 +12,9 @@ from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.git.models import GitProvider, ProfileRepositoryPin, Repository
 from shipyard.git.sync import SyncResult, sync_provider
-from shipyard.jobs import run_worker
 from tests.fakes.common import Forge
 from tests.support.api import Account
+from tests.support.runtime import run_worker_until_idle
 
 
 class Fake(Protocol):
@@ -51,7 +51,7 @@ async def run_sync(
 async def drain_jobs(settings: Settings, db: Database) -> None:
     """Run workers until no job is waiting (a job may queue another as it finishes)."""
     for _ in range(10):
-        await run_worker(settings=settings, db=db, concurrency=2, wait=False)
+        await run_worker_until_idle(settings, db, concurrency=2)
         async with db.session(system=True) as session:
             waiting = await session.scalar(
                 text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")

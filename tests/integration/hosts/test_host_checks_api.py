@@ -14,9 +14,9 @@ from shipyard.db import Database
 from shipyard.hosts.executor import Executor
 from shipyard.hosts.models import Host
 from shipyard.hosts.service import build_target, record_fingerprint
-from shipyard.jobs import run_worker
 from tests.fixtures.hosts import HostFactory, host_payload
 from tests.support.api import Account, error_fields
+from tests.support.runtime import run_worker_until_idle
 from tests.support.sshd import PrivateEndpoint, SSHEndpoint, SSHFleet, SSHUsers, free_port
 
 
@@ -175,7 +175,7 @@ async def test_test_all_runs_in_the_background(
     assert queued.status_code == 202 and queued.json()["hosts"] == 5
     repeat = await client.post("/api/v1/hosts/test-all", headers=admin.headers)
     assert repeat.json()["job_id"] == queued.json()["job_id"]  # joins the waiting job
-    await run_worker(settings=settings, db=db, concurrency=1, wait=False)
+    await run_worker_until_idle(settings, db, concurrency=1)
     statuses = {
         item["id"]: item["status"]
         for item in (await client.get("/api/v1/hosts", headers=admin.headers)).json()["items"]

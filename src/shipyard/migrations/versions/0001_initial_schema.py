@@ -8,6 +8,7 @@ Create Date: 2026-11-24 22:22:46.413269
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
@@ -1091,11 +1092,15 @@ def _install_security() -> None:
 
 
 def _install_procrastinate() -> None:
-    """procrastinate's job tables, in the same database so jobs commit with their rows."""
-    from procrastinate.schema import SchemaManager
+    """procrastinate's job tables, in the same database so jobs commit with their rows.
 
+    The schema is frozen here as procrastinate 3.10.0 shipped it (``procrastinate_3_10_0.sql``),
+    so what this migration creates never changes with the installed release; a newer release's
+    SQL migrations arrive as migrations of ours (see docs/decisions.md).
+    """
+    schema_sql = (Path(__file__).parent.parent / "procrastinate_3_10_0.sql").read_text()
     # Through the driver, not text(): the SQL holds colons that text() reads as binds.
-    op.get_bind().exec_driver_sql(SchemaManager.get_schema().replace("%", "%%"))
+    op.get_bind().exec_driver_sql(schema_sql.replace("%", "%%"))
     op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}")
     op.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}")
     op.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {APP_ROLE}")

@@ -1,0 +1,1 @@
+"""Outbound HTTP: the one client and provider-API layer every remote call goes through."""

@@ -1,0 +1,98 @@
+"""The composition root: every long-lived object of one Shipyard process, built in one place.
+
+``serve`` builds a runtime in the application lifespan, ``worker`` (and the worker inside
+``serve``) when it starts, and CLI commands that touch the database around their work. Routes get
+its parts through the ``deps.py`` aliases, jobs through the worker's context
+(``shipyard.jobs.context_runtime``). Nothing here is created lazily by a request, and nothing
+below it reads settings from a global: what a part needs is handed to it from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from shipyard.accounts.passwords import Passwords
+from shipyard.clock import Clock, SystemClock
+from shipyard.config import Settings
+from shipyard.crypto import Keyring, load_keyring
+from shipyard.db import Database
+from shipyard.deployments.stream import LogBroadcaster
+from shipyard.git.browse import TTLCache
+from shipyard.hosts.executor import Executor
+from shipyard.outbound.client import build_http_client
+
+DEFAULT_POOL_SIZE = 10
+
+
+@dataclass(eq=False)
+class Runtime:
+    """The process's shared parts. One per process (tests may build several, one per app)."""
+
+    settings: Settings
+    db: Database
+    keyring: Keyring
+    passwords: Passwords
+    # One executor per process: its connection caps and decrypted-key cache hold across every
+    # deployment and host test this process runs.
+    executor: Executor
+    # One pooled HTTP client for every outbound call (provider APIs, CI/CD servers).
+    http: httpx.AsyncClient
+    # Short-lived answers of repository browsing, shared by this process's requests.
+    browse_cache: TTLCache
+    # One LISTEN connection that wakes every live-log stream this process serves.
+    broadcaster: LogBroadcaster
+    clock: Clock
+
+
+def build_runtime(settings: Settings, *, db: Database, clock: Clock | None = None) -> Runtime:
+    """Assemble the parts around an open ``db``; :func:`close_runtime` releases them."""
+    return Runtime(
+        settings=settings,
+        db=db,
+        keyring=db.keyring,
+        passwords=Passwords(
+            memory_kib=settings.password_hash_memory_kib,
+            max_concurrent=settings.password_hash_concurrency,
+        ),
+        executor=Executor.from_settings(settings),
+        http=build_http_client(settings),
+        browse_cache=TTLCache(settings.git_browse_cache_ttl_seconds),
+        broadcaster=LogBroadcaster(db.url),
+        clock=clock or SystemClock(),
+    )
+
+
+async def close_runtime(runtime: Runtime) -> None:
+    """Stop what the runtime started (not the database: its opener disposes of it)."""
+    await runtime.broadcaster.stop()
+    await runtime.http.aclose()
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    database_url: str | None = None,
+    db: Database | None = None,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    warm_connections: int = 0,
+) -> AsyncIterator[Runtime]:
+    """A runtime for this process; opens the database at ``database_url`` unless given ``db``."""
+    owned: Database | None = None
+    if db is None:
+        if database_url is None:
+            raise ValueError("open_runtime needs a database_url or a db")
+        owned = db = Database(database_url, keyring=load_keyring(settings), pool_size=pool_size)
+        if warm_connections:
+            await db.warm_up(warm_connections)
+    runtime = build_runtime(settings, db=db)
+    try:
+        yield runtime
+    finally:
+        await close_runtime(runtime)
+        if owned is not None:
+            await owned.dispose()
