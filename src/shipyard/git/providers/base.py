@@ -1,9 +1,8 @@
-"""The one interface of Git providers, and the HTTP machinery their clients share."""
+"""The one interface of Git providers; their HTTP goes through :mod:`shipyard.outbound.api`."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -13,9 +12,8 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from shipyard.config import Settings
-from shipyard.errors import NotFound, ProviderError, ShipyardError
+from shipyard.errors import ShipyardError
 from shipyard.git.providers.auth import TokenAuth, TokenSource
-from shipyard.git.providers.ratelimit import RateLimitGate
 from shipyard.git.providers.types import (
     BlobEntry,
     Branch,
@@ -29,22 +27,18 @@ from shipyard.git.providers.types import (
     TokenSet,
     TreeEntry,
 )
+from shipyard.outbound.api import ProviderApi, RetryPolicy, decode_json
+from shipyard.outbound.errors import MalformedResponse
+from shipyard.outbound.ratelimit import RateLimitGate
 
 logger = logging.getLogger(__name__)
 
 # Bounds every pagination loop: 10,000 pages of 100 is a million repositories.
 MAX_PAGES = 10_000
-TRANSIENT_STATUSES = {502, 503, 504}
-TRANSIENT_RETRIES = 3
-TRANSIENT_BACKOFF_SECONDS = 0.5
 
 
 PageHandler = Callable[[int, list[Any]], Awaitable[None]]
 RepositorySink = Callable[[list[RemoteRepository]], Awaitable[None]]
-
-
-class MalformedResponse(ProviderError):
-    code = "malformed_response"
 
 
 class ProviderClient(ABC):
@@ -69,7 +63,18 @@ class ProviderClient(ABC):
         self.settings = settings
         self.server_url = (server_url or self.default_server or "").rstrip("/") or None
         self.auth = TokenAuth(token, scheme=self.auth_scheme) if token is not None else None
-        self.gate = gate or RateLimitGate.from_settings(settings)
+        self.gate = gate or gate_from_settings(settings)
+        self.api = ProviderApi(
+            http,
+            label=urlsplit(self.api_base).netloc,
+            base_url=self.api_base,
+            retry=RetryPolicy(settings.http_retry_seconds),
+            gate=self.gate,
+            headers={"Accept": "application/json"},
+            auth=self.auth,
+            timeout=settings.http_timeout,
+            follow_redirects=True,
+        )
 
     # -- addresses -------------------------------------------------------------------------
     @property
@@ -164,74 +169,24 @@ class ProviderClient(ABC):
         return f"{self.api_base}{path}"
 
     def same_origin(self, url: str) -> bool:
-        ours, theirs = urlsplit(self.api_base), urlsplit(url)
-        return (ours.scheme, ours.netloc) == (theirs.scheme, theirs.netloc)
+        return self.api.same_origin(url)
 
     async def request(
         self, method: str, url: str, *, params: dict[str, Any] | None = None
     ) -> httpx.Response:
-        """Send with auth, waiting out rate limits and retrying transient 5xx; raise on errors."""
-        if not self.same_origin(url):
-            # Never send the token to a host a response pointed us at.
-            raise MalformedResponse(f"the provider pointed to another server ({url})")
-        attempt = transient = 0
-        for _ in range(MAX_PAGES):
-            await self.gate.before_request()
-            try:
-                response = await self.http.request(
-                    method,
-                    url,
-                    params=params,
-                    headers={"Accept": "application/json"},
-                    auth=self.auth if self.auth is not None else httpx.USE_CLIENT_DEFAULT,
-                    timeout=self.settings.http_timeout,
-                    follow_redirects=True,
-                )
-            except httpx.TimeoutException as exc:
-                raise ProviderError(
-                    f"{self.host} did not answer within {self.settings.http_timeout:g} s",
-                    code="provider_timeout",
-                ) from exc
-            except httpx.TransportError as exc:
-                raise ProviderError(
-                    f"cannot reach {self.host}: {type(exc).__name__}", code="provider_unreachable"
-                ) from exc
-            delay = self.gate.retry_delay(response, attempt)
-            if delay is not None:
-                attempt += 1
-                await self.gate.wait(delay, url=_without_query(url))
-                continue
-            if response.status_code in TRANSIENT_STATUSES and transient < TRANSIENT_RETRIES:
-                transient += 1
-                await asyncio.sleep(TRANSIENT_BACKOFF_SECONDS * transient)
-                continue
-            if response.status_code >= 400:
-                raise self.error_for(response)
-            return response
-        raise ProviderError(f"{self.host} kept asking to retry", code="provider_unavailable")
+        """Send with auth through the shared provider-API layer; raise our error on failure."""
+        return await self.api.request(method, url, params=params)
 
     @property
     def host(self) -> str:
-        return urlsplit(self.api_base).netloc
+        return self.api.host
 
     async def get_json(self, path_or_url: str, params: dict[str, Any] | None = None) -> Any:
         url = path_or_url if "://" in path_or_url else self.url(path_or_url)
-        return decode_json(await self.request("GET", url, params=params))
+        return decode_json(await self.request("GET", url, params=params), self.host)
 
     def error_for(self, response: httpx.Response) -> ShipyardError:
-        message = error_message(response)
-        status = response.status_code
-        if status == 401:
-            return ProviderError(
-                f"{self.host} refused the token: {message}", code="provider_unauthorized"
-            )
-        if status == 403:
-            return ProviderError(
-                f"{self.host} refused access: {message}", code="provider_forbidden"
-            )
-        if status == 404:
-            return NotFound(f"not found at {self.host}: {message}", code="upstream_not_found")
-        return ProviderError(f"{self.host} answered {status}: {message}")
+        return self.api.error_for(response)
 
     # -- pagination ------------------------------------------------------------------------
     def page_params(self, page: int) -> dict[str, Any]:
@@ -311,20 +266,6 @@ class ProviderClient(ABC):
         return {page: task.result() for page, task in tasks.items()}
 
 
-def _without_query(url: str) -> str:
-    return url.split("?", 1)[0]
-
-
-def decode_json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedResponse(
-            f"{response.url.host} sent a response that is not JSON "
-            f"(status {response.status_code}, {response.headers.get('content-type', 'no type')})"
-        ) from exc
-
-
 def page_items(response: httpx.Response) -> list[Any]:
     body = decode_json(response)
     if not isinstance(body, list):
@@ -334,21 +275,13 @@ def page_items(response: httpx.Response) -> list[Any]:
     return body
 
 
-def error_message(response: httpx.Response) -> str:
-    """The provider's own explanation: ``message`` (GitHub, GitLab, Gitea) or OAuth ``error``."""
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        text = response.text.strip()
-        return text[:200] or response.reason_phrase
-    if isinstance(body, dict):
-        for key in ("message", "error_description", "error"):
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                return value
-            if isinstance(value, dict | list) and value:
-                return json.dumps(value)[:200]
-    return response.reason_phrase
+def gate_from_settings(settings: Settings) -> RateLimitGate:
+    """The rate-limit budget of a background sync (browsing uses a shorter one)."""
+    return RateLimitGate(
+        max_wait=settings.git_rate_limit_max_wait_seconds,
+        total_wait=settings.git_rate_limit_total_wait_seconds,
+        backoff=settings.git_rate_limit_backoff_seconds,
+    )
 
 
 def require(item: Any, key: str, kind: type | tuple[type, ...], *, where: str) -> Any:
@@ -374,10 +307,13 @@ __all__ = [
     "OAuthClient",
     "PageHandler",
     "ProviderClient",
+    "RateLimitGate",
     "RemoteRepository",
     "RemoteUser",
     "RepoRef",
     "RepositorySink",
     "TokenSet",
     "TreeEntry",
+    "decode_json",
+    "gate_from_settings",
 ]

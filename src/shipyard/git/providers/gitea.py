@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 import httpx
 
@@ -29,8 +28,10 @@ from shipyard.git.providers.github import (
     contents_path,
     github_style_repository,
     last_page,
+    repo_path,
     tree_blobs,
 )
+from shipyard.outbound.api import segment
 
 # Gitea's default MAX_RESPONSE_ITEMS; larger limits are silently cut to it.
 GITEA_PAGE_SIZE = 50
@@ -88,7 +89,7 @@ class GiteaClient(ProviderClient):
         return github_style_repository(item)
 
     async def branches(self, repo: RepoRef) -> list[Branch]:
-        items, _ = await self.paginate(f"/repos/{quote(repo.full_name, safe='/')}/branches", {})
+        items, _ = await self.paginate(f"{repo_path(repo)}/branches", {})
         return [
             Branch(
                 name=require(item, "name", str, where="branch"),
@@ -105,7 +106,7 @@ class GiteaClient(ProviderClient):
 
     async def blobs(self, repo: RepoRef, *, ref: str) -> list[BlobEntry]:
         # Gitea pages recursive trees and says so with "truncated".
-        url = f"/repos/{quote(repo.full_name, safe='/')}/git/trees/{quote(ref, safe='')}"
+        url = f"{repo_path(repo)}/git/trees/{segment(ref)}"
         blobs: list[BlobEntry] = []
         for page in range(1, MAX_PAGES + 1):
             body = await self.get_json(

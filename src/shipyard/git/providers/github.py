@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -26,6 +26,7 @@ from shipyard.git.providers.base import (
     optional_str,
     require,
 )
+from shipyard.outbound.api import segment, segments
 
 GITHUB_API = "https://api.github.com"
 GITHUB_WEB = "https://github.com"
@@ -49,11 +50,16 @@ def last_page(response: httpx.Response) -> int | None:
         return None
 
 
+def repo_path(repo: RepoRef) -> str:
+    """``/repos/{owner}/{name}`` with each segment quoted (GitHub and Gitea)."""
+    return f"/repos/{segments(repo.full_name)}"
+
+
 def contents_path(repo: RepoRef, path: str) -> str:
     """``/repos/{owner}/{name}/contents[/{path}]`` (GitHub and Gitea)."""
     clean = path.strip("/")
-    suffix = f"/{quote(clean, safe='/')}" if clean else ""
-    return f"/repos/{quote(repo.full_name, safe='/')}/contents{suffix}"
+    suffix = f"/{segments(clean)}" if clean else ""
+    return f"{repo_path(repo)}/contents{suffix}"
 
 
 def decode_content(item: dict[str, Any], *, where: str) -> bytes:
@@ -111,7 +117,7 @@ class GitHubClient(ProviderClient):
         return github_style_repository(item)
 
     async def branches(self, repo: RepoRef) -> list[Branch]:
-        items, _ = await self.paginate(f"/repos/{repo.full_name}/branches", {})
+        items, _ = await self.paginate(f"{repo_path(repo)}/branches", {})
         return [
             Branch(
                 name=require(item, "name", str, where="branch"),
@@ -128,7 +134,7 @@ class GitHubClient(ProviderClient):
 
     async def blobs(self, repo: RepoRef, *, ref: str) -> list[BlobEntry]:
         body = await self.get_json(
-            f"/repos/{repo.full_name}/git/trees/{quote(ref, safe='')}", {"recursive": "1"}
+            f"{repo_path(repo)}/git/trees/{segment(ref)}", {"recursive": "1"}
         )
         return tree_blobs(body)
 

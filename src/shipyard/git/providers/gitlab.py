@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 import httpx
 
@@ -27,6 +26,7 @@ from shipyard.git.providers.base import (
     require,
 )
 from shipyard.git.providers.github import decode_content
+from shipyard.outbound.api import segment
 
 GITLAB_COM = "https://gitlab.com"
 TREE_TYPES: dict[str, EntryType] = {"tree": "dir", "blob": "file", "commit": "submodule"}
@@ -118,7 +118,7 @@ class GitLabClient(ProviderClient):
 
         async def one(external_id: str) -> tuple[str, str | None]:
             async with semaphore:
-                body = await self.get_json(f"/projects/{external_id}/languages")
+                body = await self.get_json(f"/projects/{segment(external_id)}/languages")
             if not isinstance(body, dict):
                 raise MalformedResponse("the provider's languages answer is not an object")
             shares = {k: v for k, v in body.items() if isinstance(v, int | float)}
@@ -132,7 +132,7 @@ class GitLabClient(ProviderClient):
         return dict(task.result() for task in tasks)
 
     def _project(self, repo: RepoRef) -> str:
-        return f"/projects/{quote(repo.external_id, safe='')}"
+        return f"/projects/{segment(repo.external_id)}"
 
     async def branches(self, repo: RepoRef) -> list[Branch]:
         items, _ = await self.paginate(f"{self._project(repo)}/repository/branches", {})
@@ -183,7 +183,7 @@ class GitLabClient(ProviderClient):
         clean = path.strip("/")
         if not clean:
             raise ValidationFailed("a file path is required", field="path")
-        url = self.url(f"{self._project(repo)}/repository/files/{quote(clean, safe='')}")
+        url = self.url(f"{self._project(repo)}/repository/files/{segment(clean)}")
         # HEAD first: the size header tells whether the content is worth downloading.
         head = await self.request("HEAD", url, params={"ref": ref})
         size_header = head.headers.get("x-gitlab-size", "")

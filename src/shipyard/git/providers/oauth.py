@@ -6,9 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import httpx
-
 from shipyard.errors import ProviderError
+from shipyard.outbound.api import ProviderApi, RetryPolicy
 
 if TYPE_CHECKING:
     from shipyard.git.providers.base import OAuthClient, ProviderClient, TokenSet
@@ -31,18 +30,21 @@ async def token_request(
     from shipyard.git.providers.base import TokenSet
 
     form = {**grant, "client_id": client.client_id, "client_secret": client.client_secret}
-    try:
-        response = await provider.http.post(
-            provider.token_endpoint,
-            data=form,
-            # GitHub answers form-encoded unless asked for JSON.
-            headers={"Accept": "application/json"},
-            timeout=provider.settings.http_timeout,
-        )
-    except httpx.TransportError as exc:
-        raise ProviderError(
-            f"cannot reach {provider.host}: {type(exc).__name__}", code="provider_unreachable"
-        ) from exc
+    # The token endpoint is on the web origin, not the API's, and takes no access token.
+    web = ProviderApi(
+        provider.http,
+        label=provider.host,
+        base_url=provider.token_endpoint,
+        retry=RetryPolicy(provider.settings.http_retry_seconds),
+        # GitHub answers form-encoded unless asked for JSON.
+        headers={"Accept": "application/json"},
+        secrets=(client.client_secret, grant.get("code"), grant.get("refresh_token")),
+        timeout=provider.settings.http_timeout,
+    )
+    # Refusals are answered with 4xx (or GitHub's 200 with "error"): read them below.
+    response = await web.request(
+        "POST", provider.token_endpoint, data=form, passthrough=range(400, 500)
+    )
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -9,7 +9,7 @@ from email.utils import formatdate
 import httpx
 import pytest
 
-from shipyard.git.providers.ratelimit import (
+from shipyard.outbound.ratelimit import (
     RateLimitExhausted,
     RateLimitGate,
     is_rate_limited,
