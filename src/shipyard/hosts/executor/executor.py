@@ -16,7 +16,7 @@ from shipyard.errors import HostError
 from shipyard.hosts.executor import errors
 from shipyard.hosts.executor.base import HostConnection, HostStatus, HostTarget, ProbeResult
 from shipyard.hosts.executor.local import LocalHostConnection
-from shipyard.hosts.executor.runner import utcnow
+from shipyard.hosts.executor.processes import utcnow
 from shipyard.hosts.executor.ssh import import_key, open_ssh
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from shipyard.hosts.executor import commands, errors
 from shipyard.hosts.executor.base import HostTarget
-from shipyard.hosts.executor.runner import ProcessConnection, StartedProcess
+from shipyard.hosts.executor.processes import ProcessConnection, StartedProcess
 from shipyard.hosts.executor.streams import ByteReader
 
 SHELL = "/bin/sh"

@@ -17,7 +17,7 @@ import asyncssh
 from shipyard.errors import HostError
 from shipyard.hosts.executor import commands, errors
 from shipyard.hosts.executor.base import HostTarget
-from shipyard.hosts.executor.runner import ProcessConnection, StartedProcess
+from shipyard.hosts.executor.processes import ProcessConnection, StartedProcess
 from shipyard.hosts.executor.streams import ByteReader
 
 KeyLoader = Callable[[str, str | None], Awaitable[asyncssh.SSHKey]]
