@@ -5,12 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.fakes.jenkins import Param, Script
+import httpx
+
+from shipyard.config import Settings
+from shipyard.db import Database
+from tests.fakes.jenkins import FakeJenkins, Param, Script
 from tests.fixtures.cicd import create_provider, jenkins_body, sync_jobs
+from tests.fixtures.deployments import HostsFactory, ScriptRepoFactory, WaitForStatus, WorkerControl
 from tests.integration.deployments.conftest import SCRIPTS
 from tests.integration.deployments.test_run import all_logs, create
+from tests.support.api import Account
 
-FAST = {
+FAST: dict[str, Any] = {
     "cicd_poll_interval_seconds": 0.02,
     "cicd_queue_timeout_seconds": 5.0,
     "cicd_retry_seconds": 1.0,
@@ -30,7 +36,13 @@ def failing(params: dict[str, str]) -> Script:
 
 
 async def jenkins_job(
-    client, admin, db, settings, jenkins_fake, *, fail: bool = False
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    jenkins_fake: FakeJenkins,
+    *,
+    fail: bool = False,
 ) -> dict[str, Any]:
     jenkins_fake.add_job(
         "team/app/deploy",
@@ -47,7 +59,15 @@ async def jenkins_job(
 
 
 async def test_ci_step_then_host_scripts_succeeds_with_build_link_and_console(
-    client, admin, db, settings, jenkins_fake, script_repo, deploy_hosts, worker, wait_for_status
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    jenkins_fake: FakeJenkins,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
 ) -> None:
     job = await jenkins_job(client, admin, db, settings, jenkins_fake)
     repo = await script_repo(admin, SCRIPTS)
@@ -88,7 +108,15 @@ async def test_ci_step_then_host_scripts_succeeds_with_build_link_and_console(
 
 
 async def test_failed_build_fails_the_deployment_and_scripts_never_run(
-    client, admin, db, settings, jenkins_fake, script_repo, deploy_hosts, worker, wait_for_status
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    jenkins_fake: FakeJenkins,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
 ) -> None:
     job = await jenkins_job(client, admin, db, settings, jenkins_fake, fail=True)
     repo = await script_repo(admin, SCRIPTS)
@@ -117,7 +145,13 @@ async def test_failed_build_fails_the_deployment_and_scripts_never_run(
 
 
 async def test_ci_only_deployment_after_stage_and_parameter_validation(
-    client, admin, db, settings, jenkins_fake, worker, wait_for_status
+    client: httpx.AsyncClient,
+    admin: Account,
+    db: Database,
+    settings: Settings,
+    jenkins_fake: FakeJenkins,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
 ) -> None:
     job = await jenkins_job(client, admin, db, settings, jenkins_fake)
     bad = await client.post(

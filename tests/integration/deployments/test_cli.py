@@ -7,14 +7,19 @@ import os
 import sys
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
+from shipyard.config import Settings
+from shipyard.db import Database
+from tests.fixtures.deployments import HostsFactory, ScriptRepoFactory, WorkerControl
 from tests.integration.deployments.conftest import SCRIPTS
+from tests.support.api import Account
 from tests.support.live_server import serve
 
 
 @pytest.fixture
-async def base_url(db, settings) -> AsyncIterator[str]:
+async def base_url(db: Database, settings: Settings) -> AsyncIterator[str]:
     async with serve(db, settings) as url:
         yield url
 
@@ -36,7 +41,12 @@ async def cli(base_url: str, token: str, *args: str) -> tuple[int, str]:
 
 
 async def test_create_wait_follows_the_log_and_exits_with_the_outcome(
-    client, admin, script_repo, deploy_hosts, worker, base_url
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    base_url: str,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     good = await deploy_hosts(admin, 1)
@@ -100,7 +110,9 @@ async def test_create_wait_follows_the_log_and_exits_with_the_outcome(
     assert rerun_code == 2 and "re-run of" in rerun
 
 
-async def test_cli_errors_are_one_line_and_nonzero(client, admin, base_url) -> None:
+async def test_cli_errors_are_one_line_and_nonzero(
+    client: httpx.AsyncClient, admin: Account, base_url: str
+) -> None:
     token = (
         await client.post("/api/v1/auth/tokens", headers=admin.headers, json={"name": "cli"})
     ).json()["token"]

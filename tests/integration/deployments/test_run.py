@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import psycopg
 
-from shipyard.db import to_libpq_url
+from shipyard.config import Settings
+from shipyard.db import Database, to_libpq_url
+from tests.fixtures.deployments import HostsFactory, ScriptRepoFactory, WaitForStatus, WorkerControl
 from tests.integration.deployments.conftest import SCRIPTS
 from tests.support.api import Account, add_member
 
@@ -34,7 +36,8 @@ async def create(
 ) -> dict[str, Any]:
     response = await client.post("/api/v1/deployments", headers=account.headers, json=payload)
     assert response.status_code == 201, response.text
-    return response.json()
+    created: dict[str, Any] = response.json()
+    return created
 
 
 async def all_logs(
@@ -62,7 +65,13 @@ def remote_processes(marker: str) -> list[str]:
 
 
 async def test_success_on_several_hosts_with_args_env_and_secret(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status, database_url
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
+    database_url: str,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     assert "tools/never.txt" not in repo.scripts and "chatty.py" in repo.scripts
@@ -113,7 +122,12 @@ async def test_success_on_several_hosts_with_args_env_and_secret(
 
 
 async def test_one_failing_host_makes_it_partial_and_stops_that_hosts_sequence(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     good = await deploy_hosts(admin, 2)
@@ -138,7 +152,12 @@ async def test_one_failing_host_makes_it_partial_and_stops_that_hosts_sequence(
 
 
 async def test_unreachable_host_fails_with_a_clear_message(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 1)
@@ -157,7 +176,12 @@ async def test_unreachable_host_fails_with_a_clear_message(
 
 
 async def test_stop_on_first_failure_skips_the_remaining_hosts(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     bad = await deploy_hosts(admin, 1, name=f"bad-{uuid.uuid4().hex[:6]}")
@@ -181,7 +205,12 @@ async def test_stop_on_first_failure_skips_the_remaining_hosts(
 
 
 async def test_rolling_batches_abort_past_the_failure_threshold(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     first = await deploy_hosts(admin, 1)
@@ -213,7 +242,12 @@ async def test_rolling_batches_abort_past_the_failure_threshold(
 
 
 async def test_timeout_fails_the_script_and_stops_the_remote_process(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 1)
@@ -247,7 +281,12 @@ async def test_timeout_fails_the_script_and_stops_the_remote_process(
 
 
 async def test_cancel_a_running_deployment_kills_remote_processes(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 2)
@@ -281,7 +320,13 @@ async def test_cancel_a_running_deployment_kills_remote_processes(
 
 
 async def test_cancel_while_pending_or_scheduled_never_runs(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status, database_url
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
+    database_url: str,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 1)
@@ -319,7 +364,12 @@ async def _in_seconds(client: httpx.AsyncClient, seconds: float) -> str:
 
 
 async def test_scheduled_deployment_starts_on_time_and_can_be_rescheduled(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
 ) -> None:
     from datetime import datetime
 
@@ -353,7 +403,12 @@ async def test_scheduled_deployment_starts_on_time_and_can_be_rescheduled(
 
 
 async def test_scheduled_deployment_survives_a_worker_restart(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 1)
@@ -382,7 +437,12 @@ async def test_scheduled_deployment_survives_a_worker_restart(
 
 
 async def test_rerun_runs_the_same_inputs_again(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 1)
@@ -410,7 +470,12 @@ async def test_rerun_runs_the_same_inputs_again(
 
 
 async def test_delete_only_when_not_running(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 1)
@@ -431,7 +496,11 @@ async def test_delete_only_when_not_running(
 
 
 async def test_create_validation_names_the_field(
-    client, admin, other_admin, script_repo, deploy_hosts
+    client: httpx.AsyncClient,
+    admin: Account,
+    other_admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 1)
@@ -464,7 +533,11 @@ async def test_create_validation_names_the_field(
 
 
 async def test_local_hosts_are_refused_unless_enabled(
-    client, admin, script_repo, db, settings
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    db: Database,
+    settings: Settings,
 ) -> None:
     from shipyard.hosts.models import Host
 
@@ -489,7 +562,11 @@ async def test_local_hosts_are_refused_unless_enabled(
 
 
 async def test_viewer_cannot_create_or_cancel_and_other_tenants_see_nothing(
-    client, admin, other_admin, script_repo, deploy_hosts
+    client: httpx.AsyncClient,
+    admin: Account,
+    other_admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 1)
@@ -524,7 +601,13 @@ async def test_viewer_cannot_create_or_cancel_and_other_tenants_see_nothing(
 
 
 async def test_unknown_ref_is_refused_and_an_unreachable_repository_fails_at_checkout(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status, db
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
+    db: Database,
 ) -> None:
     from shipyard.git.models import Repository
 
@@ -571,7 +654,11 @@ async def test_unknown_ref_is_refused_and_an_unreachable_repository_fails_at_che
 
 
 async def test_every_deployment_action_is_in_the_audit_log(
-    client, admin, script_repo, deploy_hosts, db
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    db: Database,
 ) -> None:
     from sqlalchemy import select
 

@@ -18,6 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from shipyard.config import Settings
+from shipyard.db import Database
+from tests.fixtures.deployments import HostsFactory, ScriptRepoFactory, WaitForStatus, WorkerControl
 from tests.integration.deployments.conftest import SCRIPTS
 from tests.integration.deployments.test_run import all_logs, body, create, remote_processes
 from tests.support.api import Account
@@ -25,7 +28,7 @@ from tests.support.live_server import serve
 
 
 @pytest.fixture
-async def base_url(db, settings) -> AsyncIterator[str]:
+async def base_url(db: Database, settings: Settings) -> AsyncIterator[str]:
     async with serve(db, settings) as url:
         yield url
 
@@ -70,7 +73,13 @@ async def read_events(
 
 
 async def test_stream_follows_live_and_resumes_without_gaps_or_duplicates(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status, base_url
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
+    base_url: str,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 2)
@@ -89,7 +98,13 @@ async def test_stream_follows_live_and_resumes_without_gaps_or_duplicates(
 
 
 async def test_stream_of_a_finished_deployment_replays_and_ends(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status, base_url
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
+    base_url: str,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 1)
@@ -107,7 +122,13 @@ async def test_stream_of_a_finished_deployment_replays_and_ends(
 
 
 async def test_worker_killed_mid_run_is_detected_and_nothing_runs_twice(
-    client, admin, script_repo, deploy_hosts, worker, wait_for_status, database_url
+    client: httpx.AsyncClient,
+    admin: Account,
+    script_repo: ScriptRepoFactory,
+    deploy_hosts: HostsFactory,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
+    database_url: str,
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 2)
