@@ -1,15 +1,21 @@
-"""Routes: auth (sign-up, log-in, log-out, tokens), me, and tenant members."""
+"""Routes: auth (sign-up, log-in, log-out, tokens), me, and tenant members.
+
+Each route parses its input, calls the one function of its action in
+:mod:`shipyard.accounts.service` or :mod:`shipyard.accounts.flows`, and renders the answer.
+Routes that hash or check a password take the runtime, never a ``SessionDep``: a pooled
+connection must not wait on argon2.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 
-from shipyard.accounts import service
+from shipyard.accounts import flows, service
 from shipyard.accounts.permissions import Permission
-from shipyard.accounts.principal import Principal
+from shipyard.accounts.principal import Actor
 from shipyard.accounts.schemas import (
     ApiTokenCreate,
     ApiTokenCreated,
@@ -25,59 +31,47 @@ from shipyard.accounts.schemas import (
     TenantRead,
     TenantUpdate,
 )
-from shipyard.deps import CurrentUser, DatabaseDep, SessionDep, SettingsDep, client_ip, require
+from shipyard.deps import (
+    ActorDep,
+    CurrentUser,
+    RequestContextDep,
+    RuntimeDep,
+    SessionDep,
+    acting,
+)
 
 router = APIRouter()
 
+MemberManager = Annotated[Actor, acting(Permission.MANAGE_MEMBERS)]
+TokenOwner = Annotated[Actor, acting(Permission.MANAGE_OWN_TOKENS)]
 
-async def _session_read(
-    db: DatabaseDep, issued: service.IssuedToken, profile_id: UUID
-) -> SessionRead:
-    async with db.session(tenant_id=issued.record.tenant_id, user_id=profile_id) as session:
-        principal = Principal(
-            user_id=profile_id, tenant_id=issued.record.tenant_id, role="viewer", email=""
-        )
-        me = await service.get_me(session=session, principal=principal)
-    assert issued.record.expires_at is not None
-    return SessionRead(access_token=issued.token, expires_at=issued.record.expires_at, user=me)
+
+def _session_read(opened: service.OpenedSession) -> SessionRead:
+    return SessionRead(access_token=opened.token, expires_at=opened.expires_at, user=opened.me)
 
 
 @router.post(
     "/auth/signup", response_model=SessionRead, status_code=status.HTTP_201_CREATED, tags=["auth"]
 )
-async def signup(data: SignupRequest, db: DatabaseDep, settings: SettingsDep) -> SessionRead:
+async def signup(
+    data: SignupRequest, runtime: RuntimeDep, context: RequestContextDep
+) -> SessionRead:
     """Create an account, its tenant and an admin profile; returns a session token."""
-    issued, profile = await service.signup(db=db, data=data, settings=settings)
-    return await _session_read(db, issued, profile.id)
+    return _session_read(await flows.signup(runtime=runtime, data=data, context=context))
 
 
 @router.post("/auth/login", response_model=SessionRead, tags=["auth"])
-async def login(
-    data: LoginRequest, request: Request, db: DatabaseDep, settings: SettingsDep
-) -> SessionRead:
-    issued, profile = await service.login(
-        db=db,
-        email=data.email,
-        password=data.password,
-        ip_address=client_ip(request),
-        settings=settings,
+async def login(data: LoginRequest, runtime: RuntimeDep, context: RequestContextDep) -> SessionRead:
+    opened = await flows.login(
+        runtime=runtime, email=data.email, password=data.password, context=context
     )
-    return await _session_read(db, issued, profile.id)
+    return _session_read(opened)
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
-async def logout(principal: CurrentUser, session: SessionDep) -> Response:
+async def logout(actor: ActorDep, session: SessionDep) -> Response:
     """Revoke the token this request was made with."""
-    if principal.token_id is not None:
-        from sqlalchemy import update
-
-        from shipyard.accounts.models import ApiToken
-
-        await session.execute(
-            update(ApiToken)
-            .where(ApiToken.id == principal.token_id)
-            .values(revoked_at=service.utcnow())
-        )
+    await service.logout(session=session, actor=actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -94,37 +88,18 @@ async def list_tokens(principal: CurrentUser, session: SessionDep) -> list[ApiTo
     tags=["auth"],
 )
 async def create_token(
-    data: ApiTokenCreate,
-    principal: Annotated[Principal, require(Permission.MANAGE_OWN_TOKENS)],
-    session: SessionDep,
+    data: ApiTokenCreate, actor: TokenOwner, session: SessionDep
 ) -> ApiTokenCreated:
     """Create a personal API token for automation; the token is shown only here."""
-    issued = await service.create_personal_token(session=session, principal=principal, data=data)
-    await service.record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="token.create",
-        resource_type="api_token",
-        resource_id=issued.record.id,
-        details={"name": data.name},
-    )
+    issued = await service.create_token(session=session, actor=actor, data=data)
     return ApiTokenCreated(
         **ApiTokenRead.model_validate(issued.record).model_dump(), token=issued.token
     )
 
 
 @router.delete("/auth/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
-async def revoke_token(token_id: UUID, principal: CurrentUser, session: SessionDep) -> Response:
-    await service.revoke_token(session=session, principal=principal, token_id=token_id)
-    await service.record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="token.revoke",
-        resource_type="api_token",
-        resource_id=token_id,
-    )
+async def revoke_token(token_id: UUID, actor: ActorDep, session: SessionDep) -> Response:
+    await service.revoke_token(session=session, actor=actor, token_id=token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -134,8 +109,8 @@ async def me(principal: CurrentUser, session: SessionDep) -> MeRead:
 
 
 @router.patch("/me", response_model=MeRead, tags=["me"])
-async def update_me(data: MeUpdate, principal: CurrentUser, session: SessionDep) -> MeRead:
-    return await service.update_me(session=session, principal=principal, data=data)
+async def update_me(data: MeUpdate, actor: ActorDep, runtime: RuntimeDep) -> MeRead:
+    return await flows.update_me(runtime=runtime, actor=actor, data=data)
 
 
 @router.get("/tenant", response_model=TenantRead, tags=["tenant"])
@@ -145,11 +120,9 @@ async def get_tenant(principal: CurrentUser, session: SessionDep) -> TenantRead:
 
 @router.patch("/tenant", response_model=TenantRead, tags=["tenant"])
 async def update_tenant(
-    data: TenantUpdate,
-    principal: Annotated[Principal, require(Permission.MANAGE_MEMBERS)],
-    session: SessionDep,
+    data: TenantUpdate, actor: MemberManager, session: SessionDep
 ) -> TenantRead:
-    tenant = await service.update_tenant(session=session, principal=principal, data=data)
+    tenant = await service.update_tenant(session=session, actor=actor, data=data)
     return TenantRead.model_validate(tenant)
 
 
@@ -169,51 +142,22 @@ async def get_member(member_id: UUID, principal: CurrentUser, session: SessionDe
     status_code=status.HTTP_201_CREATED,
     tags=["tenant"],
 )
-async def add_member(
-    data: MemberCreate,
-    principal: Annotated[Principal, require(Permission.MANAGE_MEMBERS)],
-    db: DatabaseDep,
-) -> MemberRead:
-    return await service.add_member(db=db, principal=principal, data=data)
+async def add_member(data: MemberCreate, actor: MemberManager, runtime: RuntimeDep) -> MemberRead:
+    return await flows.add_member(runtime=runtime, actor=actor, data=data)
 
 
 @router.patch("/tenant/members/{member_id}", response_model=MemberRead, tags=["tenant"])
 async def update_member(
-    member_id: UUID,
-    data: MemberUpdate,
-    principal: Annotated[Principal, require(Permission.MANAGE_MEMBERS)],
-    session: SessionDep,
+    member_id: UUID, data: MemberUpdate, actor: MemberManager, session: SessionDep
 ) -> MemberRead:
-    member = await service.change_member_role(
-        session=session, principal=principal, member_id=member_id, role=data.role
+    return await service.change_member_role(
+        session=session, actor=actor, member_id=member_id, role=data.role
     )
-    await service.record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="member.role",
-        resource_type="profile",
-        resource_id=member_id,
-        details={"role": data.role},
-    )
-    return member
 
 
 @router.delete(
     "/tenant/members/{member_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["tenant"]
 )
-async def remove_member(
-    member_id: UUID,
-    principal: Annotated[Principal, require(Permission.MANAGE_MEMBERS)],
-    session: SessionDep,
-) -> Response:
-    await service.remove_member(session=session, principal=principal, member_id=member_id)
-    await service.record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="member.remove",
-        resource_type="profile",
-        resource_id=member_id,
-    )
+async def remove_member(member_id: UUID, actor: MemberManager, session: SessionDep) -> Response:
+    await service.remove_member(session=session, actor=actor, member_id=member_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

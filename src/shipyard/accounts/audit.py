@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +33,16 @@ async def audit(
             resource_type=resource_type,
             resource_id=resource_id,
             details=details or {},
-            ip_address=actor.context.ip_address,
+            ip_address=_inet(actor.context.ip_address),
         )
     )
+
+
+def _inet(address: str | None) -> str | None:
+    """``address`` if the ``inet`` column can hold it (a request may come with none: "unknown")."""
+    if address is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None

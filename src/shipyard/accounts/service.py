@@ -1,22 +1,27 @@
-"""Sign-up, log-in, tokens, members and the tenant."""
+"""Accounts services: database work on users, sessions, tokens, members and the tenant.
+
+Each function takes a session and never waits on anything slow (no network, no password
+hashing): the flows in :mod:`shipyard.accounts.flows` hash and verify outside any transaction and
+call these before and after. The user actions here (token create and revoke, log-out, member role
+and removal, tenant update) write their own audit entry.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shipyard.accounts.audit import audit
 from shipyard.accounts.models import ApiToken, AuditEvent, LoginFailure, Profile, Tenant, User
-from shipyard.accounts.passwords import burn_verification_time, hash_password, verify_password
-from shipyard.accounts.principal import Principal
+from shipyard.accounts.permissions import Permission
+from shipyard.accounts.principal import Actor, Principal, RequestContext
 from shipyard.accounts.schemas import (
     ApiTokenCreate,
-    MemberCreate,
     MemberRead,
     MeRead,
     MeUpdate,
@@ -26,10 +31,7 @@ from shipyard.accounts.schemas import (
 from shipyard.accounts.tokens import display_prefix, hash_token, new_token
 from shipyard.config import Settings
 from shipyard.db import Database, Scope, set_scope
-from shipyard.errors import Conflict, NotFound, RateLimited, Unauthorized, ValidationFailed
-
-if TYPE_CHECKING:
-    from shipyard.runtime import Runtime
+from shipyard.errors import Conflict, NotFound, RateLimited, Unauthorized
 
 
 def utcnow() -> datetime:
@@ -46,57 +48,31 @@ class IssuedToken:
     record: ApiToken
 
 
-async def _email_taken(session: AsyncSession, email: str) -> bool:
-    # Runs in a system transaction: e-mail addresses are unique across tenants.
+@dataclass(frozen=True)
+class OpenedSession:
+    """A new log-in session: its bearer token (shown once) and who it belongs to."""
+
+    token: str
+    expires_at: datetime
+    me: MeRead
+
+
+@dataclass(frozen=True)
+class LoginCandidate:
+    """What log-in needs of a user to check a password outside the transaction that read it."""
+
+    user_id: UUID
+    password_hash: str
+    is_disabled: bool
+
+
+# --- sign-up, log-in, log-out ----------------------------------------------------------------
+
+
+async def email_taken(*, session: AsyncSession, email: str) -> bool:
+    """Whether ``email`` has an account; run in a system session (e-mails are unique globally)."""
     found = await session.scalar(select(User.id).where(User.email == email))
     return found is not None
-
-
-async def signup(
-    *, db: Database, data: SignupRequest, settings: Settings
-) -> tuple[IssuedToken, Profile]:
-    """Create a user, their tenant and an admin profile, and open a session for them."""
-    email = normalise_email(data.email)
-    async with db.session(system=True) as session:
-        if await _email_taken(session, email):
-            raise Conflict("an account with this e-mail already exists", code="email_taken")
-    tenant_id, user_id = uuid4(), uuid4()
-    password_hash = hash_password(data.password)
-    try:
-        async with db.session(tenant_id=tenant_id, user_id=user_id) as session:
-            session.add(Tenant(id=tenant_id, name=data.tenant_name))
-            session.add(
-                User(
-                    id=user_id,
-                    email=email,
-                    encrypted_password=password_hash,
-                    full_name=data.full_name,
-                )
-            )
-            await session.flush()
-            profile = Profile(
-                id=user_id, tenant_id=tenant_id, role="admin", tenant_name=data.tenant_name
-            )
-            session.add(profile)
-            await session.flush()
-            issued = await _issue_token(
-                session,
-                profile=profile,
-                kind="session",
-                name="log-in",
-                expires_at=utcnow() + timedelta(hours=settings.session_token_ttl_hours),
-            )
-            await record_audit(
-                session,
-                tenant_id=tenant_id,
-                actor_id=user_id,
-                action="signup",
-                resource_type="tenant",
-                resource_id=tenant_id,
-            )
-    except IntegrityError as exc:
-        raise Conflict("an account with this e-mail already exists", code="email_taken") from exc
-    return issued, profile
 
 
 async def _issue_token(
@@ -123,9 +99,74 @@ async def _issue_token(
     return IssuedToken(token=token, record=record)
 
 
-async def _check_login_throttle(
-    session: AsyncSession, *, email: str, ip_address: str, settings: Settings
+async def _open_session(
+    session: AsyncSession, *, profile: Profile, settings: Settings
+) -> IssuedToken:
+    return await _issue_token(
+        session,
+        profile=profile,
+        kind="session",
+        name="log-in",
+        expires_at=utcnow() + timedelta(hours=settings.session_token_ttl_hours),
+    )
+
+
+def _as_actor(profile: Profile, *, email: str, token_id: UUID, context: RequestContext) -> Actor:
+    """The actor of sign-up and log-in: the user who just proved who they are."""
+    principal = Principal(
+        user_id=profile.id,
+        tenant_id=profile.tenant_id,
+        role=profile.role,
+        email=email,
+        token_id=token_id,
+    )
+    return Actor(principal=principal, context=context)
+
+
+async def _opened(session: AsyncSession, *, issued: IssuedToken, actor: Actor) -> OpenedSession:
+    assert issued.record.expires_at is not None  # session tokens always expire
+    return OpenedSession(
+        token=issued.token,
+        expires_at=issued.record.expires_at,
+        me=await get_me(session=session, principal=actor.principal),
+    )
+
+
+async def create_account(
+    *,
+    session: AsyncSession,
+    tenant_id: UUID,
+    user_id: UUID,
+    data: SignupRequest,
+    email: str,
+    password_hash: str,
+    context: RequestContext,
+    settings: Settings,
+) -> OpenedSession:
+    """Create the tenant, its first user (an admin) and a log-in session; audit ``signup``.
+
+    ``session`` is scoped to the new tenant and user.
+    """
+    session.add(Tenant(id=tenant_id, name=data.tenant_name))
+    session.add(
+        User(id=user_id, email=email, encrypted_password=password_hash, full_name=data.full_name)
+    )
+    await session.flush()
+    profile = Profile(id=user_id, tenant_id=tenant_id, role="admin", tenant_name=data.tenant_name)
+    session.add(profile)
+    await session.flush()
+    issued = await _open_session(session, profile=profile, settings=settings)
+    actor = _as_actor(profile, email=email, token_id=issued.record.id, context=context)
+    await audit(
+        session, actor=actor, action="signup", resource_type="tenant", resource_id=tenant_id
+    )
+    return await _opened(session, issued=issued, actor=actor)
+
+
+async def check_login_throttle(
+    *, session: AsyncSession, email: str, ip_address: str, settings: Settings
 ) -> None:
+    """Refuse with :class:`RateLimited` when the account or the address failed too often."""
     window_start = utcnow() - timedelta(seconds=settings.login_failure_window_seconds)
     for column, value, limit, what in (
         (LoginFailure.email, email, settings.login_max_failures_per_account, "this account"),
@@ -159,39 +200,63 @@ async def _check_login_throttle(
             )
 
 
-async def login(
-    *, db: Database, email: str, password: str, ip_address: str, settings: Settings
-) -> tuple[IssuedToken, Profile]:
-    """Check the credentials (with brute-force throttling) and open a session."""
-    email = normalise_email(email)
-    async with db.session(system=True) as session:
-        await _check_login_throttle(session, email=email, ip_address=ip_address, settings=settings)
-        user = await session.scalar(select(User).where(User.email == email))
-        if user is None:
-            burn_verification_time()
-            ok = False
-        else:
-            ok = verify_password(user.encrypted_password, password) and not user.is_disabled
-        if not ok:
-            session.add(LoginFailure(email=email, ip_address=ip_address))
-    if not ok or user is None:
-        raise Unauthorized("e-mail or password is wrong", code="invalid_credentials")
-    async with db.session(system=True) as session:
-        await session.execute(delete(LoginFailure).where(LoginFailure.email == email))
-        profile = await session.get(Profile, user.id)
-        if profile is None:
-            raise Unauthorized("this account belongs to no tenant", code="no_tenant")
-        await session.execute(
-            update(User).where(User.id == user.id).values(last_sign_in_at=utcnow())
-        )
-        issued = await _issue_token(
-            session,
-            profile=profile,
-            kind="session",
-            name="log-in",
-            expires_at=utcnow() + timedelta(hours=settings.session_token_ttl_hours),
-        )
-    return issued, profile
+async def find_login(*, session: AsyncSession, email: str) -> LoginCandidate | None:
+    """The user that log-in would check ``email``'s password against (system session)."""
+    user = await session.scalar(select(User).where(User.email == email))
+    if user is None:
+        return None
+    return LoginCandidate(
+        user_id=user.id, password_hash=user.encrypted_password, is_disabled=user.is_disabled
+    )
+
+
+async def record_login_failure(*, session: AsyncSession, email: str, ip_address: str) -> None:
+    """Count a failed log-in against the account and the address (system session)."""
+    session.add(LoginFailure(email=email, ip_address=ip_address))
+
+
+async def start_session(
+    *,
+    session: AsyncSession,
+    user_id: UUID,
+    email: str,
+    context: RequestContext,
+    settings: Settings,
+) -> OpenedSession:
+    """After a correct password: forget the failures, open a session, audit ``login``.
+
+    Runs in a system session (the user's tenant is not known until the profile is read).
+    """
+    await session.execute(delete(LoginFailure).where(LoginFailure.email == email))
+    profile = await session.get(Profile, user_id)
+    if profile is None:
+        raise Unauthorized("this account belongs to no tenant", code="no_tenant")
+    await session.execute(update(User).where(User.id == user_id).values(last_sign_in_at=utcnow()))
+    issued = await _open_session(session, profile=profile, settings=settings)
+    actor = _as_actor(profile, email=email, token_id=issued.record.id, context=context)
+    await audit(
+        session,
+        actor=actor,
+        action="login",
+        resource_type="api_token",
+        resource_id=issued.record.id,
+    )
+    return await _opened(session, issued=issued, actor=actor)
+
+
+async def logout(*, session: AsyncSession, actor: Actor) -> None:
+    """Revoke the token the actor's request was made with; audit ``logout``."""
+    token_id = actor.principal.token_id
+    if token_id is None:
+        return
+    await session.execute(
+        update(ApiToken)
+        .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    await audit(
+        session, actor=actor, action="logout", resource_type="api_token", resource_id=token_id
+    )
 
 
 async def authenticate(*, db: Database, token: str) -> Principal:
@@ -234,26 +299,42 @@ def use_principal(session: AsyncSession, principal: Principal) -> None:
     set_scope(session, Scope(tenant_id=principal.tenant_id, user_id=principal.user_id))
 
 
-async def revoke_token(*, session: AsyncSession, principal: Principal, token_id: UUID) -> ApiToken:
+# --- personal API tokens ---------------------------------------------------------------------
+
+
+async def create_token(*, session: AsyncSession, actor: Actor, data: ApiTokenCreate) -> IssuedToken:
+    """Create a personal API token for the actor; audit ``token.create``."""
+    actor.require(Permission.MANAGE_OWN_TOKENS)
+    profile = await get_profile(session=session, profile_id=actor.user_id)
+    expires_at = utcnow() + timedelta(days=data.expires_in_days) if data.expires_in_days else None
+    issued = await _issue_token(
+        session, profile=profile, kind="personal", name=data.name, expires_at=expires_at
+    )
+    await audit(
+        session,
+        actor=actor,
+        action="token.create",
+        resource_type="api_token",
+        resource_id=issued.record.id,
+        details={"name": data.name},
+    )
+    return issued
+
+
+async def revoke_token(*, session: AsyncSession, actor: Actor, token_id: UUID) -> ApiToken:
+    """Revoke one of the actor's own tokens; audit ``token.revoke``."""
     record = await session.scalar(
-        select(ApiToken).where(ApiToken.id == token_id, ApiToken.profile_id == principal.user_id)
+        select(ApiToken).where(ApiToken.id == token_id, ApiToken.profile_id == actor.user_id)
     )
     if record is None:
         raise NotFound("token not found")
     if record.revoked_at is None:
         record.revoked_at = utcnow()
         await session.flush()
-    return record
-
-
-async def create_personal_token(
-    *, session: AsyncSession, principal: Principal, data: ApiTokenCreate
-) -> IssuedToken:
-    profile = await get_profile(session=session, profile_id=principal.user_id)
-    expires_at = utcnow() + timedelta(days=data.expires_in_days) if data.expires_in_days else None
-    return await _issue_token(
-        session, profile=profile, kind="personal", name=data.name, expires_at=expires_at
+    await audit(
+        session, actor=actor, action="token.revoke", resource_type="api_token", resource_id=token_id
     )
+    return record
 
 
 async def list_tokens(*, session: AsyncSession, principal: Principal) -> list[ApiToken]:
@@ -263,6 +344,9 @@ async def list_tokens(*, session: AsyncSession, principal: Principal) -> list[Ap
         .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
     )
     return list(result.all())
+
+
+# --- the user themselves ---------------------------------------------------------------------
 
 
 async def get_profile(*, session: AsyncSession, profile_id: UUID) -> Profile:
@@ -292,24 +376,48 @@ async def get_me(*, session: AsyncSession, principal: Principal) -> MeRead:
     )
 
 
-async def update_me(*, session: AsyncSession, principal: Principal, data: MeUpdate) -> MeRead:
-    user = await session.get(User, principal.user_id)
-    profile = await get_profile(session=session, profile_id=principal.user_id)
+async def password_hash_of(*, session: AsyncSession, user_id: UUID) -> str:
+    """The stored hash, for a flow to check the current password outside the transaction."""
+    password_hash = await session.scalar(select(User.encrypted_password).where(User.id == user_id))
+    if password_hash is None:
+        raise NotFound("user not found")
+    return password_hash
+
+
+async def save_me(
+    *, session: AsyncSession, actor: Actor, data: MeUpdate, password_hash: str | None
+) -> MeRead:
+    """Write the actor's name and avatar (the fields ``data`` sets) and a new password hash.
+
+    The flow checked the current password and hashed the new one; audit ``me.update``.
+    """
+    user = await session.get(User, actor.user_id)
     if user is None:
         raise NotFound("user not found")
-    fields = data.model_fields_set
+    profile = await get_profile(session=session, profile_id=actor.user_id)
+    fields = sorted(data.model_fields_set & {"full_name", "avatar_url"})
     if "full_name" in fields:
         user.full_name = data.full_name
     if "avatar_url" in fields:
         profile.avatar_url = data.avatar_url
-    if data.new_password is not None:
-        if not data.current_password or not verify_password(
-            user.encrypted_password, data.current_password
-        ):
-            raise ValidationFailed("current password is wrong", field="current_password")
-        user.encrypted_password = hash_password(data.new_password)
+    if password_hash is not None:
+        user.encrypted_password = password_hash
+        fields.append("password")
     await session.flush()
-    return await get_me(session=session, principal=principal)
+    if fields:
+        # Names the fields, never their values: a password hash has no place in the log.
+        await audit(
+            session,
+            actor=actor,
+            action="me.update",
+            resource_type="profile",
+            resource_id=actor.user_id,
+            details={"fields": fields},
+        )
+    return await get_me(session=session, principal=actor.principal)
+
+
+# --- members ---------------------------------------------------------------------------------
 
 
 def _member_read(profile: Profile, user: User) -> MemberRead:
@@ -331,6 +439,12 @@ async def list_members(*, session: AsyncSession) -> list[MemberRead]:
     return [_member_read(profile, user) for profile, user in rows.all()]
 
 
+async def read_members(*, db: Database, principal: Principal) -> list[MemberRead]:
+    """:func:`list_members` in a short transaction of its own, for callers holding no session."""
+    async with db.session(tenant_id=principal.tenant_id, user_id=principal.user_id) as session:
+        return await list_members(session=session)
+
+
 async def get_member(*, session: AsyncSession, member_id: UUID) -> MemberRead:
     row = (
         await session.execute(
@@ -342,51 +456,44 @@ async def get_member(*, session: AsyncSession, member_id: UUID) -> MemberRead:
     return _member_read(*row)
 
 
-async def add_member(*, db: Database, principal: Principal, data: MemberCreate) -> MemberRead:
-    """Create a user with a profile in the principal's tenant."""
-    email = normalise_email(data.email)
-    async with db.session(system=True) as session:
-        if await _email_taken(session, email):
-            raise Conflict(
-                "an account with this e-mail already exists",
-                code="email_taken",
-                details={"field": "email"},
-            )
-    user_id = uuid4()
-    password_hash = hash_password(data.password)
-    try:
-        async with db.session(tenant_id=principal.tenant_id, user_id=user_id) as session:
-            tenant = await session.get(Tenant, principal.tenant_id)
-            session.add(
-                User(
-                    id=user_id,
-                    email=email,
-                    encrypted_password=password_hash,
-                    full_name=data.full_name,
-                )
-            )
-            await session.flush()
-            session.add(
-                Profile(
-                    id=user_id,
-                    tenant_id=principal.tenant_id,
-                    role=data.role,
-                    tenant_name=tenant.name if tenant else None,
-                )
-            )
-            await session.flush()
-            await record_audit(
-                session,
-                tenant_id=principal.tenant_id,
-                actor_id=principal.user_id,
-                action="member.add",
-                resource_type="profile",
-                resource_id=user_id,
-                details={"email": email, "role": data.role},
-            )
-            return await get_member(session=session, member_id=user_id)
-    except IntegrityError as exc:
-        raise Conflict("an account with this e-mail already exists", code="email_taken") from exc
+async def create_member(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    user_id: UUID,
+    email: str,
+    password_hash: str,
+    full_name: str | None,
+    role: str,
+) -> MemberRead:
+    """Insert a user with a profile in the actor's tenant; audit ``member.add``.
+
+    ``session`` is scoped to the actor's tenant and the new user (so the new row is readable).
+    """
+    actor.require(Permission.MANAGE_MEMBERS)
+    tenant = await session.get(Tenant, actor.tenant_id)
+    session.add(
+        User(id=user_id, email=email, encrypted_password=password_hash, full_name=full_name)
+    )
+    await session.flush()
+    session.add(
+        Profile(
+            id=user_id,
+            tenant_id=actor.tenant_id,
+            role=role,
+            tenant_name=tenant.name if tenant else None,
+        )
+    )
+    await session.flush()
+    await audit(
+        session,
+        actor=actor,
+        action="member.add",
+        resource_type="profile",
+        resource_id=user_id,
+        details={"email": email, "role": role},
+    )
+    return await get_member(session=session, member_id=user_id)
 
 
 async def _admin_count(session: AsyncSession) -> int:
@@ -398,31 +505,50 @@ async def _admin_count(session: AsyncSession) -> int:
     )
 
 
-async def change_member_role(
-    *, session: AsyncSession, principal: Principal, member_id: UUID, role: str
-) -> MemberRead:
+async def _member_profile(session: AsyncSession, *, actor: Actor, member_id: UUID) -> Profile:
     profile = await session.scalar(
-        select(Profile).where(Profile.id == member_id, Profile.tenant_id == principal.tenant_id)
+        select(Profile).where(Profile.id == member_id, Profile.tenant_id == actor.tenant_id)
     )
     if profile is None:
         raise NotFound("member not found")
+    return profile
+
+
+async def change_member_role(
+    *, session: AsyncSession, actor: Actor, member_id: UUID, role: str
+) -> MemberRead:
+    """Give a member another role (a tenant keeps at least one admin); audit ``member.role``."""
+    actor.require(Permission.MANAGE_MEMBERS)
+    profile = await _member_profile(session, actor=actor, member_id=member_id)
     if profile.role == "admin" and role != "admin" and await _admin_count(session) <= 1:
         raise Conflict("a tenant needs at least one admin", code="last_admin")
     profile.role = role
     await session.flush()
+    await audit(
+        session,
+        actor=actor,
+        action="member.role",
+        resource_type="profile",
+        resource_id=member_id,
+        details={"role": role},
+    )
     return await get_member(session=session, member_id=member_id)
 
 
-async def remove_member(*, session: AsyncSession, principal: Principal, member_id: UUID) -> None:
-    profile = await session.scalar(
-        select(Profile).where(Profile.id == member_id, Profile.tenant_id == principal.tenant_id)
-    )
-    if profile is None:
-        raise NotFound("member not found")
+async def remove_member(*, session: AsyncSession, actor: Actor, member_id: UUID) -> None:
+    """Delete a member's user (a tenant keeps at least one admin); audit ``member.remove``."""
+    actor.require(Permission.MANAGE_MEMBERS)
+    profile = await _member_profile(session, actor=actor, member_id=member_id)
     if profile.role == "admin" and await _admin_count(session) <= 1:
         raise Conflict("a tenant needs at least one admin", code="last_admin")
     # Deleting the user removes the profile and its tokens by cascade.
     await session.execute(delete(User).where(User.id == member_id))
+    await audit(
+        session, actor=actor, action="member.remove", resource_type="profile", resource_id=member_id
+    )
+
+
+# --- the tenant ------------------------------------------------------------------------------
 
 
 async def get_tenant(*, session: AsyncSession, principal: Principal) -> Tenant:
@@ -432,19 +558,67 @@ async def get_tenant(*, session: AsyncSession, principal: Principal) -> Tenant:
     return tenant
 
 
-async def update_tenant(
-    *, session: AsyncSession, principal: Principal, data: TenantUpdate
-) -> Tenant:
-    tenant = await get_tenant(session=session, principal=principal)
+async def update_tenant(*, session: AsyncSession, actor: Actor, data: TenantUpdate) -> Tenant:
+    """Rename the tenant or set its domain; audit ``tenant.update``."""
+    actor.require(Permission.MANAGE_MEMBERS)
+    tenant = await get_tenant(session=session, principal=actor.principal)
+    fields: list[str] = []
     if "name" in data.model_fields_set and data.name is not None:
         tenant.name = data.name
         await session.execute(
             update(Profile).where(Profile.tenant_id == tenant.id).values(tenant_name=data.name)
         )
+        fields.append("name")
     if "domain" in data.model_fields_set:
         tenant.domain = data.domain
+        fields.append("domain")
     await session.flush()
+    if fields:
+        await audit(
+            session,
+            actor=actor,
+            action="tenant.update",
+            resource_type="tenant",
+            resource_id=tenant.id,
+            details={"fields": fields},
+        )
     return tenant
+
+
+async def create_user(
+    *,
+    session: AsyncSession,
+    email: str,
+    password_hash: str,
+    full_name: str | None,
+    tenant_name: str | None,
+    tenant_id: UUID | None,
+    role: str,
+) -> Profile:
+    """Create a user in a new tenant (as its admin) or an existing one (system session, CLI)."""
+    if await email_taken(session=session, email=email):
+        raise Conflict(f"an account with e-mail {email} already exists", code="email_taken")
+    existing = await session.get(Tenant, tenant_id) if tenant_id is not None else None
+    if tenant_id is not None and existing is None:
+        raise NotFound(f"tenant {tenant_id} not found")
+    name = (existing.name if existing else None) or tenant_name or email
+    tenant = existing
+    if tenant is None:
+        tenant = Tenant(id=uuid4(), name=name)
+        session.add(tenant)
+        role = "admin"
+    user_id = uuid4()
+    session.add(
+        User(id=user_id, email=email, encrypted_password=password_hash, full_name=full_name)
+    )
+    await session.flush()
+    profile = Profile(id=user_id, tenant_id=tenant.id, role=role, tenant_name=name)
+    session.add(profile)
+    await session.flush()
+    return profile
+
+
+# --- background entries ----------------------------------------------------------------------
 
 
 async def record_audit(
@@ -458,7 +632,10 @@ async def record_audit(
     details: dict[str, Any] | None = None,
     ip_address: str | None = None,
 ) -> None:
-    """Append an entry to the tenant's audit log (never with secret values)."""
+    """Append an entry made by the system (no request) to the tenant's audit log.
+
+    User actions use :func:`shipyard.accounts.audit.audit` with the request's actor instead.
+    """
     session.add(
         AuditEvent(
             tenant_id=tenant_id,
@@ -470,47 +647,3 @@ async def record_audit(
             ip_address=ip_address,
         )
     )
-
-
-async def create_user_cli(
-    *,
-    runtime: Runtime,
-    email: str,
-    password: str,
-    full_name: str | None,
-    tenant_name: str | None,
-    tenant_id: UUID | None,
-    role: str,
-) -> Profile:
-    """Create a user from the command line, in a new tenant or an existing one."""
-    email = normalise_email(email)
-    password_hash = await runtime.passwords.hash(password)
-    async with runtime.db.session(system=True) as session:
-        if await _email_taken(session, email):
-            raise Conflict(f"an account with e-mail {email} already exists", code="email_taken")
-        if tenant_id is not None and await session.get(Tenant, tenant_id) is None:
-            raise NotFound(f"tenant {tenant_id} not found")
-        new_tenant = tenant_id is None
-        tenant_id = tenant_id or uuid4()
-        user_id = uuid4()
-        name = tenant_name or email
-        if new_tenant:
-            session.add(Tenant(id=tenant_id, name=name))
-        else:
-            tenant = await session.get(Tenant, tenant_id)
-            name = tenant.name if tenant and tenant.name else name
-        session.add(
-            User(
-                id=user_id,
-                email=email,
-                encrypted_password=password_hash,
-                full_name=full_name,
-            )
-        )
-        await session.flush()
-        profile = Profile(
-            id=user_id, tenant_id=tenant_id, role="admin" if new_tenant else role, tenant_name=name
-        )
-        session.add(profile)
-        await session.flush()
-    return profile

@@ -1,4 +1,4 @@
-"""Sign-up, log-in and log-out pages."""
+"""Sign-up, log-in and log-out pages: each form calls its accounts action and renders."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from fastapi import Form, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from shipyard.accounts import service
+from shipyard.accounts import flows, service
 from shipyard.accounts.schemas import LoginRequest, SignupRequest
-from shipyard.deps import CurrentUser, DatabaseDep, SessionDep, SettingsDep, client_ip
+from shipyard.deps import ActorDep, RequestContextDep, RuntimeDep, SessionDep
 from shipyard.errors import RateLimited, ShipyardError, Unauthorized
 from shipyard.web.deps import MaybeUser, safe_next
 from shipyard.web.errors import field_errors, sentence
@@ -33,8 +33,8 @@ async def login_page(request: Request, user: MaybeUser, next: str = "/") -> Resp
 @router.post("/login")
 async def login(
     request: Request,
-    db: DatabaseDep,
-    settings: SettingsDep,
+    runtime: RuntimeDep,
+    request_context: RequestContextDep,
     email: FormText = "",
     password: FormText = "",
     next: FormText = "/",
@@ -47,12 +47,8 @@ async def login(
         errors = field_errors(exc)
         return render(request, "auth/login.html", {**context, "errors": errors}, status_code=422)
     try:
-        issued, _ = await service.login(
-            db=db,
-            email=data.email,
-            password=data.password,
-            ip_address=client_ip(request),
-            settings=settings,
+        opened = await flows.login(
+            runtime=runtime, email=data.email, password=data.password, context=request_context
         )
     except RateLimited as exc:
         return render(
@@ -70,7 +66,7 @@ async def login(
             status_code=401,
         )
     response = RedirectResponse(safe_next(next), status_code=303)
-    set_session_cookie(response, request, issued.token, issued.record.expires_at)
+    set_session_cookie(response, request, opened.token, opened.expires_at)
     return response
 
 
@@ -84,8 +80,8 @@ async def signup_page(request: Request, user: MaybeUser) -> Response:
 @router.post("/signup")
 async def signup(
     request: Request,
-    db: DatabaseDep,
-    settings: SettingsDep,
+    runtime: RuntimeDep,
+    request_context: RequestContextDep,
     email: FormText = "",
     password: FormText = "",
     full_name: FormText = "",
@@ -107,7 +103,7 @@ async def signup(
             status_code=422,
         )
     try:
-        issued, _ = await service.signup(db=db, data=data, settings=settings)
+        opened = await flows.signup(runtime=runtime, data=data, context=request_context)
     except ShipyardError as exc:
         errors = {"email": sentence(exc.message)} if exc.code == "email_taken" else {}
         return render(
@@ -117,16 +113,13 @@ async def signup(
             status_code=exc.status_code,
         )
     response = RedirectResponse("/", status_code=303)
-    set_session_cookie(response, request, issued.token, issued.record.expires_at)
+    set_session_cookie(response, request, opened.token, opened.expires_at)
     return response
 
 
 @router.post("/logout")
-async def logout(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
-    if principal.token_id is not None:
-        await service.revoke_token(
-            session=session, principal=principal, token_id=principal.token_id
-        )
+async def logout(request: Request, actor: ActorDep, session: SessionDep) -> Response:
+    await service.logout(session=session, actor=actor)
     response = RedirectResponse("/login", status_code=303)
     clear_session_cookie(response, request)
     return response

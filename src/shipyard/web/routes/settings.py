@@ -1,4 +1,7 @@
-"""Settings: the account, members and roles (admins), personal API tokens."""
+"""Settings: the account, members and roles (admins), personal API tokens.
+
+Each form calls its accounts action (which writes the audit entry) and renders the result.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,12 @@ from fastapi import Form, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from shipyard.accounts import service
+from shipyard.accounts import flows, service
 from shipyard.accounts.models import ROLES
 from shipyard.accounts.permissions import Permission
-from shipyard.accounts.principal import Principal
-from shipyard.accounts.schemas import ApiTokenCreate, MemberCreate, MemberUpdate
-from shipyard.deps import CurrentUser, DatabaseDep, SessionDep, require
+from shipyard.accounts.principal import Actor, Principal
+from shipyard.accounts.schemas import ApiTokenCreate, MemberCreate, MemberRead, MemberUpdate
+from shipyard.deps import ActorDep, CurrentUser, RuntimeDep, SessionDep, acting
 from shipyard.errors import ShipyardError
 from shipyard.web.deps import attempt
 from shipyard.web.errors import error_page, field_errors, sentence
@@ -25,8 +28,8 @@ from shipyard.web.templating import is_htmx, render
 router = web_router()
 
 FormText = Annotated[str, Form()]
-MemberManager = Annotated[Principal, require(Permission.MANAGE_MEMBERS)]
-TokenOwner = Annotated[Principal, require(Permission.MANAGE_OWN_TOKENS)]
+MemberManager = Annotated[Actor, acting(Permission.MANAGE_MEMBERS)]
+TokenOwner = Annotated[Actor, acting(Permission.MANAGE_OWN_TOKENS)]
 
 
 @router.get("/settings")
@@ -35,14 +38,9 @@ async def account(request: Request, principal: CurrentUser, session: SessionDep)
     return render(request, "settings/account.html", {"section": "settings", "me": me})
 
 
-async def _members_page(
-    request: Request,
-    session: SessionDep,
-    *,
-    status_code: int = 200,
-    **extra: Any,
+def _members_page(
+    request: Request, members: list[MemberRead], *, status_code: int = 200, **extra: Any
 ) -> Response:
-    members = await service.list_members(session=session)
     context = {"section": "settings", "members": members, "roles": ROLES, "values": {}}
     context.update(extra)
     return render(request, "settings/members.html", context, status_code=status_code)
@@ -53,20 +51,20 @@ async def members(
     request: Request, principal: CurrentUser, session: SessionDep, added: str | None = None
 ) -> Response:
     notice = f"{added} was added." if added else None
-    return await _members_page(request, session, notice=notice)
+    return _members_page(request, await service.list_members(session=session), notice=notice)
 
 
 @router.post("/settings/members")
 async def add_member(
     request: Request,
-    principal: MemberManager,
-    session: SessionDep,
-    db: DatabaseDep,
+    actor: MemberManager,
+    runtime: RuntimeDep,
     email: FormText = "",
     full_name: FormText = "",
     password: FormText = "",
     role: FormText = "developer",
 ) -> Response:
+    # No SessionDep here: the new member's password is hashed with no connection held.
     values = {"email": email, "full_name": full_name, "role": role}
     try:
         data = MemberCreate.model_validate(
@@ -78,16 +76,18 @@ async def add_member(
             }
         )
     except ValidationError as exc:
-        return await _members_page(
-            request, session, status_code=422, values=values, errors=field_errors(exc)
+        members = await service.read_members(db=runtime.db, principal=actor.principal)
+        return _members_page(
+            request, members, status_code=422, values=values, errors=field_errors(exc)
         )
     try:
-        member = await service.add_member(db=db, principal=principal, data=data)
+        member = await flows.add_member(runtime=runtime, actor=actor, data=data)
     except ShipyardError as exc:
         errors = {"email": sentence(exc.message)} if exc.code == "email_taken" else {}
-        return await _members_page(
+        members = await service.read_members(db=runtime.db, principal=actor.principal)
+        return _members_page(
             request,
-            session,
+            members,
             status_code=exc.status_code,
             values=values,
             errors=errors,
@@ -101,7 +101,7 @@ async def add_member(
 async def change_role(
     request: Request,
     member_id: UUID,
-    principal: MemberManager,
+    actor: MemberManager,
     session: SessionDep,
     role: FormText = "",
 ) -> Response:
@@ -112,16 +112,7 @@ async def change_role(
     try:
         async with attempt(session):
             member = await service.change_member_role(
-                session=session, principal=principal, member_id=member_id, role=data.role
-            )
-            await service.record_audit(
-                session,
-                tenant_id=principal.tenant_id,
-                actor_id=principal.user_id,
-                action="member.role",
-                resource_type="profile",
-                resource_id=member_id,
-                details={"role": data.role},
+                session=session, actor=actor, member_id=member_id, role=data.role
             )
     except ShipyardError as exc:
         return error_page(request, exc.status_code, sentence(exc.message))
@@ -136,19 +127,11 @@ async def change_role(
 
 @router.post("/settings/members/{member_id}/remove")
 async def remove_member(
-    request: Request, member_id: UUID, principal: MemberManager, session: SessionDep
+    request: Request, member_id: UUID, actor: MemberManager, session: SessionDep
 ) -> Response:
     try:
         async with attempt(session):
-            await service.remove_member(session=session, principal=principal, member_id=member_id)
-            await service.record_audit(
-                session,
-                tenant_id=principal.tenant_id,
-                actor_id=principal.user_id,
-                action="member.remove",
-                resource_type="profile",
-                resource_id=member_id,
-            )
+            await service.remove_member(session=session, actor=actor, member_id=member_id)
     except ShipyardError as exc:
         return error_page(request, exc.status_code, sentence(exc.message))
     if is_htmx(request):
@@ -178,7 +161,7 @@ async def tokens(request: Request, principal: CurrentUser, session: SessionDep) 
 @router.post("/settings/tokens")
 async def create_token(
     request: Request,
-    principal: TokenOwner,
+    actor: TokenOwner,
     session: SessionDep,
     name: FormText = "",
     expires_in_days: FormText = "",
@@ -190,37 +173,29 @@ async def create_token(
         )
     except ValidationError as exc:
         return await _tokens_page(
-            request, principal, session, status_code=422, values=values, errors=field_errors(exc)
+            request,
+            actor.principal,
+            session,
+            status_code=422,
+            values=values,
+            errors=field_errors(exc),
         )
-    issued = await service.create_personal_token(session=session, principal=principal, data=data)
-    await service.record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="token.create",
-        resource_type="api_token",
-        resource_id=issued.record.id,
-        details={"name": data.name},
-    )
+    issued = await service.create_token(session=session, actor=actor, data=data)
     return await _tokens_page(
-        request, principal, session, status_code=201, created=issued.token, created_name=data.name
+        request,
+        actor.principal,
+        session,
+        status_code=201,
+        created=issued.token,
+        created_name=data.name,
     )
 
 
 @router.post("/settings/tokens/{token_id}/revoke")
 async def revoke_token(
-    request: Request, token_id: UUID, principal: CurrentUser, session: SessionDep
+    request: Request, token_id: UUID, actor: ActorDep, session: SessionDep
 ) -> Response:
-    async with attempt(session):
-        record = await service.revoke_token(session=session, principal=principal, token_id=token_id)
-        await service.record_audit(
-            session,
-            tenant_id=principal.tenant_id,
-            actor_id=principal.user_id,
-            action="token.revoke",
-            resource_type="api_token",
-            resource_id=token_id,
-        )
+    record = await service.revoke_token(session=session, actor=actor, token_id=token_id)
     if is_htmx(request):
         return render(request, "settings/_token_row.html", {"token": record})
     return RedirectResponse("/settings/tokens", status_code=303)
