@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -118,7 +118,7 @@ class LiveServer:
             await close_runtime(runtime)
             await db.dispose()
 
-    async def call(self, make: Callable[[Database], Awaitable[Any]]) -> Any:
+    async def call(self, make: Callable[[Database], Coroutine[Any, Any, Any]]) -> Any:
         """Run ``make(db)`` on the server's loop (where its engine lives) and return the result."""
         assert self._loop is not None
         return await asyncio.wrap_future(

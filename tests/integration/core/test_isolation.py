@@ -144,10 +144,14 @@ async def test_rls_blocks_raw_queries_without_the_tenant_setting(
     ]
     with psycopg.connect(to_libpq_url(database_url), options=f"-c role={APP_ROLE}") as conn:
         for table in tables:
-            (count,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            fetched = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            assert fetched is not None
+            (count,) = fetched
             assert count == 0, f"{table} visible without a tenant"
         conn.execute("SELECT set_config('shipyard.tenant_id', %s, true)", (other_admin.tenant_id,))
-        (count,) = conn.execute("SELECT count(*) FROM hosts").fetchone()
+        fetched = conn.execute("SELECT count(*) FROM hosts").fetchone()
+        assert fetched is not None
+        (count,) = fetched
         assert count == 0
         # Writing into another tenant is refused too.
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -156,7 +160,9 @@ async def test_rls_blocks_raw_queries_without_the_tenant_setting(
             )
         conn.rollback()
         conn.execute("SELECT set_config('shipyard.tenant_id', %s, true)", (str(seeded.tenant_id),))
-        (count,) = conn.execute("SELECT count(*) FROM hosts").fetchone()
+        fetched = conn.execute("SELECT count(*) FROM hosts").fetchone()
+        assert fetched is not None
+        (count,) = fetched
         assert count == 1
 
 

@@ -134,23 +134,27 @@ def test_pins_are_keyed_by_profile_and_repository(empty_upgraded: str) -> None:
 
 def test_server_defaults_fill_ids_and_timestamps_and_updated_at_moves(empty_upgraded: str) -> None:
     with psycopg.connect(to_libpq_url(empty_upgraded)) as conn:
-        tenant_id, created, updated = conn.execute(
+        fetched = conn.execute(
             "INSERT INTO tenants (name) VALUES ('t') RETURNING id, created_at, updated_at"
         ).fetchone()
+        assert fetched is not None
+        tenant_id, created, updated = fetched
         conn.commit()
         assert tenant_id is not None and created == updated
-        (later,) = conn.execute(
+        fetched = conn.execute(
             "UPDATE tenants SET name = 'u' WHERE id = %s RETURNING updated_at", (tenant_id,)
         ).fetchone()
+        assert fetched is not None
+        (later,) = fetched
         assert later > updated
         conn.rollback()
 
 
 def test_check_constraints_refuse_unknown_status(empty_upgraded: str) -> None:
     with psycopg.connect(to_libpq_url(empty_upgraded)) as conn:
-        (tenant_id,) = conn.execute(
-            "INSERT INTO tenants (name) VALUES ('t') RETURNING id"
-        ).fetchone()
+        fetched = conn.execute("INSERT INTO tenants (name) VALUES ('t') RETURNING id").fetchone()
+        assert fetched is not None
+        (tenant_id,) = fetched
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute(
                 "INSERT INTO hosts (name, tenant_id, status) VALUES ('h', %s, 'sleepy')",

@@ -178,6 +178,7 @@ async def test_connecting_by_oauth_stores_encrypted_tokens_with_expiry(
     stored = await provider_row(db, admin, body["id"])
     assert stored.access_token in fake.forge.tokens
     assert stored.access_token not in raw[0] and stored.refresh_token not in raw[1]
+    assert stored.refresh_token is not None
     assert stored.refresh_token not in response.text
     result = await run_sync(db, settings, admin, body["id"])
     assert result.status == "synced" and result.repositories == 5
@@ -388,6 +389,7 @@ async def test_an_expired_token_is_refreshed_before_use(
         if secret
     )
     # The expired token was never sent: the refresh came first.
+    assert old.access_token is not None
     assert not [
         r
         for r in fake.forge.requests

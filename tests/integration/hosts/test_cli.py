@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from typer.testing import CliRunner
@@ -27,7 +29,9 @@ async def cli_env(live_server: LiveServer) -> dict[str, str]:
     }
 
 
-async def add_host(live_server: LiveServer, env: dict[str, str], payload: dict) -> dict:
+async def add_host(
+    live_server: LiveServer, env: dict[str, str], payload: dict[str, Any]
+) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=live_server.url) as http:
         response = await http.post(
             "/api/v1/hosts",

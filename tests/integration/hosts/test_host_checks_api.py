@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -20,7 +21,7 @@ from tests.support.runtime import run_worker_until_idle
 from tests.support.sshd import PrivateEndpoint, SSHEndpoint, SSHFleet, SSHUsers, free_port
 
 
-async def check(client: httpx.AsyncClient, account: Account, host_id: str) -> dict:
+async def check(client: httpx.AsyncClient, account: Account, host_id: str) -> dict[str, Any]:
     response = await client.post(f"/api/v1/hosts/{host_id}/test", headers=account.headers)
     assert response.status_code == 200, response.text
     return dict(response.json())

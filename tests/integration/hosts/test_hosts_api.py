@@ -50,7 +50,9 @@ async def test_create_with_password_stores_ciphertext_and_returns_no_secret(
     fetched = await client.get(f"/api/v1/hosts/{host['id']}", headers=admin.headers)
     assert fetched.json() == host
     with psycopg.connect(to_libpq_url(database_url)) as conn:
-        (raw,) = conn.execute("SELECT password FROM hosts WHERE id = %s", (host["id"],)).fetchone()
+        row = conn.execute("SELECT password FROM hosts WHERE id = %s", (host["id"],)).fetchone()
+        assert row is not None
+        (raw,) = row
     assert raw != ssh_endpoint.password and ssh_endpoint.password not in raw
     assert get_keyring().decrypt(raw) == ssh_endpoint.password
 
@@ -89,6 +91,7 @@ async def _create_with_key(
         raw = conn.execute(
             "SELECT private_key, private_key_passphrase FROM hosts WHERE id = %s", (host["id"],)
         ).fetchone()
+        assert raw is not None
     assert "PRIVATE KEY" not in raw[0]
     assert get_keyring().decrypt(raw[0]) == pair.private_key
     if pair.passphrase:

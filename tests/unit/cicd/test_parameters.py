@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from shipyard.cicd.parameters import parameter, validate_values
@@ -76,7 +78,9 @@ def test_a_stored_encrypted_password_is_accepted_again() -> None:
         ({"COUNT": 1, "EXTRA": "x"}, "p.EXTRA", "unknown parameter 'EXTRA'"),
     ],
 )
-def test_invalid_values_name_the_parameter(values: dict, field: str, message: str) -> None:
+def test_invalid_values_name_the_parameter(
+    values: dict[str, Any], field: str, message: str
+) -> None:
     with pytest.raises(ValidationFailed) as caught:
         validate_values(DEFINITIONS, values, field_prefix="p")
     assert caught.value.field == field
@@ -128,7 +132,7 @@ def test_jenkins_definitions_are_normalised() -> None:
     ],
 )
 def test_github_dispatch_inputs_are_read_from_the_workflow(
-    workflow: str, expected: dict | None
+    workflow: str, expected: dict[str, Any] | None
 ) -> None:
     assert dispatch_inputs(workflow) == expected
 
