@@ -84,6 +84,7 @@ def test_python_jenkins_sees_jenkins_errors(jenkins_fake: FakeJenkins) -> None:
         server.get_build_info("solo", 99)
     with pytest.raises(requests.HTTPError) as refused:
         server.build_job("solo", {"NOT": "a parameter"})  # buildWithParameters on a plain job
+    assert refused.value.response is not None
     assert refused.value.response.status_code == 400
     assert "solo is not parameterized" in refused.value.response.text
 

@@ -68,7 +68,8 @@ async def _github_job(
 ) -> str:
     provider = await create_provider(client, admin, body or github_body(fake))
     jobs = await sync_jobs(db, settings, admin, provider["id"])
-    return jobs[0]["id"]
+    job_id: str = jobs[0]["id"]
+    return job_id
 
 
 async def test_github_dispatch_is_followed_to_a_successful_run(
@@ -197,7 +198,7 @@ async def test_github_steps_of_the_same_workflow_each_follow_their_own_run(
         _run(db, cicd_settings, admin, second, EmitRecorder()),
     )
 
-    assert results == ["success", "success"]
+    assert list(results) == ["success", "success"]
     followed = {
         (await _mapping(db, admin, first)).tracking["run_id"],
         (await _mapping(db, admin, second)).tracking["run_id"],

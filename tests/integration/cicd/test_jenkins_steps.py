@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 from uuid import UUID
 
 import httpx
@@ -14,7 +15,7 @@ from shipyard.cicd.models import DeploymentCicdMapping
 from shipyard.cicd.steps import run_step
 from shipyard.config import Settings
 from shipyard.db import Database
-from tests.fakes.jenkins import FakeJenkins, Param, Script
+from tests.fakes.jenkins import FakeJenkins, Job, Param, Script
 from tests.fixtures.cicd import (
     EmitRecorder,
     create_provider,
@@ -44,7 +45,8 @@ async def _job(
 ) -> str:
     provider = await create_provider(client, admin, jenkins_body(fake))
     jobs = await sync_jobs(db, settings, admin, provider["id"])
-    return next(job["id"] for job in jobs if job["path"] == path)
+    job_id: str = next(job["id"] for job in jobs if job["path"] == path)
+    return job_id
 
 
 async def _run(
@@ -52,7 +54,7 @@ async def _run(
     settings: Settings,
     admin: Account,
     mapping_id: UUID,
-    emit: EmitRecorder,
+    emit: Callable[[str, str], Awaitable[None]],
     should_cancel: Any = lambda: False,
 ) -> str:
     return await asyncio.wait_for(
@@ -89,7 +91,7 @@ async def test_parameterised_build_runs_to_success_with_its_console_in_order(
     emit = EmitRecorder()
     # Each console line is recorded with whether Jenkins still reported the build running.
     job = jenkins_fake.find(DEPLOY)
-    assert job is not None
+    assert isinstance(job, Job)
     emit.observe = lambda: bool(job.builds) and job.builds[0].building
 
     status = await _run(db, cicd_settings, admin, mapping_id, emit)
@@ -389,7 +391,7 @@ async def test_cancel_while_queued_removes_the_queue_item(
 
     assert status == "cancelled"
     assert jenkins_fake.queue[100].cancelled
-    assert jenkins_fake.find("stuck").builds == []
+    assert cast(Job, jenkins_fake.find("stuck")).builds == []
 
 
 async def test_crumb_is_fetched_when_jenkins_asks_for_one(
@@ -443,7 +445,7 @@ async def test_restarted_worker_follows_the_existing_build_instead_of_triggering
     assert await _run(db, cicd_settings, admin, mapping_id, second) == "success"
 
     assert len(jenkins_fake.seen("POST", "/build")) == 1
-    assert [b.number for b in jenkins_fake.find("steps").builds] == [1]
+    assert [b.number for b in cast(Job, jenkins_fake.find("steps")).builds] == [1]
     assert any("resuming" in line for line in second.text("WARNING"))
     # Lines already seen before the crash are not read again.
     assert "step 1" not in second.text("INFO")
@@ -503,7 +505,7 @@ async def test_jenkins_refusing_the_trigger_fails_the_step_with_its_reason(
     mapping_id = await new_step(db, admin.tenant_id, job_id, {"ENV": "b"})
     # The job's choices changed in Jenkins after the last sync.
     job = jenkins_fake.find(DEPLOY)
-    assert job is not None
+    assert isinstance(job, Job)
     job.params = [Param("ENV", "choice", choices=["a", "c"])]
 
     assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -27,7 +28,7 @@ PARAMS = [
 
 async def _catalogue(
     client: httpx.AsyncClient, db: Database, settings: Settings, admin: Account, fake: FakeJenkins
-) -> dict[str, dict]:
+) -> dict[str, dict[str, Any]]:
     fake.add_job("team/app/deploy", params=PARAMS, description="Ship the app")
     fake.add_job("team/app/rollback", description="Undo")
     fake.add_job("infra/terraform")

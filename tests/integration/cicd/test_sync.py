@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -13,7 +14,7 @@ from shipyard.config import Settings
 from shipyard.db import Database
 from tests.fakes.circleci import FakeCircleCI
 from tests.fakes.github_actions import FakeGitHubActions
-from tests.fakes.jenkins import FakeJenkins, Param
+from tests.fakes.jenkins import FakeJenkins, Job, Param
 from tests.fixtures.cicd import (
     CIRCLE_CONFIG,
     DEPLOY_WORKFLOW,
@@ -27,7 +28,7 @@ from tests.support.api import Account
 from tests.support.runtime import run_worker_until_idle
 
 
-def _param(job: dict, name: str) -> dict:
+def _param(job: dict[str, Any], name: str) -> dict[str, Any]:
     return next(p for p in job["parameters"] if p["name"] == name)
 
 
@@ -130,7 +131,7 @@ async def test_resync_keeps_ids_updates_changes_and_removes_jobs_gone_upstream(
 
     jenkins_fake.remove("team/old")
     deploy = jenkins_fake.find("team/deploy")
-    assert deploy is not None
+    assert isinstance(deploy, Job)
     deploy.params = [Param("A", "string"), Param("B", "boolean", default=False)]
     jenkins_fake.add_job("team/new")
     after = {job["path"]: job for job in await sync_jobs(db, cicd_settings, admin, provider["id"])}
