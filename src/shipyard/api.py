@@ -5,19 +5,23 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
+import psycopg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shipyard import __version__
 from shipyard.config import Settings, get_settings
 from shipyard.db import Database, resolve_database_url
 from shipyard.errors import ShipyardError
+from shipyard.jobs import latest_worker_heartbeat
 from shipyard.runtime import Runtime, build_runtime, close_runtime, open_runtime
 from shipyard.schema import head_revision
 
@@ -36,6 +40,17 @@ HTTP_CODES = {
     422: "validation_error",
     429: "rate_limited",
 }
+
+
+# What reaches a request when the database restarts, is unreachable, or its pool stays full.
+DATABASE_OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -116,6 +131,21 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body("validation_error", "a value is out of range or malformed"), status_code=422
         )
 
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The database restarting or unreachable is an outage of ours: say so in the JSON shape,
+        # with a hint to retry, rather than a plain-text 500.
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return JSONResponse(
+            error_body(
+                "database_unavailable", "the database is not answering; try again in a moment"
+            ),
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+
+    for error_type in DATABASE_OUTAGE_ERRORS:
+        app.add_exception_handler(error_type, database_unavailable)
+
 
 def build_api_router() -> APIRouter:
     from shipyard.accounts.api import router as accounts_router
@@ -195,27 +225,45 @@ def create_app(
 
     @app.get("/readyz", tags=["health"])
     async def readyz(request: Request) -> JSONResponse:
-        db: Database = request.app.state.runtime.db
+        """200 when the database answers at the newest migration and a worker is alive, else 503."""
+        runtime: Runtime = request.app.state.runtime
         try:
-            async with db.session(system=True) as session:
+            async with runtime.db.session(system=True) as session:
                 current = await session.scalar(text("SELECT version_num FROM alembic_version"))
+                worker_seen = await latest_worker_heartbeat(session)
         except Exception as exc:  # any failure means not ready; say which
             logger.warning("readiness check failed: %s", type(exc).__name__)
             return JSONResponse(
-                {"status": "unavailable", "database": "unreachable"}, status_code=503
-            )
-        head = head_revision()
-        if current != head:
-            return JSONResponse(
                 {
                     "status": "unavailable",
-                    "database": "ok",
-                    "migrations": {"current": current, "head": head},
+                    "database": "unreachable",
+                    "reason": "the database does not answer",
                 },
                 status_code=503,
             )
-        return JSONResponse(
-            {"status": "ok", "database": "ok", "migrations": {"current": current, "head": head}}
-        )
+        head = head_revision()
+        body: dict[str, Any] = {
+            "status": "ok",
+            "database": "ok",
+            "migrations": {"current": current, "head": head},
+            "worker": {"last_heartbeat": worker_seen.isoformat() if worker_seen else None},
+        }
+        if current != head:
+            body["status"] = "unavailable"
+            body["reason"] = "the database schema is not at the newest migration"
+            return JSONResponse(body, status_code=503)
+        max_age = runtime.settings.readiness_worker_max_age_seconds
+        if max_age and (
+            worker_seen is None or runtime.clock.now() - worker_seen > timedelta(seconds=max_age)
+        ):
+            body["status"] = "unavailable"
+            body["worker"]["status"] = "none alive"
+            body["reason"] = (
+                f"no worker has sent a heartbeat in the last {max_age:.0f} s: "
+                "deployments and scheduled work would not run"
+            )
+            return JSONResponse(body, status_code=503)
+        body["worker"]["status"] = "alive"
+        return JSONResponse(body)
 
     return app

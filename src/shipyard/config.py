@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     # Also how quickly a running deployment notices a cancel request.
     worker_heartbeat_seconds: float = Field(default=1.0, gt=0)
     worker_lost_after_seconds: float = Field(default=30.0, gt=0)
+    # A worker whose job engine stops (the database went away) is restarted with backoff; a
+    # standalone `shipyard worker` gives up and exits non-zero after failing this long in a row
+    # (the worker inside `serve` never gives up).
+    worker_give_up_after_seconds: float = Field(default=300.0, gt=0)
+    worker_restart_max_backoff_seconds: float = Field(default=30.0, gt=0)
+    # /readyz answers 503 when no worker has sent a heartbeat for this long (0: do not check).
+    readiness_worker_max_age_seconds: float = Field(default=60.0, ge=0)
 
     password_hash_memory_kib: int = Field(default=65536, ge=1024)
     # Hashes running at once per process; more log-ins wait their turn instead of starving it.

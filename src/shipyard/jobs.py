@@ -184,6 +184,15 @@ WAITING_JOB_WITH_QUEUEING_LOCK = text(
 )
 
 
+LATEST_WORKER_HEARTBEAT = text("SELECT max(last_heartbeat) FROM procrastinate_workers")
+
+
+async def latest_worker_heartbeat(session: AsyncSession) -> datetime | None:
+    """When any worker last said it was alive (procrastinate's own worker heartbeat)."""
+    value: datetime | None = await session.scalar(LATEST_WORKER_HEARTBEAT)
+    return value
+
+
 async def reschedule_waiting_job(session: AsyncSession, *, job_id: int, when: datetime) -> bool:
     """Move a job that has not started to ``when``; False when it has started (or is gone)."""
     moved = await session.execute(RESCHEDULE_WAITING_JOB, {"when": when, "job_id": job_id})

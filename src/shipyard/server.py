@@ -15,7 +15,7 @@ import uvicorn
 from shipyard.api import create_app
 from shipyard.config import Settings
 from shipyard.runtime import open_runtime
-from shipyard.worker import run_worker
+from shipyard.worker import WorkerGaveUp, supervise_worker
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +40,11 @@ async def serve_forever(
         )
         worker_task = None
         if with_worker:
+            # Supervised: restarted whenever the database goes away, never given up on, since
+            # this process keeps serving (and /readyz says when no worker is alive).
             worker_task = asyncio.create_task(
-                run_worker(runtime=runtime, concurrency=concurrency), name="worker"
+                supervise_worker(runtime=runtime, concurrency=concurrency, give_up_after=None),
+                name="worker",
             )
         try:
             await server.serve()
@@ -65,7 +68,13 @@ async def work_forever(
     ) as runtime:
         loop = asyncio.get_running_loop()
         task = asyncio.create_task(
-            run_worker(runtime=runtime, concurrency=concurrency, name=name), name="worker"
+            supervise_worker(
+                runtime=runtime,
+                concurrency=concurrency,
+                name=name,
+                give_up_after=settings.worker_give_up_after_seconds,
+            ),
+            name="worker",
         )
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
@@ -73,3 +82,6 @@ async def work_forever(
             await task
         except asyncio.CancelledError:
             logger.info("worker stopped")
+        except WorkerGaveUp as exc:
+            # A worker that cannot go on must say so to whatever runs it (systemd, a container).
+            raise RuntimeError(f"worker stopped: {exc}") from exc

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+
+from sqlalchemy import text
 
 from shipyard.cicd.tasks import tasks as cicd_tasks
 from shipyard.deployments.heartbeats import DeploymentHeartbeats
@@ -13,7 +16,16 @@ from shipyard.hosts.tasks import tasks as host_tasks
 from shipyard.jobs import TaskSet, create_job_app, run_job_worker, worker_name
 from shipyard.runtime import Runtime
 
+logger = logging.getLogger(__name__)
+
 TASK_SETS: tuple[TaskSet, ...] = (deployment_tasks, git_tasks, host_tasks, cicd_tasks)
+# A worker that ran this long before stopping was healthy: its next failure starts a new count.
+HEALTHY_RUN_SECONDS = 60.0
+FIRST_RESTART_DELAY = 0.5
+
+
+class WorkerGaveUp(Exception):
+    """The worker could not keep running (the database stayed away) and stopped trying."""
 
 
 async def run_worker(
@@ -41,3 +53,56 @@ async def run_worker(
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beating
+
+
+async def database_answers(runtime: Runtime) -> bool:
+    try:
+        async with runtime.db.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
+async def supervise_worker(
+    *,
+    runtime: Runtime,
+    concurrency: int,
+    name: str | None = None,
+    give_up_after: float | None,
+) -> None:
+    """Keep a worker running: restart it with backoff whenever its job engine stops.
+
+    procrastinate stops its worker (and returns as if asked to) when one of its side tasks loses
+    the database, so any end that was not a cancellation is a failure here. After failing for
+    ``give_up_after`` seconds in a row this raises :class:`WorkerGaveUp`; with ``None`` it never
+    gives up (the worker inside ``serve``, which the HTTP side keeps alive).
+    """
+    clock = runtime.clock
+    delay = FIRST_RESTART_DELAY
+    max_delay = runtime.settings.worker_restart_max_backoff_seconds
+    failing_since: float | None = None
+    while True:
+        started = clock.monotonic()
+        # Checked first: procrastinate's pool would wait for an absent database without end.
+        if await database_answers(runtime):
+            try:
+                await run_worker(runtime=runtime, concurrency=concurrency, name=name)
+                reason = "its job engine stopped (the database connection was lost)"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+        else:
+            reason = "the database does not answer"
+        now = clock.monotonic()
+        if now - started >= HEALTHY_RUN_SECONDS:
+            failing_since, delay = None, FIRST_RESTART_DELAY
+        failing_since = failing_since if failing_since is not None else started
+        if give_up_after is not None and now - failing_since >= give_up_after:
+            raise WorkerGaveUp(
+                f"the worker kept failing for {now - failing_since:.0f} s; last: {reason}"
+            )
+        logger.warning("worker stopped: %s; restarting in %.1f s", reason, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)

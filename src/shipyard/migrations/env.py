@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import Connection, create_engine, pool, text
 
 from shipyard.db import to_sqlalchemy_url
 from shipyard.models import metadata
 
 config = context.config
+# Two `shipyard db upgrade` at once (two replicas starting) take turns: the second waits, then
+# finds the schema current. The lock is the transaction's, so a crash releases it.
+MIGRATION_LOCK_SQL = text("SELECT pg_advisory_xact_lock(hashtext('shipyard-migrations'))")
+
+
+def migrate(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+    with context.begin_transaction():
+        connection.execute(MIGRATION_LOCK_SQL)
+        context.run_migrations()
 
 
 def run_migrations() -> None:
@@ -17,15 +27,11 @@ def run_migrations() -> None:
         raise RuntimeError("no database URL given to the migrations")
     connectable = config.attributes.get("connection")
     if connectable is not None:
-        context.configure(connection=connectable, target_metadata=metadata, compare_type=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        migrate(connectable)
         return
     engine = create_engine(to_sqlalchemy_url(url), poolclass=pool.NullPool)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=metadata, compare_type=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        migrate(connection)
     engine.dispose()
 
 

@@ -1003,14 +1003,26 @@ def _install_security() -> None:
         DO $$
         BEGIN
             IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
-                CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS;
+                BEGIN
+                    CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS;
+                EXCEPTION WHEN insufficient_privilege THEN
+                    RAISE EXCEPTION 'the database user % may not create roles (no CREATEROLE). '
+                        'Ask a superuser to run: CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER '
+                        'NOBYPASSRLS; GRANT {APP_ROLE} TO %; then run shipyard db upgrade again',
+                        current_user, current_user;
+                END;
             END IF;
-            -- The login role switches to the application role on connect.
-            BEGIN
-                EXECUTE format('GRANT {APP_ROLE} TO %I', current_user);
-            EXCEPTION WHEN OTHERS THEN
-                RAISE NOTICE 'could not grant {APP_ROLE} to %: %', current_user, SQLERRM;
-            END;
+            -- The login role switches to the application role on connect: a failed grant would
+            -- leave every request failing later, so it fails the upgrade now, saying what to do.
+            IF NOT pg_has_role(current_user, '{APP_ROLE}', 'MEMBER') THEN
+                BEGIN
+                    EXECUTE format('GRANT {APP_ROLE} TO %I', current_user);
+                EXCEPTION WHEN OTHERS THEN
+                    RAISE EXCEPTION 'could not grant {APP_ROLE} to %: %. Ask a superuser to run: '
+                        'GRANT {APP_ROLE} TO %; then run shipyard db upgrade again',
+                        current_user, SQLERRM, current_user;
+                END;
+            END IF;
         END
         $$;
         """
