@@ -67,6 +67,7 @@ async def build_stack(root: Path, host_count: int) -> Stack:
 
     from shipyard.api import create_app
     from shipyard.config import get_settings
+    from shipyard.crypto import load_keyring
     from shipyard.db import Database
 
     postgres = PostgresForTests(root)
@@ -74,7 +75,7 @@ async def build_stack(root: Path, host_count: int) -> Stack:
     env["SHIPYARD_DATABASE_URL"] = url
     os.environ["SHIPYARD_DATABASE_URL"] = url
     get_settings.cache_clear()
-    db = Database(url, pool_size=20)
+    db = Database(url, keyring=load_keyring(get_settings()), pool_size=20)
     client = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(get_settings(), db)),
         base_url="http://bench",

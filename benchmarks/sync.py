@@ -67,10 +67,12 @@ class FakeProcess:
 
 async def prepare(url: str, server_url: str, token: str) -> tuple[Any, UUID, UUID]:
     from shipyard.accounts.models import Tenant
+    from shipyard.config import get_settings
+    from shipyard.crypto import load_keyring
     from shipyard.db import Database
     from shipyard.git.models import GitProvider
 
-    db = Database(url, pool_size=5)
+    db = Database(url, keyring=load_keyring(get_settings()), pool_size=5)
     tenant_id, provider_id = uuid4(), uuid4()
     async with db.session(tenant_id=tenant_id) as session:
         session.add(Tenant(id=tenant_id, name="Benchmark"))
