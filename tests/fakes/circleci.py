@@ -403,7 +403,7 @@ class FakeCircleCI(FakeServer):
             return Reply(404, {"message": "Workflow not found"})
         pipeline, workflow = found
         statuses = workflow.job_statuses(pipeline.script.hold)
-        items = [
+        items: list[dict[str, Any]] = [
             {
                 "dependencies": [],
                 "job_number": 1000 + index if status not in {"blocked", "not_run"} else None,
