@@ -1,7 +1,9 @@
 """A CircleCI API v2 imitation following its documentation.
 
 Covers: ``GET /me``, ``GET /project/{slug}``, ``GET/POST /project/{slug}/pipeline`` (trigger
-answers 201 with ``id``, ``state``, ``number``, ``created_at``), ``GET /pipeline/{id}``,
+answers 201 with ``id``, ``state``, ``number``, ``created_at``), ``POST
+/project/{slug}/pipeline/run`` (GitHub App projects: ``definition_id``, ``config``/``checkout``
+branch; the legacy trigger is refused for them), approval jobs holding a workflow ``on_hold``, ``GET /pipeline/{id}``,
 ``/pipeline/{id}/config`` (the config ``source``), ``/pipeline/{id}/workflow``,
 ``/workflow/{id}/job``, ``POST /workflow/{id}/cancel`` (202 ``{"message": "Accepted."}``).
 ``Circle-Token`` authentication; errors are ``{"message": ...}``. Lists carry
@@ -38,7 +40,9 @@ def _iso(moment: float) -> str:
 @dataclass
 class WorkflowSpec:
     name: str
-    jobs: list[tuple[str, str]]  # (job name, final status: success | failed)
+    # (job name, final status: success | failed | approval). An approval job holds the
+    # workflow "on_hold" until FakeCircleCI.approve(); it then counts as a success.
+    jobs: list[tuple[str, str]]
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Workflow:
     spec: WorkflowSpec
     done: int = 0
     cancelled: bool = False
+    approved: bool = False
     job_ids: list[str] = field(default_factory=list)
 
     def job_statuses(self, hold: bool) -> list[str]:
@@ -63,12 +68,12 @@ class Workflow:
             if failed:
                 statuses.append("not_run")
             elif index < self.done:
-                statuses.append(final)
+                statuses.append("success" if final == "approval" else final)
                 failed = final == "failed"
             elif self.cancelled:
                 statuses.append("canceled")
             elif index == self.done:
-                statuses.append("running")
+                statuses.append("on_hold" if final == "approval" else "running")
             else:
                 statuses.append("blocked")
         return statuses
@@ -79,6 +84,8 @@ class Workflow:
             return "failed"
         if self.cancelled:
             return "canceled"
+        if "on_hold" in statuses:
+            return "on_hold"
         if self.done >= len(self.spec.jobs) and not hold:
             return "success"
         return "running"
@@ -113,6 +120,7 @@ class Pipeline:
             self._create_workflows()
             return
         for workflow in self.workflows:
+            # A workflow on hold does not move until approved.
             if workflow.status(self.script.hold) == "running" and workflow.done < len(
                 workflow.spec.jobs
             ):
@@ -136,6 +144,8 @@ class Project:
     pipelines: list[Pipeline] = field(default_factory=list)
     script: Any = None
     queue_ticks: int = 1
+    # Set for projects of the CircleCI GitHub App: started only with pipeline/run and this id.
+    definition_id: str | None = None
 
 
 def default_script(parameters: dict[str, Any]) -> PipelineScript:
@@ -156,6 +166,7 @@ class FakeCircleCI(FakeServer):
         self.route("GET", PREFIX + r"/project/" + SLUG, self._project)
         self.route("GET", PREFIX + r"/project/" + SLUG + r"/pipeline", self._pipelines)
         self.route("POST", PREFIX + r"/project/" + SLUG + r"/pipeline", self._trigger)
+        self.route("POST", PREFIX + r"/project/" + SLUG + r"/pipeline/run", self._run)
         self.route("GET", PREFIX + r"/pipeline/(?P<id>[^/]+)", self._pipeline)
         self.route("GET", PREFIX + r"/pipeline/(?P<id>[^/]+)/config", self._config)
         self.route("GET", PREFIX + r"/pipeline/(?P<id>[^/]+)/workflow", self._pipeline_workflows)
@@ -178,8 +189,13 @@ class FakeCircleCI(FakeServer):
         script: Any = None,
         queue_ticks: int = 1,
         seed_pipeline: bool = True,
+        definition_id: str | None = None,
     ) -> Project:
-        """A project; ``seed_pipeline`` records a past pipeline so its config can be read."""
+        """A project; ``seed_pipeline`` records a past pipeline so its config can be read.
+
+        ``definition_id`` makes it a GitHub App project: the legacy trigger is refused and
+        ``POST /project/{slug}/pipeline/run`` with that ``definition_id`` starts pipelines.
+        """
         with self.lock:
             project = Project(
                 slug,
@@ -189,6 +205,7 @@ class FakeCircleCI(FakeServer):
                 {default_branch},
                 script=script,
                 queue_ticks=queue_ticks,
+                definition_id=definition_id,
             )
             self.projects[slug] = project
             if seed_pipeline:
@@ -196,6 +213,17 @@ class FakeCircleCI(FakeServer):
                 pipeline.queue_left = 0
                 pipeline.workflows = []
             return project
+
+    def approve(self, pipeline_number: int) -> None:
+        """Approve every workflow of the pipeline that is on hold."""
+        with self.lock:
+            for pipeline in self.pipelines.values():
+                if pipeline.number != pipeline_number:
+                    continue
+                for workflow in pipeline.workflows:
+                    if workflow.status(pipeline.script.hold) == "on_hold":
+                        workflow.approved = True
+                        workflow.done += 1
 
     def revoke(self, token: str | None = None) -> None:
         with self.lock:
@@ -293,7 +321,7 @@ class FakeCircleCI(FakeServer):
             "started_by": "5e8f6a2b-0000-0000-0000-000000000000",
             "pipeline_number": pipeline.number,
             "created_at": _iso(pipeline.created),
-            "stopped_at": None if status == "running" else _iso(time.time()),
+            "stopped_at": None if status in {"running", "on_hold"} else _iso(time.time()),
         }
 
     # Routes ---------------------------------------------------------------------------
@@ -339,11 +367,38 @@ class FakeCircleCI(FakeServer):
         project = self._project_of(request)
         if project is None:
             return Reply(404, {"message": "Project not found"})
+        if project.definition_id is not None:
+            return Reply(
+                400,
+                {
+                    "message": "This endpoint does not support projects integrated via the "
+                    "GitHub App; use POST /api/v2/project/{project-slug}/pipeline/run"
+                },
+            )
         body = request.json() or {}
-        branch = body.get("branch") or project.default_branch
+        return self._start_pipeline(project, body.get("branch"), body.get("parameters"))
+
+    def _run(self, request: Request) -> Reply:
+        """``pipeline/run``: ``definition_id``, ``config``/``checkout`` branch, ``parameters``."""
+        project = self._project_of(request)
+        if project is None:
+            return Reply(404, {"message": "Project not found"})
+        body = request.json() or {}
+        definition_id = body.get("definition_id")
+        if not definition_id:
+            return Reply(400, {"message": "definition_id is required"})
+        if definition_id != project.definition_id:
+            return Reply(404, {"message": "Pipeline definition not found"})
+        config = body.get("config") or {}
+        checkout = body.get("checkout") or {}
+        branch = checkout.get("branch") or config.get("branch")
+        return self._start_pipeline(project, branch, body.get("parameters"))
+
+    def _start_pipeline(self, project: Project, branch: str | None, parameters: Any) -> Reply:
+        branch = branch or project.default_branch
         if branch not in project.branches:
             return Reply(400, {"message": f"Branch not found: {branch}"})
-        parameters = body.get("parameters") or {}
+        parameters = parameters or {}
         if not isinstance(parameters, dict):
             return Reply(400, {"message": "parameters must be an object"})
         pipeline = self._new_pipeline(project, branch, parameters)
@@ -412,8 +467,10 @@ class FakeCircleCI(FakeServer):
                 "name": name,
                 "project_slug": pipeline.project.slug,
                 "status": status,
-                "type": "build",
-                "stopped_at": None if status in {"running", "blocked"} else _iso(time.time()),
+                "type": "approval" if workflow.spec.jobs[index][1] == "approval" else "build",
+                "stopped_at": None
+                if status in {"running", "blocked", "on_hold"}
+                else _iso(time.time()),
             }
             for index, ((name, _), status) in enumerate(
                 zip(workflow.spec.jobs, statuses, strict=True)

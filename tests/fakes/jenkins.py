@@ -116,6 +116,8 @@ class Job:
     queue_polls: int | None = 1
     builds: list[Build] = field(default_factory=list)
     next_number: int = 1
+    # Jenkins' "Disable this project": listed with buildable false and color "disabled".
+    disabled: bool = False
 
     @property
     def full_name(self) -> str:
@@ -237,6 +239,7 @@ class FakeJenkins(FakeServer):
         description: str = "",
         script: Callable[[dict[str, str]], Script] | None = None,
         queue_polls: int | None = 1,
+        disabled: bool = False,
     ) -> Job:
         """Add a job (and any missing folders) at ``team/app/deploy``."""
         with self.lock:
@@ -256,6 +259,7 @@ class FakeJenkins(FakeServer):
                 description=description,
                 script=script,
                 queue_polls=queue_polls,
+                disabled=disabled,
             )
             parent.children[name] = job
             return job
@@ -397,9 +401,9 @@ class FakeJenkins(FakeServer):
             "fullName": node.full_name,
             "name": node.name,
             "url": self._url(node),
-            "buildable": True,
+            "buildable": not node.disabled,
             "builds": [self._build_ref(b) for b in reversed(node.builds)],
-            "color": color,
+            "color": "disabled" if node.disabled else color,
             "firstBuild": self._build_ref(node.builds[0]) if node.builds else None,
             "inQueue": bool(in_queue),
             "lastBuild": self._build_ref(last) if last else None,
@@ -509,6 +513,13 @@ class FakeJenkins(FakeServer):
         return self._render(request, self._node_json(node), shallow_children=True)
 
     def _enqueue(self, job: Job, params: dict[str, str]) -> Reply:
+        if job.disabled:
+            # ParameterizedJobMixIn.doBuild: a job that is not buildable is a 409.
+            return Reply(
+                409,
+                f"<html><body><h2>HTTP ERROR 409 {job.full_name} is not buildable</h2></body></html>",
+                content_type="text/html;charset=utf-8",
+            )
         item = QueueItem(self.next_queue_id, job, params, job.queue_polls)
         self.next_queue_id += 1
         self.queue[item.id] = item

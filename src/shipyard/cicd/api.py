@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-import httpx
 from fastapi import APIRouter, Query, Response, status
 
 from shipyard.accounts.permissions import Permission
-from shipyard.accounts.principal import Principal
-from shipyard.cicd import service
+from shipyard.accounts.principal import Actor, Principal
+from shipyard.cicd import actions, flows, service
 from shipyard.cicd.schemas import (
     JobRead,
     MappingRead,
@@ -20,13 +19,13 @@ from shipyard.cicd.schemas import (
     ProviderUpdate,
     SyncQueued,
 )
-from shipyard.deps import SessionDep, SettingsDep, require
+from shipyard.deps import RuntimeDep, SessionDep, acting, require
 from shipyard.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 
 router = APIRouter()
 
 Reader = Annotated[Principal, require(Permission.READ)]
-Manager = Annotated[Principal, require(Permission.MANAGE_CICD)]
+Manager = Annotated[Actor, acting(Permission.MANAGE_CICD)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=500)]
 
@@ -49,11 +48,10 @@ async def list_providers(
     tags=["cicd"],
 )
 async def create_provider(
-    data: ProviderCreate, principal: Manager, session: SessionDep
+    data: ProviderCreate, actor: Manager, session: SessionDep
 ) -> ProviderRead:
     """Connect Jenkins, GitHub Actions or CircleCI; credentials are stored encrypted."""
-    provider = await service.create_provider(session=session, principal=principal, data=data)
-    return service.provider_read(provider, 0)
+    return await actions.create_provider(session=session, actor=actor, data=data)
 
 
 @router.get("/cicd-providers/{provider_id}", response_model=ProviderRead, tags=["cicd"])
@@ -66,36 +64,26 @@ async def get_provider(provider_id: UUID, principal: Reader, session: SessionDep
 
 @router.patch("/cicd-providers/{provider_id}", response_model=ProviderRead, tags=["cicd"])
 async def update_provider(
-    provider_id: UUID, data: ProviderUpdate, principal: Manager, session: SessionDep
+    provider_id: UUID, data: ProviderUpdate, actor: Manager, session: SessionDep
 ) -> ProviderRead:
-    provider = await service.update_provider(
-        session=session, principal=principal, provider_id=provider_id, data=data
+    return await actions.update_provider(
+        session=session, actor=actor, provider_id=provider_id, data=data
     )
-    return (await service.read_providers(session, [provider]))[0]
 
 
 @router.delete(
     "/cicd-providers/{provider_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["cicd"]
 )
-async def delete_provider(provider_id: UUID, principal: Manager, session: SessionDep) -> Response:
+async def delete_provider(provider_id: UUID, actor: Manager, session: SessionDep) -> Response:
     """Remove the provider and its jobs; steps that used them keep their history."""
-    await service.delete_provider(session=session, principal=principal, provider_id=provider_id)
+    await actions.delete_provider(session=session, actor=actor, provider_id=provider_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/cicd-providers/{provider_id}/test", response_model=ProviderCheck, tags=["cicd"])
-async def test_provider(
-    provider_id: UUID, principal: Manager, session: SessionDep, settings: SettingsDep
-) -> ProviderCheck:
-    """Check credentials and reachability; a failure is an error naming the provider's reason."""
-    async with httpx.AsyncClient(timeout=settings.http_timeout) as http:
-        return await service.check_provider(
-            session=session,
-            principal=principal,
-            provider_id=provider_id,
-            http=http,
-            settings=settings,
-        )
+async def test_provider(provider_id: UUID, actor: Manager, runtime: RuntimeDep) -> ProviderCheck:
+    """Check credentials and reachability; ``ok`` is false, with the provider's reason, on failure."""
+    return await flows.check_provider(runtime=runtime, actor=actor, provider_id=provider_id)
 
 
 @router.post(
@@ -104,12 +92,9 @@ async def test_provider(
     status_code=status.HTTP_202_ACCEPTED,
     tags=["cicd"],
 )
-async def sync_provider(provider_id: UUID, principal: Manager, session: SessionDep) -> SyncQueued:
+async def sync_provider(provider_id: UUID, actor: Manager, session: SessionDep) -> SyncQueued:
     """Refresh the job catalogue in the background."""
-    job_id = await service.request_sync(
-        session=session, principal=principal, provider_id=provider_id
-    )
-    return SyncQueued(status="queued" if job_id else "already_queued", job_id=job_id)
+    return await actions.request_sync(session=session, actor=actor, provider_id=provider_id)
 
 
 @router.get("/cicd-jobs", response_model=Page[JobRead], tags=["cicd"])

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.cicd.models import CicdProvider
-from shipyard.cicd.providers.base import CicdAuthFailed, CicdClient
+from shipyard.cicd.providers.base import CicdClient
 from shipyard.cicd.providers.circleci import DEFAULT_API_URL as CIRCLECI_API_URL
 from shipyard.cicd.providers.circleci import CircleCIClient
 from shipyard.cicd.providers.github_actions import DEFAULT_API_URL as GITHUB_API_URL
@@ -20,7 +20,7 @@ from shipyard.cicd.providers.jenkins import JenkinsClient
 from shipyard.cicd.schemas import CONFIG_MODELS, SECRET_FIELDS, StrictModel
 from shipyard.config import Settings
 from shipyard.crypto import SecretDecryptionError, is_sealed, seal, unseal
-from shipyard.errors import ValidationFailed
+from shipyard.errors import Conflict, ValidationFailed
 from shipyard.git.models import GitProvider
 
 DEFAULT_URLS = {"github_actions": GITHUB_API_URL, "circleci": CIRCLECI_API_URL}
@@ -84,14 +84,19 @@ def public_config(provider_type: str, stored: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+def _not_configured(message: str) -> Conflict:
+    """The provider's stored settings cannot be used (nothing was asked of the provider yet)."""
+    return Conflict(message, code="provider_not_configured")
+
+
 def _secret(provider: CicdProvider, key: str) -> str:
     value = provider.config.get(key)
     if not isinstance(value, dict) or not is_sealed(value):
-        raise CicdAuthFailed(f"provider '{provider.name}' has no {key} configured")
+        raise _not_configured(f"provider '{provider.name}' has no {key} configured")
     try:
         return unseal(value)
     except SecretDecryptionError as exc:
-        raise CicdAuthFailed(
+        raise _not_configured(
             f"the {key} of provider '{provider.name}' cannot be decrypted with the current keys"
         ) from exc
 
@@ -106,11 +111,14 @@ async def _github_token(session: AsyncSession, provider: CicdProvider) -> str:
         )
     )
     if git_provider is None:
-        raise CicdAuthFailed(
-            f"the GitHub provider linked to '{provider.name}' was deleted; link another or set a token"
+        raise _not_configured(
+            f"the GitHub provider linked to '{provider.name}' was deleted; "
+            "link another or set a token"
         )
     if not git_provider.access_token:
-        raise CicdAuthFailed(f"the GitHub provider linked to '{provider.name}' has no access token")
+        raise _not_configured(
+            f"the GitHub provider linked to '{provider.name}' has no access token"
+        )
     return git_provider.access_token
 
 
@@ -120,6 +128,7 @@ async def open_client(
     """A client for ``provider`` with its decrypted credentials."""
     config = provider.config
     retry = settings.cicd_retry_seconds
+    timeout = settings.http_timeout
     url = effective_url(provider.type, provider.url)
     if provider.type == "jenkins":
         return JenkinsClient(
@@ -128,6 +137,7 @@ async def open_client(
             username=str(config.get("username", "")),
             api_token=_secret(provider, "api_token"),
             retry_seconds=retry,
+            timeout=timeout,
         )
     if provider.type == "github_actions":
         return GithubActionsClient(
@@ -137,6 +147,7 @@ async def open_client(
             token=await _github_token(session, provider),
             ref=config.get("ref"),
             retry_seconds=retry,
+            timeout=timeout,
         )
     return CircleCIClient(
         http,
@@ -146,4 +157,8 @@ async def open_client(
         token=_secret(provider, "token"),
         branch=config.get("branch"),
         retry_seconds=retry,
+        definition_ids={
+            str(slug): str(value) for slug, value in (config.get("definition_ids") or {}).items()
+        },
+        timeout=timeout,
     )

@@ -6,7 +6,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -35,6 +43,9 @@ class CicdProvider(TimestampMixin, Base):
     tenant_id: Mapped[UUID] = tenant_fk()
     last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
+    # A provider whose sync keeps failing backs off instead of being retried every minute.
+    sync_failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    next_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CicdJob(TimestampMixin, Base):
@@ -56,6 +67,9 @@ class CicdJob(TimestampMixin, Base):
         JSONB, nullable=False, server_default="[]"
     )
     tenant_id: Mapped[UUID] = tenant_fk()
+    # Additions
+    # False when the provider will refuse to start the job (a disabled Jenkins job).
+    buildable: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
 
 
 class DeploymentCicdMapping(TimestampMixin, Base):

@@ -26,14 +26,18 @@ def parameter(
     choices: list[str] | None = None,
     description: str | None = None,
     required: bool = False,
+    first_choice_default: bool = True,
 ) -> dict[str, Any]:
-    """A normalised parameter definition; a password's default is never kept."""
+    """A normalised parameter definition; a password's default is never kept.
+
+    ``first_choice_default``: a choice without a default defaults to its first option (what
+    Jenkins does); GitHub passes False for a required input, which must then be given.
+    """
     if type_ not in PARAMETER_TYPES:
         type_ = "string"
     if type_ == "password":
         default = None
-    if type_ == "choice" and choices and default is None:
-        # Jenkins and GitHub both fall back to the first choice.
+    if type_ == "choice" and choices and default is None and first_choice_default:
         default = choices[0]
     return {
         "name": name,

@@ -16,11 +16,11 @@ from sqlalchemy import select, text
 from shipyard.cicd.connection import open_client
 from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
 from shipyard.cicd.providers.base import BuildState, CicdClient, JobRef
-from shipyard.cicd.providers.http import mask
 from shipyard.config import Settings
 from shipyard.crypto import SecretDecryptionError, is_sealed, unseal
 from shipyard.db import Database
 from shipyard.errors import ShipyardError
+from shipyard.outbound.masking import Masker
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,37 @@ FINAL = ("success", "failed", "cancelled")
 # Slices of the poll interval, so a cancel request is noticed quickly.
 _CANCEL_CHECK_SECONDS = 0.2
 _MAX_DRAIN_READS = 100
+# Password parameters can be short; three characters is the shortest value worth masking
+# (replacing every "a" would garble the console).
 MIN_MASKED_LENGTH = 3
+# How long aborting a build we stop following may take before we give up on it.
+_ABORT_SECONDS = 10.0
+
+
+class StepOutcome(str):
+    """How a step ended ('success', 'failed' or 'cancelled'), with the job and the reason.
+
+    Compares equal to its status, so callers may test ``outcome == "success"``; ``summary``
+    names the job and why it failed, for the deployment's own error.
+    """
+
+    job: str
+    reason: str | None
+
+    def __new__(cls, status: str, *, job: str, reason: str | None = None) -> StepOutcome:
+        outcome = super().__new__(cls, status)
+        outcome.job = job
+        outcome.reason = reason
+        return outcome
+
+    @property
+    def status(self) -> str:
+        return str.__str__(self)
+
+    @property
+    def summary(self) -> str:
+        why = f": {self.reason}" if self.reason else ""
+        return f"CI/CD step {self.job} {self.status}{why}"
 
 
 class StepFailed(Exception):
@@ -60,7 +90,7 @@ class StepRunner:
         self.tenant_id = tenant_id
         self._emit = emit
         self.should_cancel = should_cancel
-        self.secrets: tuple[str, ...] = ()
+        self.mask = Masker(())
         self.label = "CI/CD"
         self.partial = ""
         self.build_number: str | None = None
@@ -69,7 +99,7 @@ class StepRunner:
         self._running = False
 
     async def say(self, level: str, message: str) -> None:
-        await self._emit(level, mask(message, self.secrets))
+        await self._emit(level, self.mask(message))
 
     async def _update(self, **values: Any) -> None:
         async with self.db.session(tenant_id=self.tenant_id) as session:
@@ -79,34 +109,39 @@ class StepRunner:
             for key, value in values.items():
                 setattr(mapping, key, value)
 
-    async def _finish(self, status: str, error: str | None = None) -> str:
+    def _outcome(self, status: str, reason: str | None = None) -> StepOutcome:
+        return StepOutcome(
+            status, job=self.label, reason=self.mask(reason) if reason is not None else None
+        )
+
+    async def _finish(self, status: str, error: str | None = None) -> StepOutcome:
         level = {"success": "INFO", "cancelled": "WARNING"}.get(status, "ERROR")
         if error:
             await self.say(level, f"{self.label}: {error}")
         try:
             await self._update(
                 status=status,
-                error=mask(error, self.secrets) if error else None,
+                error=self.mask(error) if error else None,
                 completed_at=_now(),
             )
         except StepGone:
-            return "cancelled"
-        return status
+            return self._outcome("cancelled", "the deployment was deleted")
+        return self._outcome(status, error)
 
-    async def run(self, http: httpx.AsyncClient) -> str:
+    async def run(self, http: httpx.AsyncClient) -> StepOutcome:
         try:
             loaded = await self._load(http)
         except StepGone:
-            return "cancelled"
+            return self._outcome("cancelled", "the deployment was deleted")
         except StepFailed as exc:
             return await self._finish("failed", str(exc))
-        if isinstance(loaded, str):
+        if isinstance(loaded, StepOutcome):
             return loaded
         client, job, mapping = loaded
         try:
             return await self._follow(client, job, mapping)
         except StepGone:
-            return "cancelled"
+            return self._outcome("cancelled", "the deployment was deleted")
         except StepFailed as exc:
             return await self._finish("failed", str(exc))
         except ShipyardError as exc:
@@ -114,7 +149,7 @@ class StepRunner:
 
     async def _load(
         self, http: httpx.AsyncClient
-    ) -> str | tuple[CicdClient, CicdJob, DeploymentCicdMapping]:
+    ) -> StepOutcome | tuple[CicdClient, CicdJob, DeploymentCicdMapping]:
         async with self.db.session(tenant_id=self.tenant_id) as session:
             mapping = await session.scalar(
                 select(DeploymentCicdMapping).where(
@@ -124,26 +159,31 @@ class StepRunner:
             )
             if mapping is None:
                 raise StepGone
-            if mapping.status in FINAL:
-                return mapping.status
             job = await session.get(CicdJob, mapping.cicd_job_id) if mapping.cicd_job_id else None
+            provider: CicdProvider | None = None
+            if job is not None:
+                provider = await session.get(CicdProvider, job.provider_id)
+                if provider is not None:
+                    self.label = f"{provider.name} ({job.path or job.name})"
+            if mapping.status in FINAL:
+                return self._outcome(mapping.status, mapping.error)
             if job is None:
                 raise StepFailed("the CI/CD job of this step was deleted")
-            provider = await session.get(CicdProvider, job.provider_id)
             if provider is None:
                 raise StepFailed("the CI/CD provider of this step was deleted")
             self.provider_id = provider.id
-            self.label = f"{provider.name} ({job.path or job.name})"
+            if not job.buildable and not mapping.tracking:
+                raise StepFailed(
+                    f"the job is disabled in {provider.name}; enable it there and sync the provider"
+                )
             try:
                 client = await open_client(session, provider, http=http, settings=self.settings)
             except ShipyardError as exc:
                 raise StepFailed(exc.message) from exc
             self.parameters = self._plain_parameters(mapping.parameters)
-            # Very short values are not masked: replacing every "a" would garble the console.
-            self.secrets = tuple(
-                s
-                for s in (*client.secrets, *self._password_values(mapping.parameters))
-                if len(s) >= MIN_MASKED_LENGTH
+            self.mask = Masker(
+                (*client.secrets, *self._password_values(mapping.parameters)),
+                min_length=MIN_MASKED_LENGTH,
             )
             return client, job, mapping
 
@@ -213,7 +253,7 @@ class StepRunner:
 
     async def _follow(
         self, client: CicdClient, job: CicdJob, mapping: DeploymentCicdMapping
-    ) -> str:
+    ) -> StepOutcome:
         tracking = dict(mapping.tracking or {})
         self.build_number = mapping.build_number
         try:
@@ -227,9 +267,28 @@ class StepRunner:
                 self.partial = str(tracking.pop("partial_line", ""))
         except _Cancelled:
             return await self._finish("cancelled", "cancelled before the job was triggered")
-        return await self._loop(client, job, tracking)
+        try:
+            return await self._loop(client, job, tracking)
+        except (ShipyardError, StepFailed, asyncio.CancelledError):
+            # We stop following a build that is still going: abort it upstream rather than
+            # leave it running with nobody watching (a lost worker cannot, and is not asked to).
+            await self._abort_abandoned(client, tracking)
+            raise
 
-    async def _loop(self, client: CicdClient, job: CicdJob, tracking: dict[str, Any]) -> str:
+    async def _abort_abandoned(self, client: CicdClient, tracking: dict[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(_ABORT_SECONDS):
+                aborted = await asyncio.shield(client.cancel(tracking))
+        except (ShipyardError, TimeoutError) as exc:
+            reason = exc.message if isinstance(exc, ShipyardError) else "no answer in time"
+            logger.warning("%s: could not abort the abandoned build: %s", self.label, reason)
+            return
+        if aborted:
+            await self.say("WARNING", f"{self.label}: stopped following the build; aborted it")
+
+    async def _loop(
+        self, client: CicdClient, job: CicdJob, tracking: dict[str, Any]
+    ) -> StepOutcome:
         settings = self.settings
         queued_at = float(tracking.get("queued_at", time.time()))
         build_deadline = queued_at + settings.cicd_build_timeout_seconds
@@ -252,6 +311,20 @@ class StepRunner:
                 await self._drain(client, tracking)
                 await self._save_tracking(tracking, last_saved)
                 return await self._conclude(client, state, cancel_deadline is not None)
+            if state.status == "waiting":
+                waiting_since = await self._waiting(state, tracking)
+                waited = time.time() - waiting_since
+                if waited > settings.cicd_approval_timeout_seconds and cancel_deadline is None:
+                    await self._try_cancel(client, tracking)
+                    return await self._finish(
+                        "failed",
+                        f"the build waited for approval longer than "
+                        f"{settings.cicd_approval_timeout_seconds:g} s ({state.detail}); "
+                        "it was cancelled",
+                    )
+            elif "approval_since" in tracking:
+                del tracking["approval_since"]
+                await self.say("INFO", f"{self.label}: approved; the build goes on")
             if state.status == "queued":
                 if state.detail != last_queue_detail:
                     await self.say("INFO", f"{self.label}: queued ({state.detail})")
@@ -278,6 +351,16 @@ class StepRunner:
                 )
             await self._save_tracking(tracking, last_saved)
             await self._sleep(wake_on_cancel=cancel_deadline is None)
+
+    async def _waiting(self, state: BuildState, tracking: dict[str, Any]) -> float:
+        """Note (once) that the build waits on an approval; return since when it has waited."""
+        since = tracking.get("approval_since")
+        if since is None:
+            since = tracking["approval_since"] = time.time()
+            await self.say("WARNING", f"{self.label}: waiting for approval ({state.detail})")
+            await self._update(tracking=dict(tracking))
+        await self._set_running()
+        return float(since)
 
     async def _try_cancel(self, client: CicdClient, tracking: dict[str, Any]) -> None:
         try:
@@ -342,7 +425,9 @@ class StepRunner:
             await self.say("INFO", self.partial.rstrip("\r"))
             self.partial = ""
 
-    async def _conclude(self, client: CicdClient, state: BuildState, cancel_requested: bool) -> str:
+    async def _conclude(
+        self, client: CicdClient, state: BuildState, cancel_requested: bool
+    ) -> StepOutcome:
         build = f"build #{state.number}" if state.number else "the build"
         if state.status == "success":
             await self.say("INFO", f"{self.label}: {build} succeeded")

@@ -84,6 +84,32 @@ class CircleCIConfig(StrictModel):
         description="Branch to run (default branch otherwise).",
     )
     app_url: HttpUrlText | None = None
+    definition_ids: dict[str, UUID] | None = Field(
+        default=None,
+        description=(
+            "Pipeline definition id per project slug. Projects connected through the CircleCI "
+            "GitHub App (slugs like circleci/<org id>/<project id>) need one: they are started "
+            "with pipeline/run, not the legacy trigger."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _definitions_match_projects(self) -> CircleCIConfig:
+        definitions = self.definition_ids or {}
+        unknown = sorted(set(definitions) - set(self.project_slugs))
+        if unknown:
+            raise ValueError(f"definition_ids names projects not in project_slugs: {unknown}")
+        missing = [
+            slug
+            for slug in self.project_slugs
+            if slug.startswith("circleci/") and slug not in definitions
+        ]
+        if missing:
+            raise ValueError(
+                f"{', '.join(missing)} is connected through the CircleCI GitHub App; "
+                "give its pipeline definition id in definition_ids"
+            )
+        return self
 
 
 CONFIG_MODELS: dict[str, type[StrictModel]] = {
@@ -128,14 +154,25 @@ class ProviderRead(BaseModel):
     config: dict[str, Any] = Field(description="Non-secret settings and has_<credential> flags.")
     last_synced_at: datetime | None
     error: str | None
+    sync_failures: int = Field(default=0, description="Consecutive failed syncs.")
+    next_sync_at: datetime | None = Field(
+        default=None, description="When a failing provider is tried again (backing off)."
+    )
     job_count: int
     created_at: datetime
     updated_at: datetime
 
 
 class ProviderCheck(BaseModel):
+    """The connection test's answer; a refusal or an outage upstream is ``ok: false``, not an error."""
+
     ok: bool
     message: str
+    code: str | None = Field(
+        default=None,
+        description="Why it failed, when it did: provider_unauthorized, provider_forbidden, "
+        "upstream_not_found, provider_unreachable, provider_rate_limited, provider_error.",
+    )
 
 
 class SyncQueued(BaseModel):
@@ -162,6 +199,9 @@ class JobRead(BaseModel):
     path: str | None
     description: str | None
     parameters: list[JobParameterRead]
+    buildable: bool = Field(
+        description="False for a job the provider will not start (a disabled Jenkins job)."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -177,6 +217,9 @@ class MappingRead(BaseModel):
     stage: Stage
     position: int
     status: StepStatus
+    waiting_for: Literal["approval"] | None = Field(
+        default=None, description="Set while a running build is paused on an approval."
+    )
     parameters: dict[str, Any] = Field(description="Password values are shown as ***.")
     build_number: str | None
     build_url: str | None

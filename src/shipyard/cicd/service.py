@@ -26,6 +26,7 @@ from shipyard.crypto import is_sealed
 from shipyard.deployments.models import Deployment
 from shipyard.errors import NotFound, ValidationFailed
 from shipyard.git.models import GitProvider
+from shipyard.outbound.errors import UpstreamError
 from shipyard.pagination import paginate
 
 
@@ -50,6 +51,8 @@ def provider_read(provider: CicdProvider, job_count: int) -> ProviderRead:
             "config": public_config(provider.type, provider.config),
             "last_synced_at": provider.last_synced_at,
             "error": provider.error,
+            "sync_failures": provider.sync_failures,
+            "next_sync_at": provider.next_sync_at,
             "job_count": job_count,
             "created_at": provider.created_at,
             "updated_at": provider.updated_at,
@@ -196,14 +199,19 @@ async def check_provider(
     http: httpx.AsyncClient,
     settings: Settings,
 ) -> ProviderCheck:
-    """Reach the provider with its credentials; raises the provider's error when it fails."""
+    """Reach the provider with its credentials; ``ok`` is False with the reason when it fails."""
     provider = await get_provider(session=session, principal=principal, provider_id=provider_id)
     # A person is waiting: retry briefly rather than for the whole background budget.
     quick = settings.model_copy(
         update={"cicd_retry_seconds": min(settings.cicd_retry_seconds, settings.http_timeout)}
     )
     client = await open_client(session, provider, http=http, settings=quick)
-    message = await client.check()
+    try:
+        message = await client.check()
+    except UpstreamError as exc:
+        # The test's answer is the diagnosis: a refused token or an outage is "not ok", with the
+        # provider's reason, never an error of ours (and never a 5xx for a refusal).
+        return ProviderCheck(ok=False, message=exc.message, code=exc.code)
     return ProviderCheck(ok=True, message=message)
 
 
@@ -297,6 +305,9 @@ def _mapping_read(
             "stage": mapping.stage,
             "position": mapping.position,
             "status": mapping.status,
+            "waiting_for": "approval"
+            if mapping.status == "running" and (mapping.tracking or {}).get("approval_since")
+            else None,
             "parameters": {k: "***" if is_sealed(v) else v for k, v in mapping.parameters.items()},
             "build_number": mapping.build_number,
             "build_url": mapping.build_url,

@@ -16,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.cicd.models import CicdJob, DeploymentCicdMapping
 from shipyard.cicd.parameters import secret_names, validate_values
-from shipyard.cicd.runner import StepRunner
+from shipyard.cicd.runner import StepOutcome, StepRunner
 from shipyard.cicd.schemas import CicdStepRequest
 from shipyard.config import Settings
 from shipyard.crypto import is_sealed, seal
 from shipyard.db import Database
 from shipyard.errors import ValidationFailed
+from shipyard.outbound.client import build_http_client
 
 Emit = Callable[[str, str], Awaitable[None]]
 
@@ -48,7 +49,8 @@ async def prepare_steps(
 ) -> list[DeploymentCicdMapping]:
     """Validate ``steps`` and add one pending mapping row per step (flushed, not committed).
 
-    A ``cicd_job_id`` outside the tenant is a 422 naming ``cicd_steps.<i>.cicd_job_id``;
+    A ``cicd_job_id`` outside the tenant, or of a job the provider reports disabled, is a 422
+    naming ``cicd_steps.<i>.cicd_job_id``;
     password parameter values are stored encrypted. ``position`` is the step's index.
     """
     job_ids = {step.cicd_job_id for step in steps}
@@ -66,6 +68,13 @@ async def prepare_steps(
                 f"CI/CD job {step.cicd_job_id} does not exist",
                 field=f"cicd_steps.{index}.cicd_job_id",
                 code="not_found",
+            )
+        if not job.buildable:
+            raise ValidationFailed(
+                f"CI/CD job '{job.path or job.name}' is disabled in its provider; "
+                "enable it there and sync the provider",
+                field=f"cicd_steps.{index}.cicd_job_id",
+                code="cicd_job_disabled",
             )
         values = validate_step_parameters(
             job, step.parameters, field_prefix=f"cicd_steps.{index}.parameters"
@@ -99,8 +108,12 @@ async def run_step(
     emit: Emit,
     should_cancel: Callable[[], bool],
     http: httpx.AsyncClient | None = None,
-) -> str:
+) -> StepOutcome:
     """Trigger the mapping's job and follow it to the end; return 'success', 'failed' or 'cancelled'.
+
+    The outcome compares equal to that status and also names the job and the reason
+    (``outcome.summary``), for the deployment's own error. Pass the process's ``http`` client;
+    without one, a client is built for this step.
 
     Progress (status, build number and link, timestamps, error) is committed on the mapping as it
     happens. Console lines go to ``emit("INFO", line)``; Shipyard's own events use INFO, WARNING
@@ -119,5 +132,5 @@ async def run_step(
     )
     if http is not None:
         return await runner.run(http)
-    async with httpx.AsyncClient(timeout=settings.http_timeout) as own_http:
+    async with build_http_client(settings) as own_http:
         return await runner.run(own_http)

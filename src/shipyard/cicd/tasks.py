@@ -18,6 +18,7 @@ async def sync_provider(job: JobRun, provider_id: str, tenant_id: str) -> None:
         settings=job.runtime.settings,
         tenant_id=UUID(tenant_id),
         provider_id=UUID(provider_id),
+        http=job.runtime.http,
     )
 
 

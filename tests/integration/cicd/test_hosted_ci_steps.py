@@ -264,7 +264,7 @@ async def test_github_revoked_token_fails_the_step_with_githubs_message(
     assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "failed"
 
     error = (await _mapping(db, admin, mapping_id)).error or ""
-    assert "GitHub Actions rejected the credentials (HTTP 401): Bad credentials" in error
+    assert "GitHub Actions refused the token (HTTP 401): Bad credentials" in error
 
 
 async def test_github_rate_limit_is_waited_out(

@@ -260,7 +260,7 @@ async def test_credentials_revoked_mid_run_fail_the_step_with_jenkins_reason(
 
     assert status == "failed"
     mapping = await _mapping(db, admin, mapping_id)
-    assert "rejected the credentials (HTTP 401)" in (mapping.error or "")
+    assert "refused the token (HTTP 401)" in (mapping.error or "")
     assert "Invalid password/token for user: admin" in (mapping.error or "")
     assert mapping.build_number == "1"
 

@@ -270,7 +270,7 @@ async def test_sync_failure_is_recorded_on_the_provider(
     shown = (
         await client.get(f"/api/v1/cicd-providers/{provider['id']}", headers=admin.headers)
     ).json()
-    assert "rejected the credentials (HTTP 401)" in shown["error"]
+    assert "refused the token (HTTP 401)" in shown["error"]
     assert shown["last_synced_at"] is None
 
 

@@ -1,12 +1,10 @@
-"""Provider settings sealed and shown safely; provider error bodies turned into reasons."""
+"""Provider settings sealed and shown safely."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from shipyard.cicd.connection import build_config, public_config
-from shipyard.cicd.providers.http import mask, response_reason
 from shipyard.crypto import is_sealed, unseal
 from shipyard.errors import ValidationFailed
 
@@ -34,19 +32,3 @@ def test_changes_merge_over_the_stored_config() -> None:
         )
     assert caught.value.field == "config"
     assert "exactly one of token or git_provider_id" in caught.value.message
-
-
-def _response(status: int, **kwargs: object) -> httpx.Response:
-    return httpx.Response(status, request=httpx.Request("GET", "http://ci/x"), **kwargs)
-
-
-def test_reasons_come_from_json_messages_or_page_text() -> None:
-    assert response_reason(_response(401, json={"message": "Bad credentials"})) == "Bad credentials"
-    page = "<html><head><title>Error</title><style>p{}</style></head><body><h2>No &amp; way</h2></body></html>"
-    assert response_reason(_response(403, text=page)) == "No & way"
-    assert response_reason(_response(500, text="")) == "Internal Server Error"
-    assert (
-        response_reason(_response(400, json={"message": "token abc123 bad"}), ("abc123",))
-        == "token *** bad"
-    )
-    assert mask("a-b-a", ("a", "")) == "***-b-***"

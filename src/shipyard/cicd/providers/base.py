@@ -1,4 +1,8 @@
-"""The small interface every CI/CD provider client implements, and the errors they raise."""
+"""The small interface every CI/CD provider client implements.
+
+Their HTTP goes through :mod:`shipyard.outbound.api`, so they raise the same errors as the Git
+providers (:mod:`shipyard.outbound.errors`).
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from shipyard.errors import ProviderError
-
-BuildStatus = Literal["queued", "running", "success", "failed", "cancelled"]
+BuildStatus = Literal["queued", "running", "waiting", "success", "failed", "cancelled"]
 FINAL_BUILD_STATUSES = ("success", "failed", "cancelled")
-
-
-class CicdAuthFailed(ProviderError):
-    """The provider refused the credentials (revoked, expired, wrong)."""
-
-    code = "cicd_auth_failed"
-
-
-class CicdUnreachable(ProviderError):
-    """The provider could not be reached (DNS, refused, timeouts) within the retry budget."""
-
-    code = "cicd_unreachable"
-
-
-class CicdNotFound(ProviderError):
-    """The job, build or repository does not exist upstream (or is not visible to the token)."""
-
-    code = "cicd_not_found"
-
-
-class CicdRequestFailed(ProviderError):
-    """The provider answered with an error that retrying will not fix."""
-
-    code = "cicd_provider_error"
 
 
 @dataclass(frozen=True)
@@ -45,6 +23,8 @@ class RemoteJob:
     path: str | None
     description: str | None
     parameters: list[dict[str, Any]] = field(default_factory=list)
+    # False when the provider will refuse to start it (a disabled Jenkins job).
+    buildable: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,7 +39,10 @@ class JobRef:
 
 @dataclass
 class BuildState:
-    """Where a triggered build is; ``detail`` says why it is queued or how it ended."""
+    """Where a triggered build is; ``detail`` says why it is queued or waiting, or how it ended.
+
+    ``waiting`` means the build is paused on a person (a CircleCI approval job), not working.
+    """
 
     status: BuildStatus
     number: str | None = None

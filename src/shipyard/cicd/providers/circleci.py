@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import yaml
@@ -14,11 +13,11 @@ from shipyard.cicd.parameters import parameter
 from shipyard.cicd.providers.base import (
     BuildState,
     CicdClient,
-    CicdNotFound,
     JobRef,
     RemoteJob,
 )
-from shipyard.cicd.providers.http import ProviderHttp
+from shipyard.outbound.api import ProviderApi, RetryPolicy, segment, segments
+from shipyard.outbound.errors import UpstreamNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +30,9 @@ _PARAMETER_TYPES = {
     "enum": "choice",
 }
 _ACTIVE = frozenset({"running", "failing", "on_hold"})
+# Slugs of projects connected through the CircleCI GitHub App (circleci/<org id>/<project id>):
+# they are triggered with a pipeline definition, not the legacy trigger endpoint.
+GITHUB_APP_SLUG_PREFIX = "circleci/"
 _FAILED = frozenset({"failed", "error", "unauthorized", "failing"})
 _QUEUED_PIPELINE = frozenset({"created", "pending", "setup-pending", "setup"})
 
@@ -72,16 +74,21 @@ class CircleCIClient(CicdClient):
         token: str,
         branch: str | None,
         retry_seconds: float,
+        definition_ids: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._token = token
         self.project_slugs = project_slugs
         self.branch = branch
+        # Project slug -> pipeline definition id, for projects run with pipeline/run.
+        self.definition_ids = dict(definition_ids or {})
         self.app_url = (app_url or DEFAULT_APP_URL).rstrip("/")
-        self.api = ProviderHttp(
+        self.api = ProviderApi(
             http,
             label=self.label,
             base_url=api_url or DEFAULT_API_URL,
-            retry_seconds=retry_seconds,
+            retry=RetryPolicy(retry_seconds),
+            timeout=timeout,
             headers={"Circle-Token": token, "Accept": "application/json"},
             secrets=(token,),
         )
@@ -92,7 +99,7 @@ class CircleCIClient(CicdClient):
 
     @staticmethod
     def _slug(slug: str) -> str:
-        return quote(slug, safe="/")
+        return segments(slug)
 
     async def check(self) -> str:
         me = (await self.api.request("GET", "me")).json()
@@ -127,9 +134,11 @@ class CircleCIClient(CicdClient):
         if not items:
             return []
         try:
-            config = (await self.api.request("GET", f"pipeline/{items[0]['id']}/config")).json()
+            config = (
+                await self.api.request("GET", f"pipeline/{segment(str(items[0]['id']))}/config")
+            ).json()
             return pipeline_parameters(str(config.get("source") or ""))
-        except CicdNotFound:
+        except UpstreamNotFound:
             return []
         except yaml.YAMLError:
             logger.warning("CircleCI config of %s is not valid YAML; no parameters read", slug)
@@ -144,17 +153,21 @@ class CircleCIClient(CicdClient):
 
     async def trigger(self, job: JobRef, parameters: dict[str, Any]) -> dict[str, Any]:
         slug = job.external_id
-        body: dict[str, Any] = {"parameters": parameters}
         branch = await self._branch(slug)
-        if branch:
-            body["branch"] = branch
-        response = await self.api.request(
-            "POST",
-            f"project/{self._slug(slug)}/pipeline",
-            ok=(200, 201),
-            json=body,
-            idempotent=False,
-        )
+        definition_id = self.definition_ids.get(slug)
+        if definition_id is not None:
+            # Projects of the CircleCI GitHub App: the legacy trigger is not available to them.
+            body: dict[str, Any] = {"definition_id": definition_id, "parameters": parameters}
+            if branch:
+                body["config"] = {"branch": branch}
+                body["checkout"] = {"branch": branch}
+            path = f"project/{self._slug(slug)}/pipeline/run"
+        else:
+            body = {"parameters": parameters}
+            if branch:
+                body["branch"] = branch
+            path = f"project/{self._slug(slug)}/pipeline"
+        response = await self.api.request("POST", path, ok=(200, 201), json=body, idempotent=False)
         pipeline = response.json()
         return {
             "slug": slug,
@@ -166,14 +179,18 @@ class CircleCIClient(CicdClient):
 
     async def _workflows(self, tracking: dict[str, Any]) -> list[dict[str, Any]]:
         body = (
-            await self.api.request("GET", f"pipeline/{tracking['pipeline_id']}/workflow")
+            await self.api.request(
+                "GET", f"pipeline/{segment(str(tracking['pipeline_id']))}/workflow"
+            )
         ).json()
         items: list[dict[str, Any]] = body.get("items") or []
         return items
 
     async def poll(self, tracking: dict[str, Any]) -> BuildState:
         number, url = str(tracking["number"]), tracking.get("url")
-        pipeline = (await self.api.request("GET", f"pipeline/{tracking['pipeline_id']}")).json()
+        pipeline = (
+            await self.api.request("GET", f"pipeline/{segment(str(tracking['pipeline_id']))}")
+        ).json()
         if pipeline.get("state") == "errored":
             errors = "; ".join(str(error.get("message")) for error in pipeline.get("errors") or [])
             return BuildState(
@@ -184,8 +201,13 @@ class CircleCIClient(CicdClient):
             state = pipeline.get("state", "created")
             return BuildState("queued", number=number, url=url, detail=f"pipeline is {state}")
         statuses = [str(workflow.get("status")) for workflow in workflows]
-        if any(status in _ACTIVE for status in statuses):
+        if any(status in {"running", "failing"} for status in statuses):
             return BuildState("running", number=number, url=url)
+        if "on_hold" in statuses:
+            held = ", ".join(str(w.get("name")) for w in workflows if w.get("status") == "on_hold")
+            return BuildState(
+                "waiting", number=number, url=url, detail=f"workflow {held} is on hold for approval"
+            )
         summary = ", ".join(f"{w.get('name')}: {w.get('status')}" for w in workflows)
         if any(status in _FAILED for status in statuses):
             return BuildState("failed", number=number, url=url, detail=f"workflows {summary}")
@@ -204,7 +226,9 @@ class CircleCIClient(CicdClient):
             if seen.get(key) != status:
                 lines.append(f"== workflow {workflow.get('name')}: {status}")
                 seen[key] = status
-            body = (await self.api.request("GET", f"workflow/{workflow['id']}/job")).json()
+            body = (
+                await self.api.request("GET", f"workflow/{segment(str(workflow['id']))}/job")
+            ).json()
             for job in body.get("items") or []:
                 job_key, job_status = f"j:{job['id']}", str(job.get("status"))
                 if seen.get(job_key) != job_status:
@@ -219,7 +243,10 @@ class CircleCIClient(CicdClient):
         for workflow in workflows:
             if workflow.get("status") in _ACTIVE:
                 await self.api.request(
-                    "POST", f"workflow/{workflow['id']}/cancel", ok=(200, 202), idempotent=False
+                    "POST",
+                    f"workflow/{segment(str(workflow['id']))}/cancel",
+                    ok=(200, 202),
+                    idempotent=False,
                 )
                 cancelled = True
         return cancelled

@@ -9,7 +9,6 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import yaml
@@ -19,11 +18,11 @@ from shipyard.cicd.providers.base import (
     BuildState,
     BuildStatus,
     CicdClient,
-    CicdNotFound,
     JobRef,
     RemoteJob,
 )
-from shipyard.cicd.providers.http import ProviderHttp
+from shipyard.outbound.api import ProviderApi, RetryPolicy, segment, segments
+from shipyard.outbound.errors import UpstreamNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +69,7 @@ def normalise_inputs(inputs: dict[str, Any]) -> list[dict[str, Any]]:
         elif kind in {"string", "choice"} and default is not None:
             default = str(default)
         options = spec.get("options")
+        required = bool(spec.get("required", False))
         result.append(
             parameter(
                 str(name),
@@ -79,7 +79,10 @@ def normalise_inputs(inputs: dict[str, Any]) -> list[dict[str, Any]]:
                 if kind == "choice" and options
                 else None,
                 description=spec.get("description"),
-                required=bool(spec.get("required", False)),
+                required=required,
+                # A required input without a default must be given: GitHub refuses the dispatch
+                # otherwise, and guessing the first option could deploy the wrong thing.
+                first_choice_default=not required,
             )
         )
     return result
@@ -108,16 +111,18 @@ class GithubActionsClient(CicdClient):
         token: str,
         ref: str | None,
         retry_seconds: float,
+        timeout: float | None = None,
     ) -> None:
         self._token = token
         self.repository = repository
         self.ref = ref
         self.http = http
-        self.api = ProviderHttp(
+        self.api = ProviderApi(
             http,
             label=self.label,
             base_url=api_url or DEFAULT_API_URL,
-            retry_seconds=retry_seconds,
+            retry=RetryPolicy(retry_seconds),
+            timeout=timeout,
             headers={
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/vnd.github+json",
@@ -131,8 +136,7 @@ class GithubActionsClient(CicdClient):
         return (self._token,)
 
     def _repo(self, suffix: str = "") -> str:
-        owner, _, name = self.repository.partition("/")
-        return f"repos/{quote(owner, safe='')}/{quote(name, safe='')}{suffix}"
+        return f"repos/{segments(self.repository)}{suffix}"
 
     async def check(self) -> str:
         body = (await self.api.request("GET", self._repo())).json()
@@ -171,10 +175,10 @@ class GithubActionsClient(CicdClient):
     async def _job(self, workflow: dict[str, Any]) -> RemoteJob | None:
         path = str(workflow.get("path", ""))
         try:
-            content = await self.api.request("GET", self._repo(f"/contents/{quote(path)}"))
+            content = await self.api.request("GET", self._repo(f"/contents/{segments(path)}"))
             raw = base64.b64decode(content.json().get("content", "")).decode()
             inputs = dispatch_inputs(raw)
-        except CicdNotFound:
+        except UpstreamNotFound:
             return None
         except (ValueError, yaml.YAMLError) as exc:
             logger.warning("skipping workflow %s: not readable (%s)", path, type(exc).__name__)
@@ -201,7 +205,7 @@ class GithubActionsClient(CicdClient):
         since = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
         await self.api.request(
             "POST",
-            self._repo(f"/actions/workflows/{quote(job.external_id)}/dispatches"),
+            self._repo(f"/actions/workflows/{segment(job.external_id)}/dispatches"),
             ok=(204,),
             json={"ref": ref, "inputs": {k: input_value(v) for k, v in parameters.items()}},
             idempotent=False,
@@ -216,7 +220,7 @@ class GithubActionsClient(CicdClient):
     async def _find_run(self, tracking: dict[str, Any]) -> dict[str, Any] | None:
         response = await self.api.request(
             "GET",
-            self._repo(f"/actions/workflows/{quote(str(tracking['workflow_id']))}/runs"),
+            self._repo(f"/actions/workflows/{segment(str(tracking['workflow_id']))}/runs"),
             params={
                 "event": "workflow_dispatch",
                 "branch": tracking["ref"],
@@ -292,7 +296,10 @@ class GithubActionsClient(CicdClient):
             return [f"(the log of job {job_id} is not available)"]
         if response.status_code == 302:
             # A short-lived signed URL on another host: fetched without our token.
-            download = await self.http.get(response.headers["location"], follow_redirects=True)
+            try:
+                download = await self.http.get(response.headers["location"], follow_redirects=True)
+            except httpx.TransportError:
+                return [f"(the log of job {job_id} could not be downloaded)"]
             if download.status_code != 200:
                 return [
                     f"(the log of job {job_id} could not be downloaded: HTTP {download.status_code})"

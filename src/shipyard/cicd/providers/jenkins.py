@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import time
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -14,18 +13,17 @@ from shipyard.cicd.providers.base import (
     BuildState,
     BuildStatus,
     CicdClient,
-    CicdNotFound,
-    CicdRequestFailed,
     JobRef,
     RemoteJob,
 )
-from shipyard.cicd.providers.http import ProviderHttp
+from shipyard.outbound.api import ProviderApi, RetryPolicy, segment
+from shipyard.outbound.errors import UpstreamFailed, UpstreamNotFound
 
 MAX_FOLDER_DEPTH = 10
 _PARAMS_TREE = (
     "property[parameterDefinitions[name,type,description,choices,defaultParameterValue[value]]]"
 )
-_JOBS_TREE = f"jobs[name,description,_class,jobs[name],{_PARAMS_TREE}]"
+_JOBS_TREE = f"jobs[name,description,_class,buildable,color,jobs[name],{_PARAMS_TREE}]"
 _QUEUE_ID = re.compile(r"/queue/item/(\d+)/?$")
 _TYPES = {
     "StringParameterDefinition": "string",
@@ -45,7 +43,7 @@ _RESULTS: dict[str, BuildStatus] = {
 
 def job_url_path(path: str) -> str:
     """``team/app/deploy`` -> ``job/team/job/app/job/deploy/``."""
-    return "".join(f"job/{quote(segment, safe='')}/" for segment in path.split("/") if segment)
+    return "".join(f"job/{segment(part)}/" for part in path.split("/") if part)
 
 
 def normalise_parameters(job: dict[str, Any]) -> list[dict[str, Any]]:
@@ -87,15 +85,17 @@ class JenkinsClient(CicdClient):
         username: str,
         api_token: str,
         retry_seconds: float,
+        timeout: float | None = None,
     ) -> None:
         self._token = api_token
-        self.api = ProviderHttp(
+        self.api = ProviderApi(
             http,
             label=self.label,
             base_url=base_url,
-            retry_seconds=retry_seconds,
+            retry=RetryPolicy(retry_seconds),
             auth=httpx.BasicAuth(username, api_token),
             secrets=(api_token,),
+            timeout=timeout,
         )
         self._crumb_headers: dict[str, str] | None = None
 
@@ -134,6 +134,9 @@ class JenkinsClient(CicdClient):
                     path=full,
                     description=item.get("description") or None,
                     parameters=normalise_parameters(item),
+                    # A disabled job answers "buildable": false (and color "disabled").
+                    buildable=item.get("buildable") is not False
+                    and item.get("color") != "disabled",
                 )
             )
 
@@ -155,7 +158,7 @@ class JenkinsClient(CicdClient):
                 await self._fetch_crumb()
                 continue
             raise self.api.error_for(response)
-        raise CicdRequestFailed("Jenkins kept refusing the CSRF crumb")
+        raise UpstreamFailed("Jenkins kept refusing the CSRF crumb", provider=self.label)
 
     async def _fetch_crumb(self) -> None:
         response = await self.api.request("GET", "crumbIssuer/api/json")
@@ -177,8 +180,10 @@ class JenkinsClient(CicdClient):
         location = response.headers.get("location", "")
         match = _QUEUE_ID.search(location)
         if match is None:
-            raise CicdRequestFailed(
-                f"Jenkins accepted the build of {path} but gave no queue item (Location: {location!r})"
+            raise UpstreamFailed(
+                f"Jenkins accepted the build of {path} but gave no queue item "
+                f"(Location: {location!r})",
+                provider=self.label,
             )
         return {"job_path": path, "queue_id": int(match.group(1)), "queued_at": time.time()}
 
@@ -232,6 +237,6 @@ class JenkinsClient(CicdClient):
                 await self._post(f"{job_url_path(tracking['job_path'])}{tracking['number']}/stop")
             else:
                 await self._post(f"queue/cancelItem?id={int(tracking['queue_id'])}")
-        except CicdNotFound:
+        except UpstreamNotFound:
             return False
         return True

@@ -151,7 +151,7 @@ async def test_provider(
                 http=http,
                 settings=settings,
             )
-        message = check.message
+        ok, message = check.ok, sentence(check.message) if not check.ok else check.message
     except ShipyardError as exc:
         if exc.status_code == 404:
             raise
