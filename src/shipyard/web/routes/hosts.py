@@ -11,22 +11,19 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from shipyard.accounts.permissions import Permission
-from shipyard.accounts.principal import Principal
-from shipyard.deps import CurrentUser, SessionDep, SettingsDep, require
+from shipyard.accounts.principal import Actor
+from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, SettingsDep, acting
 from shipyard.errors import ShipyardError
-from shipyard.hosts import service
-from shipyard.hosts.api import executor_for
-from shipyard.hosts.models import HOST_STATUSES, Host
-from shipyard.hosts.schemas import HostCreate, HostUpdate
-from shipyard.hosts.tasks import enqueue_test_all
-from shipyard.web.deps import attempt
+from shipyard.hosts import flows, service
+from shipyard.hosts.models import HOST_STATUSES
+from shipyard.hosts.schemas import HostCreate, HostRead, HostTestRead, HostUpdate
 from shipyard.web.errors import field_errors, sentence
 from shipyard.web.routes import web_router
 from shipyard.web.templating import is_htmx, render
 
 router = web_router()
-Admin = Annotated[Principal, require(Permission.MANAGE_HOSTS)]
-Tester = Annotated[Principal, require(Permission.TEST_HOSTS)]
+Admin = Annotated[Actor, acting(Permission.MANAGE_HOSTS)]
+Tester = Annotated[Actor, acting(Permission.TEST_HOSTS)]
 PAGE_SIZE = 50
 AUTH_CHOICES = ("password", "key", "generate")
 TEXT_FIELDS = ("name", "description", "ip", "user", "host_key_fingerprint")
@@ -50,11 +47,10 @@ async def hosts(
     cursor: Annotated[str, Query(max_length=200)] = "",
     queued: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    rows, next_cursor = await service.list_hosts(
-        session,
+    page = await service.read_hosts(
+        session=session,
         tenant_id=principal.tenant_id,
         status=status if status in HOST_STATUSES else None,
-        host_type=None,
         search=search.strip() or None,
         limit=PAGE_SIZE,
         cursor=cursor or None,
@@ -65,8 +61,8 @@ async def hosts(
         "hosts/list.html",
         {
             "section": "hosts",
-            "hosts": rows,
-            "next_cursor": next_cursor,
+            "hosts": page.items,
+            "next_cursor": page.next_cursor,
             "is_first_page": not cursor,
             "filters": filters,
             "filtered": any(filters.values()),
@@ -79,9 +75,9 @@ async def hosts(
 
 
 @router.post("/hosts/test-all")
-async def test_all(principal: Tester, session: SessionDep) -> Response:
-    _, count = await enqueue_test_all(session, tenant_id=principal.tenant_id)
-    return RedirectResponse(f"/hosts?queued={count}", status_code=303)
+async def test_all(actor: Tester, session: SessionDep) -> Response:
+    queued = await service.queue_host_tests(session=session, actor=actor)
+    return RedirectResponse(f"/hosts?queued={queued.hosts}", status_code=303)
 
 
 def _form_values(form: FormData) -> dict[str, str]:
@@ -119,12 +115,24 @@ def _payload(values: dict[str, str], *, editing: bool) -> dict[str, Any]:
 def _form_page(
     request: Request,
     *,
-    host: Host | None,
+    host: HostRead | None,
     values: dict[str, str],
-    errors: dict[str, str] | None = None,
-    message: str | None = None,
-    status_code: int = 200,
+    error: ValidationError | ShipyardError | None = None,
 ) -> Response:
+    """The add/edit form; with ``error``, its fields marked and its status code."""
+    errors: dict[str, str] = {}
+    message = None
+    status_code = 200
+    if isinstance(error, ValidationError):
+        errors, status_code = field_errors(error), 422
+    elif error is not None:
+        errors, message, status_code = (
+            field_errors(error),
+            sentence(error.message),
+            error.status_code,
+        )
+        if error.code == "host_name_taken":
+            errors["name"] = sentence(error.message)
     return render(
         request,
         "hosts/form.html",
@@ -132,7 +140,7 @@ def _form_page(
             "section": "hosts",
             "host": host,
             "values": values,
-            "errors": errors or {},
+            "errors": errors,
             "message": message,
             "auth_choices": AUTH_CHOICES,
         },
@@ -141,63 +149,34 @@ def _form_page(
 
 
 @router.get("/hosts/new")
-async def new_host(request: Request, principal: Admin) -> Response:
+async def new_host(request: Request, actor: Admin) -> Response:
     return _form_page(request, host=None, values={"port": "22", "auth": "password"})
-
-
-def _service_errors(exc: ShipyardError) -> dict[str, str]:
-    errors = field_errors(exc)
-    if exc.code == "host_name_taken":
-        errors["name"] = sentence(exc.message)
-    return errors
 
 
 @router.post("/hosts/new")
 async def create_host(
-    request: Request, principal: Admin, session: SessionDep, settings: SettingsDep
+    request: Request, actor: Admin, session: SessionDep, settings: SettingsDep
 ) -> Response:
     values = _form_values(await request.form())
-    payload = _payload(values, editing=False)
     generate = values.get("auth") == "generate"
     try:
-        data = HostCreate.model_validate(payload)
-    except ValidationError as exc:
-        return _form_page(
-            request, host=None, values=values, errors=field_errors(exc), status_code=422
+        data = HostCreate.model_validate(_payload(values, editing=False))
+        host = await service.create_host(
+            session=session, actor=actor, data=data, settings=settings, generate_key=generate
         )
-    try:
-        async with attempt(session):
-            host = await service.create_host(
-                session, principal=principal, data=data, settings=settings
-            )
-            if generate:
-                host = await service.generate_key(session, principal=principal, host_id=host.id)
-    except ShipyardError as exc:
-        return _form_page(
-            request,
-            host=None,
-            values=values,
-            errors=_service_errors(exc),
-            message=sentence(exc.message),
-            status_code=exc.status_code,
-        )
+    except (ValidationError, ShipyardError) as exc:
+        return _form_page(request, host=None, values=values, error=exc)
     suffix = "?created=key" if generate else "?created=1"
     return RedirectResponse(f"/hosts/{host.id}{suffix}", status_code=303)
 
 
-async def _host_page(
-    request: Request,
-    host: Host,
-    *,
-    test: dict[str, Any] | None = None,
-    notice: str | None = None,
-    status_code: int = 200,
+def _host_page(
+    request: Request, host: HostRead, *, test: HostTestRead | None = None, notice: str | None = None
 ) -> Response:
     return render(
         request,
         "hosts/detail.html",
         {"section": "hosts", "host": host, "test": test, "notice": notice},
-        status_code=status_code,
     )
 
 
@@ -209,16 +188,13 @@ async def host_page(
     session: SessionDep,
     created: str = "",
 ) -> Response:
-    host = await service.get_host(session, tenant_id=principal.tenant_id, host_id=host_id)
-    notice = CREATED_NOTICES.get(created)
-    return await _host_page(request, host, notice=notice)
+    host = await service.read_host(session=session, tenant_id=principal.tenant_id, host_id=host_id)
+    return _host_page(request, host, notice=CREATED_NOTICES.get(created))
 
 
 @router.get("/hosts/{host_id}/edit")
-async def edit_host(
-    request: Request, host_id: UUID, principal: Admin, session: SessionDep
-) -> Response:
-    host = await service.get_host(session, tenant_id=principal.tenant_id, host_id=host_id)
+async def edit_host(request: Request, host_id: UUID, actor: Admin, session: SessionDep) -> Response:
+    host = await service.read_host(session=session, tenant_id=actor.tenant_id, host_id=host_id)
     values = {
         "name": host.name,
         "description": host.description or "",
@@ -233,78 +209,48 @@ async def edit_host(
 
 @router.post("/hosts/{host_id}/edit")
 async def update_host(
-    request: Request,
-    host_id: UUID,
-    principal: Admin,
-    session: SessionDep,
-    settings: SettingsDep,
+    request: Request, host_id: UUID, actor: Admin, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    host = await service.get_host(session, tenant_id=principal.tenant_id, host_id=host_id)
+    # Read first: another tenant's host is a 404 page, not a form. A refused change writes
+    # nothing, so this is still the host as stored when the form comes back with its errors.
+    host = await service.read_host(session=session, tenant_id=actor.tenant_id, host_id=host_id)
     values = _form_values(await request.form())
-    generate = values.get("auth") == "generate"
     try:
         data = HostUpdate.model_validate(_payload(values, editing=True))
-    except ValidationError as exc:
-        return _form_page(
-            request, host=host, values=values, errors=field_errors(exc), status_code=422
+        await service.update_host(
+            session=session,
+            actor=actor,
+            host_id=host_id,
+            data=data,
+            settings=settings,
+            generate_key=values.get("auth") == "generate",
         )
-    try:
-        async with attempt(session):
-            await service.update_host(
-                session, principal=principal, host_id=host_id, data=data, settings=settings
-            )
-            if generate:
-                await service.generate_key(session, principal=principal, host_id=host_id)
-    except ShipyardError as exc:
-        await session.refresh(host)
-        return _form_page(
-            request,
-            host=host,
-            values=values,
-            errors=_service_errors(exc),
-            message=sentence(exc.message),
-            status_code=exc.status_code,
-        )
+    except (ValidationError, ShipyardError) as exc:
+        return _form_page(request, host=host, values=values, error=exc)
     return RedirectResponse(f"/hosts/{host_id}", status_code=303)
 
 
+# No SessionDep: the flow holds no database connection while it waits for the host.
 @router.post("/hosts/{host_id}/test")
 async def test_host(
-    request: Request,
-    host_id: UUID,
-    principal: Tester,
-    session: SessionDep,
-    settings: SettingsDep,
+    request: Request, host_id: UUID, actor: Tester, runtime: RuntimeDep
 ) -> Response:
-    host, probe = await service.check_host(
-        session,
-        tenant_id=principal.tenant_id,
-        host_id=host_id,
-        executor=executor_for(request, settings),
-    )
-    test = {
-        "status": probe.status,
-        "message": probe.message,
-        "round_trip_ms": probe.round_trip_ms,
-        "os_info": probe.os_info,
-        "fingerprint": probe.fingerprint,
-    }
+    test = await flows.test_host(runtime=runtime, actor=actor, host_id=host_id)
     if is_htmx(request):
         in_list = request.headers.get("hx-target", "").startswith("hostrow-")
         template = "hosts/_row.html" if in_list else "hosts/_status.html"
-        return render(request, template, {"host": host, "test": test})
-    return await _host_page(request, host, test=test)
+        return render(request, template, {"host": test.host, "test": test})
+    return _host_page(request, test.host, test=test)
 
 
 @router.post("/hosts/{host_id}/accept-key")
 async def accept_key(
-    request: Request, host_id: UUID, principal: Admin, session: SessionDep
+    request: Request, host_id: UUID, actor: Admin, session: SessionDep
 ) -> Response:
-    form = await request.form()
-    fingerprint = form.get("fingerprint")
+    fingerprint = (await request.form()).get("fingerprint")
     await service.accept_host_key(
-        session,
-        principal=principal,
+        session=session,
+        actor=actor,
         host_id=host_id,
         fingerprint=fingerprint if isinstance(fingerprint, str) and fingerprint else None,
     )
@@ -312,16 +258,12 @@ async def accept_key(
 
 
 @router.post("/hosts/{host_id}/generate-key")
-async def generate_key(
-    request: Request, host_id: UUID, principal: Admin, session: SessionDep
-) -> Response:
-    await service.generate_key(session, principal=principal, host_id=host_id)
+async def generate_key(host_id: UUID, actor: Admin, session: SessionDep) -> Response:
+    await service.generate_key(session=session, actor=actor, host_id=host_id)
     return RedirectResponse(f"/hosts/{host_id}?created=newkey", status_code=303)
 
 
 @router.post("/hosts/{host_id}/delete")
-async def delete_host(
-    request: Request, host_id: UUID, principal: Admin, session: SessionDep
-) -> Response:
-    await service.delete_host(session, principal=principal, host_id=host_id)
+async def delete_host(host_id: UUID, actor: Admin, session: SessionDep) -> Response:
+    await service.delete_host(session=session, actor=actor, host_id=host_id)
     return RedirectResponse("/hosts", status_code=303)

@@ -1,0 +1,61 @@
+"""Host flows: connection tests, which talk SSH outside any database transaction.
+
+A test reads what to connect to in one short transaction, probes the host with the process's
+executor while holding no database connection (a silent host takes the whole connect timeout,
+a slow one up to the probe timeout), then stores the outcome in another short transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from shipyard.accounts.principal import Actor
+from shipyard.hosts import service
+from shipyard.hosts.executor import HostTarget
+from shipyard.hosts.schemas import HostTestRead
+
+if TYPE_CHECKING:
+    from shipyard.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+async def test_host(*, runtime: Runtime, actor: Actor, host_id: UUID) -> HostTestRead:
+    """Connect, authenticate and run ``uname -srm`` (PowerShell on Windows); store the status."""
+    async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
+        target = await service.host_target(
+            session=session, tenant_id=actor.tenant_id, host_id=host_id
+        )
+    probe = await runtime.executor.probe(target)
+    async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
+        return await service.record_host_test(
+            session=session, actor=actor, target=target, probe=probe
+        )
+
+
+async def check_all_hosts(*, runtime: Runtime, tenant_id: UUID) -> dict[str, int]:
+    """Test every host of ``tenant_id``, at most ``host_test_concurrency`` at once.
+
+    Each result is stored as soon as it is known, so a slow host delays only itself.
+    Returns how many hosts ended in each status.
+    """
+    async with runtime.db.session(tenant_id=tenant_id) as session:
+        targets = await service.tenant_targets(session=session, tenant_id=tenant_id)
+    limit = asyncio.Semaphore(runtime.settings.host_test_concurrency)
+    counts: dict[str, int] = {}
+
+    async def one(target: HostTarget) -> None:
+        async with limit:
+            probe = await runtime.executor.probe(target)
+        counts[probe.status] = counts.get(probe.status, 0) + 1
+        async with runtime.db.session(tenant_id=tenant_id) as session:
+            await service.store_probe(
+                session=session, tenant_id=tenant_id, target=target, probe=probe
+            )
+
+    await asyncio.gather(*(one(target) for target in targets))
+    logger.info("tested %d hosts of tenant %s: %s", len(targets), tenant_id, counts)
+    return counts
