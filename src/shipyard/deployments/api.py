@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from shipyard.accounts.permissions import Permission
-from shipyard.accounts.principal import Principal
-from shipyard.deployments import service
+from shipyard.accounts.principal import Actor
+from shipyard.deployments import flows, service
 from shipyard.deployments.schemas import (
     DeploymentCreate,
     DeploymentLogRead,
@@ -20,13 +20,20 @@ from shipyard.deployments.schemas import (
     DeploymentUpdate,
     LogPage,
 )
-from shipyard.deployments.stream import LogBroadcaster, stream_logs
-from shipyard.deps import CurrentUser, DatabaseDep, SessionDep, SettingsDep, client_ip, require
+from shipyard.deployments.stream import open_log_stream
+from shipyard.deps import (
+    BroadcasterDep,
+    CurrentUser,
+    DatabaseDep,
+    RuntimeDep,
+    SessionDep,
+    acting,
+)
 from shipyard.errors import ValidationFailed
 from shipyard.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 
 router = APIRouter(prefix="/deployments", tags=["deployments"])
-Runner = Annotated[Principal, require(Permission.RUN_DEPLOYMENTS)]
+Runner = Annotated[Actor, acting(Permission.RUN_DEPLOYMENTS)]
 
 
 @router.get("", response_model=Page[DeploymentRead])
@@ -56,21 +63,11 @@ async def list_deployments(
 
 @router.post("", response_model=DeploymentRead, status_code=status.HTTP_201_CREATED)
 async def create_deployment(
-    data: DeploymentCreate,
-    principal: Runner,
-    session: SessionDep,
-    settings: SettingsDep,
-    request: Request,
+    data: DeploymentCreate, actor: Runner, runtime: RuntimeDep
 ) -> DeploymentRead:
     """Create a deployment; it is queued in the same transaction and runs now or at scheduled_time."""
-    deployment = await service.create_deployment(
-        session=session,
-        principal=principal,
-        data=data,
-        settings=settings,
-        ip_address=client_ip(request),
-    )
-    return service.to_read(deployment)
+    # A flow: it reads the script catalogue over the network, so this route holds no session.
+    return await flows.create_deployment(runtime=runtime, actor=actor, data=data)
 
 
 @router.get("/{deployment_id}", response_model=DeploymentRead)
@@ -84,31 +81,27 @@ async def get_deployment(
 
 @router.patch("/{deployment_id}", response_model=DeploymentRead)
 async def update_deployment(
-    deployment_id: UUID, data: DeploymentUpdate, principal: Runner, session: SessionDep
+    deployment_id: UUID, data: DeploymentUpdate, actor: Runner, session: SessionDep
 ) -> DeploymentRead:
     """Rename, describe, or reschedule a deployment that has not started."""
     deployment = await service.update_deployment(
-        session=session, principal=principal, deployment_id=deployment_id, data=data
+        session=session, actor=actor, deployment_id=deployment_id, data=data
     )
     return service.to_read(deployment)
 
 
 @router.delete("/{deployment_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_deployment(
-    deployment_id: UUID, principal: Runner, session: SessionDep
-) -> Response:
-    await service.delete_deployment(
-        session=session, principal=principal, deployment_id=deployment_id
-    )
+async def delete_deployment(deployment_id: UUID, actor: Runner, session: SessionDep) -> Response:
+    await service.delete_deployment(session=session, actor=actor, deployment_id=deployment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{deployment_id}/cancel", response_model=DeploymentRead)
 async def cancel_deployment(
-    deployment_id: UUID, principal: Runner, session: SessionDep
+    deployment_id: UUID, actor: Runner, session: SessionDep
 ) -> DeploymentRead:
     deployment = await service.cancel_deployment(
-        session=session, principal=principal, deployment_id=deployment_id
+        session=session, actor=actor, deployment_id=deployment_id
     )
     return service.to_read(deployment)
 
@@ -117,12 +110,9 @@ async def cancel_deployment(
     "/{deployment_id}/rerun", response_model=DeploymentRead, status_code=status.HTTP_201_CREATED
 )
 async def rerun_deployment(
-    deployment_id: UUID, principal: Runner, session: SessionDep, settings: SettingsDep
+    deployment_id: UUID, actor: Runner, runtime: RuntimeDep
 ) -> DeploymentRead:
-    deployment = await service.rerun_deployment(
-        session=session, principal=principal, deployment_id=deployment_id, settings=settings
-    )
-    return service.to_read(deployment)
+    return await flows.rerun_deployment(runtime=runtime, actor=actor, deployment_id=deployment_id)
 
 
 @router.get("/{deployment_id}/scripts", response_model=list[DeploymentScriptRead])
@@ -169,20 +159,12 @@ def _parse_seq(value: str | None, *, field: str) -> int | None:
     return int(value)
 
 
-def _broadcaster(request: Request, db: DatabaseDep) -> LogBroadcaster:
-    broadcaster: LogBroadcaster | None = getattr(request.app.state, "log_broadcaster", None)
-    if broadcaster is None:
-        broadcaster = LogBroadcaster(db.url)
-        request.app.state.log_broadcaster = broadcaster
-    return broadcaster
-
-
 @router.get("/{deployment_id}/logs/stream", response_class=StreamingResponse)
 async def stream_deployment_logs(
     deployment_id: UUID,
-    request: Request,
     principal: CurrentUser,
     db: DatabaseDep,
+    broadcaster: BroadcasterDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     after: Annotated[str | None, Query(description="Resume after this log sequence number")] = None,
 ) -> StreamingResponse:
@@ -190,11 +172,9 @@ async def stream_deployment_logs(
     after_seq = (
         _parse_seq(last_event_id, field="Last-Event-ID") or _parse_seq(after, field="after") or 0
     )
-    async with db.session(tenant_id=principal.tenant_id, user_id=principal.user_id) as session:
-        await service.get_deployment(session=session, deployment_id=deployment_id)
-    events = stream_logs(
+    events = await open_log_stream(
         db=db,
-        broadcaster=_broadcaster(request, db),
+        broadcaster=broadcaster,
         principal=principal,
         deployment_id=deployment_id,
         after_seq=after_seq,

@@ -15,6 +15,7 @@ from shipyard.db import Database
 from shipyard.deployments.logs import LogWriter
 from shipyard.deployments.models import Deployment
 from shipyard.errors import ShipyardError
+from shipyard.git.clone import checkout, find_scripts
 
 
 class CheckoutFailed(ShipyardError):
@@ -34,8 +35,6 @@ async def prepared_scripts(
     *, db: Database, settings: Settings, deployment: Deployment, logs: LogWriter
 ) -> AsyncIterator[PreparedScripts]:
     """Check out the repository, record the commit SHA, map script ids to files; clean up after."""
-    from shipyard.git.clone import checkout, find_scripts
-
     if deployment.repository_id is None:
         raise CheckoutFailed("the deployment's repository was deleted")
     ref_label = deployment.ref or "the default branch"

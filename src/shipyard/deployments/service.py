@@ -1,9 +1,13 @@
-"""Create, read, control and delete deployments; read their scripts and logs."""
+"""Deployments in the database: one function per user action (with its audit entry) and reads.
+
+Every function here takes a session and never calls the network. Creating a deployment needs
+the repository's script catalogue, which is read over the network: :mod:`shipyard.deployments.flows`
+reads it outside any transaction and hands the ids it found to :func:`create_deployment`.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -11,8 +15,11 @@ from uuid import UUID
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shipyard.accounts.principal import Principal
-from shipyard.accounts.service import record_audit
+from shipyard.accounts.audit import audit
+from shipyard.accounts.principal import Actor
+from shipyard.cicd.models import DeploymentCicdMapping
+from shipyard.cicd.schemas import CicdStepRequest
+from shipyard.cicd.steps import prepare_steps
 from shipyard.config import Settings
 from shipyard.deployments.logs import notify_deployment
 from shipyard.deployments.models import (
@@ -25,15 +32,15 @@ from shipyard.deployments.schemas import (
     DeploymentCreate,
     DeploymentRead,
     DeploymentUpdate,
+    EnvironmentVariable,
     ExecutionOptions,
+    ScriptChoice,
 )
-from shipyard.errors import Conflict, NotFound, ProviderError, ServiceUnavailable, ValidationFailed
+from shipyard.errors import Conflict, NotFound, ValidationFailed
 from shipyard.git.models import Repository
 from shipyard.hosts.models import Host
 from shipyard.jobs import cancel_job, enqueue, reschedule_waiting_job
 from shipyard.pagination import paginate
-
-logger = logging.getLogger(__name__)
 
 RUN_TASK = "deployments:run_deployment"
 
@@ -64,10 +71,14 @@ async def _check_repository(session: AsyncSession, repository_id: UUID | None) -
         return None
     repository = await session.get(Repository, repository_id)
     if repository is None:
-        raise ValidationFailed(
-            "no such repository in your tenant", field="repository_id", code="unknown_reference"
-        )
+        raise unknown_repository()
     return repository
+
+
+def unknown_repository() -> ValidationFailed:
+    return ValidationFailed(
+        "no such repository in your tenant", field="repository_id", code="unknown_reference"
+    )
 
 
 async def _check_hosts(
@@ -113,34 +124,62 @@ def _check_schedule(data: DeploymentCreate) -> datetime | None:
     return data.scheduled_time
 
 
-async def create_deployment(
-    *,
-    session: AsyncSession,
-    principal: Principal,
-    data: DeploymentCreate,
-    settings: Settings,
-    rerun_of: UUID | None = None,
-    ip_address: str | None = None,
-) -> Deployment:
-    """Validate, store and enqueue a deployment, all in the caller's transaction."""
+def check_request(data: DeploymentCreate) -> datetime | None:
+    """The checks that need neither the database nor the network; the scheduled start or None.
+
+    The creation flow runs them before it reads the script catalogue, so a request that is wrong
+    on its face is refused at once and with the same error as before that read.
+    """
     scheduled_at = _check_schedule(data)
-    repository = await _check_repository(session, data.repository_id)
     choices = data.script_choices()
-    if choices and repository is None:
+    if choices and data.repository_id is None:
         raise ValidationFailed(
             "scripts come from a repository: give repository_id", field="repository_id"
         )
     script_ids = [choice.script_id for choice in choices]
     if len(set(script_ids)) != len(script_ids):
         raise ValidationFailed("a script is listed twice", field="scripts")
+    return scheduled_at
+
+
+def _check_script_ids(script_ids: list[UUID], known_scripts: frozenset[UUID] | None) -> None:
+    """Every script id must be in the repository's catalogue (ids are stable per path).
+
+    ``None`` means the catalogue could not be read just now (the provider is down, the clone
+    cache busy): the deployment is still accepted, and the worker checks the ids against its
+    checkout and fails the deployment with a clear message if one is missing.
+    """
+    if known_scripts is None:
+        return
+    for index, script_id in enumerate(script_ids):
+        if script_id not in known_scripts:
+            raise ValidationFailed(
+                f"script {script_id} is not in the repository's script catalogue",
+                field=f"scripts.{index}.script_id",
+                code="unknown_reference",
+            )
+
+
+async def create_deployment(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    data: DeploymentCreate,
+    settings: Settings,
+    known_scripts: frozenset[UUID] | None,
+    rerun_of: UUID | None = None,
+) -> Deployment:
+    """Validate, store, enqueue and audit a deployment, all in the caller's transaction.
+
+    ``known_scripts`` are the ids of the repository's script catalogue at the deployment's ref,
+    read beforehand by the creation flow (``None`` when it could not be read).
+    """
+    scheduled_at = check_request(data)
+    repository = await _check_repository(session, data.repository_id)
+    choices = data.script_choices()
+    script_ids = [choice.script_id for choice in choices]
     if repository is not None and choices:
-        await validate_script_ids(
-            session=session,
-            repository=repository,
-            ref=data.ref,
-            script_ids=script_ids,
-            settings=settings,
-        )
+        _check_script_ids(script_ids, known_scripts)
     await _check_hosts(session, data.host_ids, settings)
     if choices and not data.host_ids:
         raise ValidationFailed("scripts need at least one host", field="host_ids")
@@ -150,7 +189,7 @@ async def create_deployment(
         raise ValidationFailed("a deployment needs scripts to run or CI/CD steps", field="scripts")
     secrets = {variable.name: variable.value for variable in data.environment if variable.secret}
     deployment = Deployment(
-        tenant_id=principal.tenant_id,
+        tenant_id=actor.tenant_id,
         name=data.name,
         description=data.description,
         repository_id=data.repository_id,
@@ -168,36 +207,32 @@ async def create_deployment(
         },
         secret_environment=json.dumps(secrets) if secrets else None,
         options=data.options.model_dump(),
-        created_by=principal.user_id,
+        created_by=actor.user_id,
         rerun_of=rerun_of,
     )
     session.add(deployment)
     await session.flush()
     if data.cicd_steps:
-        from shipyard.cicd.steps import prepare_steps
-
         await prepare_steps(
             session=session,
-            tenant_id=principal.tenant_id,
+            tenant_id=actor.tenant_id,
             deployment_id=deployment.id,
             steps=data.cicd_steps,
         )
     deployment.job_id = await enqueue(
         session,
         task=RUN_TASK,
-        args={"deployment_id": str(deployment.id), "tenant_id": str(principal.tenant_id)},
+        args={"deployment_id": str(deployment.id), "tenant_id": str(actor.tenant_id)},
         scheduled_at=scheduled_at,
     )
     await session.flush()
     await session.refresh(deployment)
-    await record_audit(
+    await audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
+        actor=actor,
         action="deployment.rerun" if rerun_of else "deployment.create",
         resource_type="deployment",
         resource_id=deployment.id,
-        ip_address=ip_address,
         details={
             "name": deployment.name,
             "hosts": len(deployment.host_ids),
@@ -206,45 +241,6 @@ async def create_deployment(
         },
     )
     return deployment
-
-
-async def validate_script_ids(
-    *,
-    session: AsyncSession,
-    repository: Repository,
-    ref: str | None,
-    script_ids: list[UUID],
-    settings: Settings,
-) -> None:
-    """Every script id must be in the repository's catalogue (ids are stable per path).
-
-    When the catalogue cannot be read right now (the provider is down, the clone cache busy),
-    the deployment is still accepted: the worker checks the ids against its checkout and fails
-    the deployment with a clear message if one is missing. An unknown ref is refused at once.
-    """
-    from shipyard.git.scripts import list_scripts
-
-    try:
-        scripts = await list_scripts(
-            session=session, repository=repository, ref=ref, settings=settings
-        )
-    except NotFound as exc:
-        raise ValidationFailed(
-            exc.message, field="ref" if ref else "repository_id", code=exc.code
-        ) from exc
-    except (ProviderError, ServiceUnavailable) as exc:
-        logger.warning(
-            "script catalogue of %s unavailable (%s); checking at run time", repository.id, exc.code
-        )
-        return
-    catalogue = {script.id for script in scripts}
-    for index, script_id in enumerate(script_ids):
-        if script_id not in catalogue:
-            raise ValidationFailed(
-                f"script {script_id} is not in the repository's script catalogue",
-                field=f"scripts.{index}.script_id",
-                code="unknown_reference",
-            )
 
 
 async def get_deployment(
@@ -296,16 +292,10 @@ def _escape_like(value: str) -> str:
 
 
 async def update_deployment(
-    *, session: AsyncSession, principal: Principal, deployment_id: UUID, data: DeploymentUpdate
+    *, session: AsyncSession, actor: Actor, deployment_id: UUID, data: DeploymentUpdate
 ) -> Deployment:
+    """Rename, describe, or reschedule (move its start) a deployment that has not started."""
     deployment = await get_deployment(session=session, deployment_id=deployment_id, for_update=True)
-    await _audit(
-        session,
-        principal,
-        "deployment.update",
-        deployment_id,
-        {"fields": sorted(data.model_fields_set)},
-    )
     fields = data.model_fields_set
     if "name" in fields and data.name is not None:
         deployment.name = data.name
@@ -313,6 +303,7 @@ async def update_deployment(
         deployment.description = data.description
     if "scheduled_time" in fields:
         await _reschedule(session, deployment, data.scheduled_time)
+    await _audit(session, actor, "deployment.update", deployment_id, {"fields": sorted(fields)})
     await session.flush()
     await session.refresh(deployment)
     return deployment
@@ -337,11 +328,7 @@ async def _reschedule(session: AsyncSession, deployment: Deployment, when: datet
 
 
 async def cancel_deployment(
-    *,
-    session: AsyncSession,
-    principal: Principal,
-    deployment_id: UUID,
-    ip_address: str | None = None,
+    *, session: AsyncSession, actor: Actor, deployment_id: UUID
 ) -> Deployment:
     """Cancel: a waiting deployment never starts; a running one is stopped by its worker."""
     deployment = await get_deployment(session=session, deployment_id=deployment_id, for_update=True)
@@ -372,25 +359,14 @@ async def cancel_deployment(
             )
         )
     await notify_deployment(session, deployment.id)
-    await _audit(session, principal, "deployment.cancel", deployment.id, {}, ip_address)
+    await _audit(session, actor, "deployment.cancel", deployment.id, {})
     await session.flush()
     await session.refresh(deployment)
     return deployment
 
 
-async def rerun_deployment(
-    *,
-    session: AsyncSession,
-    principal: Principal,
-    deployment_id: UUID,
-    settings: Settings,
-    ip_address: str | None = None,
-) -> Deployment:
-    """A new deployment with the same inputs, to run now."""
-    from shipyard.cicd.models import DeploymentCicdMapping
-    from shipyard.cicd.schemas import CicdStepRequest
-    from shipyard.deployments.schemas import EnvironmentVariable, ScriptChoice
-
+async def rerun_request(*, session: AsyncSession, deployment_id: UUID) -> DeploymentCreate:
+    """The request that creates a new deployment with ``deployment_id``'s inputs, to run now."""
     source = await get_deployment(session=session, deployment_id=deployment_id)
     mappings = (
         await session.scalars(
@@ -404,7 +380,7 @@ async def rerun_deployment(
         EnvironmentVariable(name=k, value=v, secret=True)
         for k, v in secret_environment(source).items()
     ]
-    data = DeploymentCreate(
+    return DeploymentCreate(
         name=source.name,
         description=source.description,
         repository_id=source.repository_id,
@@ -430,19 +406,10 @@ async def rerun_deployment(
             if mapping.cicd_job_id is not None
         ],
     )
-    return await create_deployment(
-        session=session,
-        principal=principal,
-        data=data,
-        settings=settings,
-        rerun_of=source.id,
-        ip_address=ip_address,
-    )
 
 
-async def delete_deployment(
-    *, session: AsyncSession, principal: Principal, deployment_id: UUID
-) -> None:
+async def delete_deployment(*, session: AsyncSession, actor: Actor, deployment_id: UUID) -> None:
+    """Delete a deployment that is not running (a waiting one is taken off the queue)."""
     deployment = await get_deployment(session=session, deployment_id=deployment_id, for_update=True)
     if deployment.status == "in_progress":
         raise Conflict(
@@ -456,26 +423,23 @@ async def delete_deployment(
     ):
         raise Conflict("the deployment is starting; cancel it first", code="deployment_running")
     await session.execute(delete(Deployment).where(Deployment.id == deployment.id))
-    await _audit(session, principal, "deployment.delete", deployment.id, {"name": deployment.name})
+    await _audit(session, actor, "deployment.delete", deployment.id, {"name": deployment.name})
 
 
 async def _audit(
     session: AsyncSession,
-    principal: Principal,
+    actor: Actor,
     action: str,
     deployment_id: UUID,
     details: dict[str, Any],
-    ip_address: str | None = None,
 ) -> None:
-    await record_audit(
+    await audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
+        actor=actor,
         action=action,
         resource_type="deployment",
         resource_id=deployment_id,
         details=details,
-        ip_address=ip_address,
     )
 
 

@@ -102,6 +102,26 @@ def sse_event(event: str, data: str, event_id: str | None = None) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+async def open_log_stream(
+    *,
+    db: Database,
+    broadcaster: LogBroadcaster,
+    principal: Principal,
+    deployment_id: UUID,
+    after_seq: int,
+) -> AsyncIterator[str]:
+    """The SSE stream of a deployment's log; raises ``NotFound`` at once, before any event."""
+    async with db.session(tenant_id=principal.tenant_id, user_id=principal.user_id) as session:
+        await service.get_deployment(session=session, deployment_id=deployment_id)
+    return stream_logs(
+        db=db,
+        broadcaster=broadcaster,
+        principal=principal,
+        deployment_id=deployment_id,
+        after_seq=after_seq,
+    )
+
+
 async def stream_logs(
     *,
     db: Database,
@@ -111,6 +131,7 @@ async def stream_logs(
     after_seq: int,
 ) -> AsyncIterator[str]:
     """Yield stored lines after ``after_seq``, then new ones as they land, then the final status."""
+    # The process's one listener starts with its first stream; close_runtime stops it.
     await broadcaster.ensure_started()
     wake = broadcaster.subscribe(deployment_id)
     last_seq = after_seq

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from shipyard.deployments.deployment_run import DeploymentRun
 from shipyard.deployments.recovery import recover_lost_deployments
-from shipyard.deployments.runner import DeploymentRunner
 from shipyard.jobs import JobRun, TaskSet
 
 tasks = TaskSet("deployments")
@@ -13,16 +13,14 @@ tasks = TaskSet("deployments")
 
 @tasks.task("run_deployment")
 async def run_deployment(job: JobRun, deployment_id: str, tenant_id: str) -> None:
-    runner = DeploymentRunner(
-        db=job.runtime.db,
-        settings=job.runtime.settings,
+    run = DeploymentRun(
+        runtime=job.runtime,
         deployment_id=UUID(deployment_id),
         tenant_id=UUID(tenant_id),
         worker_id=f"{job.worker_name}#{job.job_id}",
         heartbeats=job.extras["heartbeats"],
-        executor=job.runtime.executor,
     )
-    await runner.run()
+    await run.run()
 
 
 @tasks.task(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import Request, Response
 
-from shipyard.deps import CurrentUser, SessionDep
-from shipyard.web.dashboard import load_dashboard
+from shipyard.deployments.pages import dashboard as read_dashboard
+from shipyard.deps import ClockDep, CurrentUser, SessionDep
 from shipyard.web.routes import web_router
 from shipyard.web.templating import render
 
@@ -13,6 +13,8 @@ router = web_router()
 
 
 @router.get("/")
-async def dashboard(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
-    data = await load_dashboard(session, principal)
+async def dashboard(
+    request: Request, principal: CurrentUser, session: SessionDep, clock: ClockDep
+) -> Response:
+    data = await read_dashboard(session=session, principal=principal, now=clock.now())
     return render(request, "dashboard.html", {"section": "dashboard", "data": data})

@@ -2,43 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.accounts.permissions import Permission
-from shipyard.accounts.principal import Principal
-from shipyard.cicd import service as cicd_service
-from shipyard.deployments import service
-from shipyard.deployments.models import (
-    DEPLOYMENT_STATUSES,
-    FINAL_DEPLOYMENT_STATUSES,
-    LOG_LEVELS,
-    Deployment,
-    DeploymentScript,
-)
-from shipyard.deps import CurrentUser, DatabaseDep, SessionDep, SettingsDep, client_ip, require
-from shipyard.git.models import Repository
-from shipyard.hosts.models import Host
+from shipyard.accounts.principal import Actor
+from shipyard.deployments import flows, pages, service
+from shipyard.deployments.models import DEPLOYMENT_STATUSES, LOG_LEVELS
+from shipyard.deps import CurrentUser, DatabaseDep, RuntimeDep, SessionDep, acting
 from shipyard.web.routes import web_router
 from shipyard.web.templating import is_htmx, render
 
 router = web_router()
-Runner = Annotated[Principal, require(Permission.RUN_DEPLOYMENTS)]
-PAGE_SIZE = 25
-DOWNLOAD_PAGE = 5000
-
-
-async def _host_names(session: AsyncSession, host_ids: set[UUID]) -> dict[UUID, str]:
-    if not host_ids:
-        return {}
-    rows = await session.execute(select(Host.id, Host.name).where(Host.id.in_(host_ids)))
-    return {host_id: name for host_id, name in rows.all()}
+Runner = Annotated[Actor, acting(Permission.RUN_DEPLOYMENTS)]
 
 
 @router.get("/deployments")
@@ -51,18 +30,11 @@ async def deployments(
     repository_id: Annotated[str, Query(max_length=40)] = "",
     cursor: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
-    repositories = (
-        await session.execute(
-            select(Repository.id, Repository.owner, Repository.name).order_by(Repository.name)
-        )
-    ).all()
-    repository = _uuid_or_none(repository_id)
-    rows, next_cursor = await service.list_deployments(
+    view = await pages.deployment_list(
         session=session,
-        limit=PAGE_SIZE,
         cursor=cursor or None,
-        status=status if status in DEPLOYMENT_STATUSES else None,
-        repository_id=repository,
+        status=status or None,
+        repository_id=_uuid_or_none(repository_id),
         search=search.strip() or None,
     )
     filters = {"status": status, "search": search, "repository_id": repository_id}
@@ -70,14 +42,12 @@ async def deployments(
         request,
         "deployments/list.html",
         {
+            **view.context(),
             "section": "deployments",
-            "deployments": rows,
-            "next_cursor": next_cursor,
             "is_first_page": not cursor,
             "filters": filters,
             "filtered": any(filters.values()),
             "statuses": DEPLOYMENT_STATUSES,
-            "repositories": repositories,
         },
     )
 
@@ -89,48 +59,17 @@ def _uuid_or_none(value: str) -> UUID | None:
         return None
 
 
-async def _live_context(
-    session: AsyncSession, principal: Principal, deployment: Deployment
-) -> dict[str, Any]:
-    scripts = await service.list_scripts(session=session, deployment_id=deployment.id)
-    host_ids = set(deployment.host_ids) | {s.host_id for s in scripts if s.host_id}
-    names = await _host_names(session, host_ids)
-    by_host: dict[UUID | None, list[DeploymentScript]] = {}
-    for script in scripts:
-        by_host.setdefault(script.host_id, []).append(script)
-    steps = await cicd_service.list_mappings(
-        session=session, principal=principal, deployment_id=deployment.id
-    )
-    return {
-        "deployment": deployment,
-        "final": deployment.status in FINAL_DEPLOYMENT_STATUSES,
-        "by_host": by_host,
-        "host_names": names,
-        "steps": steps,
-    }
-
-
 @router.get("/deployments/{deployment_id}")
 async def deployment_page(
     request: Request, deployment_id: UUID, principal: CurrentUser, session: SessionDep
 ) -> Response:
-    deployment = await service.get_deployment(session=session, deployment_id=deployment_id)
-    context = await _live_context(session, principal, deployment)
-    repository = (
-        await session.get(Repository, deployment.repository_id)
-        if deployment.repository_id
-        else None
+    view = await pages.deployment_detail(
+        session=session, principal=principal, deployment_id=deployment_id
     )
     return render(
         request,
         "deployments/detail.html",
-        {
-            **context,
-            "section": "deployments",
-            "repository": repository,
-            "levels": LOG_LEVELS,
-            "secret_names": sorted(service.secret_environment(deployment)),
-        },
+        {**view.context(), "section": "deployments", "levels": LOG_LEVELS},
     )
 
 
@@ -139,41 +78,18 @@ async def deployment_live(
     request: Request, deployment_id: UUID, principal: CurrentUser, session: SessionDep
 ) -> Response:
     """The status, controls and results; polled by the page while the deployment runs."""
-    deployment = await service.get_deployment(session=session, deployment_id=deployment_id)
-    context = await _live_context(session, principal, deployment)
-    return render(request, "deployments/_live.html", context)
+    view = await pages.deployment_live(
+        session=session, principal=principal, deployment_id=deployment_id
+    )
+    return render(request, "deployments/_live.html", view.context())
 
 
 @router.get("/deployments/{deployment_id}/log.txt")
-async def download_log(
-    deployment_id: UUID, principal: CurrentUser, session: SessionDep, db: DatabaseDep
-) -> Response:
-    deployment = await service.get_deployment(session=session, deployment_id=deployment_id)
-    names = await _host_names(session, set(deployment.host_ids))
-
-    async def lines() -> AsyncIterator[str]:
-        after: int | None = None
-        while True:
-            async with db.session(
-                tenant_id=principal.tenant_id, user_id=principal.user_id
-            ) as reader:
-                page = await service.list_logs(
-                    session=reader,
-                    deployment_id=deployment_id,
-                    after_seq=after,
-                    limit=DOWNLOAD_PAGE,
-                )
-            for line in page:
-                host = names.get(line.host_id, "") if line.host_id else ""
-                prefix = f"{line.timestamp.isoformat()} {line.level:<7}"
-                yield f"{prefix} {host + ': ' if host else ''}{line.message}\n"
-            if len(page) < DOWNLOAD_PAGE:
-                return
-            after = page[-1].seq
-
+async def download_log(deployment_id: UUID, principal: CurrentUser, db: DatabaseDep) -> Response:
+    lines = await pages.log_text(db=db, principal=principal, deployment_id=deployment_id)
     filename = f"deployment-{deployment_id}.log"
     return StreamingResponse(
-        lines(),
+        lines,
         media_type="text/plain; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
@@ -181,35 +97,24 @@ async def download_log(
 
 @router.post("/deployments/{deployment_id}/cancel")
 async def cancel(
-    request: Request, deployment_id: UUID, principal: Runner, session: SessionDep
+    request: Request, deployment_id: UUID, actor: Runner, session: SessionDep
 ) -> Response:
-    await service.cancel_deployment(
-        session=session,
-        principal=principal,
-        deployment_id=deployment_id,
-        ip_address=client_ip(request),
-    )
+    await service.cancel_deployment(session=session, actor=actor, deployment_id=deployment_id)
     if is_htmx(request):
-        deployment = await service.get_deployment(session=session, deployment_id=deployment_id)
-        context = await _live_context(session, principal, deployment)
-        return render(request, "deployments/_live.html", context)
+        view = await pages.deployment_live(
+            session=session, principal=actor.principal, deployment_id=deployment_id
+        )
+        return render(request, "deployments/_live.html", view.context())
     return RedirectResponse(f"/deployments/{deployment_id}", status_code=303)
 
 
 @router.post("/deployments/{deployment_id}/rerun")
 async def rerun(
-    request: Request,
-    deployment_id: UUID,
-    principal: Runner,
-    session: SessionDep,
-    settings: SettingsDep,
+    request: Request, deployment_id: UUID, actor: Runner, runtime: RuntimeDep
 ) -> Response:
-    deployment = await service.rerun_deployment(
-        session=session,
-        principal=principal,
-        deployment_id=deployment_id,
-        settings=settings,
-        ip_address=client_ip(request),
+    # A flow (it reads the script catalogue): no session is held across it.
+    deployment = await flows.rerun_deployment(
+        runtime=runtime, actor=actor, deployment_id=deployment_id
     )
     target = f"/deployments/{deployment.id}"
     if is_htmx(request):

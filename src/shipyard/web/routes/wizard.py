@@ -8,28 +8,25 @@ from uuid import UUID
 from fastapi import Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from shipyard.accounts.permissions import Permission
-from shipyard.accounts.principal import Principal
+from shipyard.accounts.principal import Actor
 from shipyard.cicd import service as cicd_service
-from shipyard.cicd.models import CicdJob
-from shipyard.deployments import service
+from shipyard.db import Database
+from shipyard.deployments import flows, pages
 from shipyard.deployments.schemas import DeploymentCreate
-from shipyard.deps import SessionDep, SettingsDep, client_ip, require
+from shipyard.deps import DatabaseDep, RuntimeDep, SessionDep, acting
 from shipyard.errors import ShipyardError
 from shipyard.git import repositories as repo_service
-from shipyard.git.repos_api import BrowserDep
 from shipyard.hosts import service as host_service
-from shipyard.hosts.models import HOST_STATUSES, Host
-from shipyard.web.deps import attempt
+from shipyard.hosts.models import HOST_STATUSES
 from shipyard.web.errors import field_errors, sentence
 from shipyard.web.routes import web_router
 from shipyard.web.templating import render
 from shipyard.web.wizard import STEPS, WizardState
 
 router = web_router()
-Runner = Annotated[Principal, require(Permission.RUN_DEPLOYMENTS)]
+Runner = Annotated[Actor, acting(Permission.RUN_DEPLOYMENTS)]
 LIST_LIMIT = 200
 STEP_OF_FIELD = (
     ("scripts", "scripts"),
@@ -62,49 +59,41 @@ def _page(request: Request, step: str, state: WizardState, **extra: Any) -> Resp
 
 
 @router.get("/deployments/new")
-async def source(request: Request, principal: Runner, session: SessionDep) -> Response:
+async def source(request: Request, actor: Runner, session: SessionDep) -> Response:
     state = WizardState.parse(request.query_params)
     repositories, _ = await repo_service.list_repositories(
-        session=session, principal=principal, limit=LIST_LIMIT, cursor=None
+        session=session, principal=actor.principal, limit=LIST_LIMIT, cursor=None
     )
     return _page(request, "source", state, repositories=repositories)
 
 
 @router.get("/deployments/new/scripts")
 async def scripts(
-    request: Request,
-    principal: Runner,
-    session: SessionDep,
-    browse: BrowserDep,
-    repository_id: UUID,
+    request: Request, actor: Runner, runtime: RuntimeDep, repository_id: UUID
 ) -> Response:
     state = WizardState.parse(request.query_params)
-    repository = await repo_service.read_repository(
-        session=session, principal=principal, repository_id=repository_id
+    # A flow (branches and catalogue come from the provider): no session is held across it.
+    choices = await flows.script_choices(
+        runtime=runtime,
+        principal=actor.principal,
+        repository_id=repository_id,
+        ref=state.get("ref") or None,
     )
-    problem = None
-    catalogue = None
-    branches: list[Any] = []
-    try:
-        branches = await browse.branches()
-        catalogue = await browse.scripts(state.get("ref") or None)
-    except ShipyardError as exc:
-        problem = sentence(exc.message)
     return _page(
         request,
         "scripts",
         state,
-        repository=repository,
-        catalogue=catalogue,
-        branches=branches,
-        message=problem,
+        repository=choices.repository,
+        catalogue=choices.catalogue,
+        branches=choices.branches,
+        message=sentence(choices.problem.message) if choices.problem else None,
     )
 
 
 @router.get("/deployments/new/hosts")
 async def hosts(
     request: Request,
-    principal: Runner,
+    actor: Runner,
     session: SessionDep,
     search: Annotated[str, Query(max_length=200)] = "",
     status: Annotated[str, Query(max_length=30)] = "",
@@ -112,7 +101,7 @@ async def hosts(
     state = WizardState.parse(request.query_params)
     shown, _ = await host_service.list_hosts(
         session,
-        tenant_id=principal.tenant_id,
+        tenant_id=actor.tenant_id,
         status=status if status in HOST_STATUSES else None,
         host_type=None,
         search=search.strip() or None,
@@ -133,11 +122,11 @@ async def hosts(
 
 
 @router.get("/deployments/new/options")
-async def options(request: Request, principal: Runner, session: SessionDep) -> Response:
+async def options(request: Request, actor: Runner, session: SessionDep) -> Response:
     state = WizardState.parse(request.query_params)
     jobs, _ = await cicd_service.list_jobs(
         session=session,
-        principal=principal,
+        principal=actor.principal,
         provider_id=None,
         search=None,
         limit=LIST_LIMIT,
@@ -148,8 +137,8 @@ async def options(request: Request, principal: Runner, session: SessionDep) -> R
 
 async def _review(
     request: Request,
-    principal: Principal,
-    session: SessionDep,
+    actor: Actor,
+    db: Database,
     state: WizardState,
     *,
     errors: dict[str, str] | None = None,
@@ -164,41 +153,15 @@ async def _review(
             errors = field_errors(exc)
         except ValueError as exc:
             errors = {"cicd_steps": sentence(str(exc))}
-    repository = None
-    if state.get("repository_id"):
-        try:
-            repository = await repo_service.read_repository(
-                session=session,
-                principal=principal,
-                repository_id=UUID(state.get("repository_id")),
-            )
-        except (ShipyardError, ValueError):
-            errors.setdefault("repository_id", "Choose a repository of your team.")
-    chosen_hosts = (
-        list(
-            (
-                await session.scalars(
-                    select(Host).where(
-                        Host.id.in_(state.host_ids), Host.tenant_id == principal.tenant_id
-                    )
-                )
-            ).all()
-        )
-        if state.host_ids
-        else []
+    view = await pages.wizard_review(
+        db=db,
+        principal=actor.principal,
+        repository_id=state.get("repository_id"),
+        host_ids=state.host_ids,
+        cicd_job_ids=[state.get(f"cicd_{stage}") for stage in ("before", "after")],
     )
-    job_ids = [state.get(f"cicd_{stage}") for stage in ("before", "after")]
-    jobs = {
-        str(job.id): job
-        for job in (
-            await session.scalars(
-                select(CicdJob).where(
-                    CicdJob.id.in_([UUID(j) for j in job_ids if _is_uuid(j)]),
-                    CicdJob.tenant_id == principal.tenant_id,
-                )
-            )
-        ).all()
-    }
+    if view.repository_unknown:
+        errors.setdefault("repository_id", "Choose a repository of your team.")
     by_step: dict[str, list[str]] = {}
     for field, text in errors.items():
         by_step.setdefault(step_of(field), []).append(f"{field}: {text}" if field else text)
@@ -206,22 +169,14 @@ async def _review(
         request,
         "review",
         state,
-        repository=repository,
-        chosen_hosts=sorted(chosen_hosts, key=lambda host: host.name.lower()),
-        jobs=jobs,
+        repository=view.repository,
+        chosen_hosts=view.chosen_hosts,
+        jobs=view.jobs,
         errors_by_step=by_step,
         message=message,
         scheduled_time=_safe_time(state),
         status_code=status_code,
     )
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _safe_time(state: WizardState) -> Any:
@@ -232,44 +187,36 @@ def _safe_time(state: WizardState) -> Any:
 
 
 @router.get("/deployments/new/review")
-async def review(request: Request, principal: Runner, session: SessionDep) -> Response:
-    return await _review(request, principal, session, WizardState.parse(request.query_params))
+async def review(request: Request, actor: Runner, db: DatabaseDep) -> Response:
+    return await _review(request, actor, db, WizardState.parse(request.query_params))
 
 
 @router.post("/deployments/new")
-async def create(
-    request: Request, principal: Runner, session: SessionDep, settings: SettingsDep
-) -> Response:
+async def create(request: Request, actor: Runner, runtime: RuntimeDep) -> Response:
     state = WizardState.parse(await request.form())
     try:
         data = DeploymentCreate.model_validate(state.body())
     except ValidationError as exc:
         return await _review(
-            request, principal, session, state, errors=field_errors(exc), status_code=422
+            request, actor, runtime.db, state, errors=field_errors(exc), status_code=422
         )
     except ValueError as exc:
         return await _review(
             request,
-            principal,
-            session,
+            actor,
+            runtime.db,
             state,
             errors={"cicd_steps": sentence(str(exc))},
             status_code=422,
         )
     try:
-        async with attempt(session):
-            deployment = await service.create_deployment(
-                session=session,
-                principal=principal,
-                data=data,
-                settings=settings,
-                ip_address=client_ip(request),
-            )
+        # A flow (it reads the script catalogue): this route holds no session across it.
+        deployment = await flows.create_deployment(runtime=runtime, actor=actor, data=data)
     except ShipyardError as exc:
         return await _review(
             request,
-            principal,
-            session,
+            actor,
+            runtime.db,
             state,
             errors=field_errors(exc),
             message=sentence(exc.message),

@@ -1,4 +1,4 @@
-"""The deployment job: claim, check out, run hosts in batches, CI/CD steps, finish."""
+"""One deployment's run, in the worker: claim, check out, run hosts in batches, CI/CD steps, finish."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from shipyard.config import Settings
-from shipyard.db import Database
+from shipyard.cicd.models import DeploymentCicdMapping
+from shipyard.cicd.steps import run_step
 from shipyard.deployments.batches import plan_batches
-from shipyard.deployments.checkout import PreparedScripts
+from shipyard.deployments.checkout import PreparedScripts, prepared_scripts
 from shipyard.deployments.heartbeats import Beat, DeploymentHeartbeats
 from shipyard.deployments.host_run import HostOutcome, HostRun, PlannedScript
 from shipyard.deployments.logs import LogWriter, notify_deployment
@@ -28,8 +28,11 @@ from shipyard.deployments.schemas import ExecutionOptions
 from shipyard.deployments.script_rows import ScriptRowWriter
 from shipyard.deployments.service import secret_environment
 from shipyard.errors import ShipyardError
-from shipyard.hosts.executor import Executor
 from shipyard.hosts.models import Host
+from shipyard.hosts.service import build_target, record_fingerprint
+
+if TYPE_CHECKING:
+    from shipyard.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -57,23 +60,25 @@ class RunState:
     cicd_failed: bool = False
 
 
-class DeploymentRunner:
+class DeploymentRun:
+    """Runs one deployment on the worker's runtime: its database, settings, HTTP client and the
+    process's one executor (whose per-host connection caps and key cache span every deployment)."""
+
     def __init__(
         self,
         *,
-        db: Database,
-        settings: Settings,
+        runtime: Runtime,
         deployment_id: UUID,
         tenant_id: UUID,
         worker_id: str,
         heartbeats: DeploymentHeartbeats,
-        executor: Executor | None = None,
     ) -> None:
-        self.db = db
+        self.db = runtime.db
+        self.settings = runtime.settings
+        self.executor = runtime.executor
+        self.http = runtime.http
         self.heartbeats = heartbeats
-        self.settings = settings
         self.state = RunState(deployment_id=deployment_id, tenant_id=tenant_id, worker_id=worker_id)
-        self.executor = executor or Executor.from_settings(settings)
 
     async def run(self) -> None:
         deployment = await self._claim()
@@ -231,8 +236,6 @@ class DeploymentRunner:
         secrets: dict[str, str],
         logs: LogWriter,
     ) -> None:
-        from shipyard.deployments.checkout import prepared_scripts
-
         missing = set(deployment.host_ids) - {host.id for host in hosts}
         for host_id in missing:
             await logs.write("ERROR", f"Host {host_id} was deleted before the deployment ran.")
@@ -270,8 +273,6 @@ class DeploymentRunner:
                 if self.state.stop.is_set() or (options.stop_on_failure and failure_seen.is_set()):
                     self.state.skipped_hosts.add(host.id)
                     return
-                from shipyard.hosts.service import build_target, record_fingerprint
-
                 run = HostRun(
                     db=self.db,
                     tenant_id=self.state.tenant_id,
@@ -405,9 +406,6 @@ class DeploymentRunner:
             return
         if stage == "after" and any(not o.succeeded for o in self.state.outcomes.values()):
             return
-        from shipyard.cicd.models import DeploymentCicdMapping
-        from shipyard.cicd.steps import run_step
-
         async with self.db.session(tenant_id=self.state.tenant_id) as session:
             mappings = (
                 await session.scalars(
@@ -431,6 +429,7 @@ class DeploymentRunner:
             result = await run_step(
                 db=self.db,
                 settings=self.settings,
+                http=self.http,
                 mapping_id=mapping.id,
                 tenant_id=self.state.tenant_id,
                 emit=emit,
@@ -440,4 +439,5 @@ class DeploymentRunner:
                 return
             if result != "success":
                 self.state.cicd_failed = True
-                raise DeploymentAborted("A CI/CD step failed; the deployment stops here.")
+                summary = getattr(result, "summary", "A CI/CD step failed")
+                raise DeploymentAborted(f"{summary}; the deployment stops here.")
