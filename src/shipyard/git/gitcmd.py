@@ -9,6 +9,7 @@ import fcntl
 import hashlib
 import os
 import re
+import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from shipyard.errors import NotFound, ProviderError, ServiceUnavailable
+from shipyard.outbound.masking import Masker
 
 GIT_TIMEOUT_SECONDS = 300.0
 LOCK_POLL_SECONDS = 0.02
@@ -110,9 +112,41 @@ def git_environment(url: str, credentials: GitCredentials | None) -> dict[str, s
 def scrub(text: str, credentials: GitCredentials | None) -> str:
     if credentials is None:
         return text
-    for secret in (credentials.token, credentials.header()):
-        text = text.replace(secret, "***")
-    return text
+    return Masker((credentials.token, credentials.header()), min_length=1)(text)
+
+
+async def _run(
+    args: tuple[str, ...], *, cwd: Path | None, env: dict[str, str], time_limit: float
+) -> tuple[int, bytes, bytes]:
+    """Run git; return (exit status, stdout, stderr). The process dies with us.
+
+    On a time-out and when the awaiting task is cancelled, the process is killed and reaped,
+    so an abandoned command never keeps running (or holding the cache lock) in the background.
+    """
+    process = await asyncio.create_subprocess_exec(
+        "git",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        # Its own process group: killing it also kills the helpers git starts
+        # (git-remote-https, ssh), which would otherwise keep the pipes open.
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), time_limit)
+    except (TimeoutError, asyncio.CancelledError) as exc:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+        if isinstance(exc, TimeoutError):
+            raise GitCommandFailed(
+                f"git {args[0]} did not finish within {time_limit:g} s", code="git_timeout"
+            ) from None
+        raise
+    return process.returncode or 0, stdout, stderr
 
 
 async def run_git(
@@ -123,55 +157,25 @@ async def run_git(
     time_limit: float = GIT_TIMEOUT_SECONDS,
 ) -> str:
     """Run ``git args...`` and return its stdout; raise :class:`GitCommandFailed` on failure."""
-    process = await asyncio.create_subprocess_exec(
-        "git",
-        *args,
+    status, stdout, stderr = await _run(
+        args,
         cwd=cwd,
         env=env if env is not None else git_environment("", None),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        time_limit=time_limit,
     )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), time_limit)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        raise GitCommandFailed(
-            f"git {args[0]} did not finish within {time_limit:g} s", code="git_timeout"
-        ) from None
-    except asyncio.CancelledError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        raise
-    if process.returncode != 0:
+    if status != 0:
         message = scrub(stderr.decode(errors="replace").strip(), credentials)
-        last_line = message.splitlines()[-1] if message else f"exit status {process.returncode}"
+        last_line = message.splitlines()[-1] if message else f"exit status {status}"
         raise GitCommandFailed(f"git {args[0]} failed: {last_line}", stderr=message)
     return stdout.decode(errors="replace")
 
 
 async def run_git_bytes(*args: str, cwd: Path, time_limit: float = GIT_TIMEOUT_SECONDS) -> bytes:
     """Like :func:`run_git` for local commands whose output is binary (``cat-file``)."""
-    process = await asyncio.create_subprocess_exec(
-        "git",
-        *args,
-        cwd=cwd,
-        env=git_environment("", None),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    status, stdout, stderr = await _run(
+        args, cwd=cwd, env=git_environment("", None), time_limit=time_limit
     )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), time_limit)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        raise GitCommandFailed(f"git {args[0]} timed out", code="git_timeout") from None
-    if process.returncode != 0:
+    if status != 0:
         raise GitCommandFailed(
             f"git {args[0]} failed: {stderr.decode(errors='replace').strip()}",
             stderr=stderr.decode(errors="replace"),
