@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,12 +18,11 @@ from shipyard.accounts.models import AuditEvent
 from shipyard.db import Database
 from shipyard.git.browse import Browser
 from shipyard.git.scripts import ScriptFile
-from tests.fixtures.deployments import ScriptRepo
+from tests.fixtures.deployments import ScriptRepo, ScriptRepoFactory
 from tests.integration.deployments.conftest import SCRIPTS
 from tests.support.api import Account
 from tests.support.browser_http import browser_client, csrf_token
 
-ScriptRepoFactory = Callable[..., Awaitable[ScriptRepo]]
 CLIENT_ADDRESS = "127.0.0.1"  # what httpx's ASGI transport reports as the client
 
 
@@ -75,7 +73,12 @@ def _later(minutes: int = 60) -> datetime:
 
 
 async def _api_create(
-    client: httpx.AsyncClient, account: Account, repo: ScriptRepo, host_ids: list[str], name: str
+    client: httpx.AsyncClient,
+    account: Account,
+    repo: ScriptRepo,
+    host_ids: list[str],
+    name: str,
+    **fields: Any,
 ) -> httpx.Response:
     """POST /api/v1/deployments: check.sh on ``host_ids``, an hour from now."""
     return await client.post(
@@ -88,6 +91,7 @@ async def _api_create(
             "host_ids": host_ids,
             "schedule": "later",
             "scheduled_time": _later().isoformat(),
+            **fields,
         },
     )
 
@@ -113,7 +117,15 @@ async def test_api_actions_are_audited_with_actor_and_address(
 ) -> None:
     repo = await script_repo(admin, SCRIPTS)
     host_ids = await _hosts(client, admin, 1)
-    created = await _api_create(client, admin, repo, host_ids, "api audited")
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    created = await _api_create(
+        client,
+        admin,
+        repo,
+        host_ids,
+        "api audited",
+        environment=[{"name": "API_TOKEN", "value": secret, "secret": True}],
+    )
     assert created.status_code == 201, created.text
     deployment_id = created.json()["id"]
     base = f"/api/v1/deployments/{deployment_id}"
@@ -142,13 +154,16 @@ async def test_api_actions_are_audited_with_actor_and_address(
     assert {address for *_, address in rows} == {CLIENT_ADDRESS}
     async with db.session(system=True) as session:
         details = (
-            await session.scalars(
-                select(AuditEvent.details)
-                .where(AuditEvent.action == "deployment.update")
+            await session.execute(
+                select(AuditEvent.action, AuditEvent.details)
+                .where(AuditEvent.resource_type == "deployment")
                 .order_by(AuditEvent.created_at)
             )
         ).all()
-    assert [entry["fields"] for entry in details] == [["name"], ["scheduled_time"]]
+    updates = [entry["fields"] for action, entry in details if action == "deployment.update"]
+    assert updates == [["name"], ["scheduled_time"]]
+    # A secret variable's value never reaches the audit log (the create and the re-run carry it).
+    assert secret not in str([entry for _, entry in details])
 
 
 async def test_web_actions_are_audited_like_the_api(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,6 +14,8 @@ import psycopg
 
 from shipyard.config import Settings
 from shipyard.db import Database, to_libpq_url
+from shipyard.git.models import Repository
+from shipyard.hosts.models import Host
 from tests.fixtures.deployments import HostsFactory, ScriptRepoFactory, WaitForStatus, WorkerControl
 from tests.integration.deployments.conftest import SCRIPTS
 from tests.support.api import Account, add_member
@@ -352,14 +356,10 @@ async def test_cancel_while_pending_or_scheduled_never_runs(
             await client.get(f"/api/v1/deployments/{item['id']}", headers=admin.headers)
         ).json()
         assert again["status"] == "cancelled" and again["started_at"] is None
-    import os
-
     assert not os.path.exists(counter)
 
 
 async def _in_seconds(client: httpx.AsyncClient, seconds: float) -> str:
-    from datetime import UTC, datetime, timedelta
-
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
 
 
@@ -371,8 +371,6 @@ async def test_scheduled_deployment_starts_on_time_and_can_be_rescheduled(
     worker: WorkerControl,
     wait_for_status: WaitForStatus,
 ) -> None:
-    from datetime import datetime
-
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 1)
     first_time = await _in_seconds(client, 30)
@@ -539,8 +537,6 @@ async def test_local_hosts_are_refused_unless_enabled(
     db: Database,
     settings: Settings,
 ) -> None:
-    from shipyard.hosts.models import Host
-
     repo = await script_repo(admin, SCRIPTS)
     async with db.session(tenant_id=uuid.UUID(admin.tenant_id)) as session:
         host = Host(tenant_id=uuid.UUID(admin.tenant_id), name="this-box", type="local")
@@ -609,8 +605,6 @@ async def test_unknown_ref_is_refused_and_an_unreachable_repository_fails_at_che
     wait_for_status: WaitForStatus,
     db: Database,
 ) -> None:
-    from shipyard.git.models import Repository
-
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 1)
     wrong_ref = await client.post(
@@ -653,66 +647,42 @@ async def test_unknown_ref_is_refused_and_an_unreachable_repository_fails_at_che
     assert any("checkout of the default branch failed" in m for m in messages)
 
 
-async def test_every_deployment_action_is_in_the_audit_log(
+async def test_one_executor_per_worker_holds_its_per_host_cap_across_deployments(
     client: httpx.AsyncClient,
     admin: Account,
     script_repo: ScriptRepoFactory,
     deploy_hosts: HostsFactory,
-    db: Database,
+    worker: WorkerControl,
+    wait_for_status: WaitForStatus,
 ) -> None:
-    from sqlalchemy import select
+    """Two deployments on one host, one connection per host allowed: their scripts take turns.
 
-    from shipyard.accounts.models import AuditEvent
-
+    With an executor per deployment each would have had its own cap and they would overlap.
+    """
     repo = await script_repo(admin, SCRIPTS)
     hosts = await deploy_hosts(admin, 1)
-    later = await _in_seconds(client, 600)
-    created = await create(
-        client,
-        admin,
-        body(
-            repo,
-            hosts,
-            ("check.sh", []),
-            schedule="later",
-            scheduled_time=later,
-            environment=[{"name": "API_TOKEN", "value": SECRET, "secret": True}],
-        ),
-    )
-    deployment_id = created["id"]
-    assert (
-        await client.patch(
-            f"/api/v1/deployments/{deployment_id}", headers=admin.headers, json={"name": "renamed"}
+    worker.start(concurrency=4, ssh_max_connections_per_host=1)
+    marker = f"cap-{uuid.uuid4().hex[:8]}"
+    created = await asyncio.gather(
+        *(
+            create(client, admin, body(repo, hosts, ("slow.sh", [f"{marker}-{n}", "1"])))
+            for n in range(2)
         )
-    ).status_code == 200
-    assert (
-        await client.post(f"/api/v1/deployments/{deployment_id}/cancel", headers=admin.headers)
-    ).status_code == 200
-    rerun = await client.post(f"/api/v1/deployments/{deployment_id}/rerun", headers=admin.headers)
-    assert rerun.status_code == 201
-    assert (
-        await client.delete(f"/api/v1/deployments/{deployment_id}", headers=admin.headers)
-    ).status_code == 204
-    async with db.session(tenant_id=uuid.UUID(admin.tenant_id)) as session:
-        events = (
-            await session.execute(
-                select(
-                    AuditEvent.action,
-                    AuditEvent.resource_id,
-                    AuditEvent.actor_profile_id,
-                    AuditEvent.details,
-                )
-                .where(AuditEvent.resource_type == "deployment")
-                .order_by(AuditEvent.created_at)
+    )
+    spans = []
+    for deployment in created:
+        done = await wait_for_status(admin, deployment["id"])
+        assert done["status"] == "success", done
+        (script,) = (
+            await client.get(
+                f"/api/v1/deployments/{deployment['id']}/scripts", headers=admin.headers
             )
-        ).all()
-    actions = [(action, str(resource)) for action, resource, _, _ in events]
-    assert actions == [
-        ("deployment.create", deployment_id),
-        ("deployment.update", deployment_id),
-        ("deployment.cancel", deployment_id),
-        ("deployment.rerun", rerun.json()["id"]),
-        ("deployment.delete", deployment_id),
-    ]
-    assert all(str(actor) == admin.user_id for _, _, actor, _ in events)
-    assert SECRET not in str([details for *_, details in events])
+        ).json()
+        spans.append(
+            (
+                datetime.fromisoformat(script["started_at"]),
+                datetime.fromisoformat(script["completed_at"]),
+            )
+        )
+    (_, first_end), (second_start, _) = sorted(spans)
+    assert first_end <= second_start, spans
