@@ -132,6 +132,29 @@ async def _opened(session: AsyncSession, *, issued: IssuedToken, actor: Actor) -
     )
 
 
+async def _insert_user(
+    session: AsyncSession,
+    *,
+    user_id: UUID,
+    tenant_id: UUID,
+    email: str,
+    password_hash: str,
+    full_name: str | None,
+    role: str,
+    tenant_name: str | None,
+) -> Profile:
+    """Insert a user and their profile in ``tenant_id`` (a user belongs to one tenant)."""
+    session.add(
+        User(id=user_id, email=email, encrypted_password=password_hash, full_name=full_name)
+    )
+    # The user row first: the profile's key refers to it.
+    await session.flush()
+    profile = Profile(id=user_id, tenant_id=tenant_id, role=role, tenant_name=tenant_name)
+    session.add(profile)
+    await session.flush()
+    return profile
+
+
 async def create_account(
     *,
     session: AsyncSession,
@@ -148,13 +171,16 @@ async def create_account(
     ``session`` is scoped to the new tenant and user.
     """
     session.add(Tenant(id=tenant_id, name=data.tenant_name))
-    session.add(
-        User(id=user_id, email=email, encrypted_password=password_hash, full_name=data.full_name)
+    profile = await _insert_user(
+        session,
+        user_id=user_id,
+        tenant_id=tenant_id,
+        email=email,
+        password_hash=password_hash,
+        full_name=data.full_name,
+        role="admin",
+        tenant_name=data.tenant_name,
     )
-    await session.flush()
-    profile = Profile(id=user_id, tenant_id=tenant_id, role="admin", tenant_name=data.tenant_name)
-    session.add(profile)
-    await session.flush()
     issued = await _open_session(session, profile=profile, settings=settings)
     actor = _as_actor(profile, email=email, token_id=issued.record.id, context=context)
     await audit(
@@ -472,19 +498,16 @@ async def create_member(
     """
     actor.require(Permission.MANAGE_MEMBERS)
     tenant = await session.get(Tenant, actor.tenant_id)
-    session.add(
-        User(id=user_id, email=email, encrypted_password=password_hash, full_name=full_name)
+    await _insert_user(
+        session,
+        user_id=user_id,
+        tenant_id=actor.tenant_id,
+        email=email,
+        password_hash=password_hash,
+        full_name=full_name,
+        role=role,
+        tenant_name=tenant.name if tenant else None,
     )
-    await session.flush()
-    session.add(
-        Profile(
-            id=user_id,
-            tenant_id=actor.tenant_id,
-            role=role,
-            tenant_name=tenant.name if tenant else None,
-        )
-    )
-    await session.flush()
     await audit(
         session,
         actor=actor,
@@ -607,15 +630,16 @@ async def create_user(
         tenant = Tenant(id=uuid4(), name=name)
         session.add(tenant)
         role = "admin"
-    user_id = uuid4()
-    session.add(
-        User(id=user_id, email=email, encrypted_password=password_hash, full_name=full_name)
+    return await _insert_user(
+        session,
+        user_id=uuid4(),
+        tenant_id=tenant.id,
+        email=email,
+        password_hash=password_hash,
+        full_name=full_name,
+        role=role,
+        tenant_name=name,
     )
-    await session.flush()
-    profile = Profile(id=user_id, tenant_id=tenant.id, role=role, tenant_name=name)
-    session.add(profile)
-    await session.flush()
-    return profile
 
 
 # --- background entries ----------------------------------------------------------------------
