@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.accounts.audit import audit
@@ -481,10 +481,3 @@ async def list_logs(
         )
     result = await session.scalars(statement.order_by(DeploymentLog.seq).limit(limit))
     return list(result.all())
-
-
-async def status_counts(*, session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(
-        select(Deployment.status, func.count()).group_by(Deployment.status)
-    )
-    return {status: count for status, count in rows.all()}
