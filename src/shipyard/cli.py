@@ -136,7 +136,7 @@ def user_create(
     """Create a user: the admin of a new tenant, or a member of an existing one."""
     from shipyard import schema
     from shipyard.accounts.models import ROLES
-    from shipyard.accounts.service import create_user_cli
+    from shipyard.accounts.flows import create_user_cli
     from shipyard.runtime import open_runtime
 
     if role not in ROLES:
