@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-import httpx
 from fastapi import Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from shipyard.accounts.permissions import Permission
-from shipyard.accounts.principal import Principal
-from shipyard.cicd import service
+from shipyard.accounts.principal import Actor, Principal
+from shipyard.cicd import actions, flows, service
 from shipyard.cicd.models import CICD_PROVIDER_TYPES
-from shipyard.cicd.schemas import ProviderCreate
-from shipyard.deps import CurrentUser, SessionDep, SettingsDep, require
+from shipyard.cicd.schemas import ProviderCreate, ProviderRead
+from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting
 from shipyard.errors import ShipyardError
 from shipyard.web.deps import attempt
 from shipyard.web.errors import field_errors, sentence
@@ -23,7 +22,7 @@ from shipyard.web.routes import web_router
 from shipyard.web.templating import is_htmx, render
 
 router = web_router()
-Manager = Annotated[Principal, require(Permission.MANAGE_CICD)]
+Manager = Annotated[Actor, acting(Permission.MANAGE_CICD)]
 TYPE_LABELS = {"jenkins": "Jenkins", "github_actions": "GitHub Actions", "circleci": "CircleCI"}
 FORM_KEYS = (
     "type",
@@ -39,20 +38,23 @@ FORM_KEYS = (
 )
 
 
-async def _page(
+async def _listed(session: SessionDep, principal: Principal) -> list[ProviderRead]:
+    providers, _ = await service.list_providers(
+        session=session, principal=principal, limit=flows.PAGE_LIMIT, cursor=None
+    )
+    return await service.read_providers(session, providers)
+
+
+def _page(
     request: Request,
-    principal: Principal,
-    session: SessionDep,
+    providers: list[ProviderRead],
     *,
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    providers, _ = await service.list_providers(
-        session=session, principal=principal, limit=200, cursor=None
-    )
     context: dict[str, Any] = {
         "section": "cicd",
-        "providers": await service.read_providers(session, providers),
+        "providers": providers,
         "types": [(t, TYPE_LABELS[t]) for t in CICD_PROVIDER_TYPES],
         "values": {"type": "jenkins"},
         "errors": {},
@@ -66,7 +68,7 @@ async def providers(
     request: Request, principal: CurrentUser, session: SessionDep, queued: str = ""
 ) -> Response:
     notice = "Sync queued: the job catalogue refreshes in the background." if queued else None
-    return await _page(request, principal, session, notice=notice)
+    return _page(request, await _listed(session, principal), notice=notice)
 
 
 def _body(values: dict[str, str]) -> dict[str, Any]:
@@ -104,75 +106,59 @@ def _form_errors(errors: dict[str, str], kind: str) -> dict[str, str]:
 
 
 @router.post("/cicd")
-async def add_provider(request: Request, principal: Manager, session: SessionDep) -> Response:
+async def add_provider(request: Request, actor: Manager, session: SessionDep) -> Response:
     form = await request.form()
     values = {key: str(form.get(key, "")).strip() for key in FORM_KEYS}
     try:
         data = ProviderCreate.model_validate(_body(values))
         async with attempt(session):
-            await service.create_provider(session=session, principal=principal, data=data)
-    except ValidationError as exc:
-        return await _page(
+            await actions.create_provider(session=session, actor=actor, data=data)
+    except (ValidationError, ShipyardError) as exc:
+        status_code, message = 422, None
+        if isinstance(exc, ShipyardError):
+            status_code, message = exc.status_code, sentence(exc.message)
+        return _page(
             request,
-            principal,
-            session,
-            status_code=422,
+            await _listed(session, actor.principal),
+            status_code=status_code,
             values=values,
             errors=_form_errors(field_errors(exc), values["type"]),
-        )
-    except ShipyardError as exc:
-        return await _page(
-            request,
-            principal,
-            session,
-            status_code=exc.status_code,
-            values=values,
-            errors=_form_errors(field_errors(exc), values["type"]),
-            message=sentence(exc.message),
+            message=message,
         )
     return RedirectResponse("/cicd", status_code=303)
 
 
 @router.post("/cicd/providers/{provider_id}/test")
 async def test_provider(
-    request: Request,
-    provider_id: UUID,
-    principal: Manager,
-    session: SessionDep,
-    settings: SettingsDep,
+    request: Request, provider_id: UUID, actor: Manager, runtime: RuntimeDep
 ) -> Response:
-    ok, message = True, ""
+    """The connection test, shown in place (htmx) or as the page's notice or alert."""
     try:
-        async with httpx.AsyncClient(timeout=settings.http_timeout) as http:
-            check = await service.check_provider(
-                session=session,
-                principal=principal,
-                provider_id=provider_id,
-                http=http,
-                settings=settings,
-            )
-        ok, message = check.ok, sentence(check.message) if not check.ok else check.message
+        check = await flows.check_provider(runtime=runtime, actor=actor, provider_id=provider_id)
+        ok, message = check.ok, check.message if check.ok else sentence(check.message)
     except ShipyardError as exc:
         if exc.status_code == 404:
             raise
         ok, message = False, sentence(exc.message)
-    context = {"ok": ok, "message": message, "provider_id": provider_id}
     if is_htmx(request):
+        context = {"ok": ok, "message": message, "provider_id": provider_id}
         return render(request, "cicd/_check.html", context)
+    # Not htmx: the whole page again, read after the check in a transaction of its own.
+    providers = await flows.read_providers(runtime=runtime, principal=actor.principal)
     if ok:
-        return await _page(request, principal, session, notice=message)
-    return await _page(request, principal, session, message=message)
+        return _page(request, providers, notice=message)
+    return _page(request, providers, message=message)
 
 
 @router.post("/cicd/providers/{provider_id}/sync")
-async def sync_provider(provider_id: UUID, principal: Manager, session: SessionDep) -> Response:
-    await service.request_sync(session=session, principal=principal, provider_id=provider_id)
+async def sync_provider(provider_id: UUID, actor: Manager, session: SessionDep) -> Response:
+    await actions.request_sync(session=session, actor=actor, provider_id=provider_id)
     return RedirectResponse("/cicd?queued=1", status_code=303)
 
 
 @router.post("/cicd/providers/{provider_id}/delete")
-async def delete_provider(provider_id: UUID, principal: Manager, session: SessionDep) -> Response:
-    await service.delete_provider(session=session, principal=principal, provider_id=provider_id)
+async def delete_provider(provider_id: UUID, actor: Manager, session: SessionDep) -> Response:
+    await actions.delete_provider(session=session, actor=actor, provider_id=provider_id)
     return RedirectResponse("/cicd", status_code=303)
 
 
