@@ -9,17 +9,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from shipyard.config import Settings, get_settings
+from shipyard.config import Settings
 from shipyard.errors import NotFound
 from shipyard.git import local
 from shipyard.git.models import GitProvider, Repository
 from shipyard.git.providers import provider_client
 from shipyard.git.providers.base import FileData, ProviderClient, RepoRef
+from shipyard.git.repositories import repository_read
 from shipyard.git.schemas import (
     BranchRead,
     FileRead,
+    RepositoryRead,
     ScriptCatalogue,
     ScriptRead,
     TreeEntryRead,
@@ -33,7 +34,7 @@ from shipyard.git.scripts import (
     sort_scripts,
 )
 from shipyard.git.service import interactive_gate
-from shipyard.git.tokens import EngineSessions, ProviderTokenSource, SessionOpener
+from shipyard.git.tokens import ProviderTokenSource, SessionOpener
 
 T = TypeVar("T")
 BINARY_SNIFF_BYTES = 8000
@@ -133,11 +134,13 @@ class Browser:
         cache: TTLCache,
         repository: Repository,
         provider: GitProvider | None,
+        is_pinned: bool = False,
     ) -> None:
         self.settings = settings
         self.cache = cache
         self.repository = repository
         self.provider = provider
+        self.is_pinned = is_pinned
         self.client: ProviderClient | None = None
         if provider is not None:
             self.client = provider_client(
@@ -153,6 +156,11 @@ class Browser:
             owner=repository.owner,
             name=repository.name,
         )
+
+    @property
+    def view(self) -> RepositoryRead:
+        """The repository as the API shows it to the caller who opened this browser."""
+        return repository_read(self.repository, is_pinned=self.is_pinned)
 
     def _key(self, *parts: Any) -> tuple[Any, ...]:
         # Tenant and repository in every key: nothing cached is shared across them.
@@ -279,27 +287,3 @@ class Browser:
             )
 
         return await self.cache.get_or_load(self._key("scripts", chosen), load)
-
-
-async def repository_scripts(
-    *,
-    session: AsyncSession,
-    repository: Repository,
-    ref: str | None,
-    settings: Settings | None = None,
-) -> list[ScriptFile]:
-    """The script catalogue of ``repository`` at ``ref``, for callers holding only a session."""
-    settings = settings or get_settings()
-    provider = (
-        await session.get(GitProvider, repository.provider_id) if repository.provider_id else None
-    )
-    async with httpx.AsyncClient() as http:
-        reader = Browser(
-            db=EngineSessions.of(session),
-            settings=settings,
-            http=http,
-            cache=TTLCache(0),
-            repository=repository,
-            provider=provider,
-        )
-        return await reader.script_files(reader.default_ref(ref))

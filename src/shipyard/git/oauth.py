@@ -1,4 +1,5 @@
-"""Connecting by OAuth 2 authorization code: the tenant's OAuth applications, start and callback."""
+"""Connecting by OAuth 2 authorization code: the tenant's OAuth applications, start, and storing
+what the callback brought (the code exchange itself is :func:`shipyard.git.flows.complete_oauth`)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,19 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shipyard.accounts.audit import audit
 from shipyard.accounts.models import Profile
 from shipyard.accounts.permissions import Permission, role_allows
-from shipyard.accounts.principal import Principal
-from shipyard.accounts.service import record_audit
+from shipyard.accounts.principal import Actor, Principal
 from shipyard.config import Settings
-from shipyard.crypto import get_keyring
-from shipyard.db import Database
+from shipyard.crypto import Keyring
 from shipyard.errors import Conflict, NotFound, ValidationFailed
 from shipyard.git.models import GitOAuthApp, GitOAuthState, GitProvider
-from shipyard.git.oauth_state import OAuthState, sign_state, verify_state
+from shipyard.git.oauth_state import OAuthState, sign_state
 from shipyard.git.providers import normalise_server_url, provider_client, server_key
-from shipyard.git.providers.auth import StaticToken
-from shipyard.git.providers.base import OAuthClient
-from shipyard.git.providers.oauth import OAuthFailed
-from shipyard.git.schemas import OAuthAppCreate, OAuthAppRead, OAuthAppUpdate
-from shipyard.git.service import get_provider, interactive_gate, queue_sync
+from shipyard.git.providers.base import OAuthClient, RemoteUser, TokenSet
+from shipyard.git.schemas import GitProviderRead, OAuthAppCreate, OAuthAppRead, OAuthAppUpdate
+from shipyard.git.service import get_provider, provider_read, queue_sync
 
 API_PREFIX = "/api/v1"
 
@@ -73,13 +71,11 @@ async def get_app(session: AsyncSession, principal: Principal, app_id: UUID) -> 
     return app
 
 
-async def create_app(
-    *, session: AsyncSession, principal: Principal, data: OAuthAppCreate
-) -> GitOAuthApp:
+async def create_app(*, session: AsyncSession, actor: Actor, data: OAuthAppCreate) -> GitOAuthApp:
     server = server_key(data.type, normalise_server_url(data.type, data.server_url))
     app = GitOAuthApp(
-        tenant_id=principal.tenant_id,
-        profile_id=principal.user_id,
+        tenant_id=actor.tenant_id,
+        profile_id=actor.user_id,
         type=data.type,
         server_url=server,
         client_id=data.client_id,
@@ -95,10 +91,9 @@ async def create_app(
             code="oauth_app_exists",
         ) from exc
     await session.refresh(app)
-    await record_audit(
+    await audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
+        actor=actor,
         action="git_oauth_app.create",
         resource_type="git_oauth_app",
         resource_id=app.id,
@@ -108,19 +103,18 @@ async def create_app(
 
 
 async def update_app(
-    *, session: AsyncSession, principal: Principal, app_id: UUID, data: OAuthAppUpdate
+    *, session: AsyncSession, actor: Actor, app_id: UUID, data: OAuthAppUpdate
 ) -> GitOAuthApp:
-    app = await get_app(session, principal, app_id)
+    app = await get_app(session, actor.principal, app_id)
     if data.client_id is not None:
         app.client_id = data.client_id
     if data.client_secret is not None:
         app.client_secret = data.client_secret
     await session.flush()
     await session.refresh(app)
-    await record_audit(
+    await audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
+        actor=actor,
         action="git_oauth_app.update",
         resource_type="git_oauth_app",
         resource_id=app.id,
@@ -129,13 +123,12 @@ async def update_app(
     return app
 
 
-async def delete_app(*, session: AsyncSession, principal: Principal, app_id: UUID) -> None:
-    app = await get_app(session, principal, app_id)
+async def delete_app(*, session: AsyncSession, actor: Actor, app_id: UUID) -> None:
+    app = await get_app(session, actor.principal, app_id)
     await session.delete(app)
-    await record_audit(
+    await audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
+        actor=actor,
         action="git_oauth_app.delete",
         resource_type="git_oauth_app",
         resource_id=app_id,
@@ -144,7 +137,7 @@ async def delete_app(*, session: AsyncSession, principal: Principal, app_id: UUI
     await session.flush()
 
 
-async def _app_for(
+async def app_for(
     session: AsyncSession, tenant_id: UUID, provider_type: str, server_url: str | None
 ) -> GitOAuthApp:
     server = server_key(provider_type, server_url)
@@ -183,17 +176,18 @@ def check_redirect_to(redirect_to: str | None) -> str | None:
 async def start(
     *,
     session: AsyncSession,
-    principal: Principal,
+    actor: Actor,
     settings: Settings,
+    keyring: Keyring,
     http: httpx.AsyncClient,
     provider_type: str,
     server_url: str | None,
     provider_id: UUID | None,
     redirect_to: str | None,
 ) -> str:
-    """The provider's authorization URL, carrying a signed, expiring ``state``."""
+    """The provider's authorization URL, carrying a signed, expiring ``state`` (no network)."""
     if provider_id is not None:
-        provider = await get_provider(session, principal, provider_id)
+        provider = await get_provider(session, actor.principal, provider_id)
         if provider.type != provider_type:
             raise ValidationFailed(
                 f"provider {provider_id} is a {provider.type} provider", field="provider_id"
@@ -202,11 +196,11 @@ async def start(
     else:
         server = normalise_server_url(provider_type, server_url)
     redirect = check_redirect_to(redirect_to)
-    app = await _app_for(session, principal.tenant_id, provider_type, server)
+    app = await app_for(session, actor.tenant_id, provider_type, server)
     state = sign_state(
-        get_keyring(settings),
-        tenant_id=principal.tenant_id,
-        user_id=principal.user_id,
+        keyring,
+        tenant_id=actor.tenant_id,
+        user_id=actor.user_id,
         provider_type=provider_type,
         server_url=server,
         provider_id=provider_id,
@@ -221,111 +215,75 @@ async def start(
     )
 
 
-async def _redeem(db: Database, state: OAuthState) -> None:
-    """Record the state as used, in its own transaction, so a replay is refused even if the
-    exchange below fails."""
-    async with db.session(tenant_id=state.tenant_id, user_id=state.user_id) as session:
-        redeemed = await session.scalar(
-            insert(GitOAuthState)
-            .values(
-                nonce=state.nonce,
-                tenant_id=state.tenant_id,
-                expires_at=datetime.fromtimestamp(state.expires_at, UTC),
-            )
-            .on_conflict_do_nothing(index_elements=["nonce"])
-            .returning(GitOAuthState.nonce)
-        )
-        if redeemed is None:
-            raise ValidationFailed("the OAuth state was already used; start again", field="state")
-        profile = await session.get(Profile, state.user_id)
-        if profile is None or profile.tenant_id != state.tenant_id:
-            raise ValidationFailed("the account that started this no longer exists", field="state")
-        if not role_allows(profile.role, Permission.MANAGE_GIT_PROVIDERS):
-            raise ValidationFailed(
-                "the account that started this may no longer manage git providers", field="state"
-            )
+async def redeem_state(*, session: AsyncSession, state: OAuthState) -> Principal:
+    """Record the state as used and return who started it, still allowed to connect providers.
 
-
-async def callback(
-    *,
-    db: Database,
-    settings: Settings,
-    http: httpx.AsyncClient,
-    provider_type: str,
-    code: str | None,
-    state: str | None,
-    error: str | None,
-    error_description: str | None,
-) -> tuple[GitProvider, str | None]:
-    """Exchange the code for tokens and create (or reconnect) the provider."""
-    parsed = verify_state(get_keyring(settings), state or "", provider_type=provider_type)
-    await _redeem(db, parsed)
-    if error:
-        raise ValidationFailed(
-            f"the provider did not authorize Shipyard: {error_description or error}", field="code"
+    Commit this on its own, before the code exchange: a replay is then refused even when the
+    exchange fails.
+    """
+    redeemed = await session.scalar(
+        insert(GitOAuthState)
+        .values(
+            nonce=state.nonce,
+            tenant_id=state.tenant_id,
+            expires_at=datetime.fromtimestamp(state.expires_at, UTC),
         )
-    if not code:
-        raise ValidationFailed("the provider sent no authorization code", field="code")
-    principal = Principal(
-        user_id=parsed.user_id, tenant_id=parsed.tenant_id, role="admin", email=""
+        .on_conflict_do_nothing(index_elements=["nonce"])
+        .returning(GitOAuthState.nonce)
     )
-    async with db.session(tenant_id=parsed.tenant_id, user_id=parsed.user_id) as session:
-        app = await _app_for(session, parsed.tenant_id, provider_type, parsed.server_url)
-        client = provider_client(
-            provider_type, http=http, settings=settings, server_url=parsed.server_url
+    if redeemed is None:
+        raise ValidationFailed("the OAuth state was already used; start again", field="state")
+    profile = await session.get(Profile, state.user_id)
+    if profile is None or profile.tenant_id != state.tenant_id:
+        raise ValidationFailed("the account that started this no longer exists", field="state")
+    if not role_allows(profile.role, Permission.MANAGE_GIT_PROVIDERS):
+        raise ValidationFailed(
+            "the account that started this may no longer manage git providers", field="state"
         )
-        try:
-            tokens = await client.exchange_code(
-                OAuthClient(app.client_id, app.client_secret),
-                code=code,
-                redirect_uri=callback_uri(settings, provider_type),
-            )
-        except OAuthFailed as exc:
-            raise ValidationFailed(
-                f"the provider refused the authorization code: {exc.reason}", field="code"
-            ) from exc
-        user = await provider_client(
-            provider_type,
-            http=http,
-            settings=settings,
-            server_url=parsed.server_url,
-            token=StaticToken(tokens.access_token),
-            gate=interactive_gate(settings),
-        ).current_user()
-        if parsed.provider_id is not None:
-            provider = await get_provider(session, principal, parsed.provider_id, for_update=True)
-            action = "git_provider.reconnect"
-        else:
-            provider = await _existing_account(session, parsed, user.login) or GitProvider(
-                tenant_id=parsed.tenant_id,
-                profile_id=parsed.user_id,
-                type=provider_type,
-                server_url=parsed.server_url,
-            )
-            action = "git_provider.create" if provider.id is None else "git_provider.reconnect"
-        provider.name = user.login
-        provider.display_name = provider.display_name or user.name or user.login
-        provider.access_token = tokens.access_token
-        provider.refresh_token = tokens.refresh_token
-        provider.expires_at = tokens.expires_at
-        provider.is_configured = True
-        provider.error = None
-        session.add(provider)
-        await session.flush()
-        await session.refresh(provider)
-        await record_audit(
-            session,
-            tenant_id=parsed.tenant_id,
-            actor_id=parsed.user_id,
-            action=action,
-            resource_type="git_provider",
-            resource_id=provider.id,
-            details={"type": provider_type, "name": user.login, "via": "oauth"},
+    return Principal(user_id=state.user_id, tenant_id=state.tenant_id, role=profile.role, email="")
+
+
+async def save_connection(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    state: OAuthState,
+    tokens: TokenSet,
+    user: RemoteUser,
+) -> GitProviderRead:
+    """Create (or reconnect) the provider the authorization in ``state`` was for."""
+    if state.provider_id is not None:
+        provider = await get_provider(session, actor.principal, state.provider_id, for_update=True)
+        action = "git_provider.reconnect"
+    else:
+        provider = await _existing_account(session, state, user.login) or GitProvider(
+            tenant_id=state.tenant_id,
+            profile_id=state.user_id,
+            type=state.provider_type,
+            server_url=state.server_url,
         )
-        await queue_sync(session, provider)
-        await session.flush()
-        await session.refresh(provider)
-    return provider, parsed.redirect_to
+        action = "git_provider.create" if provider.id is None else "git_provider.reconnect"
+    provider.name = user.login
+    provider.display_name = provider.display_name or user.name or user.login
+    provider.access_token = tokens.access_token
+    provider.refresh_token = tokens.refresh_token
+    provider.expires_at = tokens.expires_at
+    provider.is_configured = True
+    provider.error = None
+    session.add(provider)
+    await session.flush()
+    await audit(
+        session,
+        actor=actor,
+        action=action,
+        resource_type="git_provider",
+        resource_id=provider.id,
+        details={"type": state.provider_type, "name": user.login, "via": "oauth"},
+    )
+    await queue_sync(session, provider)
+    await session.flush()
+    await session.refresh(provider)
+    return provider_read(provider)
 
 
 async def _existing_account(

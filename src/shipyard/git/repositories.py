@@ -1,10 +1,15 @@
-"""Repositories: search and filter (pinned first), pins, and public repositories added by URL."""
+"""Repositories in the database: search and filter (pinned first), pins, repositories added by URL.
+
+Service functions (a session, never the network): reading a URL repository with git before it
+is stored is :func:`shipyard.git.flows.add_repository`.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,11 +19,9 @@ from sqlalchemy import Select, and_, case, delete, func, literal, or_, select, t
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shipyard.accounts.principal import Principal
-from shipyard.accounts.service import record_audit
+from shipyard.accounts.audit import audit
+from shipyard.accounts.principal import Actor, Principal
 from shipyard.errors import Conflict, NotFound, ValidationFailed
-from shipyard.git import local
-from shipyard.git.gitcmd import GitCommandFailed
 from shipyard.git.models import ProfileRepositoryPin, Repository
 from shipyard.git.schemas import RepositoryCreate, RepositoryRead
 
@@ -181,32 +184,37 @@ async def read_repository(
     return repository_read(repository, is_pinned=await is_pinned(session, principal, repository_id))
 
 
-async def pin(*, session: AsyncSession, principal: Principal, repository_id: UUID) -> None:
-    """Pin for the caller only; pinning twice is the same as once."""
-    await get_repository(session, principal, repository_id)
+async def pin(*, session: AsyncSession, actor: Actor, repository_id: UUID) -> RepositoryRead:
+    """Pin for the actor only (a personal preference, not audited); twice is the same as once."""
+    repository = await get_repository(session, actor.principal, repository_id)
     await session.execute(
         insert(ProfileRepositoryPin)
-        .values(
-            profile_id=principal.user_id,
-            repository_id=repository_id,
-            tenant_id=principal.tenant_id,
-        )
+        .values(profile_id=actor.user_id, repository_id=repository_id, tenant_id=actor.tenant_id)
         .on_conflict_do_nothing()
     )
+    return repository_read(repository, is_pinned=True)
 
 
-async def unpin(*, session: AsyncSession, principal: Principal, repository_id: UUID) -> None:
-    await get_repository(session, principal, repository_id)
+async def unpin(*, session: AsyncSession, actor: Actor, repository_id: UUID) -> RepositoryRead:
+    repository = await get_repository(session, actor.principal, repository_id)
     await session.execute(
         delete(ProfileRepositoryPin).where(
             ProfileRepositoryPin.repository_id == repository_id,
-            ProfileRepositoryPin.profile_id == principal.user_id,
+            ProfileRepositoryPin.profile_id == actor.user_id,
         )
     )
+    return repository_read(repository, is_pinned=False)
 
 
-def parse_repository_url(url: str) -> tuple[str, str | None, str]:
-    """(clone URL, owner, name) of an http(s) repository URL, or a 422 naming ``url``."""
+@dataclass(frozen=True)
+class ParsedUrl:
+    clone_url: str
+    owner: str | None
+    name: str
+
+
+def parse_repository_url(url: str) -> ParsedUrl:
+    """The clone URL, owner and name of an http(s) repository URL, or a 422 naming ``url``."""
     value = url.strip()
     try:
         parts = urlsplit(value)
@@ -233,66 +241,61 @@ def parse_repository_url(url: str) -> tuple[str, str | None, str]:
         raise ValidationFailed("must include the repository's path", field="url")
     name = segments[-1].removesuffix(".git") or segments[-1]
     owner = "/".join(segments[:-1]) or None
-    return value.rstrip("/"), owner, name
+    return ParsedUrl(value.rstrip("/"), owner, name)
 
 
-async def add_by_url(
-    *, session: AsyncSession, principal: Principal, data: RepositoryCreate
-) -> Repository:
-    """Add a public repository by clone URL; git itself checks that it is one."""
-    clone_url, owner, name = parse_repository_url(data.url)
+async def refuse_duplicate_url(session: AsyncSession, tenant_id: UUID, clone_url: str) -> None:
     duplicate = await session.scalar(
         select(Repository.id).where(
-            Repository.tenant_id == principal.tenant_id,
+            Repository.tenant_id == tenant_id,
             Repository.provider_id.is_(None),
             Repository.clone_url == clone_url,
         )
     )
     if duplicate is not None:
         raise Conflict("this repository URL was already added", code="repository_exists")
-    try:
-        heads = await local.ls_remote(clone_url)
-    except GitCommandFailed as exc:
-        reason = (
-            "the server asks for credentials: only public repositories can be added by URL; "
-            "connect its provider instead"
-            if exc.is_auth_failure
-            else f"is not a Git repository Shipyard can read ({exc.message})"
-        )
-        raise ValidationFailed(reason, field="url") from exc
+
+
+async def add_url_repository(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    url: ParsedUrl,
+    data: RepositoryCreate,
+    default_branch: str | None,
+) -> RepositoryRead:
+    """Store a public repository git has read at ``url`` (see ``git.flows.add_repository``)."""
+    await refuse_duplicate_url(session, actor.tenant_id, url.clone_url)
     repository = Repository(
-        tenant_id=principal.tenant_id,
+        tenant_id=actor.tenant_id,
         provider_id=None,
         provider_type="url",
-        name=data.name or name,
-        owner=owner,
+        name=data.name or url.name,
+        owner=url.owner,
         description=data.description,
-        url=clone_url.removesuffix(".git"),
-        clone_url=clone_url,
+        url=url.clone_url.removesuffix(".git"),
+        clone_url=url.clone_url,
         is_private=False,
-        default_branch=heads.default_branch,
+        default_branch=default_branch,
         sync_status="synced",
         last_synced_at=datetime.now(UTC),
     )
     session.add(repository)
     await session.flush()
     await session.refresh(repository)
-    await record_audit(
+    await audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
+        actor=actor,
         action="repository.create",
         resource_type="repository",
         resource_id=repository.id,
-        details={"url": clone_url},
+        details={"url": url.clone_url},
     )
-    return repository
+    return repository_read(repository, is_pinned=False)
 
 
-async def delete_repository(
-    *, session: AsyncSession, principal: Principal, repository_id: UUID
-) -> None:
-    repository = await get_repository(session, principal, repository_id)
+async def delete_repository(*, session: AsyncSession, actor: Actor, repository_id: UUID) -> None:
+    repository = await get_repository(session, actor.principal, repository_id)
     if repository.provider_id is not None:
         raise Conflict(
             "this repository comes from a provider sync and would come back at the next one; "
@@ -300,10 +303,9 @@ async def delete_repository(
             code="repository_synced",
         )
     await session.delete(repository)
-    await record_audit(
+    await audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
+        actor=actor,
         action="repository.delete",
         resource_type="repository",
         resource_id=repository_id,

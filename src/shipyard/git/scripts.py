@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from uuid import UUID, uuid5
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    from shipyard.config import Settings
-    from shipyard.git.models import Repository
 
 ScriptKind = Literal["shell", "bash", "python", "powershell", "executable"]
 
@@ -83,24 +77,3 @@ def script_from_entry(
 
 def sort_scripts(scripts: list[ScriptFile]) -> list[ScriptFile]:
     return sorted(scripts, key=lambda script: script.path)
-
-
-async def list_scripts(
-    *,
-    session: AsyncSession,
-    repository: Repository,
-    ref: str | None = None,
-    settings: Settings | None = None,
-) -> list[ScriptFile]:
-    """The catalogue of ``repository`` at ``ref`` (default branch when None), uncached.
-
-    The same entries and ids as ``GET /repositories/{id}/scripts`` and
-    :func:`shipyard.git.clone.find_scripts` on a checkout of the same commit. Read through the
-    provider's API (git itself for URL repositories); a refreshed token is saved in its own
-    transaction. Raises ``NotFound`` for an unknown ref, ``ProviderError`` when the provider fails.
-    """
-    from shipyard.git.browse import repository_scripts
-
-    return await repository_scripts(
-        session=session, repository=repository, ref=ref, settings=settings
-    )

@@ -1,4 +1,8 @@
-"""Git providers: connect by token, list, update, delete, and queue syncs."""
+"""Git providers in the database: list, store a checked connection, update, delete, queue syncs.
+
+Service functions: they take a session and never call the network (checking a token against
+the provider is :mod:`shipyard.git.flows`).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,23 @@ import logging
 from typing import Any
 from uuid import UUID
 
-import httpx
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shipyard.accounts.principal import Principal
-from shipyard.accounts.service import record_audit
+from shipyard.accounts.audit import audit
+from shipyard.accounts.principal import Actor, Principal
 from shipyard.config import Settings
-from shipyard.errors import Conflict, NotFound, ProviderError, ShipyardError, ValidationFailed
+from shipyard.errors import Conflict, NotFound, ShipyardError
 from shipyard.git.models import GitProvider, Repository
-from shipyard.git.providers import normalise_server_url, provider_client
-from shipyard.git.providers.auth import StaticToken
-from shipyard.git.providers.base import MalformedResponse, RemoteUser
+from shipyard.git.providers.base import RemoteUser
 from shipyard.git.providers.ratelimit import RateLimitGate
-from shipyard.git.schemas import GitProviderCreate, GitProviderRead, GitProviderUpdate
+from shipyard.git.schemas import (
+    GitProviderCreate,
+    GitProviderRead,
+    GitProviderUpdate,
+    SyncQueued,
+)
 from shipyard.jobs import enqueue
 from shipyard.pagination import paginate
 
@@ -64,44 +70,6 @@ def provider_read(provider: GitProvider, repository_count: int = 0) -> GitProvid
             "updated_at": provider.updated_at,
         }
     )
-
-
-async def verify_token(
-    *,
-    http: httpx.AsyncClient,
-    settings: Settings,
-    provider_type: str,
-    server_url: str | None,
-    token: str,
-) -> RemoteUser:
-    """The account ``token`` belongs to; every way it can fail names the field to fix."""
-    client = provider_client(
-        provider_type,
-        http=http,
-        settings=settings,
-        server_url=server_url,
-        token=StaticToken(token),
-        gate=interactive_gate(settings),
-    )
-    try:
-        return await client.current_user()
-    except MalformedResponse as exc:
-        raise ValidationFailed(
-            f"{client.api_base} does not answer like a {provider_type} API: {exc.message}",
-            field="server_url",
-        ) from exc
-    except NotFound as exc:
-        raise ValidationFailed(
-            f"no {provider_type} API at {client.api_base} ({exc.message})", field="server_url"
-        ) from exc
-    except ProviderError as exc:
-        if exc.code in {"provider_unauthorized", "provider_forbidden"}:
-            raise ValidationFailed(
-                f"the provider refused this token: {exc.message}", field="access_token"
-            ) from exc
-        if exc.code in {"provider_unreachable", "provider_timeout"}:
-            raise ValidationFailed(exc.message, field="server_url") from exc
-        raise
 
 
 async def get_provider(
@@ -152,17 +120,18 @@ async def read_provider(
     return provider_read(provider, counts.get(provider.id, 0))
 
 
-async def _refuse_duplicate(
+async def refuse_duplicate(
     session: AsyncSession,
-    principal: Principal,
+    tenant_id: UUID,
     *,
     provider_type: str,
     server_url: str | None,
     login: str,
     exclude: UUID | None = None,
 ) -> None:
+    """A Conflict when the tenant already connected the account ``login`` at that server."""
     statement = select(GitProvider.id).where(
-        GitProvider.tenant_id == principal.tenant_id,
+        GitProvider.tenant_id == tenant_id,
         GitProvider.type == provider_type,
         GitProvider.server_url.is_(None)
         if server_url is None
@@ -177,29 +146,21 @@ async def _refuse_duplicate(
         )
 
 
-async def create_provider(
+async def add_provider(
     *,
     session: AsyncSession,
-    principal: Principal,
+    actor: Actor,
     data: GitProviderCreate,
-    settings: Settings,
-    http: httpx.AsyncClient,
-) -> GitProvider:
-    """Connect with a personal access token, checked against the provider's current user."""
-    server_url = normalise_server_url(data.type, data.server_url)
-    user = await verify_token(
-        http=http,
-        settings=settings,
-        provider_type=data.type,
-        server_url=server_url,
-        token=data.access_token,
-    )
-    await _refuse_duplicate(
-        session, principal, provider_type=data.type, server_url=server_url, login=user.login
+    server_url: str | None,
+    user: RemoteUser,
+) -> GitProviderRead:
+    """Store a connection whose token was checked as ``user``'s, and queue its first sync."""
+    await refuse_duplicate(
+        session, actor.tenant_id, provider_type=data.type, server_url=server_url, login=user.login
     )
     provider = GitProvider(
-        tenant_id=principal.tenant_id,
-        profile_id=principal.user_id,
+        tenant_id=actor.tenant_id,
+        profile_id=actor.user_id,
         type=data.type,
         server_url=server_url,
         name=user.login,
@@ -210,45 +171,40 @@ async def create_provider(
     )
     session.add(provider)
     await session.flush()
-    await session.refresh(provider)
-    await record_audit(
+    await audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
+        actor=actor,
         action="git_provider.create",
         resource_type="git_provider",
         resource_id=provider.id,
         details={"type": data.type, "server_url": server_url, "name": user.login},
     )
     await queue_sync(session, provider)
-    return provider
+    await session.flush()
+    await session.refresh(provider)
+    return provider_read(provider)
 
 
 async def update_provider(
     *,
     session: AsyncSession,
-    principal: Principal,
+    actor: Actor,
     provider_id: UUID,
     data: GitProviderUpdate,
-    settings: Settings,
-    http: httpx.AsyncClient,
-) -> GitProvider:
-    provider = await get_provider(session, principal, provider_id, for_update=True)
+    user: RemoteUser | None = None,
+) -> GitProviderRead:
+    """Rename, or store the new token ``data`` carries (already checked as ``user``'s)."""
+    provider = await get_provider(session, actor.principal, provider_id, for_update=True)
     changed: dict[str, Any] = {}
     if "display_name" in data.model_fields_set:
         provider.display_name = data.display_name or provider.name
         changed["display_name"] = provider.display_name
     if data.access_token is not None:
-        user = await verify_token(
-            http=http,
-            settings=settings,
-            provider_type=provider.type,
-            server_url=provider.server_url,
-            token=data.access_token,
-        )
-        await _refuse_duplicate(
+        if user is None:
+            raise ValueError("a new token is stored only once checked against the provider")
+        await refuse_duplicate(
             session,
-            principal,
+            actor.tenant_id,
             provider_type=provider.type,
             server_url=provider.server_url,
             login=user.login,
@@ -264,28 +220,24 @@ async def update_provider(
         changed["access_token"] = "replaced"
     await session.flush()
     await session.refresh(provider)
-    await record_audit(
+    await audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
+        actor=actor,
         action="git_provider.update",
         resource_type="git_provider",
         resource_id=provider.id,
         details=changed,
     )
-    return provider
+    return await read_provider(session=session, principal=actor.principal, provider_id=provider.id)
 
 
-async def delete_provider(
-    *, session: AsyncSession, principal: Principal, provider_id: UUID
-) -> None:
+async def delete_provider(*, session: AsyncSession, actor: Actor, provider_id: UUID) -> None:
     """Delete a connection; its repositories and their pins go with it."""
-    provider = await get_provider(session, principal, provider_id, for_update=True)
+    provider = await get_provider(session, actor.principal, provider_id, for_update=True)
     await session.delete(provider)
-    await record_audit(
+    await audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
+        actor=actor,
         action="git_provider.delete",
         resource_type="git_provider",
         resource_id=provider_id,
@@ -312,18 +264,27 @@ async def queue_sync(session: AsyncSession, provider: GitProvider) -> bool:
     return True
 
 
-async def request_sync(
-    *, session: AsyncSession, principal: Principal, provider_id: UUID
-) -> tuple[GitProvider, bool]:
-    provider = await get_provider(session, principal, provider_id, for_update=True)
+async def request_sync(*, session: AsyncSession, actor: Actor, provider_id: UUID) -> SyncQueued:
+    """Queue a sync now; ``queued`` is false when one is already waiting."""
+    provider = await get_provider(session, actor.principal, provider_id, for_update=True)
     if not provider.access_token:
         raise Conflict(
             "the provider has no token; connect it again before syncing",
             code="provider_not_configured",
         )
     queued = await queue_sync(session, provider)
+    await audit(
+        session,
+        actor=actor,
+        action="git_provider.sync",
+        resource_type="git_provider",
+        resource_id=provider.id,
+        details={"queued": queued},
+    )
     await session.flush()
-    return provider, queued
+    return SyncQueued(
+        provider_id=provider.id, sync_status=provider.sync_status or "pending", queued=queued
+    )
 
 
 def describe_failure(exc: BaseException) -> str:

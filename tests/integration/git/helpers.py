@@ -8,6 +8,7 @@ from uuid import UUID
 import httpx
 from sqlalchemy import func, select, text
 
+from shipyard.accounts.models import AuditEvent
 from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.git.models import GitProvider, ProfileRepositoryPin, Repository
@@ -99,3 +100,23 @@ async def pin_count(db: Database) -> int:
         return int(
             await session.scalar(select(func.count()).select_from(ProfileRepositoryPin)) or 0
         )
+
+
+async def audit_rows(db: Database, action: str) -> list[AuditEvent]:
+    """Every audit entry recorded for ``action``, oldest first, across tenants."""
+    async with db.session(system=True) as session:
+        rows = await session.scalars(
+            select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.created_at)
+        )
+        return list(rows.all())
+
+
+async def one_audit_row(db: Database, action: str, account: Account) -> AuditEvent:
+    """The one entry for ``action``, checked to name ``account`` as the actor, in its tenant."""
+    rows = await audit_rows(db, action)
+    assert len(rows) == 1, [(row.action, row.details) for row in rows]
+    row = rows[0]
+    assert str(row.actor_profile_id) == account.user_id
+    assert str(row.tenant_id) == account.tenant_id
+    assert row.ip_address
+    return row

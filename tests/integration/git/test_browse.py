@@ -9,10 +9,13 @@ from uuid import UUID
 import httpx
 import pytest
 
+from shipyard.accounts.principal import Principal
 from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.git.browse import TTLCache
+from shipyard.git.flows import script_catalogue
 from shipyard.git.scripts import script_id_for
+from shipyard.runtime import Runtime
 from tests.fixtures.git import MakeGitRepo, RepositoryFactory
 from tests.integration.git.helpers import Fake, all_repositories, connect, run_sync
 from tests.support.api import Account, add_member, error_fields
@@ -203,6 +206,7 @@ async def test_the_script_catalogue_has_stable_ids(
 async def test_answers_are_cached_briefly(
     client: httpx.AsyncClient,
     admin: Account,
+    runtime: Runtime,
     settings: Settings,
     git_server: GitHttpServer,
     browsable: tuple[dict[str, Any], HostedRepo, Fake | None],
@@ -224,8 +228,8 @@ async def test_answers_are_cached_briefly(
     viewer = await add_member(client, admin, "viewer")
     cached = await client.get(f"{base}/tree", headers=viewer.headers)
     assert "new-script.sh" not in [e["name"] for e in cached.json()["entries"]]
-    app = client._transport.app
-    cache: TTLCache = app.state.git_browse_cache
+    # The runtime's one cache, not one created by whichever request came first.
+    cache: TTLCache = runtime.browse_cache
     assert cache.ttl == settings.git_browse_cache_ttl_seconds
     cache.clock = lambda: time.monotonic() + settings.git_browse_cache_ttl_seconds + 1
     fresh = await client.get(f"{base}/tree", headers=viewer.headers)
@@ -233,25 +237,26 @@ async def test_answers_are_cached_briefly(
     assert upstream_requests() > count
 
 
-async def test_list_scripts_gives_deployments_the_same_catalogue(
+async def test_script_catalogue_gives_deployments_the_same_catalogue(
     client: httpx.AsyncClient,
     admin: Account,
-    db: Database,
-    settings: Settings,
+    runtime: Runtime,
     browsable: tuple[dict[str, Any], HostedRepo, Fake | None],
 ) -> None:
-    from shipyard.git.models import Repository
-    from shipyard.git.scripts import list_scripts
-
     repository, _, _ = browsable
     api = (
         await client.get(f"/api/v1/repositories/{repository['id']}/scripts", headers=admin.headers)
     ).json()
-    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
-        row = await session.get(Repository, UUID(repository["id"]))
-        assert row is not None
-        scripts = await list_scripts(session=session, repository=row, ref=None, settings=settings)
-        feature = await list_scripts(session=session, repository=row, ref="feature")
+    principal = Principal(
+        user_id=UUID(admin.user_id), tenant_id=UUID(admin.tenant_id), role="admin", email=""
+    )
+    repository_id = UUID(repository["id"])
+    scripts = await script_catalogue(
+        runtime=runtime, principal=principal, repository_id=repository_id, ref=None
+    )
+    feature = await script_catalogue(
+        runtime=runtime, principal=principal, repository_id=repository_id, ref="feature"
+    )
     assert [(str(s.id), s.path, s.kind) for s in scripts] == [
         (s["id"], s["path"], s["kind"]) for s in api["scripts"]
     ]

@@ -21,7 +21,7 @@ from shipyard.git.oauth_state import sign_state
 from shipyard.git.tokens import ProviderTokenSource
 from tests.fakes.github import FakeGitHub
 from tests.fakes.gitlab import FakeGitLab
-from tests.integration.git.helpers import Fake, provider_row, run_sync
+from tests.integration.git.helpers import Fake, one_audit_row, provider_row, run_sync
 from tests.support.api import Account, add_member, error_fields
 
 
@@ -182,10 +182,15 @@ async def test_connecting_by_oauth_stores_encrypted_tokens_with_expiry(
     assert stored.refresh_token not in response.text
     result = await run_sync(db, settings, admin, body["id"])
     assert result.status == "synced" and result.repositories == 5
+    # The browser came back without credentials: the person who started is the actor.
+    audited = await one_audit_row(db, "git_provider.create", admin)
+    assert audited.resource_id == UUID(body["id"])
+    assert audited.details == {"type": kind, "name": "linus", "via": "oauth"}
+    assert stored.access_token not in str(audited.details)
 
 
 async def test_callback_redirects_back_into_the_site_when_asked(
-    client: httpx.AsyncClient, admin: Account, fake_gitea: Fake
+    client: httpx.AsyncClient, admin: Account, db: Database, fake_gitea: Fake
 ) -> None:
     fake_gitea.forge.add_user("gitty")
     await register_app(client, admin, "gitea", fake_gitea)
@@ -200,6 +205,9 @@ async def test_callback_redirects_back_into_the_site_when_asked(
     assert query["tab"] == ["providers"]
     providers = (await client.get("/api/v1/git-providers", headers=admin.headers)).json()["items"]
     assert query["provider_id"] == [providers[0]["id"]]
+    # The web page's way in (it starts through the API and asks to come back) is audited alike.
+    audited = await one_audit_row(db, "git_provider.create", admin)
+    assert str(audited.resource_id) == providers[0]["id"]
     for outside in ("https://evil.example/", "//evil.example/x", "settings"):
         refused = await client.get(
             "/api/v1/git-providers/oauth/gitea/start",
@@ -461,6 +469,8 @@ async def test_reconnecting_by_oauth_restores_the_same_provider(
     assert response.json()["error"] is None
     listed = (await client.get("/api/v1/git-providers", headers=admin.headers)).json()["items"]
     assert len(listed) == 1
+    reconnected = await one_audit_row(db, "git_provider.reconnect", admin)
+    assert str(reconnected.resource_id) == provider["id"]
 
 
 async def test_concurrent_refreshes_call_the_provider_once(

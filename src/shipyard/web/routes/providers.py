@@ -6,46 +6,40 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-import httpx
-from fastapi import Depends, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from shipyard.accounts.permissions import Permission
-from shipyard.accounts.principal import Principal
-from shipyard.deps import CurrentUser, SessionDep, SettingsDep, require
+from shipyard.accounts.principal import Actor, Principal
+from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting
 from shipyard.errors import ShipyardError
-from shipyard.git import service
-from shipyard.git.api import provider_http
+from shipyard.git import flows, service
 from shipyard.git.models import GIT_PROVIDER_TYPES
 from shipyard.git.schemas import GitProviderCreate
-from shipyard.web.deps import attempt
+from shipyard.runtime import Runtime
 from shipyard.web.errors import field_errors, sentence
 from shipyard.web.routes import web_router
 from shipyard.web.templating import is_htmx, render
 
 router = web_router()
-Admin = Annotated[Principal, require(Permission.MANAGE_GIT_PROVIDERS)]
-HttpDep = Annotated[httpx.AsyncClient, Depends(provider_http)]
+Admin = Annotated[Actor, acting(Permission.MANAGE_GIT_PROVIDERS)]
 PROVIDERS_PAGE = "/repositories/providers"
 TYPE_LABELS = {"github": "GitHub", "gitlab": "GitLab", "gitea": "Gitea"}
-SYNCING = ("pending", "syncing")
+FORM_KEYS = ("type", "server_url", "access_token", "display_name")
 
 
 async def _page(
     request: Request,
+    runtime: Runtime,
     principal: Principal,
-    session: SessionDep,
     *,
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    providers, _ = await service.list_providers(
-        session=session, principal=principal, limit=200, cursor=None
-    )
     context: dict[str, Any] = {
         "section": "repositories",
-        "providers": providers,
+        "providers": await flows.read_providers(runtime=runtime, principal=principal),
         "types": [(t, TYPE_LABELS[t]) for t in GIT_PROVIDER_TYPES],
         "values": {"type": "github"},
         "errors": {},
@@ -57,28 +51,16 @@ async def _page(
 
 @router.get("/repositories/providers")
 async def providers(
-    request: Request,
-    principal: CurrentUser,
-    session: SessionDep,
-    provider_id: UUID | None = None,
+    request: Request, principal: CurrentUser, runtime: RuntimeDep, provider_id: UUID | None = None
 ) -> Response:
     notice = "Connected. The first sync is under way." if provider_id else None
-    return await _page(request, principal, session, notice=notice)
+    return await _page(request, runtime, principal, notice=notice)
 
 
 @router.post("/repositories/providers")
-async def connect(
-    request: Request,
-    principal: Admin,
-    session: SessionDep,
-    settings: SettingsDep,
-    http: HttpDep,
-) -> Response:
+async def connect(request: Request, actor: Admin, runtime: RuntimeDep) -> Response:
     form = await request.form()
-    values = {
-        key: str(form.get(key, "")).strip()
-        for key in ("type", "server_url", "access_token", "display_name")
-    }
+    values = {key: str(form.get(key, "")).strip() for key in FORM_KEYS}
     try:
         data = GitProviderCreate.model_validate(
             {
@@ -88,23 +70,24 @@ async def connect(
                 "display_name": values["display_name"] or None,
             }
         )
+        provider = await flows.connect_provider(runtime=runtime, actor=actor, data=data)
     except ValidationError as exc:
         return await _page(
-            request, principal, session, status_code=422, values=values, errors=field_errors(exc)
+            request,
+            runtime,
+            actor.principal,
+            status_code=422,
+            values=values,
+            errors=field_errors(exc),
         )
-    try:
-        async with attempt(session):
-            provider = await service.create_provider(
-                session=session, principal=principal, data=data, settings=settings, http=http
-            )
     except ShipyardError as exc:
         errors = field_errors(exc)
         if exc.code in ("provider_unauthorized", "provider_forbidden"):
             errors.setdefault("access_token", sentence(exc.message))
         return await _page(
             request,
-            principal,
-            session,
+            runtime,
+            actor.principal,
             status_code=exc.status_code,
             values=values,
             errors=errors,
@@ -114,7 +97,7 @@ async def connect(
 
 
 @router.get("/repositories/providers/oauth")
-async def oauth(principal: Admin, provider_type: str = "github", server_url: str = "") -> Response:
+async def oauth(actor: Admin, provider_type: str = "github", server_url: str = "") -> Response:
     """Start the OAuth dance through the API, coming back to this page when done."""
     if provider_type not in GIT_PROVIDER_TYPES:
         provider_type = "github"
@@ -138,19 +121,17 @@ async def provider_row(
 
 
 @router.post("/repositories/providers/{provider_id}/sync")
-async def sync(
-    request: Request, provider_id: UUID, principal: Admin, session: SessionDep
-) -> Response:
-    await service.request_sync(session=session, principal=principal, provider_id=provider_id)
+async def sync(request: Request, provider_id: UUID, actor: Admin, session: SessionDep) -> Response:
+    await service.request_sync(session=session, actor=actor, provider_id=provider_id)
     if is_htmx(request):
         provider = await service.read_provider(
-            session=session, principal=principal, provider_id=provider_id
+            session=session, principal=actor.principal, provider_id=provider_id
         )
         return render(request, "providers/_row.html", {"provider": provider})
     return RedirectResponse(PROVIDERS_PAGE, status_code=303)
 
 
 @router.post("/repositories/providers/{provider_id}/delete")
-async def disconnect(provider_id: UUID, principal: Admin, session: SessionDep) -> Response:
-    await service.delete_provider(session=session, principal=principal, provider_id=provider_id)
+async def disconnect(provider_id: UUID, actor: Admin, session: SessionDep) -> Response:
+    await service.delete_provider(session=session, actor=actor, provider_id=provider_id)
     return RedirectResponse(PROVIDERS_PAGE, status_code=303)

@@ -16,21 +16,21 @@ from pygments.lexers.special import TextLexer
 from pygments.util import ClassNotFound
 
 from shipyard.accounts.permissions import Permission
-from shipyard.accounts.principal import Principal
-from shipyard.deps import CurrentUser, SessionDep, require
+from shipyard.accounts.principal import Actor
+from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting
 from shipyard.errors import ShipyardError
+from shipyard.git import flows
 from shipyard.git import repositories as service
+from shipyard.git.api import BrowserDep
 from shipyard.git.models import REPOSITORY_PROVIDER_TYPES
-from shipyard.git.repos_api import BrowserDep
-from shipyard.git.schemas import RepositoryCreate
-from shipyard.web.deps import attempt
+from shipyard.git.schemas import RepositoryCreate, RepositoryRead
 from shipyard.web.errors import field_errors, sentence
 from shipyard.web.routes import web_router
 from shipyard.web.templating import is_htmx, render
 
 router = web_router()
-Manager = Annotated[Principal, require(Permission.MANAGE_REPOSITORIES)]
-Pinner = Annotated[Principal, require(Permission.PIN_REPOSITORIES)]
+Manager = Annotated[Actor, acting(Permission.MANAGE_REPOSITORIES)]
+Pinner = Annotated[Actor, acting(Permission.PIN_REPOSITORIES)]
 PAGE_SIZE = 50
 FORMATTER = HtmlFormatter(cssclass="highlight", linenos="inline", wrapcode=True)
 
@@ -44,33 +44,22 @@ def highlighted(path: str, content: str) -> str:
     return str(highlight(content, lexer, FORMATTER))
 
 
-async def _list_page(
+def _list_page(
     request: Request,
-    principal: Principal,
-    session: SessionDep,
+    items: list[RepositoryRead],
+    next_cursor: str | None,
     *,
-    q: str = "",
-    provider_type: str = "",
-    pinned: str = "",
-    cursor: str = "",
+    filters: dict[str, str] | None = None,
+    is_first_page: bool = True,
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    items, next_cursor = await service.list_repositories(
-        session=session,
-        principal=principal,
-        q=q.strip() or None,
-        provider_type=provider_type if provider_type in REPOSITORY_PROVIDER_TYPES else None,
-        pinned=True if pinned == "1" else None,
-        limit=PAGE_SIZE,
-        cursor=cursor or None,
-    )
-    filters = {"q": q, "provider_type": provider_type, "pinned": pinned}
+    filters = filters or {"q": "", "provider_type": "", "pinned": ""}
     context: dict[str, Any] = {
         "section": "repositories",
         "repositories": items,
         "next_cursor": next_cursor,
-        "is_first_page": not cursor,
+        "is_first_page": is_first_page,
         "filters": filters,
         "filtered": any(filters.values()),
         "provider_types": REPOSITORY_PROVIDER_TYPES,
@@ -91,82 +80,80 @@ async def repositories(
     pinned: Annotated[str, Query(max_length=1)] = "",
     cursor: Annotated[str, Query(max_length=1000)] = "",
 ) -> Response:
-    return await _list_page(
-        request, principal, session, q=q, provider_type=provider_type, pinned=pinned, cursor=cursor
+    items, next_cursor = await service.list_repositories(
+        session=session,
+        principal=principal,
+        q=q.strip() or None,
+        provider_type=provider_type if provider_type in REPOSITORY_PROVIDER_TYPES else None,
+        pinned=True if pinned == "1" else None,
+        limit=PAGE_SIZE,
+        cursor=cursor or None,
     )
+    filters = {"q": q, "provider_type": provider_type, "pinned": pinned}
+    return _list_page(request, items, next_cursor, filters=filters, is_first_page=not cursor)
 
 
 @router.post("/repositories")
-async def add_by_url(request: Request, principal: Manager, session: SessionDep) -> Response:
+async def add_by_url(request: Request, actor: Manager, runtime: RuntimeDep) -> Response:
     form = await request.form()
     values = {key: str(form.get(key, "")).strip() for key in ("url", "name")}
     try:
         data = RepositoryCreate.model_validate(
             {"url": values["url"], "name": values["name"] or None}
         )
-        async with attempt(session):
-            repository = await service.add_by_url(session=session, principal=principal, data=data)
-    except ValidationError as exc:
-        return await _list_page(
-            request, principal, session, status_code=422, values=values, errors=field_errors(exc)
-        )
-    except ShipyardError as exc:
+        repository = await flows.add_repository(runtime=runtime, actor=actor, data=data)
+    except (ValidationError, ShipyardError) as exc:
         errors = field_errors(exc)
-        if exc.code == "repository_exists":
-            errors["url"] = sentence(exc.message)
-        return await _list_page(
+        status_code, message = 422, None
+        if isinstance(exc, ShipyardError):
+            status_code, message = exc.status_code, sentence(exc.message)
+            if exc.code == "repository_exists":
+                errors["url"] = message
+        items, next_cursor = await flows.read_repositories(
+            runtime=runtime, principal=actor.principal, limit=PAGE_SIZE
+        )
+        return _list_page(
             request,
-            principal,
-            session,
-            status_code=exc.status_code,
+            items,
+            next_cursor,
+            status_code=status_code,
             values=values,
             errors=errors,
-            message=sentence(exc.message),
+            message=message,
         )
     return RedirectResponse(f"/repositories/{repository.id}", status_code=303)
 
 
-async def _pin_response(
-    request: Request, session: SessionDep, principal: Principal, repository_id: UUID
-) -> Response:
+def _pin_response(request: Request, repository: RepositoryRead) -> Response:
     if is_htmx(request):
-        repository = await service.read_repository(
-            session=session, principal=principal, repository_id=repository_id
-        )
         return render(request, "repositories/_pin.html", {"repository": repository})
     return RedirectResponse(request.headers.get("referer") or "/repositories", status_code=303)
 
 
 @router.post("/repositories/{repository_id}/pin")
 async def pin(
-    request: Request, repository_id: UUID, principal: Pinner, session: SessionDep
+    request: Request, repository_id: UUID, actor: Pinner, session: SessionDep
 ) -> Response:
-    await service.pin(session=session, principal=principal, repository_id=repository_id)
-    return await _pin_response(request, session, principal, repository_id)
+    repository = await service.pin(session=session, actor=actor, repository_id=repository_id)
+    return _pin_response(request, repository)
 
 
 @router.post("/repositories/{repository_id}/unpin")
 async def unpin(
-    request: Request, repository_id: UUID, principal: Pinner, session: SessionDep
+    request: Request, repository_id: UUID, actor: Pinner, session: SessionDep
 ) -> Response:
-    await service.unpin(session=session, principal=principal, repository_id=repository_id)
-    return await _pin_response(request, session, principal, repository_id)
+    repository = await service.unpin(session=session, actor=actor, repository_id=repository_id)
+    return _pin_response(request, repository)
 
 
 @router.get("/repositories/{repository_id}")
 async def repository_page(
     request: Request,
-    repository_id: UUID,
-    principal: CurrentUser,
-    session: SessionDep,
     browse: BrowserDep,
     ref: Annotated[str, Query(max_length=255)] = "",
     path: Annotated[str, Query(max_length=4096)] = "",
 ) -> Response:
-    repository = await service.read_repository(
-        session=session, principal=principal, repository_id=repository_id
-    )
-    context: dict[str, Any] = {"section": "repositories", "repository": repository}
+    context: dict[str, Any] = {"section": "repositories", "repository": browse.view}
     # Each panel stands alone: one failing provider call does not blank the others.
     problems: dict[str, str] = {}
     current = ref
@@ -208,16 +195,10 @@ def _crumbs(path: str) -> list[tuple[str, str]]:
 @router.get("/repositories/{repository_id}/file")
 async def file_page(
     request: Request,
-    repository_id: UUID,
-    principal: CurrentUser,
-    session: SessionDep,
     browse: BrowserDep,
     path: Annotated[str, Query(min_length=1, max_length=4096)],
     ref: Annotated[str, Query(max_length=255)] = "",
 ) -> Response:
-    repository = await service.read_repository(
-        session=session, principal=principal, repository_id=repository_id
-    )
     current = ref or browse.default_ref(None)
     data = await browse.file(current, path)
     code = highlighted(path, data.content) if data.content is not None else None
@@ -227,7 +208,7 @@ async def file_page(
         "repositories/file.html",
         {
             "section": "repositories",
-            "repository": repository,
+            "repository": browse.view,
             "file": data,
             "ref": current,
             "code": code,
