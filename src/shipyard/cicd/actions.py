@@ -30,7 +30,7 @@ async def create_provider(
     """Connect Jenkins, GitHub Actions or CircleCI; credentials are stored sealed."""
     url = effective_url(data.type, data.url)
     config = build_config(data.type, data.config)
-    await service._check_linked_git_provider(session, actor.principal, config)
+    await service.check_linked_git_provider(session, actor.principal, config)
     provider = CicdProvider(
         tenant_id=actor.tenant_id,
         type=data.type,
@@ -69,7 +69,7 @@ async def update_provider(
         changed.append("url")
     if data.config is not None:
         config = build_config(provider.type, data.config, provider.config)
-        await service._check_linked_git_provider(session, actor.principal, config)
+        await service.check_linked_git_provider(session, actor.principal, config)
         provider.config = config
         changed.extend(f"config.{key}" for key in sorted(data.config))
     await session.flush()

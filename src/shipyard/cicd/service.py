@@ -5,28 +5,20 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-import httpx
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.accounts.principal import Principal
-from shipyard.accounts.service import record_audit
-from shipyard.cicd.connection import build_config, effective_url, open_client, public_config
+from shipyard.cicd.connection import public_config
 from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
 from shipyard.cicd.schemas import (
     MappingRead,
-    ProviderCheck,
-    ProviderCreate,
     ProviderRead,
-    ProviderUpdate,
 )
-from shipyard.cicd.sync import enqueue_sync
-from shipyard.config import Settings
 from shipyard.crypto import is_sealed
 from shipyard.deployments.models import Deployment
 from shipyard.errors import NotFound, ValidationFailed
 from shipyard.git.models import GitProvider
-from shipyard.outbound.errors import UpstreamError
 from shipyard.pagination import paginate
 
 
@@ -94,9 +86,10 @@ async def get_provider(
     return provider
 
 
-async def _check_linked_git_provider(
+async def check_linked_git_provider(
     session: AsyncSession, principal: Principal, config: dict[str, Any]
 ) -> None:
+    """A GitHub Actions config may borrow a GitHub provider's token: it must exist, and be one."""
     linked = config.get("git_provider_id")
     if linked is None:
         return
@@ -114,122 +107,6 @@ async def _check_linked_git_provider(
             f"git provider {linked} is a {git_provider.type} provider; GitHub Actions needs a GitHub one",
             field="config.git_provider_id",
         )
-
-
-async def create_provider(
-    *, session: AsyncSession, principal: Principal, data: ProviderCreate
-) -> CicdProvider:
-    url = effective_url(data.type, data.url)
-    config = build_config(data.type, data.config)
-    await _check_linked_git_provider(session, principal, config)
-    provider = CicdProvider(
-        tenant_id=principal.tenant_id,
-        type=data.type,
-        name=data.name,
-        url=url,
-        config=config,
-        profile_id=principal.profile_id,
-    )
-    session.add(provider)
-    await session.flush()
-    await session.refresh(provider)
-    await record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="cicd_provider.create",
-        resource_type="cicd_provider",
-        resource_id=provider.id,
-        details={"name": provider.name, "type": provider.type, "url": provider.url},
-    )
-    return provider
-
-
-async def update_provider(
-    *, session: AsyncSession, principal: Principal, provider_id: UUID, data: ProviderUpdate
-) -> CicdProvider:
-    provider = await get_provider(session=session, principal=principal, provider_id=provider_id)
-    changed: list[str] = []
-    if data.name is not None:
-        provider.name = data.name
-        changed.append("name")
-    if "url" in data.model_fields_set:
-        provider.url = effective_url(provider.type, data.url)
-        changed.append("url")
-    if data.config is not None:
-        config = build_config(provider.type, data.config, provider.config)
-        await _check_linked_git_provider(session, principal, config)
-        provider.config = config
-        changed.extend(f"config.{key}" for key in sorted(data.config))
-    await session.flush()
-    await session.refresh(provider)
-    await record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="cicd_provider.update",
-        resource_type="cicd_provider",
-        resource_id=provider.id,
-        details={"changed": changed},
-    )
-    return provider
-
-
-async def delete_provider(
-    *, session: AsyncSession, principal: Principal, provider_id: UUID
-) -> None:
-    provider = await get_provider(session=session, principal=principal, provider_id=provider_id)
-    await session.delete(provider)
-    await record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="cicd_provider.delete",
-        resource_type="cicd_provider",
-        resource_id=provider_id,
-        details={"name": provider.name, "type": provider.type},
-    )
-
-
-async def check_provider(
-    *,
-    session: AsyncSession,
-    principal: Principal,
-    provider_id: UUID,
-    http: httpx.AsyncClient,
-    settings: Settings,
-) -> ProviderCheck:
-    """Reach the provider with its credentials; ``ok`` is False with the reason when it fails."""
-    provider = await get_provider(session=session, principal=principal, provider_id=provider_id)
-    # A person is waiting: retry briefly rather than for the whole background budget.
-    quick = settings.model_copy(
-        update={"cicd_retry_seconds": min(settings.cicd_retry_seconds, settings.http_timeout)}
-    )
-    client = await open_client(session, provider, http=http, settings=quick)
-    try:
-        message = await client.check()
-    except UpstreamError as exc:
-        # The test's answer is the diagnosis: a refused token or an outage is "not ok", with the
-        # provider's reason, never an error of ours (and never a 5xx for a refusal).
-        return ProviderCheck(ok=False, message=exc.message, code=exc.code)
-    return ProviderCheck(ok=True, message=message)
-
-
-async def request_sync(
-    *, session: AsyncSession, principal: Principal, provider_id: UUID
-) -> int | None:
-    """Queue a sync; None when one is already waiting."""
-    provider = await get_provider(session=session, principal=principal, provider_id=provider_id)
-    job_id = await enqueue_sync(session, provider_id=provider.id, tenant_id=principal.tenant_id)
-    await record_audit(
-        session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.user_id,
-        action="cicd_provider.sync",
-        resource_type="cicd_provider",
-        resource_id=provider.id,
-    )
-    return job_id
 
 
 def _job_filter(

@@ -19,6 +19,7 @@ from tests.fakes.circleci import FakeCircleCI
 from tests.fakes.github_actions import FakeGitHubActions
 from tests.fakes.jenkins import FakeJenkins
 from tests.fixtures.cicd import circleci_body, create_provider, github_body, jenkins_body
+from tests.integration.git.helpers import one_audit_row
 from tests.support.api import Account, add_member, error_fields
 
 
@@ -398,3 +399,28 @@ async def test_provider_list_pages_with_a_cursor(
     assert second["next_cursor"] is None
     bad = await client.get("/api/v1/cicd-providers", headers=admin.headers, params={"limit": 0})
     assert bad.status_code == 422 and error_fields(bad) == ["limit"]
+
+
+async def test_every_provider_action_through_the_api_is_audited(
+    client: httpx.AsyncClient, db: Database, admin: Account, jenkins_fake: FakeJenkins
+) -> None:
+    provider = await create_provider(client, admin, jenkins_body(jenkins_fake))
+    provider_id = UUID(provider["id"])
+    created = await one_audit_row(db, "cicd_provider.create", admin)
+    assert created.resource_id == provider_id
+    assert created.details == {"name": "Jenkins", "type": "jenkins", "url": jenkins_fake.url}
+    base = f"/api/v1/cicd-providers/{provider['id']}"
+    changed = await client.patch(
+        base,
+        headers=admin.headers,
+        json={"name": "CI", "config": {"api_token": "rotated-secret-value"}},
+    )
+    assert changed.status_code == 200, changed.text
+    updated = await one_audit_row(db, "cicd_provider.update", admin)
+    assert updated.details == {"changed": ["name", "config.api_token"]}
+    assert "rotated-secret-value" not in str(updated.details)
+    assert (await client.post(f"{base}/sync", headers=admin.headers)).status_code == 202
+    assert (await one_audit_row(db, "cicd_provider.sync", admin)).resource_id == provider_id
+    assert (await client.delete(base, headers=admin.headers)).status_code == 204
+    deleted = await one_audit_row(db, "cicd_provider.delete", admin)
+    assert deleted.details == {"name": "CI", "type": "jenkins"}

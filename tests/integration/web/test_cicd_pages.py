@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import httpx
 
+from shipyard.db import Database
+from tests.fakes.jenkins import FakeJenkins
+from tests.integration.git.helpers import one_audit_row
 from tests.support.api import Account, add_member
 from tests.support.browser_http import browser_client, csrf_token
 
@@ -91,3 +96,40 @@ async def test_jenkins_needs_a_url_and_developers_cannot_add(
         )
         assert forged.status_code == 403
     assert (await client.get("/api/v1/cicd-providers", headers=admin.headers)).json()["items"] == []
+
+
+async def test_provider_actions_on_the_page_are_audited(
+    client: httpx.AsyncClient, db: Database, admin: Account, jenkins_fake: FakeJenkins
+) -> None:
+    async with browser_client(client, admin) as http:
+        token = await csrf_token(http, "/cicd")
+        created = await http.post(
+            "/cicd",
+            data={
+                "type": "jenkins",
+                "name": "Jenkins",
+                "url": jenkins_fake.url,
+                "username": jenkins_fake.username,
+                "api_token": jenkins_fake.token,
+                "csrf_token": token,
+            },
+        )
+        assert created.status_code == 303, created.text
+        row = await one_audit_row(db, "cicd_provider.create", admin)
+        assert row.details == {"name": "Jenkins", "type": "jenkins", "url": jenkins_fake.url}
+        provider_id = row.resource_id
+        assert isinstance(provider_id, UUID)
+        checked = await http.post(
+            f"/cicd/providers/{provider_id}/test",
+            data={"csrf_token": token},
+            headers={"HX-Request": "true"},
+        )
+        assert checked.status_code == 200
+        synced = await http.post(f"/cicd/providers/{provider_id}/sync", data={"csrf_token": token})
+        assert synced.status_code == 303
+        assert (await one_audit_row(db, "cicd_provider.sync", admin)).resource_id == provider_id
+        removed = await http.post(
+            f"/cicd/providers/{provider_id}/delete", data={"csrf_token": token}
+        )
+        assert removed.status_code == 303
+        assert (await one_audit_row(db, "cicd_provider.delete", admin)).resource_id == provider_id
