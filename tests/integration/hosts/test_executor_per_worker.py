@@ -113,7 +113,12 @@ async def test_one_executor_holds_the_per_host_cap_across_deployments(
         with contextlib.suppress(asyncio.CancelledError):
             await worker
         await close_runtime(runtime)
-    assert [deployment["status"] for deployment in finished] == ["success"] * DEPLOYMENTS
+    for deployment in finished:
+        if deployment["status"] != "success":
+            logs = await client.get(
+                f"/api/v1/deployments/{deployment['id']}/logs", headers=admin.headers
+            )
+            raise AssertionError(f"{deployment}\n{logs.text}")
     # Every deployment connected through the worker's one executor...
     assert watch.opened == DEPLOYMENTS
     # ...they were running together (queued on its cap, not one after another by chance)...

@@ -15,6 +15,7 @@ from shipyard.db import Database
 from shipyard.hosts.executor import Executor
 from shipyard.hosts.models import Host
 from shipyard.hosts.service import build_target, record_fingerprint
+from shipyard.runtime import build_runtime, close_runtime
 from tests.fixtures.hosts import HostFactory, host_payload
 from tests.support.api import Account, error_fields
 from tests.support.runtime import run_worker_until_idle
@@ -187,10 +188,14 @@ async def test_test_all_runs_in_the_background(
 
 @pytest.fixture
 async def local_client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update={"allow_local_hosts": True}), db)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield http
+    # A second server process on the same database, with its own runtime.
+    runtime = build_runtime(settings.model_copy(update={"allow_local_hosts": True}), db=db)
+    transport = httpx.ASGITransport(app=create_app(runtime=runtime))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
+    finally:
+        await close_runtime(runtime)
 
 
 async def test_local_hosts_only_where_enabled(

@@ -10,7 +10,6 @@ import psycopg
 from sqlalchemy import select
 
 from shipyard.accounts.models import AuditEvent
-from shipyard.crypto import get_keyring
 from shipyard.db import Database, to_libpq_url
 from tests.fixtures.hosts import HostFactory, host_payload
 from tests.support.api import Account, add_member, error_fields
@@ -33,7 +32,11 @@ def assert_no_secrets(body: Any, *secrets: str) -> None:
 
 
 async def test_create_with_password_stores_ciphertext_and_returns_no_secret(
-    client: httpx.AsyncClient, admin: Account, ssh_endpoint: SSHEndpoint, database_url: str
+    client: httpx.AsyncClient,
+    admin: Account,
+    ssh_endpoint: SSHEndpoint,
+    database_url: str,
+    db: Database,
 ) -> None:
     response = await client.post(
         "/api/v1/hosts",
@@ -54,7 +57,7 @@ async def test_create_with_password_stores_ciphertext_and_returns_no_secret(
         assert row is not None
         (raw,) = row
     assert raw != ssh_endpoint.password and ssh_endpoint.password not in raw
-    assert get_keyring().decrypt(raw) == ssh_endpoint.password
+    assert db.keyring.decrypt(raw) == ssh_endpoint.password
 
 
 async def test_create_with_each_key_type_derives_the_public_key(
@@ -63,9 +66,10 @@ async def test_create_with_each_key_type_derives_the_public_key(
     ssh_endpoint: SSHEndpoint,
     ssh_users: SSHUsers,
     database_url: str,
+    db: Database,
 ) -> None:
     for key_name in ("ed25519", "rsa", "ecdsa", "encrypted"):
-        await _create_with_key(client, admin, ssh_endpoint, ssh_users, database_url, key_name)
+        await _create_with_key(client, admin, ssh_endpoint, ssh_users, database_url, db, key_name)
 
 
 async def _create_with_key(
@@ -74,6 +78,7 @@ async def _create_with_key(
     ssh_endpoint: SSHEndpoint,
     ssh_users: SSHUsers,
     database_url: str,
+    db: Database,
     key_name: str,
 ) -> None:
     pair = getattr(ssh_users, key_name)
@@ -93,9 +98,9 @@ async def _create_with_key(
         ).fetchone()
         assert raw is not None
     assert "PRIVATE KEY" not in raw[0]
-    assert get_keyring().decrypt(raw[0]) == pair.private_key
+    assert db.keyring.decrypt(raw[0]) == pair.private_key
     if pair.passphrase:
-        assert raw[1] != pair.passphrase and get_keyring().decrypt(raw[1]) == pair.passphrase
+        assert raw[1] != pair.passphrase and db.keyring.decrypt(raw[1]) == pair.passphrase
 
 
 BAD_INPUT: list[tuple[dict[str, Any], str]] = [

@@ -1,8 +1,10 @@
 """Run commands and scripts on hosts: SSH (POSIX or Windows PowerShell) and the local machine.
 
-Usage::
+Each process has one executor, ``runtime.executor`` (built by ``shipyard.runtime`` with
+:meth:`Executor.from_settings`), so its connection caps and decrypted-key cache hold across
+every deployment and host test the process runs. Usage::
 
-    executor = Executor.from_settings(settings)
+    executor = runtime.executor
     async with executor.connect(target) as conn:     # one connection per host per run
         workdir = await conn.make_temp_dir()          # removed when the block exits
         path = await conn.upload(local_file, workdir)

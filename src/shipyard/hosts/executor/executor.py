@@ -35,7 +35,9 @@ class _HostSlot:
 
 
 class Executor:
-    """Opens connections to hosts; owns the concurrency caps, so create one per process/loop.
+    """Opens connections to hosts; owns the concurrency caps, so a process has one.
+
+    The runtime builds it (``runtime.executor``); everything that reaches hosts uses that one.
 
     Waiting for a busy host never holds a global slot, so a slow host cannot starve others.
     """
