@@ -305,6 +305,9 @@ class StepRunner:
                 cancel_sent = await client.cancel(tracking)
             state = await self._poll(client, job, tracking)
             await self._record_build(state)
+            if state.status != "waiting" and "approval_since" in tracking:
+                del tracking["approval_since"]
+                await self.say("INFO", f"{self.label}: approved; the build goes on")
             if state.status != "queued" or state.number:
                 await self._stream(await client.console(tracking))
             if state.is_final:
@@ -322,9 +325,6 @@ class StepRunner:
                         f"{settings.cicd_approval_timeout_seconds:g} s ({state.detail}); "
                         "it was cancelled",
                     )
-            elif "approval_since" in tracking:
-                del tracking["approval_since"]
-                await self.say("INFO", f"{self.label}: approved; the build goes on")
             if state.status == "queued":
                 if state.detail != last_queue_detail:
                     await self.say("INFO", f"{self.label}: queued ({state.detail})")
@@ -357,8 +357,9 @@ class StepRunner:
         since = tracking.get("approval_since")
         if since is None:
             since = tracking["approval_since"] = time.time()
-            await self.say("WARNING", f"{self.label}: waiting for approval ({state.detail})")
+            await self._set_running()
             await self._update(tracking=dict(tracking))
+            await self.say("WARNING", f"{self.label}: waiting for approval ({state.detail})")
         await self._set_running()
         return float(since)
 

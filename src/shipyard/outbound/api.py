@@ -220,7 +220,8 @@ class ProviderApi:
                     raise problem
                 cause = None
             if deadline - time.monotonic() < backoff:
-                if self.retry.seconds > 0 and attempts > 1:
+                # Not for "unreachable": how many attempts fit would tell refused from timed out.
+                if attempts > 1 and not isinstance(problem, UpstreamUnreachable):
                     problem.message += f" (gave up after retrying for {self.retry.seconds:g} s)"
                     problem.args = (problem.message,)
                 raise problem from cause

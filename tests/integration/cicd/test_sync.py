@@ -167,10 +167,11 @@ async def test_github_workflows_with_dispatch_become_jobs_with_their_inputs(
     job = jobs[0]
     assert job["external_id"] == str(deploy.id)
     assert job["path"] == ".github/workflows/deploy.yml"
+    # Required and without a default: it must be given (GitHub refuses the dispatch otherwise).
     assert _param(job, "environment") == {
         "name": "environment",
         "type": "choice",
-        "default": "staging",
+        "default": None,
         "choices": ["staging", "production"],
         "description": "Where to deploy",
         "required": True,

@@ -23,7 +23,7 @@ async def test_cancelling_the_caller_kills_git(
         started.append(process)
         return process
 
-    monkeypatch.setattr(gitcmd.asyncio, "create_subprocess_exec", recording_exec)
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", recording_exec)
     # An alias that runs for a long time stands for a slow cat-file or fetch.
     task = asyncio.create_task(runner("-c", "alias.slow=!sleep 30", "slow", cwd=tmp_path))
     while not started:

@@ -291,6 +291,15 @@ def require(item: Any, key: str, kind: type | tuple[type, ...], *, where: str) -
     return item[key]
 
 
+def branch_of(item: Any, *, sha_key: str) -> Branch:
+    """A branch list item; the commit's id is ``sha`` on GitHub and ``id`` on Gitea and GitLab."""
+    return Branch(
+        name=require(item, "name", str, where="branch"),
+        commit_sha=optional_str(item.get("commit") or {}, sha_key),
+        protected=bool(item.get("protected", False)),
+    )
+
+
 def optional_str(item: dict[str, Any], key: str) -> str | None:
     value = item.get(key)
     return value if isinstance(value, str) and value else None
@@ -314,6 +323,7 @@ __all__ = [
     "RepositorySink",
     "TokenSet",
     "TreeEntry",
+    "branch_of",
     "decode_json",
     "gate_from_settings",
 ]

@@ -19,6 +19,7 @@ from shipyard.git.providers.base import (
     RepoRef,
     RepositorySink,
     TreeEntry,
+    branch_of,
     optional_str,
     require,
 )
@@ -90,14 +91,7 @@ class GiteaClient(ProviderClient):
 
     async def branches(self, repo: RepoRef) -> list[Branch]:
         items, _ = await self.paginate(f"{repo_path(repo)}/branches", {})
-        return [
-            Branch(
-                name=require(item, "name", str, where="branch"),
-                commit_sha=optional_str(item.get("commit") or {}, "id"),
-                protected=bool(item.get("protected", False)),
-            )
-            for item in items
-        ]
+        return [branch_of(item, sha_key="id") for item in items]
 
     async def tree(self, repo: RepoRef, *, ref: str, path: str) -> list[TreeEntry]:
         body = await self.get_json(contents_path(repo, path), {"ref": ref})

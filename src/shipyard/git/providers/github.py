@@ -23,6 +23,7 @@ from shipyard.git.providers.base import (
     RepoRef,
     RepositorySink,
     TreeEntry,
+    branch_of,
     optional_str,
     require,
 )
@@ -118,14 +119,7 @@ class GitHubClient(ProviderClient):
 
     async def branches(self, repo: RepoRef) -> list[Branch]:
         items, _ = await self.paginate(f"{repo_path(repo)}/branches", {})
-        return [
-            Branch(
-                name=require(item, "name", str, where="branch"),
-                commit_sha=optional_str(item.get("commit") or {}, "sha"),
-                protected=bool(item.get("protected", False)),
-            )
-            for item in items
-        ]
+        return [branch_of(item, sha_key="sha") for item in items]
 
     async def tree(self, repo: RepoRef, *, ref: str, path: str) -> list[TreeEntry]:
         body = await self.get_json(contents_path(repo, path), {"ref": ref})

@@ -22,6 +22,7 @@ from shipyard.git.providers.base import (
     RepoRef,
     RepositorySink,
     TreeEntry,
+    branch_of,
     optional_str,
     require,
 )
@@ -136,14 +137,7 @@ class GitLabClient(ProviderClient):
 
     async def branches(self, repo: RepoRef) -> list[Branch]:
         items, _ = await self.paginate(f"{self._project(repo)}/repository/branches", {})
-        return [
-            Branch(
-                name=require(item, "name", str, where="branch"),
-                commit_sha=optional_str(item.get("commit") or {}, "id"),
-                protected=bool(item.get("protected", False)),
-            )
-            for item in items
-        ]
+        return [branch_of(item, sha_key="id") for item in items]
 
     async def tree(self, repo: RepoRef, *, ref: str, path: str) -> list[TreeEntry]:
         params = {"ref": ref, "path": path.strip("/")} if path.strip("/") else {"ref": ref}
