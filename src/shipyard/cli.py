@@ -135,8 +135,8 @@ def user_create(
 ) -> None:
     """Create a user: the admin of a new tenant, or a member of an existing one."""
     from shipyard import schema
-    from shipyard.accounts.models import ROLES
     from shipyard.accounts.flows import create_user_cli
+    from shipyard.accounts.models import ROLES
     from shipyard.runtime import open_runtime
 
     if role not in ROLES:
