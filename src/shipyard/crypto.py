@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from shipyard.config import Settings, get_settings
+from shipyard.config import Settings
 
 KEY_FILE_NAME = "secret.keys"
 
@@ -93,14 +93,6 @@ def _load_keyring(secret_key: str | None, data_dir: str) -> Keyring:
     return Keyring(read_key_file(path))
 
 
-def get_keyring(settings: Settings | None = None) -> Keyring:
-    """Return the keyring for ``settings`` (default: the process settings)."""
-    # TODO(runtime): every caller passes the runtime's keyring; the default goes.
-    settings = settings or get_settings()
-    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
-    return _load_keyring(secret, str(settings.data_dir))
-
-
 def reset_keyring_cache() -> None:
     _load_keyring.cache_clear()
 
@@ -109,16 +101,16 @@ def reset_keyring_cache() -> None:
 ENCRYPTED_MARKER = "$encrypted"
 
 
-def seal(plaintext: str, keyring: Keyring | None = None) -> dict[str, str]:
-    return {ENCRYPTED_MARKER: (keyring or get_keyring()).encrypt(plaintext)}
+def seal(plaintext: str, keyring: Keyring) -> dict[str, str]:
+    return {ENCRYPTED_MARKER: keyring.encrypt(plaintext)}
 
 
 def is_sealed(value: object) -> bool:
     return isinstance(value, dict) and set(value) == {ENCRYPTED_MARKER}
 
 
-def unseal(value: dict[str, str], keyring: Keyring | None = None) -> str:
-    return (keyring or get_keyring()).decrypt(value[ENCRYPTED_MARKER])
+def unseal(value: dict[str, str], keyring: Keyring) -> str:
+    return keyring.decrypt(value[ENCRYPTED_MARKER])
 
 
 def rotate_sealed(document: object, keyring: Keyring) -> object:

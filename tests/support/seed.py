@@ -90,7 +90,7 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             type="jenkins",
             name="ci",
             url="http://127.0.0.1:9",
-            config={"username": "bot", "api_token": seal(PLAINTEXT["cicd_token"])},
+            config={"username": "bot", "api_token": seal(PLAINTEXT["cicd_token"], db.keyring)},
         )
         session.add_all([repository, cicd])
         await session.flush()

@@ -18,6 +18,7 @@ from shipyard.cicd.connection import build_config, effective_url
 from shipyard.cicd.models import CicdProvider
 from shipyard.cicd.schemas import ProviderCreate, ProviderRead, ProviderUpdate, SyncQueued
 from shipyard.cicd.sync import enqueue_sync
+from shipyard.db import session_keyring
 
 
 async def _read(session: AsyncSession, provider: CicdProvider) -> ProviderRead:
@@ -29,7 +30,7 @@ async def create_provider(
 ) -> ProviderRead:
     """Connect Jenkins, GitHub Actions or CircleCI; credentials are stored sealed."""
     url = effective_url(data.type, data.url)
-    config = build_config(data.type, data.config)
+    config = build_config(data.type, data.config, keyring=session_keyring(session))
     await service.check_linked_git_provider(session, actor.principal, config)
     provider = CicdProvider(
         tenant_id=actor.tenant_id,
@@ -68,7 +69,9 @@ async def update_provider(
         provider.url = effective_url(provider.type, data.url)
         changed.append("url")
     if data.config is not None:
-        config = build_config(provider.type, data.config, provider.config)
+        config = build_config(
+            provider.type, data.config, provider.config, keyring=session_keyring(session)
+        )
         await service.check_linked_git_provider(session, actor.principal, config)
         provider.config = config
         changed.extend(f"config.{key}" for key in sorted(data.config))

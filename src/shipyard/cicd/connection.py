@@ -19,7 +19,8 @@ from shipyard.cicd.providers.github_actions import GithubActionsClient
 from shipyard.cicd.providers.jenkins import JenkinsClient
 from shipyard.cicd.schemas import CONFIG_MODELS, SECRET_FIELDS, StrictModel
 from shipyard.config import Settings
-from shipyard.crypto import SecretDecryptionError, is_sealed, seal, unseal
+from shipyard.crypto import Keyring, SecretDecryptionError, is_sealed, seal, unseal
+from shipyard.db import session_keyring
 from shipyard.errors import Conflict, ValidationFailed
 from shipyard.git.models import GitProvider
 
@@ -50,7 +51,11 @@ def _validated(provider_type: str, config: dict[str, Any]) -> StrictModel:
 
 
 def build_config(
-    provider_type: str, changes: dict[str, Any], stored: dict[str, Any] | None = None
+    provider_type: str,
+    changes: dict[str, Any],
+    stored: dict[str, Any] | None = None,
+    *,
+    keyring: Keyring,
 ) -> dict[str, Any]:
     """Validate ``changes`` (merged over ``stored``) and return the config to store, sealed."""
     stored = stored or {}
@@ -67,7 +72,7 @@ def build_config(
     result: dict[str, Any] = {}
     for key, value in model.model_dump(mode="json", exclude_none=True).items():
         if key in secrets:
-            result[key] = stored[key] if value == _KEPT else seal(str(value))
+            result[key] = stored[key] if value == _KEPT else seal(str(value), keyring)
         else:
             result[key] = value
     return result
@@ -89,12 +94,12 @@ def _not_configured(message: str) -> Conflict:
     return Conflict(message, code="provider_not_configured")
 
 
-def _secret(provider: CicdProvider, key: str) -> str:
+def _secret(provider: CicdProvider, key: str, keyring: Keyring) -> str:
     value = provider.config.get(key)
     if not isinstance(value, dict) or not is_sealed(value):
         raise _not_configured(f"provider '{provider.name}' has no {key} configured")
     try:
-        return unseal(value)
+        return unseal(value, keyring)
     except SecretDecryptionError as exc:
         raise _not_configured(
             f"the {key} of provider '{provider.name}' cannot be decrypted with the current keys"
@@ -103,7 +108,7 @@ def _secret(provider: CicdProvider, key: str) -> str:
 
 async def _github_token(session: AsyncSession, provider: CicdProvider) -> str:
     if "token" in provider.config:
-        return _secret(provider, "token")
+        return _secret(provider, "token", session_keyring(session))
     git_provider_id = UUID(str(provider.config.get("git_provider_id")))
     git_provider = await session.scalar(
         select(GitProvider).where(
@@ -135,7 +140,7 @@ async def open_client(
             http,
             base_url=url,
             username=str(config.get("username", "")),
-            api_token=_secret(provider, "api_token"),
+            api_token=_secret(provider, "api_token", session_keyring(session)),
             retry_seconds=retry,
             timeout=timeout,
         )
@@ -154,7 +159,7 @@ async def open_client(
         api_url=url,
         app_url=config.get("app_url"),
         project_slugs=list(config.get("project_slugs") or []),
-        token=_secret(provider, "token"),
+        token=_secret(provider, "token", session_keyring(session)),
         branch=config.get("branch"),
         retry_seconds=retry,
         definition_ids={

@@ -17,8 +17,8 @@ from shipyard.cicd.connection import open_client
 from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
 from shipyard.cicd.providers.base import BuildState, CicdClient, JobRef
 from shipyard.config import Settings
-from shipyard.crypto import SecretDecryptionError, is_sealed, unseal
-from shipyard.db import Database
+from shipyard.crypto import Keyring, SecretDecryptionError, is_sealed, unseal
+from shipyard.db import Database, session_keyring
 from shipyard.errors import ShipyardError
 from shipyard.outbound.masking import Masker
 
@@ -180,29 +180,30 @@ class StepRunner:
                 client = await open_client(session, provider, http=http, settings=self.settings)
             except ShipyardError as exc:
                 raise StepFailed(exc.message) from exc
-            self.parameters = self._plain_parameters(mapping.parameters)
+            keyring = session_keyring(session)
+            self.parameters = self._plain_parameters(mapping.parameters, keyring)
             self.mask = Masker(
-                (*client.secrets, *self._password_values(mapping.parameters)),
+                (*client.secrets, *self._password_values(mapping.parameters, keyring)),
                 min_length=MIN_MASKED_LENGTH,
             )
             return client, job, mapping
 
     @staticmethod
-    def _plain_parameters(stored: dict[str, Any]) -> dict[str, Any]:
+    def _plain_parameters(stored: dict[str, Any], keyring: Keyring) -> dict[str, Any]:
         try:
-            return {k: unseal(v) if is_sealed(v) else v for k, v in stored.items()}
+            return {k: unseal(v, keyring) if is_sealed(v) else v for k, v in stored.items()}
         except SecretDecryptionError as exc:
             raise StepFailed(
                 "a password parameter cannot be decrypted with the current keys"
             ) from exc
 
     @staticmethod
-    def _password_values(stored: dict[str, Any]) -> list[str]:
+    def _password_values(stored: dict[str, Any], keyring: Keyring) -> list[str]:
         values = []
         for value in stored.values():
             if is_sealed(value):
                 try:
-                    values.append(unseal(value))
+                    values.append(unseal(value, keyring))
                 except SecretDecryptionError:
                     continue
         return values

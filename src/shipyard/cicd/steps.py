@@ -20,7 +20,7 @@ from shipyard.cicd.runner import StepOutcome, StepRunner
 from shipyard.cicd.schemas import CicdStepRequest
 from shipyard.config import Settings
 from shipyard.crypto import is_sealed, seal
-from shipyard.db import Database
+from shipyard.db import Database, session_keyring
 from shipyard.errors import ValidationFailed
 from shipyard.outbound.client import build_http_client
 
@@ -81,7 +81,9 @@ async def prepare_steps(
         )
         secrets = secret_names(job.parameters or [])
         stored = {
-            name: seal(str(value)) if name in secrets and not is_sealed(value) else value
+            name: seal(str(value), session_keyring(session))
+            if name in secrets and not is_sealed(value)
+            else value
             for name, value in values.items()
         }
         mapping = DeploymentCicdMapping(

@@ -64,7 +64,7 @@ async def test_admin_creates_each_provider_type_and_credentials_are_never_return
         assert row is not None
         assert is_sealed(row.config["api_token"])
         assert jenkins_fake.token not in str(row.config)
-        assert unseal(row.config["api_token"]) == jenkins_fake.token
+        assert unseal(row.config["api_token"], db.keyring) == jenkins_fake.token
         audit = (
             await session.scalars(
                 select(AuditEvent).where(AuditEvent.action == "cicd_provider.create")
@@ -197,7 +197,7 @@ async def test_update_keeps_omitted_credentials_and_replaces_given_ones(
     assert renamed.json()["config"] == {"username": "bot", "has_api_token": True}
     async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
         row = await session.get(CicdProvider, UUID(created["id"]))
-        assert row is not None and unseal(row.config["api_token"]) == jenkins_fake.token
+        assert row is not None and unseal(row.config["api_token"], db.keyring) == jenkins_fake.token
 
     rotated = await client.patch(
         path, headers=admin.headers, json={"config": {"api_token": "new-token-123"}}
@@ -206,7 +206,7 @@ async def test_update_keeps_omitted_credentials_and_replaces_given_ones(
     assert "new-token-123" not in rotated.text
     async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
         row = await session.get(CicdProvider, UUID(created["id"]))
-        assert row is not None and unseal(row.config["api_token"]) == "new-token-123"
+        assert row is not None and unseal(row.config["api_token"], db.keyring) == "new-token-123"
 
     removed = await client.patch(path, headers=admin.headers, json={"config": {"api_token": None}})
     assert removed.status_code == 422

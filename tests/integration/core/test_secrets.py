@@ -14,7 +14,6 @@ from shipyard.config import Settings
 from shipyard.crypto import (
     Keyring,
     SecretDecryptionError,
-    get_keyring,
     load_keyring,
     reset_keyring_cache,
 )
@@ -133,7 +132,7 @@ async def test_key_file_rotation_keeps_secrets_readable(
             host = await session.get(Host, seeded.host_id)
             assert host is not None and host.password == PLAINTEXT["host_password"]
         await db.dispose()
-        assert get_keyring().keys == (result.new_key,)
+        assert load_keyring(get_settings()).keys == (result.new_key,)
     finally:
         monkeypatch.setenv("SHIPYARD_SECRET_KEY", old_key)
         get_settings.cache_clear()

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text, update
 
 from shipyard.config import Settings
-from shipyard.crypto import get_keyring
+from shipyard.crypto import load_keyring
 from shipyard.db import Database
 from shipyard.git.models import GitProvider
 from shipyard.git.oauth_state import sign_state
@@ -241,7 +241,7 @@ async def test_bad_states_are_refused_before_any_code_exchange(
     params = dict(callback.params)
     body, signature = params["state"].split(".")
     expired = sign_state(
-        get_keyring(settings),
+        load_keyring(settings),
         tenant_id=UUID(admin.tenant_id),
         user_id=UUID(admin.user_id),
         provider_type="github",
@@ -256,7 +256,7 @@ async def test_bad_states_are_refused_before_any_code_exchange(
         "expired": (expired, "expired"),
         "other keys": (
             sign_state(
-                type(get_keyring(settings))(["o5S8QGJ2hwZBNRwYu0EZA4MIcWL3wVzRVVsoGKKDYiw="]),
+                type(load_keyring(settings))(["o5S8QGJ2hwZBNRwYu0EZA4MIcWL3wVzRVVsoGKKDYiw="]),
                 tenant_id=UUID(admin.tenant_id),
                 user_id=UUID(admin.user_id),
                 provider_type="github",

@@ -10,7 +10,7 @@ from shipyard.cicd.parameters import parameter, validate_values
 from shipyard.cicd.providers.circleci import pipeline_parameters
 from shipyard.cicd.providers.github_actions import dispatch_inputs, normalise_inputs
 from shipyard.cicd.providers.jenkins import job_url_path, normalise_parameters
-from shipyard.crypto import seal
+from shipyard.crypto import Keyring, generate_key, seal
 from shipyard.errors import ValidationFailed
 
 DEFINITIONS = [
@@ -47,7 +47,7 @@ def test_values_are_normalised_and_defaults_filled_in_except_passwords() -> None
 
 
 def test_a_stored_encrypted_password_is_accepted_again() -> None:
-    sealed = seal("pw")
+    sealed = seal("pw", Keyring([generate_key()]))
     assert (
         validate_values(DEFINITIONS, {"COUNT": 1, "PASSWORD": sealed}, field_prefix="p")["PASSWORD"]
         == sealed
