@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -10,8 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID, uuid4
 
+import httpx
+
 from shipyard.config import Settings
 from shipyard.db import Database
+from shipyard.git.credentials import clone_source
 from shipyard.git.gitcmd import (
     GIT_TIMEOUT_SECONDS,
     GitCredentials,
@@ -97,6 +101,7 @@ async def checkout(
     repository_id: UUID,
     ref: str | None = None,
     workdir: Path | None = None,
+    http: httpx.AsyncClient | None = None,
 ) -> Checkout:
     """Check out a Shipyard repository at ``ref`` (the repository's default branch when None).
 
@@ -104,10 +109,8 @@ async def checkout(
     it has expired) and caches per tenant under ``settings.clone_cache_dir``. Raises
     ``NotFound`` for an unknown repository or ref, ``ProviderError`` when the server refuses.
     """
-    from shipyard.git.credentials import clone_source
-
     source = await clone_source(
-        db=db, settings=settings, tenant_id=tenant_id, repository_id=repository_id
+        db=db, settings=settings, tenant_id=tenant_id, repository_id=repository_id, http=http
     )
     return await checkout_url(
         source.clone_url,
@@ -145,3 +148,8 @@ def find_scripts(root: Path, repository_id: UUID) -> list[ScriptFile]:
             if script is not None:
                 found.append(script)
     return sort_scripts(found)
+
+
+async def scan_scripts(root: Path, repository_id: UUID) -> list[ScriptFile]:
+    """:func:`find_scripts` in a worker thread: a large checkout's walk never blocks the loop."""
+    return await asyncio.to_thread(find_scripts, root, repository_id)

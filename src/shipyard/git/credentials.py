@@ -33,9 +33,17 @@ def clone_username(provider: GitProvider) -> str:
 
 
 async def clone_source(
-    *, db: Database, settings: Settings, tenant_id: UUID, repository_id: UUID
+    *,
+    db: Database,
+    settings: Settings,
+    tenant_id: UUID,
+    repository_id: UUID,
+    http: httpx.AsyncClient | None = None,
 ) -> CloneSource:
-    """The clone URL and credentials of a repository of ``tenant_id`` (token refreshed if due)."""
+    """The clone URL and credentials of a repository of ``tenant_id`` (token refreshed if due).
+
+    Pass the runtime's ``http``: without it a client is opened for the one token refresh.
+    """
     async with db.session(tenant_id=tenant_id) as session:
         repository = await session.scalar(
             select(Repository).where(
@@ -59,11 +67,19 @@ async def clone_source(
             f"the {provider.type} provider of this repository has no token; connect it again",
             code="provider_not_configured",
         )
-    async with httpx.AsyncClient() as http:
-        source = ProviderTokenSource(db=db, settings=settings, http=http, provider=provider)
-        token = await source.token()
+    if http is None:
+        async with httpx.AsyncClient() as own_http:
+            token = await _token(db, settings, own_http, provider)
+    else:
+        token = await _token(db, settings, http, provider)
     return CloneSource(
         clone_url,
         repository.default_branch,
         GitCredentials(token=token, username=clone_username(provider)),
     )
+
+
+async def _token(
+    db: Database, settings: Settings, http: httpx.AsyncClient, provider: GitProvider
+) -> str:
+    return await ProviderTokenSource(db=db, settings=settings, http=http, provider=provider).token()
