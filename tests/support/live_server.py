@@ -12,6 +12,7 @@ import uvicorn
 from shipyard.api import create_app
 from shipyard.config import Settings
 from shipyard.db import Database
+from shipyard.runtime import build_runtime, close_runtime
 
 
 def free_port() -> int:
@@ -24,9 +25,10 @@ def free_port() -> int:
 async def serve(db: Database, settings: Settings) -> AsyncIterator[str]:
     """Serve Shipyard on a loopback port in this event loop; yields the base URL."""
     port = free_port()
+    runtime = build_runtime(settings, db=db)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, db),
+            create_app(runtime=runtime),
             host="127.0.0.1",
             port=port,
             log_level="warning",
@@ -43,3 +45,4 @@ async def serve(db: Database, settings: Settings) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=10)
+        await close_runtime(runtime)

@@ -122,10 +122,15 @@ async def test_secure_cookies_setting_marks_cookies_secure_over_plain_http(
     db: Database, settings: Settings, admin: Account
 ) -> None:
     from shipyard.api import create_app
+    from shipyard.runtime import build_runtime, close_runtime
 
-    app = create_app(settings.model_copy(update={"secure_cookies": True}), db)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as http:
-        response = await http.get("/login")
-        assert "Secure" in response.headers["set-cookie"]
+    runtime = build_runtime(settings.model_copy(update={"secure_cookies": True}), db=db)
+    app = create_app(runtime=runtime)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as http:
+            response = await http.get("/login")
+            assert "Secure" in response.headers["set-cookie"]
+    finally:
+        await close_runtime(runtime)
