@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
+import httpx
 from sqlalchemy import update
 
 from shipyard.config import Settings
@@ -15,7 +16,7 @@ from shipyard.db import Database
 from shipyard.deployments.logs import LogWriter
 from shipyard.deployments.models import Deployment
 from shipyard.errors import ShipyardError
-from shipyard.git.clone import checkout, find_scripts
+from shipyard.git.clone import checkout, scan_scripts
 
 
 class CheckoutFailed(ShipyardError):
@@ -32,7 +33,12 @@ class PreparedScripts:
 
 @contextlib.asynccontextmanager
 async def prepared_scripts(
-    *, db: Database, settings: Settings, deployment: Deployment, logs: LogWriter
+    *,
+    db: Database,
+    settings: Settings,
+    deployment: Deployment,
+    logs: LogWriter,
+    http: httpx.AsyncClient,
 ) -> AsyncIterator[PreparedScripts]:
     """Check out the repository, record the commit SHA, map script ids to files; clean up after."""
     if deployment.repository_id is None:
@@ -46,6 +52,7 @@ async def prepared_scripts(
             tenant_id=deployment.tenant_id,
             repository_id=deployment.repository_id,
             ref=deployment.ref,
+            http=http,
         )
     except ShipyardError as exc:
         raise CheckoutFailed(f"checkout of {ref_label} failed: {exc.message}") from exc
@@ -58,7 +65,7 @@ async def prepared_scripts(
                 .values(commit_sha=tree.commit_sha)
             )
         catalogue = {
-            script.id: script for script in find_scripts(tree.path, deployment.repository_id)
+            script.id: script for script in await scan_scripts(tree.path, deployment.repository_id)
         }
         missing = [
             str(script_id) for script_id in deployment.script_ids if script_id not in catalogue

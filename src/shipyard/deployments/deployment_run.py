@@ -241,7 +241,7 @@ class DeploymentRun:
             await logs.write("ERROR", f"Host {host_id} was deleted before the deployment ran.")
             self.state.outcomes[host_id] = HostOutcome(host_id, succeeded=False)
         async with prepared_scripts(
-            db=self.db, settings=self.settings, deployment=deployment, logs=logs
+            db=self.db, settings=self.settings, deployment=deployment, logs=logs, http=self.http
         ) as prepared:
             await self._run_prepared(deployment, hosts, options, secrets, logs, prepared)
 

@@ -28,6 +28,7 @@ async def sync_provider(job: JobRun, tenant_id: str, provider_id: str) -> None:
         settings=job.runtime.settings,
         tenant_id=UUID(tenant_id),
         provider_id=UUID(provider_id),
+        http=job.runtime.http,
     )
 
 
@@ -42,6 +43,7 @@ async def fill_languages(
         tenant_id=UUID(tenant_id),
         provider_id=UUID(provider_id),
         external_ids=external_ids,
+        http=job.runtime.http,
     )
 
 
