@@ -159,10 +159,8 @@ class Database:
     """The engine, session factory and keyring of one Shipyard database."""
 
     def __init__(self, url: str, *, keyring: Keyring, pool_size: int = 10) -> None:
-        # Importing every model here means a worker that touches one table knows them all.
-        from shipyard.models import configure
-
-        configure()
+        # The mappers are configured by the runtime (shipyard.models.configure), which knows
+        # every domain; this plumbing module knows none of them.
         self.url = url
         self.keyring = keyring
         self.engine = create_engine(url, pool_size=pool_size)

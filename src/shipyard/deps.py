@@ -7,6 +7,7 @@ Routes take what they need through these aliases; every part comes from the one
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import httpx
@@ -160,3 +161,11 @@ def acting(permission: Permission) -> Any:
         return actor
 
     return Depends(checker)
+
+
+@asynccontextmanager
+async def attempt(session: AsyncSession) -> AsyncIterator[None]:
+    """Run an action in a savepoint, so a failure a page reports (and commits past) leaves no
+    half-write: web routes render errors instead of raising, so their session still commits."""
+    async with session.begin_nested():
+        yield

@@ -23,6 +23,7 @@ from shipyard.db import Database
 from shipyard.deployments.stream import LogBroadcaster
 from shipyard.git.browse import TTLCache
 from shipyard.hosts.executor import Executor
+from shipyard.models import configure as configure_models
 from shipyard.outbound.client import build_http_client
 
 DEFAULT_POOL_SIZE = 10
@@ -50,6 +51,8 @@ class Runtime:
 
 def build_runtime(settings: Settings, *, db: Database, clock: Clock | None = None) -> Runtime:
     """Assemble the parts around an open ``db``; :func:`close_runtime` releases them."""
+    # Every model known before the first flush: a worker that touches one table knows them all.
+    configure_models()
     return Runtime(
         settings=settings,
         db=db,

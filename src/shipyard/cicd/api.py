@@ -126,20 +126,6 @@ async def get_job(job_id: UUID, principal: Reader, session: SessionDep) -> JobRe
     )
 
 
-@router.get(
-    "/deployments/{deployment_id}/cicd-mappings",
-    response_model=list[MappingRead],
-    tags=["cicd"],
-)
-async def list_mappings(
-    deployment_id: UUID, principal: Reader, session: SessionDep
-) -> list[MappingRead]:
-    """The deployment's CI/CD steps in order, with their live status."""
-    return await service.list_mappings(
-        session=session, principal=principal, deployment_id=deployment_id
-    )
-
-
 @router.get("/cicd-mappings/{mapping_id}", response_model=MappingRead, tags=["cicd"])
 async def get_mapping(mapping_id: UUID, principal: Reader, session: SessionDep) -> MappingRead:
     """One CI/CD step: status, build number and link, error, timestamps."""

@@ -16,7 +16,6 @@ from shipyard.cicd.schemas import (
     ProviderRead,
 )
 from shipyard.crypto import is_sealed
-from shipyard.deployments.models import Deployment
 from shipyard.errors import NotFound, ValidationFailed
 from shipyard.git.models import GitProvider
 from shipyard.pagination import paginate
@@ -200,16 +199,13 @@ def _mapping_read(
 async def list_mappings(
     *, session: AsyncSession, principal: Principal, deployment_id: UUID
 ) -> list[MappingRead]:
-    deployment = await session.scalar(
-        select(Deployment.id).where(
-            Deployment.id == deployment_id, Deployment.tenant_id == principal.tenant_id
-        )
-    )
-    if deployment is None:
-        raise NotFound(f"deployment {deployment_id} does not exist")
+    """A deployment's CI/CD steps in order (the deployments domain checks the deployment)."""
     rows = await session.execute(
         _mapping_select()
-        .where(DeploymentCicdMapping.deployment_id == deployment_id)
+        .where(
+            DeploymentCicdMapping.deployment_id == deployment_id,
+            DeploymentCicdMapping.tenant_id == principal.tenant_id,
+        )
         .order_by(DeploymentCicdMapping.position)
     )
     return [_mapping_read(*row) for row in rows]

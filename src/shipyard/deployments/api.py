@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
+from shipyard.cicd.schemas import MappingRead
 from shipyard.deployments import flows, service
 from shipyard.deployments.schemas import (
     DeploymentCreate,
@@ -76,6 +77,16 @@ async def get_deployment(
 ) -> DeploymentRead:
     return service.to_read(
         await service.get_deployment(session=session, deployment_id=deployment_id)
+    )
+
+
+@router.get("/{deployment_id}/cicd-mappings", response_model=list[MappingRead], tags=["cicd"])
+async def list_cicd_steps(
+    deployment_id: UUID, principal: CurrentUser, session: SessionDep
+) -> list[MappingRead]:
+    """The deployment's CI/CD steps in order, with their live status."""
+    return await service.list_cicd_steps(
+        session=session, principal=principal, deployment_id=deployment_id
     )
 
 

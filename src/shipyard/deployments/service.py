@@ -16,9 +16,10 @@ from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.accounts.audit import audit
-from shipyard.accounts.principal import Actor
+from shipyard.accounts.principal import Actor, Principal
 from shipyard.cicd.models import DeploymentCicdMapping
-from shipyard.cicd.schemas import CicdStepRequest
+from shipyard.cicd.schemas import CicdStepRequest, MappingRead
+from shipyard.cicd.service import list_mappings
 from shipyard.cicd.steps import prepare_steps
 from shipyard.config import Settings
 from shipyard.deployments.logs import notify_deployment
@@ -253,6 +254,14 @@ async def get_deployment(
     if deployment is None:
         raise NotFound("deployment not found")
     return deployment
+
+
+async def list_cicd_steps(
+    *, session: AsyncSession, principal: Principal, deployment_id: UUID
+) -> list[MappingRead]:
+    """The CI/CD steps of a deployment the caller can see (404 for any other)."""
+    deployment = await get_deployment(session=session, deployment_id=deployment_id)
+    return await list_mappings(session=session, principal=principal, deployment_id=deployment.id)
 
 
 async def list_deployments(

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.accounts.principal import Principal
 from shipyard.accounts.service import authenticate
@@ -42,10 +39,3 @@ def safe_next(target: str | None, default: str = "/") -> str:
     if "\\" in target:
         return default
     return target
-
-
-@asynccontextmanager
-async def attempt(session: AsyncSession) -> AsyncIterator[None]:
-    """Run a service call in a savepoint, so a failure the page reports leaves no half-write."""
-    async with session.begin_nested():
-        yield

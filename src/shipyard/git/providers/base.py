@@ -14,6 +14,7 @@ import httpx
 from shipyard.config import Settings
 from shipyard.errors import ShipyardError
 from shipyard.git.providers.auth import TokenAuth, TokenSource
+from shipyard.git.providers.oauth import token_request
 from shipyard.git.providers.types import (
     BlobEntry,
     Branch,
@@ -149,8 +150,6 @@ class ProviderClient(ABC):
         return f"{self.authorize_endpoint}?{urlencode(params)}"
 
     async def exchange_code(self, client: OAuthClient, *, code: str, redirect_uri: str) -> TokenSet:
-        from shipyard.git.providers.oauth import token_request
-
         return await token_request(
             self,
             client,
@@ -158,8 +157,6 @@ class ProviderClient(ABC):
         )
 
     async def refresh_tokens(self, client: OAuthClient, *, refresh_token: str) -> TokenSet:
-        from shipyard.git.providers.oauth import token_request
-
         return await token_request(
             self, client, {"grant_type": "refresh_token", "refresh_token": refresh_token}
         )

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from shipyard.errors import ProviderError
+from shipyard.git.providers.types import OAuthClient, TokenSet
 from shipyard.outbound.api import ProviderApi, RetryPolicy
 
 if TYPE_CHECKING:
-    from shipyard.git.providers.base import OAuthClient, ProviderClient, TokenSet
+    from shipyard.git.providers.base import ProviderClient
 
 
 class OAuthFailed(ProviderError):
@@ -27,8 +28,6 @@ async def token_request(
     provider: ProviderClient, client: OAuthClient, grant: dict[str, str]
 ) -> TokenSet:
     """POST ``grant`` to the provider's token endpoint and read the token set it returns."""
-    from shipyard.git.providers.base import TokenSet
-
     form = {**grant, "client_id": client.client_id, "client_secret": client.client_secret}
     # The token endpoint is on the web origin, not the API's, and takes no access token.
     web = ProviderApi(

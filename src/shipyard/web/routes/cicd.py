@@ -14,9 +14,8 @@ from shipyard.accounts.principal import Actor, Principal
 from shipyard.cicd import actions, flows, service
 from shipyard.cicd.models import CICD_PROVIDER_TYPES
 from shipyard.cicd.schemas import ProviderCreate, ProviderRead
-from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting
+from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting, attempt
 from shipyard.errors import ShipyardError
-from shipyard.web.deps import attempt
 from shipyard.web.errors import field_errors, sentence
 from shipyard.web.routes import web_router
 from shipyard.web.templating import is_htmx, render

@@ -18,9 +18,8 @@ from shipyard.accounts.models import ROLES
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor, Principal
 from shipyard.accounts.schemas import ApiTokenCreate, MemberCreate, MemberRead, MemberUpdate
-from shipyard.deps import ActorDep, CurrentUser, RuntimeDep, SessionDep, acting
+from shipyard.deps import ActorDep, CurrentUser, RuntimeDep, SessionDep, acting, attempt
 from shipyard.errors import ShipyardError
-from shipyard.web.deps import attempt
 from shipyard.web.errors import error_page, field_errors, sentence
 from shipyard.web.routes import web_router
 from shipyard.web.templating import is_htmx, render
