@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.cicd.models import CicdJob, DeploymentCicdMapping
 from shipyard.cicd.parameters import secret_names, validate_values
-from shipyard.cicd.step_run import StepOutcome, StepRunner
 from shipyard.cicd.schemas import CicdStepRequest
+from shipyard.cicd.step_run import StepOutcome, StepRunner
 from shipyard.config import Settings
 from shipyard.crypto import is_sealed, seal
 from shipyard.db import Database, session_keyring
