@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shipyard.accounts.principal import Principal
 from shipyard.cicd.models import CicdJob
 from shipyard.cicd.schemas import MappingRead
-from shipyard.cicd.service import list_mappings
+from shipyard.cicd.service import list_jobs, list_mappings
 from shipyard.db import Database
 from shipyard.deployments import service
 from shipyard.deployments.models import (
@@ -33,6 +33,7 @@ from shipyard.git.models import ProfileRepositoryPin, Repository
 from shipyard.git.repositories import read_repository
 from shipyard.git.schemas import RepositoryRead
 from shipyard.hosts.models import HOST_STATUSES, Host
+from shipyard.hosts.service import list_hosts
 
 LIST_PAGE_SIZE = 25
 LOG_DOWNLOAD_PAGE = 5000
@@ -320,3 +321,36 @@ async def dashboard(*, session: AsyncSession, principal: Principal, now: datetim
         hosts_by_status={status: counts[status] for status in HOST_STATUSES if counts.get(status)},
         pinned=list(pinned.all()),
     )
+
+
+# The wizard shows at most this many hosts and CI/CD jobs to pick from (it filters by search).
+WIZARD_LIST_LIMIT = 200
+
+
+async def wizard_hosts(
+    *, session: AsyncSession, principal: Principal, status: str | None, search: str | None
+) -> list[Host]:
+    """The hosts the wizard offers, by name."""
+    shown, _ = await list_hosts(
+        session,
+        tenant_id=principal.tenant_id,
+        status=status,
+        host_type=None,
+        search=search,
+        limit=WIZARD_LIST_LIMIT,
+        cursor=None,
+    )
+    return sorted(shown, key=lambda host: host.name.lower())
+
+
+async def wizard_jobs(*, session: AsyncSession, principal: Principal) -> list[CicdJob]:
+    """The CI/CD jobs the wizard offers as steps, by name."""
+    jobs, _ = await list_jobs(
+        session=session,
+        principal=principal,
+        provider_id=None,
+        search=None,
+        limit=WIZARD_LIST_LIMIT,
+        cursor=None,
+    )
+    return sorted(jobs, key=lambda job: job.name.lower())

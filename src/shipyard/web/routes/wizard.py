@@ -11,14 +11,12 @@ from pydantic import ValidationError
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
-from shipyard.cicd import service as cicd_service
 from shipyard.db import Database
 from shipyard.deployments import flows, pages
 from shipyard.deployments.schemas import DeploymentCreate
 from shipyard.deps import DatabaseDep, RuntimeDep, SessionDep, acting
 from shipyard.errors import ShipyardError
 from shipyard.git import repositories as repo_service
-from shipyard.hosts import service as host_service
 from shipyard.hosts.models import HOST_STATUSES
 from shipyard.web.errors import field_errors, sentence
 from shipyard.web.routes import web_router
@@ -99,14 +97,11 @@ async def hosts(
     status: Annotated[str, Query(max_length=30)] = "",
 ) -> Response:
     state = WizardState.parse(request.query_params)
-    shown, _ = await host_service.list_hosts(
-        session,
-        tenant_id=actor.tenant_id,
+    shown = await pages.wizard_hosts(
+        session=session,
+        principal=actor.principal,
         status=status if status in HOST_STATUSES else None,
-        host_type=None,
         search=search.strip() or None,
-        limit=LIST_LIMIT,
-        cursor=None,
     )
     shown_ids = {host.id for host in shown}
     return _page(
@@ -124,15 +119,8 @@ async def hosts(
 @router.get("/deployments/new/options")
 async def options(request: Request, actor: Runner, session: SessionDep) -> Response:
     state = WizardState.parse(request.query_params)
-    jobs, _ = await cicd_service.list_jobs(
-        session=session,
-        principal=actor.principal,
-        provider_id=None,
-        search=None,
-        limit=LIST_LIMIT,
-        cursor=None,
-    )
-    return _page(request, "options", state, jobs=sorted(jobs, key=lambda job: job.name.lower()))
+    jobs = await pages.wizard_jobs(session=session, principal=actor.principal)
+    return _page(request, "options", state, jobs=jobs)
 
 
 async def _review(
