@@ -216,8 +216,10 @@ def create_app(
     app.include_router(build_api_router())
 
     from shipyard.web import install as install_web
+    from shipyard.web import install_guards
 
     install_web(app)
+    install_guards(app, max_request_bytes=settings.max_request_bytes)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

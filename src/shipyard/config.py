@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     # Mark browser cookies Secure even when the request looks like plain HTTP (behind a TLS proxy).
     secure_cookies: bool = False
+    # Largest request body accepted (bytes); larger ones get 413 before they are read whole.
+    # Routes that need more declare their own cap with shipyard.web.limits.max_request_bytes.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     session_token_ttl_hours: int = Field(default=24, ge=1, le=24 * 90)
     login_max_failures_per_account: int = Field(default=5, ge=1)

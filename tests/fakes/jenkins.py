@@ -213,6 +213,10 @@ class FakeJenkins(FakeServer):
         self.root = Folder("", None)
         self.queue: dict[int, QueueItem] = {}
         self.next_queue_id = 100
+        # What builds report as their ``url`` (and the queue as ``executable.url``), as a hostile
+        # or misconfigured Jenkins would: ``javascript:...``, ``data:...``, another host. None: the
+        # fake's own address.
+        self.build_link: str | None = None
         job_path = r"(?P<path>(?:/job/[^/]+)+)"
         self.route("GET", r"/?", self._root_page)
         self.route("GET", r"/api/json", self._root_json)
@@ -367,7 +371,7 @@ class FakeJenkins(FakeServer):
         return {
             "_class": "hudson.model.FreeStyleBuild",
             "number": build.number,
-            "url": f"{self._url(build.job)}{build.number}/",
+            "url": self.build_link or f"{self._url(build.job)}{build.number}/",
         }
 
     def _node_json(self, node: Folder | Job) -> dict[str, Any]:

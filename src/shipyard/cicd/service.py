@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shipyard.accounts.principal import Principal
 from shipyard.cicd.connection import public_config
 from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
+from shipyard.cicd.providers import link_base_for
 from shipyard.cicd.schemas import (
     MappingRead,
     ProviderRead,
@@ -18,6 +19,7 @@ from shipyard.cicd.schemas import (
 from shipyard.crypto import is_sealed
 from shipyard.errors import NotFound, ValidationFailed
 from shipyard.git.models import GitProvider
+from shipyard.outbound.links import link_under
 from shipyard.pagination import paginate
 
 
@@ -186,7 +188,11 @@ def _mapping_read(
             else None,
             "parameters": {k: "***" if is_sealed(v) else v for k, v in mapping.parameters.items()},
             "build_number": mapping.build_number,
-            "build_url": mapping.build_url,
+            # Rows stored before links were checked are checked again on the way out.
+            "build_url": link_under(
+                mapping.build_url,
+                link_base_for(provider.type, provider.url, provider.config) if provider else None,
+            ),
             "error": mapping.error,
             "started_at": mapping.started_at,
             "completed_at": mapping.completed_at,

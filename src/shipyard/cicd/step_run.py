@@ -20,6 +20,7 @@ from shipyard.config import Settings
 from shipyard.crypto import Keyring, SecretDecryptionError, is_sealed, unseal
 from shipyard.db import Database, session_keyring
 from shipyard.errors import ShipyardError
+from shipyard.outbound.links import link_under
 from shipyard.outbound.masking import Masker
 
 logger = logging.getLogger(__name__)
@@ -305,7 +306,7 @@ class StepRunner:
             if cancel_deadline is not None and not cancel_sent:
                 cancel_sent = await client.cancel(tracking)
             state = await self._poll(client, job, tracking)
-            await self._record_build(state)
+            await self._record_build(state, link_base=client.link_base)
             if state.status != "waiting" and "approval_since" in tracking:
                 del tracking["approval_since"]
                 await self.say("INFO", f"{self.label}: approved; the build goes on")
@@ -385,12 +386,20 @@ class StepRunner:
             if exists is None:
                 raise StepFailed("the CI/CD provider was deleted while the step was running")
 
-    async def _record_build(self, state: BuildState) -> None:
+    async def _record_build(self, state: BuildState, *, link_base: str) -> None:
         if state.number and state.number != self.build_number:
             self.build_number = state.number
-            await self._update(build_number=state.number, build_url=state.url)
-            link = f" {state.url}" if state.url else ""
+            # Only an http(s) link under the provider's own address is stored and shown.
+            url = link_under(state.url, link_base)
+            await self._update(build_number=state.number, build_url=url)
+            link = f" {url}" if url else ""
             await self.say("INFO", f"{self.label}: build #{state.number}{link}")
+            if state.url and url is None:
+                await self.say(
+                    "WARNING",
+                    f"{self.label}: the build link it reported is not an http(s) address under "
+                    f"{link_base}; it is not shown",
+                )
         if state.status == "running":
             await self._set_running()
 

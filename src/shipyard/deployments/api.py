@@ -162,11 +162,17 @@ async def list_logs(
     return LogPage(items=items, next_cursor=str(items[-1].seq) if len(items) == limit else None)
 
 
+_MAX_SEQ = 2**63 - 1  # log sequence numbers are PostgreSQL bigints
+
+
 def _parse_seq(value: str | None, *, field: str) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit():
-        raise ValidationFailed(f"{field} must be a log sequence number", field=field)
+    # ASCII digits only: str.isdigit() also accepts superscripts and Arabic-Indic digits.
+    if not (value.isascii() and value.isdigit()) or int(value) > _MAX_SEQ:
+        raise ValidationFailed(
+            f"{field} must be a log sequence number (0 to {_MAX_SEQ})", field=field
+        )
     return int(value)
 
 

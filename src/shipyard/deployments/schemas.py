@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shipyard.cicd.schemas import CicdStepRequest
+from shipyard.git.refs import validate_ref
 
 DeploymentStatus = Literal[
     "pending", "scheduled", "in_progress", "success", "failed", "partial", "cancelled"
@@ -89,6 +90,12 @@ class DeploymentCreate(StrictModel):
     scheduled_time: datetime | None = None
     options: ExecutionOptions = Field(default_factory=ExecutionOptions)
     cicd_steps: list[CicdStepRequest] = Field(default_factory=list, max_length=50)
+
+    @field_validator("ref")
+    @classmethod
+    def _a_ref(cls, value: str | None) -> str | None:
+        # A branch, tag or commit, never a refspec or an option (``+refs/*:refs/*``, ``--x``).
+        return validate_ref(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> DeploymentCreate:

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import AfterValidator
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
@@ -28,6 +29,7 @@ from shipyard.deps import (
 )
 from shipyard.git import flows, oauth, repositories, service
 from shipyard.git.browse import Browser
+from shipyard.git.refs import validate_path, validate_ref
 from shipyard.git.schemas import (
     BranchRead,
     FileRead,
@@ -56,7 +58,8 @@ repos = APIRouter(prefix="/repositories", tags=["repositories"])
 Admin = Annotated[Actor, acting(Permission.MANAGE_GIT_PROVIDERS)]
 Manager = Annotated[Actor, acting(Permission.MANAGE_REPOSITORIES)]
 Pinner = Annotated[Actor, acting(Permission.PIN_REPOSITORIES)]
-Ref = Annotated[str | None, Query(min_length=1, max_length=255)]
+Ref = Annotated[str | None, Query(min_length=1, max_length=255), AfterValidator(validate_ref)]
+RepoPath = Annotated[str, AfterValidator(validate_path)]
 
 
 async def open_browser(repository_id: UUID, principal: CurrentUser, runtime: RuntimeDep) -> Browser:
@@ -302,7 +305,7 @@ async def list_branches(browse: BrowserDep) -> list[BranchRead]:
 async def get_tree(
     browse: BrowserDep,
     ref: Ref = None,
-    path: Annotated[str, Query(max_length=4096)] = "",
+    path: Annotated[RepoPath, Query(max_length=4096)] = "",
 ) -> TreeRead:
     """The entries of a directory at a ref (the default branch when none)."""
     return await browse.tree(ref, path)
@@ -311,7 +314,7 @@ async def get_tree(
 @repos.get("/{repository_id}/file", response_model=FileRead)
 async def get_file(
     browse: BrowserDep,
-    path: Annotated[str, Query(min_length=1, max_length=4096)],
+    path: Annotated[RepoPath, Query(min_length=1, max_length=4096)],
     ref: Ref = None,
 ) -> FileRead:
     """A file's text; binary files and files over the size cap come without content."""

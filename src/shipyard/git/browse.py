@@ -16,6 +16,7 @@ from shipyard.git import local
 from shipyard.git.models import GitProvider, Repository
 from shipyard.git.providers import provider_client
 from shipyard.git.providers.base import FileData, ProviderClient, RepoRef
+from shipyard.git.refs import check_path, check_ref
 from shipyard.git.repositories import repository_read
 from shipyard.git.schemas import (
     BranchRead,
@@ -167,13 +168,16 @@ class Browser:
         return (self.repository.tenant_id, self.repository.id, *parts)
 
     def default_ref(self, ref: str | None) -> str:
-        chosen = ref or self.repository.default_branch
+        if ref:
+            return check_ref(ref)
+        chosen = self.repository.default_branch
         if not chosen:
             raise NotFound("the repository is empty (it has no default branch)", code="empty")
-        return chosen
+        return check_ref(chosen)
 
     async def _local(self, ref: str) -> tuple[Path, str]:
         """Fetch ``ref`` of a URL repository (public: no credentials) into the clone cache."""
+        check_ref(ref)  # never a refspec or an option on git's command line
         return await local.resolve(
             self.settings.clone_cache_dir / str(self.repository.tenant_id),
             self.repository.clone_url or self.repository.url or "",
@@ -204,7 +208,7 @@ class Browser:
 
     async def tree(self, ref: str | None, path: str) -> TreeRead:
         chosen = self.default_ref(ref)
-        clean = path.strip("/")
+        clean = check_path(path).strip("/")
 
         async def load() -> TreeRead:
             if self.client is not None:
@@ -236,7 +240,7 @@ class Browser:
 
     async def file(self, ref: str | None, path: str) -> FileRead:
         chosen = self.default_ref(ref)
-        clean = str(PurePosixPath("/", path.strip("/"))).lstrip("/")
+        clean = str(PurePosixPath("/", check_path(path).strip("/"))).lstrip("/")
         max_bytes = self.settings.git_file_max_bytes
 
         async def load() -> FileRead:
@@ -253,6 +257,7 @@ class Browser:
 
     async def script_files(self, ref: str) -> list[ScriptFile]:
         """The catalogue at ``ref``, uncached."""
+        check_ref(ref)
         if self.client is not None:
             blobs = await self.client.blobs(self.ref_repo, ref=ref)
         else:

@@ -19,6 +19,7 @@ from shipyard.git.gitcmd import (
     strip_userinfo,
 )
 from shipyard.git.providers.base import BlobEntry, Branch, EntryType, FileData, TreeEntry
+from shipyard.git.refs import check_ref
 
 LS_REMOTE_SECONDS = 30.0
 LOCK_SECONDS = 120.0
@@ -63,6 +64,7 @@ async def resolve(
     cache_dir: Path, url: str, ref: str, credentials: GitCredentials | None, *, time_limit: float
 ) -> tuple[Path, str]:
     """Fetch ``ref`` into the cache (shared with checkouts) and return the cache and its SHA."""
+    check_ref(ref)  # a refspec or an option never reaches ``git fetch``
     cache, lock = cache_paths(cache_dir, url)
     async with file_lock(lock, time_limit=LOCK_SECONDS):
         await ensure_cache_repo(cache)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from shipyard.web.limits import RequestBodyLimit
+from shipyard.web.security import SecurityHeaders
 from shipyard.web.session import BrowserSessionMiddleware
 from shipyard.web.templating import STATIC_DIR
 
@@ -16,3 +18,13 @@ def install(app: FastAPI) -> None:
     app.add_middleware(BrowserSessionMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(build_router())
+
+
+def install_guards(app: FastAPI, *, max_request_bytes: int) -> None:
+    """The outermost middlewares, for the API and the pages alike: body cap, security headers.
+
+    Added last, so they run first: a too-large body is refused before any other middleware
+    reads it, and even that refusal carries the security headers.
+    """
+    app.add_middleware(RequestBodyLimit, default_limit=max_request_bytes)
+    app.add_middleware(SecurityHeaders)

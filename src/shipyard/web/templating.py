@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Principal
+from shipyard.outbound.links import http_link, link_under
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -88,10 +89,29 @@ def names_json(mapping: Mapping[Any, str]) -> Markup:
     return htmlsafe_json_dumps({str(key): value for key, value in mapping.items()})
 
 
+def safe_href(url: str | None, allowed_base: str | None = None) -> str:
+    """The one way a template renders a link to another system: ``{{ url|safe_href(base) }}``.
+
+    Only an absolute http(s) URL passes, and with ``allowed_base`` only one under it (same
+    scheme, host and port, path below); anything else (``javascript:``, ``data:``, another
+    site) becomes ``""``, which templates test to show plain text instead of a link. A path on
+    Shipyard itself (``/hosts``, not ``//host``) passes as it is.
+    """
+    if not url:
+        return ""
+    if url.startswith("/") and not url.startswith(("//", "/\\")) and http_link(
+        "http://shipyard" + url
+    ):
+        return url
+    kept = link_under(url, allowed_base) if allowed_base else http_link(url)
+    return kept or ""
+
+
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 templates.env.filters["tojson_names"] = names_json
 templates.env.filters["time"] = time_tag
 templates.env.filters["badge"] = status_badge
+templates.env.filters["safe_href"] = safe_href
 templates.env.globals["duration"] = duration
 templates.env.globals["Permission"] = Permission
 templates.env.globals["navigation"] = NAVIGATION

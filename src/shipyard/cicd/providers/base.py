@@ -63,6 +63,10 @@ class CicdClient(ABC):
     """
 
     label: str = "CI/CD provider"
+    # Where this provider's build pages live: a build link is kept only when it lies under this
+    # address (same scheme, host and port, path below), so a provider cannot make Shipyard show
+    # a ``javascript:`` link or one to another site (see outbound.links).
+    link_base: str = ""
     # The tracking key of a build the client finds by listing (not from the trigger's answer);
     # the runner then passes the values other steps already follow as ``tracking["claimed"]``.
     claim_key: str | None = None

@@ -83,6 +83,8 @@ class CircleCIClient(CicdClient):
         # Project slug -> pipeline definition id, for projects run with pipeline/run.
         self.definition_ids = dict(definition_ids or {})
         self.app_url = (app_url or DEFAULT_APP_URL).rstrip("/")
+        # Shipyard builds the pipeline links itself, under the web app's address.
+        self.link_base = self.app_url + "/"
         self.api = ProviderApi(
             http,
             label=self.label,

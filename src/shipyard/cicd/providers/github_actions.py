@@ -9,6 +9,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
@@ -98,6 +99,16 @@ def _github_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def web_origin(api_url: str) -> str:
+    """The web origin of a GitHub API: api.github.com -> github.com (and api.<x>.ghe.com ->
+    <x>.ghe.com); GitHub Enterprise Server, ``https://host/api/v3`` -> ``https://host``."""
+    parts = urlsplit(api_url)
+    host = parts.netloc
+    if parts.path.strip("/") == "" and host.lower().startswith("api."):
+        host = host[len("api.") :]
+    return f"{parts.scheme}://{host}"
+
+
 class GithubActionsClient(CicdClient):
     label = "GitHub Actions"
     claim_key = "run_id"
@@ -115,6 +126,7 @@ class GithubActionsClient(CicdClient):
     ) -> None:
         self._token = token
         self.repository = repository
+        self.link_base = f"{web_origin(api_url or DEFAULT_API_URL)}/{repository.strip('/')}/"
         self.ref = ref
         self.http = http
         self.api = ProviderApi(

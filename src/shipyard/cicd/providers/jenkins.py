@@ -18,6 +18,7 @@ from shipyard.cicd.providers.base import (
 )
 from shipyard.outbound.api import ProviderApi, RetryPolicy, segment
 from shipyard.outbound.errors import UpstreamFailed, UpstreamNotFound
+from shipyard.outbound.links import link_under
 
 MAX_FOLDER_DEPTH = 10
 _PARAMS_TREE = (
@@ -88,6 +89,8 @@ class JenkinsClient(CicdClient):
         timeout: float | None = None,
     ) -> None:
         self._token = api_token
+        # Build pages live under the address Shipyard talks to.
+        self.link_base = base_url.rstrip("/") + "/"
         self.api = ProviderApi(
             http,
             label=self.label,
@@ -199,7 +202,8 @@ class JenkinsClient(CicdClient):
             tracking["number"] = int(executable["number"])
             tracking["url"] = executable.get("url")
         build = await self._build(tracking)
-        number, url = str(tracking["number"]), tracking.get("url") or build.get("url")
+        number = str(tracking["number"])
+        url = self.build_link(tracking, tracking.get("url") or build.get("url"))
         if build.get("building") or build.get("result") is None:
             return BuildState("running", number=number, url=url)
         result = str(build["result"])
@@ -209,6 +213,15 @@ class JenkinsClient(CicdClient):
             url=url,
             detail=f"Jenkins result: {result}",
         )
+
+    def build_link(self, tracking: dict[str, Any], reported: object) -> str:
+        """The build's page: Jenkins's own link when it lies under our address, else ours.
+
+        Jenkins reports links from its configured root URL, which may name another host than
+        the one Shipyard reaches (or, from a hostile server, not be a web address at all).
+        """
+        kept = link_under(reported if isinstance(reported, str) else None, self.link_base)
+        return kept or f"{self.link_base}{job_url_path(tracking['job_path'])}{tracking['number']}/"
 
     async def _build(self, tracking: dict[str, Any]) -> dict[str, Any]:
         path = f"{job_url_path(tracking['job_path'])}{tracking['number']}/api/json"
@@ -228,7 +241,9 @@ class JenkinsClient(CicdClient):
             params={"start": start},
         )
         size = response.headers.get("x-text-size")
-        tracking["console_offset"] = int(size) if size and size.isdigit() else start
+        tracking["console_offset"] = (
+            int(size) if size and size.isascii() and size.isdigit() else start
+        )
         return response.text
 
     async def cancel(self, tracking: dict[str, Any]) -> bool:
