@@ -40,10 +40,20 @@ DEPLOYMENT_STATUSES = (
     "failed",
     "partial",
     "cancelled",
+    "interrupted",
 )
-FINAL_DEPLOYMENT_STATUSES = ("success", "failed", "partial", "cancelled")
+# ``interrupted``: the worker was told to stop (SIGTERM) and its grace period ran out.
+FINAL_DEPLOYMENT_STATUSES = ("success", "failed", "partial", "cancelled", "interrupted")
 SCHEDULE_TYPES = ("now", "later")
-SCRIPT_STATUSES = ("pending", "running", "success", "failed", "skipped", "cancelled")
+SCRIPT_STATUSES = (
+    "pending",
+    "running",
+    "success",
+    "failed",
+    "skipped",
+    "cancelled",
+    "interrupted",
+)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -134,6 +144,11 @@ class DeploymentScript(TimestampMixin, Base):
     position: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     arguments: Mapped[list[str]] = mapped_column(JSONB, nullable=False, server_default="[]")
     error: Mapped[str | None] = mapped_column(Text)
+    # Where the script runs on its host (PID, its process group, the run's temporary
+    # directory), so the processes of a lost or stopped worker can be ended later.
+    remote_pid: Mapped[int | None] = mapped_column(Integer)
+    remote_pgid: Mapped[int | None] = mapped_column(Integer)
+    remote_temp_dir: Mapped[str | None] = mapped_column(Text)
 
 
 class DeploymentLog(Base):

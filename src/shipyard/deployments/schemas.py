@@ -3,19 +3,41 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from shipyard.cicd.schemas import CicdStepRequest
+from shipyard.deployments.redaction import MIN_SECRET_LENGTH
+from shipyard.errors import ValidationFailed
 from shipyard.git.refs import validate_ref
+from shipyard.hosts.environment import refusal_message
 
+# ``interrupted``: the worker running it was stopped (SIGTERM) and its grace period ran out.
 DeploymentStatus = Literal[
-    "pending", "scheduled", "in_progress", "success", "failed", "partial", "cancelled"
+    "pending",
+    "scheduled",
+    "in_progress",
+    "success",
+    "failed",
+    "partial",
+    "cancelled",
+    "interrupted",
 ]
-ScriptStatus = Literal["pending", "running", "success", "failed", "skipped", "cancelled"]
+ScriptStatus = Literal[
+    "pending", "running", "success", "failed", "skipped", "cancelled", "interrupted"
+]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -38,15 +60,63 @@ class ScriptChoice(StrictModel):
 
 class EnvironmentVariable(StrictModel):
     name: str = Field(min_length=1, max_length=200)
-    value: str = Field(max_length=65536)
+    # Before ``value``, so that the value's check knows whether it is a secret.
     secret: bool = False
+    value: str = Field(max_length=65536)
 
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
         if not ENV_NAME.match(value):
             raise ValueError("must start with a letter or _ and hold only letters, digits and _")
+        # Names that make shells, the loader or runtimes run other code (hosts.environment).
+        refused = refusal_message(value)
+        if refused is not None:
+            raise ValueError(refused)
         return value
+
+    @field_validator("value")
+    @classmethod
+    def _valid_value(cls, value: str, info: ValidationInfo) -> str:
+        name = info.data.get("name", "the variable")
+        if "\x00" in value:
+            raise ValueError(f"the value of {name} holds a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"the value of {name} is not valid text") from exc
+        if info.data.get("secret") and len(value.strip()) < MIN_SECRET_LENGTH:
+            # Output is masked only for secrets of at least this length (a shorter one would
+            # mask ordinary words), so a shorter secret would be shown in the logs.
+            raise ValueError(
+                f"the secret value of {name} is shorter than {MIN_SECRET_LENGTH} characters, "
+                "too short to be masked in logs: use a longer value or make it a plain variable"
+            )
+        return value
+
+
+def stored_environment(
+    plain: Mapping[str, str], secret: Mapping[str, str]
+) -> list[EnvironmentVariable]:
+    """A stored deployment's environment as request items, checked against today's rules.
+
+    A deployment stored before a name was refused (or a short secret was) cannot be run
+    again with it: the refusal is a 422 naming the variable, as for a new deployment.
+    """
+    items: list[EnvironmentVariable] = []
+    stored = [(k, v, False) for k, v in plain.items()] + [(k, v, True) for k, v in secret.items()]
+    for index, (name, value, is_secret) in enumerate(stored):
+        try:
+            items.append(EnvironmentVariable(name=name, value=value, secret=is_secret))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"]) or "name"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            raise ValidationFailed(
+                f"environment.{index}.{where} ({name}): {message}",
+                field=f"environment.{index}.{where}",
+            ) from exc
+    return items
 
 
 class ExecutionOptions(StrictModel):
