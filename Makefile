@@ -21,13 +21,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)  ## Install and start Shipyard on the embedded database at http://127.0.0.1:8000
 	$(BIN)/shipyard serve
 
-system-deps:  ## Debian packages the tests use: OpenSSH server, git, Chromium (web tests)
+system-deps:  ## Debian packages the tests use: OpenSSH server, git, Chromium (web tests), PgBouncer
 	@missing=""; \
 	command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	command -v ssh-keygen >/dev/null 2>&1 || missing="$$missing openssh-client"; \
 	command -v git >/dev/null 2>&1 || missing="$$missing git"; \
 	command -v ps >/dev/null 2>&1 || missing="$$missing procps"; \
 	command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$$missing chromium fonts-dejavu-core"; \
+	command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shipyard import __version__
 from shipyard.config import Settings, get_settings
-from shipyard.db import Database, resolve_database_url
+from shipyard.db import Database, check_row_level_security, resolve_database_urls
 from shipyard.errors import ShipyardError
 from shipyard.jobs import latest_worker_heartbeat
 from shipyard.runtime import Runtime, build_runtime, close_runtime, open_runtime
@@ -192,9 +192,14 @@ def create_app(
             finally:
                 await close_runtime(app.state.runtime)
             return
-        url, embedded = resolve_database_url(settings)
+        urls, embedded = resolve_database_urls(settings)
         try:
-            async with open_runtime(settings, database_url=url) as opened:
+            async with open_runtime(
+                settings,
+                database_url=urls.serving,
+                system_database_url=urls.owner,
+                verify_row_level_security=True,
+            ) as opened:
                 app.state.runtime = opened
                 yield
         finally:
@@ -253,6 +258,17 @@ def create_app(
         if current != head:
             body["status"] = "unavailable"
             body["reason"] = "the database schema is not at the newest migration"
+            return JSONResponse(body, status_code=503)
+        # Requests must be bound by row-level security; say why not, in the operator's terms.
+        rls = await check_row_level_security(runtime.db)
+        body["row_level_security"] = {
+            "status": "enforced" if rls.enforced else "not enforced",
+            "separate_login": rls.separate_logins,
+        }
+        if not rls.enforced:
+            body["status"] = "unavailable"
+            body["row_level_security"]["problems"] = rls.problems
+            body["reason"] = rls.problems[0]
             return JSONResponse(body, status_code=503)
         max_age = runtime.settings.readiness_worker_max_age_seconds
         if max_age and (

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from shipyard import __version__
 from shipyard.config import Settings, get_settings
-from shipyard.db import EmbeddedPostgres, resolve_database_url
+from shipyard.db import DatabaseUrls, EmbeddedPostgres, resolve_database_urls
 from shipyard.errors import ShipyardError
 
 app = typer.Typer(help="Shipyard: a self-hosted deployment control plane.", no_args_is_help=True)
@@ -54,14 +54,21 @@ def run_guarded(action: Callable[[], T]) -> T:
 
 
 @contextlib.contextmanager
-def database_url(settings: Settings) -> Iterator[str]:
-    """The configured database URL; the embedded server is started and stopped around it."""
-    url, embedded = resolve_database_url(settings)
+def database_urls(settings: Settings) -> Iterator[DatabaseUrls]:
+    """The owner's and the serving login's URLs; the embedded server runs around them."""
+    urls, embedded = resolve_database_urls(settings)
     try:
-        yield url
+        yield urls
     finally:
         if isinstance(embedded, EmbeddedPostgres):
             embedded.stop()
+
+
+@contextlib.contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
+    """The owner's URL (migrations, maintenance); the embedded server runs around it."""
+    with database_urls(settings) as urls:
+        yield urls.owner
 
 
 def _version_callback(value: bool) -> None:
@@ -219,14 +226,16 @@ def serve(
     settings = get_settings()
 
     def action() -> None:
-        with database_url(settings) as url:
+        with database_urls(settings) as urls:
             from shipyard import schema
 
-            schema.upgrade(url)
+            schema.upgrade(urls.owner)
+            # serve_forever refuses to start unless row-level security binds requests.
             asyncio.run(
                 serve_forever(
                     settings=settings,
-                    database_url=url,
+                    database_url=urls.serving,
+                    system_database_url=urls.owner,
                     host=host or settings.host,
                     port=port or settings.port,
                     with_worker=worker,
@@ -251,13 +260,14 @@ def worker_command(
     settings = get_settings()
 
     def action() -> None:
-        with database_url(settings) as url:
-            if not schema.status(url).is_current:
+        with database_urls(settings) as urls:
+            if not schema.status(urls.owner).is_current:
                 fail("database is behind; run `shipyard db upgrade`")
             asyncio.run(
                 work_forever(
                     settings=settings,
-                    database_url=url,
+                    database_url=urls.serving,
+                    system_database_url=urls.owner,
                     concurrency=concurrency or settings.worker_concurrency,
                     name=name,
                 )

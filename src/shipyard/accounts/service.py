@@ -30,7 +30,7 @@ from shipyard.accounts.schemas import (
 )
 from shipyard.accounts.tokens import display_prefix, hash_token, new_token
 from shipyard.config import Settings
-from shipyard.db import Database, Scope, set_scope
+from shipyard.db import Database, Scope, set_scope, tenant_clause
 from shipyard.errors import Conflict, NotFound, RateLimited, Unauthorized
 
 
@@ -376,7 +376,9 @@ async def list_tokens(*, session: AsyncSession, principal: Principal) -> list[Ap
 
 
 async def get_profile(*, session: AsyncSession, profile_id: UUID) -> Profile:
-    profile = await session.get(Profile, profile_id)
+    profile = await session.scalar(
+        select(Profile).where(Profile.id == profile_id, tenant_clause(session, Profile.tenant_id))
+    )
     if profile is None:
         raise NotFound("member not found")
     return profile
@@ -460,6 +462,7 @@ async def list_members(*, session: AsyncSession) -> list[MemberRead]:
     rows = await session.execute(
         select(Profile, User)
         .join(User, User.id == Profile.id)
+        .where(tenant_clause(session, Profile.tenant_id))
         .order_by(Profile.created_at, Profile.id)
     )
     return [_member_read(profile, user) for profile, user in rows.all()]
@@ -474,7 +477,9 @@ async def read_members(*, db: Database, principal: Principal) -> list[MemberRead
 async def get_member(*, session: AsyncSession, member_id: UUID) -> MemberRead:
     row = (
         await session.execute(
-            select(Profile, User).join(User, User.id == Profile.id).where(Profile.id == member_id)
+            select(Profile, User)
+            .join(User, User.id == Profile.id)
+            .where(Profile.id == member_id, tenant_clause(session, Profile.tenant_id))
         )
     ).one_or_none()
     if row is None:
@@ -522,7 +527,9 @@ async def create_member(
 async def _admin_count(session: AsyncSession) -> int:
     return int(
         await session.scalar(
-            select(func.count()).select_from(Profile).where(Profile.role == "admin")
+            select(func.count())
+            .select_from(Profile)
+            .where(Profile.role == "admin", tenant_clause(session, Profile.tenant_id))
         )
         or 0
     )

@@ -22,6 +22,7 @@ from shipyard.cicd.schemas import CicdStepRequest, MappingRead
 from shipyard.cicd.service import list_mappings
 from shipyard.cicd.steps import prepare_steps
 from shipyard.config import Settings
+from shipyard.db import tenant_clause
 from shipyard.deployments.logs import notify_deployment
 from shipyard.deployments.models import (
     FINAL_DEPLOYMENT_STATUSES,
@@ -70,7 +71,11 @@ def to_read(deployment: Deployment) -> DeploymentRead:
 async def _check_repository(session: AsyncSession, repository_id: UUID | None) -> Repository | None:
     if repository_id is None:
         return None
-    repository = await session.get(Repository, repository_id)
+    repository = await session.scalar(
+        select(Repository).where(
+            Repository.id == repository_id, tenant_clause(session, Repository.tenant_id)
+        )
+    )
     if repository is None:
         raise unknown_repository()
     return repository
@@ -91,7 +96,11 @@ async def _check_hosts(
         return []
     found = {
         host.id: host
-        for host in (await session.scalars(select(Host).where(Host.id.in_(host_ids)))).all()
+        for host in (
+            await session.scalars(
+                select(Host).where(Host.id.in_(host_ids), tenant_clause(session, Host.tenant_id))
+            )
+        ).all()
     }
     for index, host_id in enumerate(host_ids):
         host = found.get(host_id)
@@ -247,7 +256,9 @@ async def create_deployment(
 async def get_deployment(
     *, session: AsyncSession, deployment_id: UUID, for_update: bool = False
 ) -> Deployment:
-    statement = select(Deployment).where(Deployment.id == deployment_id)
+    statement = select(Deployment).where(
+        Deployment.id == deployment_id, tenant_clause(session, Deployment.tenant_id)
+    )
     if for_update:
         statement = statement.with_for_update()
     deployment = await session.scalar(statement)
@@ -275,7 +286,7 @@ async def list_deployments(
     created_by: UUID | None = None,
     search: str | None = None,
 ) -> tuple[list[Deployment], str | None]:
-    statement: Select[Any] = select(Deployment)
+    statement: Select[Any] = select(Deployment).where(tenant_clause(session, Deployment.tenant_id))
     if status:
         statement = statement.where(Deployment.status == status)
     if repository_id:
@@ -456,7 +467,10 @@ async def list_scripts(*, session: AsyncSession, deployment_id: UUID) -> list[De
     await get_deployment(session=session, deployment_id=deployment_id)
     result = await session.scalars(
         select(DeploymentScript)
-        .where(DeploymentScript.deployment_id == deployment_id)
+        .where(
+            DeploymentScript.deployment_id == deployment_id,
+            tenant_clause(session, DeploymentScript.tenant_id),
+        )
         .order_by(DeploymentScript.host_id, DeploymentScript.position)
     )
     return list(result.all())
@@ -475,7 +489,10 @@ async def list_logs(
 ) -> list[DeploymentLog]:
     """Stored lines in order, after ``after_seq``, optionally filtered."""
     await get_deployment(session=session, deployment_id=deployment_id)
-    statement = select(DeploymentLog).where(DeploymentLog.deployment_id == deployment_id)
+    statement = select(DeploymentLog).where(
+        DeploymentLog.deployment_id == deployment_id,
+        tenant_clause(session, DeploymentLog.tenant_id),
+    )
     if after_seq is not None:
         statement = statement.where(DeploymentLog.seq > after_seq)
     if host_id:
