@@ -28,6 +28,10 @@ pytest_plugins = [
     "tests.fixtures.cicd",
     "tests.fixtures.deployments",
     "tests.fixtures.web",
+    # Builders compose the fixtures above into intention-revealing set-up steps.
+    "tests.builders.deployments",
+    "tests.builders.git",
+    "tests.builders.cicd",
 ]
 
 

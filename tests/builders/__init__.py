@@ -1,0 +1,1 @@
+"""Builder fixtures: small objects over the shared fixtures that say what a test sets up."""
