@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
@@ -18,6 +17,7 @@ from shipyard import __version__
 from shipyard.config import Settings, get_settings
 from shipyard.db import DatabaseUrls, EmbeddedPostgres, resolve_database_urls
 from shipyard.errors import ShipyardError
+from shipyard.logs import configure_logging
 
 app = typer.Typer(help="Shipyard: a self-hosted deployment control plane.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -86,13 +86,9 @@ def main_callback(
         ),
     ] = False,
 ) -> None:
-    level = get_settings().log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # procrastinate logs every job start and end and alembic every plugin it loads: both would
-    # drown the lines a user needs (commands print their own outcome).
-    if level != "DEBUG":
-        for noisy in ("procrastinate", "alembic"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Third-party loggers (asyncssh commands, httpx URLs, job chatter) stay at WARNING unless
+    # SHIPYARD_LOG_LEVEL=debug: see shipyard.logs.
+    configure_logging(get_settings().log_level)
 
 
 @db_app.command("upgrade")

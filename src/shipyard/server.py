@@ -14,6 +14,7 @@ import uvicorn
 
 from shipyard.api import create_app
 from shipyard.config import Settings
+from shipyard.logs import access_log_enabled
 from shipyard.runtime import open_runtime
 from shipyard.worker import WorkerGaveUp, supervise_worker
 
@@ -41,7 +42,13 @@ async def serve_forever(
         app = create_app(runtime=runtime)
         server = uvicorn.Server(
             uvicorn.Config(
-                app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on"
+                app,
+                host=host,
+                port=port,
+                log_level=settings.log_level.lower(),
+                # Paths and query strings of every request: only when debugging (shipyard.logs).
+                access_log=access_log_enabled(settings.log_level),
+                lifespan="on",
             )
         )
         worker_task = None

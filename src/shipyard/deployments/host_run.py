@@ -14,6 +14,7 @@ from shipyard.db import Database
 from shipyard.deployments.logs import LogWriter, OutputTail
 from shipyard.deployments.script_rows import ScriptRowWriter
 from shipyard.errors import HostError
+from shipyard.hosts.environment import RESERVED_PREFIX, first_refused
 from shipyard.hosts.executor import Executor, HostConnection, HostTarget, OutputLine, RunResult
 
 FingerprintCallback = Callable[[UUID, str], Awaitable[object]]
@@ -104,6 +105,11 @@ class HostRun:
         if not pending:
             return HostOutcome(self.host_id, succeeded=True)
         try:
+            # A deployment stored before a name was refused must not run with it either
+            # (SHIPYARD_* here are Shipyard's own, set by the deployment run).
+            refused = first_refused(self.environment, ignore_prefix=RESERVED_PREFIX)
+            if refused is not None:
+                raise HostError(refused, code="environment_refused")
             async with self.executor.connect(self.target) as conn:
                 if conn.host_key_fingerprint and self.on_fingerprint is not None:
                     await self.on_fingerprint(self.host_id, conn.host_key_fingerprint)
@@ -134,8 +140,10 @@ class HostRun:
                 host_id=self.host_id,
                 deployment_script_id=script.row_id,
                 timestamp=line.timestamp,
+                continues=line.continues,
             )
-            tail.add(stored)
+            if stored or not line.continues:
+                tail.add(stored)
 
         self.rows.update(script.row_id, status="running", started_at=utcnow(), error=None)
         await self.event("INFO", f"[{self.target.label}] running {script.name}", script.row_id)

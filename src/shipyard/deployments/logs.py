@@ -97,6 +97,8 @@ class LogWriter:
         self._stored = asyncio.Condition()
         self._generation = 0
         self.lines_written = 0
+        # The unsettled end of a cut line, per (host, script, level): masked with its next piece.
+        self._carry: dict[tuple[UUID | None, UUID | None, str], tuple[str, datetime]] = {}
 
     async def __aenter__(self) -> LogWriter:
         self._task = asyncio.create_task(self._run(), name=f"log-writer-{self._deployment_id}")
@@ -116,8 +118,15 @@ class LogWriter:
         host_id: UUID | None = None,
         deployment_script_id: UUID | None = None,
         timestamp: datetime | None = None,
+        continues: bool = False,
     ) -> str:
         """Queue one line (redacted, NUL-free, size-capped) and return it as stored.
+
+        ``continues`` marks a piece of an over-long line cut by the executor: its unsettled end
+        (where a secret may begin that the next piece completes) is held back and masked
+        together with the next piece of the same host, script and level, so a secret across
+        the cut is masked whole. Such a piece may store less than it was given, or nothing
+        (then "" is returned and no line is queued).
 
         Waits when too much is queued, so a chatty script slows down instead of filling memory.
         """
@@ -125,15 +134,36 @@ class LogWriter:
             self._room.clear()
             self._wake.set()
             await self._room.wait()
-        clean = self._redact(message.replace("\x00", "\ufffd"))
-        if len(clean) > MAX_MESSAGE_CHARS:
-            clean = clean[:MAX_MESSAGE_CHARS] + " [line truncated]"
-        self._pending.append(
-            LogLine(level, clean, timestamp or datetime.now(UTC), host_id, deployment_script_id)
-        )
+        text = message.replace("\x00", "\ufffd")
+        when = timestamp or datetime.now(UTC)
+        key = (host_id, deployment_script_id, level)
+        held = self._carry.pop(key, None)
+        if held is not None:
+            text, when = held[0] + text, held[1]
+        if continues:
+            clean, rest = self._redact.mask_prefix(text)
+            if rest:
+                self._carry[key] = (rest, when)
+            if not clean:
+                return ""
+        else:
+            clean = self._redact(text)
+        self._queue(LogLine(level, clean, when, host_id, deployment_script_id))
+        return self._pending[-1].message
+
+    def _queue(self, line: LogLine) -> None:
+        message = line.message
+        if len(message) > MAX_MESSAGE_CHARS:
+            line = line._replace(message=message[:MAX_MESSAGE_CHARS] + " [line truncated]")
+        self._pending.append(line)
         if len(self._pending) >= self._batch_size:
             self._wake.set()
-        return clean
+
+    def _release_carry(self) -> None:
+        """Queue what is still held back from cut lines (their output ended mid-line)."""
+        for (host_id, script_id, level), (rest, when) in self._carry.items():
+            self._queue(LogLine(level, self._redact(rest), when, host_id, script_id))
+        self._carry.clear()
 
     async def flush(self) -> None:
         async with self._flush_lock:
@@ -206,6 +236,7 @@ class LogWriter:
                 self._stored.notify_all()
 
     async def close(self) -> None:
+        self._release_carry()
         self._closed = True
         self._wake.set()
         if self._task is not None:

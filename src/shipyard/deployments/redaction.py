@@ -1,32 +1,57 @@
-"""Replace known secret values with *** before output is stored or shown."""
+"""Replace known secret values with *** before output is stored or shown.
+
+The masking itself is the shared :class:`shipyard.outbound.masking.Masker`. What deployments add
+is output that arrives cut: a line longer than the executor's limit (64 KiB) comes in pieces,
+and a secret may straddle the cut. :meth:`Redactor.mask_prefix` masks a piece while holding back
+its last characters (fewer than the longest secret), which are masked with the next piece.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
 
-MASK = "***"
-# Shorter values would mask ordinary words; such secrets are refused at the source instead.
-MIN_SECRET_LENGTH = 4
+from shipyard.outbound.masking import MASK, MIN_SECRET_LENGTH, Masker
+
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor"]
 
 
 class Redactor:
+    """Masks a deployment's secrets in whole lines and in the pieces of over-long lines."""
+
     def __init__(self, secrets: Iterable[str | None]) -> None:
-        pieces: set[str] = set()
-        for secret in secrets:
-            if not secret:
-                continue
-            # A multi-line secret (a private key) can surface one line at a time.
-            for piece in (secret, *secret.splitlines()):
-                piece = piece.strip("\r\n")
-                if len(piece.strip()) >= MIN_SECRET_LENGTH:
-                    pieces.add(piece)
-        ordered = sorted(pieces, key=len, reverse=True)
+        self._masker = Masker(secrets, min_length=MIN_SECRET_LENGTH)
+        pieces = self._masker.pieces
+        # Same alternation, longest first, as the masker: the same matches in the same places.
         self._pattern = (
-            re.compile("|".join(re.escape(piece) for piece in ordered)) if ordered else None
+            re.compile("|".join(re.escape(piece) for piece in pieces)) if pieces else None
         )
+        self._longest = max((len(piece) for piece in pieces), default=0)
 
     def __call__(self, text: str) -> str:
+        return self._masker(text)
+
+    def mask_prefix(self, text: str) -> tuple[str, str]:
+        """Mask what of ``text`` is settled; return it with the raw rest to prepend next time.
+
+        A secret starting before ``len(text) - (longest - 1)`` lies wholly inside ``text``, so
+        every match there is decided; a later position might begin a secret that goes on in the
+        next piece. The rest is at most ``longest - 1`` characters (or ends where a match
+        crossing that point ends), so what is held back stays small.
+        """
         if self._pattern is None:
-            return text
-        return self._pattern.sub(MASK, text)
+            return text, ""
+        settled = len(text) - (self._longest - 1)
+        if settled <= 0:
+            return "", text
+        out: list[str] = []
+        position = 0
+        for match in self._pattern.finditer(text):
+            if match.start() >= settled:
+                break
+            out.append(text[position : match.start()])
+            out.append(MASK)
+            position = match.end()
+        cut = max(settled, position)
+        out.append(text[position:cut])
+        return "".join(out), text[cut:]

@@ -34,9 +34,9 @@ from shipyard.deployments.schemas import (
     DeploymentCreate,
     DeploymentRead,
     DeploymentUpdate,
-    EnvironmentVariable,
     ExecutionOptions,
     ScriptChoice,
+    stored_environment,
 )
 from shipyard.errors import Conflict, NotFound, ValidationFailed
 from shipyard.git.models import Repository
@@ -395,11 +395,8 @@ async def rerun_request(*, session: AsyncSession, deployment_id: UUID) -> Deploy
             .order_by(DeploymentCicdMapping.position)
         )
     ).all()
-    environment = [EnvironmentVariable(name=k, value=v) for k, v in source.environment.items()]
-    environment += [
-        EnvironmentVariable(name=k, value=v, secret=True)
-        for k, v in secret_environment(source).items()
-    ]
+    # Checked against today's rules: a refused name or too-short secret is a 422 naming it.
+    environment = stored_environment(source.environment, secret_environment(source))
     return DeploymentCreate(
         name=source.name,
         description=source.description,

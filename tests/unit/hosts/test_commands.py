@@ -7,8 +7,10 @@ decoding what would be sent and reading the script PowerShell would run.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -56,14 +58,35 @@ def powershell_literal(text: str) -> str:
     return "".join(value)
 
 
-def test_posix_command_quotes_args_env_and_cwd_for_a_real_shell(tmp_path: object) -> None:
+def test_posix_command_quotes_args_and_cwd_and_sources_the_env_file(tmp_path: Path) -> None:
+    env = {"WHO": "it's $me `id`", "MULTI": "a\nb", "EMPTY": "", "UNI": "ünï-env ✓"}
+    env_file = tmp_path / "env file.sh"
+    env_file.write_bytes(commands.posix_env_file(env))
     line = commands.posix_command(
-        "printf '[%s]\\n'", args=TRICKY, env={"WHO": "it's $me"}, cwd="/tmp", marker=False
+        "printf '[%s]\\n'", args=TRICKY, env_file=str(env_file), cwd="/tmp", marker=False
     )
-    result = sh(line + '\nprintf "%s|%s\\n" "$WHO" "$(pwd)"')
+    for value in env.values():
+        if value:
+            assert value not in line  # only the file's path is on the command line
+    result = sh(line + '\nprintf "%s|%s|%s|%s|%s\\n" "$WHO" "$MULTI" "$EMPTY" "$UNI" "$(pwd)"')
     assert result.returncode == 0, result.stderr
-    expected = "".join(f"[{arg}]\n" for arg in TRICKY) + "it's $me|/tmp\n"
+    expected = "".join(f"[{arg}]\n" for arg in TRICKY) + "it's $me `id`|a\nb||ünï-env ✓|/tmp\n"
     assert result.stdout == expected
+    # The wrapper removed the file as soon as it had read it.
+    assert not env_file.exists()
+
+
+def test_posix_env_file_values_are_exported_to_children(tmp_path: Path) -> None:
+    env_file = tmp_path / "env.sh"
+    env_file.write_bytes(commands.posix_env_file({"CHILD_SEES": "yes; rm -rf /"}))
+    result = sh(commands.posix_command("sh -c 'echo \"$CHILD_SEES\"'", env_file=str(env_file)))
+    assert result.stdout == "yes; rm -rf /\n"
+
+
+def test_a_missing_env_file_stops_the_command(tmp_path: Path) -> None:
+    line = commands.posix_command("echo ran", env_file=str(tmp_path / "gone.sh"), marker=False)
+    result = sh(line)
+    assert result.returncode != 0 and "ran" not in result.stdout
 
 
 def test_posix_marker_reports_the_shell_pid_on_stderr() -> None:
@@ -79,12 +102,14 @@ def test_posix_script_execs_the_quoted_path(tmp_path: object) -> None:
     assert line.splitlines()[-1] == "exec '/opt/my scripts/run.sh' 'x y'"
 
 
-def test_env_names_are_checked() -> None:
+def test_env_names_and_values_are_checked() -> None:
     for bad in ("1ABC", "A-B", "A B", "", "A=B", "Ä"):
         with pytest.raises(ValueError, match="environment variable name"):
-            commands.posix_command("true", env={bad: "x"})
+            commands.posix_env_file({bad: "x"})
         with pytest.raises(ValueError, match="environment variable name"):
-            commands.powershell_command("true", env={bad: "x"})
+            commands.powershell_env_file({bad: "x"})
+    with pytest.raises(ValueError, match="NUL"):
+        commands.posix_env_file({"A": "x\x00y"})
 
 
 def test_posix_kill_targets_the_process_group() -> None:
@@ -105,7 +130,7 @@ def test_powershell_command_is_encoded_and_complete() -> None:
     line = commands.powershell_command(
         "Write-Output",
         args=["it's", "$env:PATH", "a b"],
-        env={"APP_ENV": "prod 'blue'"},
+        env_file=r"C:\Temp\shipyard.1\.env-ab.json",
         cwd=r"C:\Deploy Root\app",
     )
     assert line.startswith("powershell -NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass")
@@ -113,12 +138,26 @@ def test_powershell_command_is_encoded_and_complete() -> None:
     lines = script.splitlines()
     assert "[Console]::Error.WriteLine('__SHIPYARD_PID__ ' + $PID)" in lines
     assert "Set-Location -LiteralPath 'C:\\Deploy Root\\app'" in lines
-    assert "${env:APP_ENV} = 'prod ''blue'''" in lines
-    assert "  Write-Output 'it''s' '$env:PATH' 'a b'" in lines
+    # The env file is read into the process environment and removed before the command runs.
+    assert "$shipyardEnvFile = 'C:\\Temp\\shipyard.1\\.env-ab.json'" in lines
+    read = lines.index("$shipyardEnvFile = 'C:\\Temp\\shipyard.1\\.env-ab.json'")
+    removal = next(
+        i for i, text in enumerate(lines) if "Remove-Item -LiteralPath $shipyard" in text
+    )
+    call = lines.index("  Write-Output 'it''s' '$env:PATH' 'a b'")
+    assert read < removal < call
+    assert "[Environment]::SetEnvironmentVariable(" in script and "'Process')" in script
     assert lines[-1] == "exit 0"
     assert "if ($global:LASTEXITCODE -ne 0) { exit $global:LASTEXITCODE }" in lines
     # Only base64 characters after the flags: nothing for cmd.exe or PowerShell to expand.
     assert re.fullmatch(r"[A-Za-z0-9+/=]+", line.rsplit(" ", 1)[1])
+
+
+def test_powershell_env_file_is_ascii_json() -> None:
+    env = {"APP_ENV": "prod 'blue'", "TOKEN": "s3cr\u00e9t ✓", "EMPTY": ""}
+    body = commands.powershell_env_file(env)
+    body.decode("ascii")  # any Windows code page reads it the same
+    assert json.loads(body) == env
 
 
 def test_powershell_script_uses_the_call_operator() -> None:
@@ -138,6 +177,10 @@ def test_windows_helpers() -> None:
     assert commands.windows_join("C:\\Temp\\x\\", "run.ps1") == "C:\\Temp\\x\\run.ps1"
     assert commands.windows_kill(77) == "taskkill /F /T /PID 77"
     assert "Windows " in decode(commands.WINDOWS_PROBE)
-    assert "New-Item -ItemType Directory" in decode(commands.WINDOWS_MAKE_TEMP_DIR)
+    make_dir = decode(commands.WINDOWS_MAKE_TEMP_DIR)
+    assert "New-Item -ItemType Directory" in make_dir
+    # Owner-only before anything is put in it: inheritance cut, one rule for the current user.
+    assert "SetAccessRuleProtection($true, $false)" in make_dir
+    assert make_dir.index("SetAccessControl") < make_dir.index("Write-Output $path")
     removal = decode(commands.windows_remove_dirs(["C:\\Temp\\a b", "C:\\Temp\\c'd"]))
     assert "Remove-Item -LiteralPath 'C:\\Temp\\a b', 'C:\\Temp\\c''d' -Recurse -Force" in removal

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from shipyard.hosts.executor.streams import LineSplitter, Tail
+from shipyard.hosts.executor.streams import LineSplitter, Piece, Tail
+
+
+def feed_pieces(chunks: list[bytes], limit: int = 10) -> list[Piece]:
+    splitter = LineSplitter(max_line_bytes=limit)
+    pieces: list[Piece] = []
+    for chunk in chunks:
+        pieces += splitter.feed(chunk)
+    return pieces + splitter.flush()
 
 
 def feed_all(chunks: list[bytes], limit: int = 10) -> list[str]:
-    splitter = LineSplitter(max_line_bytes=limit)
-    lines: list[str] = []
-    for chunk in chunks:
-        lines += splitter.feed(chunk)
-    return lines + splitter.flush()
+    return [piece.text for piece in feed_pieces(chunks, limit)]
 
 
 def test_lines_across_chunks_and_crlf() -> None:
@@ -32,8 +36,8 @@ def test_long_line_arriving_in_small_chunks_stays_bounded() -> None:
     splitter = LineSplitter(max_line_bytes=8)
     out: list[str] = []
     for _ in range(100):
-        out += splitter.feed(b"abc")
-    out += splitter.flush()
+        out += [piece.text for piece in splitter.feed(b"abc")]
+    out += [piece.text for piece in splitter.flush()]
     assert "".join(out) == "abc" * 100
     assert max(len(piece) for piece in out) <= 8
 
@@ -50,3 +54,13 @@ def test_tail_keeps_the_last_characters() -> None:
     assert len(text) <= 20 and text.endswith("line 99")
     tail.add("x" * 50)
     assert tail.text() == "x" * 20
+
+
+def test_cut_pieces_say_the_line_continues() -> None:
+    pieces = feed_pieces([b"abcdefghijklmnopqrstuvwxy\nshort\n"], limit=10)
+    assert [(p.text, p.continues) for p in pieces] == [
+        ("abcdefghij", True),
+        ("klmnopqrst", True),
+        ("uvwxy", False),
+        ("short", False),
+    ]

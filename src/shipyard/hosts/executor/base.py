@@ -60,14 +60,21 @@ class HostTarget:
 
 @dataclass(frozen=True)
 class OutputLine:
-    """One line of output (without its line ending), stamped when it arrived."""
+    """One line of output (without its line ending), stamped when it arrived.
+
+    ``continues`` marks a piece of an over-long line that was cut without a line ending: the
+    next piece of the same stream carries on the same line (a secret may straddle the cut).
+    """
 
     stream: StreamName
     text: str
     timestamp: datetime
+    continues: bool = False
 
 
 OutputCallback = Callable[[OutputLine], Awaitable[None]]
+# Told the remote PID (which is also its process group) once the process has started.
+PidCallback = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -157,12 +164,14 @@ class HostConnection(ABC):
         timeout: float | None = None,
         cwd: str | None = None,
         on_output: OutputCallback | None = None,
+        on_pid: PidCallback | None = None,
     ) -> RunResult:
         """Run shell code (POSIX sh, or PowerShell on Windows) with ``args`` appended quoted.
 
         Output goes line by line to ``on_output`` as it arrives. On ``timeout`` (seconds)
         the remote process group is killed and the result has ``timed_out``. If the calling
         task is cancelled, the remote process is killed before ``CancelledError`` propagates.
+        ``on_pid`` is told the process's PID (the leader of its process group) once known.
         """
 
     @abstractmethod
@@ -175,6 +184,7 @@ class HostConnection(ABC):
         timeout: float | None = None,
         cwd: str | None = None,
         on_output: OutputCallback | None = None,
+        on_pid: PidCallback | None = None,
     ) -> RunResult:
         """Execute the file at ``path`` on the host (e.g. from :meth:`upload`), like :meth:`run`."""
 

@@ -1,13 +1,18 @@
-"""Command lines for POSIX shells and Windows PowerShell: quoting, env, cwd, the PID marker.
+"""Command lines for POSIX shells and Windows PowerShell: quoting, env files, cwd, the PID marker.
 
 Every command run over SSH first reports the PID of the shell that runs it on stderr (the
 marker line, never passed to callers). sshd starts each session in its own session and
 process group, so that PID is also the process group to kill on timeout or cancellation.
+
+Environment values never appear on a command line (asyncssh logs every command, and the
+host's process list shows it): they travel in a file of their own (:func:`posix_env_file`,
+:func:`powershell_env_file`), which the command line names and the wrapper reads and removes.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -21,13 +26,16 @@ POWERSHELL = "powershell -NoLogo -NoProfile -NonInteractive -ExecutionPolicy Byp
 _PS_SINGLE_QUOTES = ("'", "\u2018", "\u2019", "\u201a", "\u201b")
 
 
-def check_env_names(env: Mapping[str, str] | None) -> None:
-    for name in env or {}:
+def check_env(env: Mapping[str, str] | None) -> None:
+    """Refuse names a shell cannot export and values an environment cannot hold (NUL)."""
+    for name, value in (env or {}).items():
         if not ENV_NAME.match(name):
             raise ValueError(
                 f"environment variable name {name!r} is not valid "
                 "(letters, digits and underscores, not starting with a digit)"
             )
+        if "\x00" in value:
+            raise ValueError(f"environment variable {name} holds a NUL character")
 
 
 def parse_pid_marker(line: str) -> int | None:
@@ -49,24 +57,26 @@ def posix_command(
     code: str,
     *,
     args: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
+    env_file: str | None = None,
     cwd: str | None = None,
     marker: bool = True,
     exec_: bool = False,
 ) -> str:
-    """Shell code for ``sh -c``: marker, ``cd``, exports, then ``code`` with ``args`` quoted.
+    """Shell code for ``sh -c``: marker, ``cd``, the env file, then ``code`` with ``args`` quoted.
 
-    With ``exec_`` the last line replaces the shell (used for scripts, so the process
-    keeps the marker's PID).
+    ``env_file`` (from :func:`posix_env_file`) is sourced and removed at once, before the
+    command starts. With ``exec_`` the last line replaces the shell (used for scripts, so the
+    process keeps the marker's PID).
     """
-    check_env_names(env)
     lines = []
     if marker:
         lines.append(f"printf '%s %s\\n' {PID_MARKER} \"$$\" >&2")
     if cwd:
         lines.append(f"cd -- {posix_quote(cwd)} || exit 126")
-    for name, value in (env or {}).items():
-        lines.append(f"{name}={posix_quote(value)}; export {name}")
+    if env_file:
+        quoted = posix_quote(env_file)
+        lines.append(f". {quoted} || exit 126")
+        lines.append(f"rm -f -- {quoted}")
     quoted_args = " ".join(posix_quote(arg) for arg in args)
     last = f"{code} {quoted_args}" if quoted_args else code
     lines.append(f"exec {last}" if exec_ else last)
@@ -77,11 +87,20 @@ def posix_script(
     path: str,
     *,
     args: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
+    env_file: str | None = None,
     cwd: str | None = None,
     marker: bool = True,
 ) -> str:
-    return posix_command(posix_quote(path), args=args, env=env, cwd=cwd, marker=marker, exec_=True)
+    return posix_command(
+        posix_quote(path), args=args, env_file=env_file, cwd=cwd, marker=marker, exec_=True
+    )
+
+
+def posix_env_file(env: Mapping[str, str]) -> bytes:
+    """The body of an env file for ``.`` (sh): one quoted assignment and export per variable."""
+    check_env(env)
+    lines = [f"{name}={posix_quote(value)}\nexport {name}\n" for name, value in env.items()]
+    return "".join(lines).encode("utf-8", errors="surrogateescape")
 
 
 def posix_kill(pid: int, *, grace_seconds: float) -> str:
@@ -143,22 +162,39 @@ def powershell_command(
     code: str,
     *,
     args: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
+    env_file: str | None = None,
     cwd: str | None = None,
     marker: bool = True,
 ) -> str:
     """PowerShell ``code`` with ``args`` as literal arguments, as an encoded command line.
 
-    The exit code is the last native exit code, or 1 when PowerShell itself failed.
+    ``env_file`` (from :func:`powershell_env_file`) is read into the process environment and
+    removed before the command starts. The exit code is the last native exit code, or 1 when
+    PowerShell itself failed.
     """
-    check_env_names(env)
     lines = ["$ProgressPreference = 'SilentlyContinue'"]
     if marker:
         lines.append(f"[Console]::Error.WriteLine('{PID_MARKER} ' + $PID)")
     if cwd:
         lines.append(f"Set-Location -LiteralPath {powershell_quote(cwd)}")
-    for name, value in (env or {}).items():
-        lines.append(f"${{env:{name}}} = {powershell_quote(value)}")
+    if env_file:
+        lines += [
+            f"$shipyardEnvFile = {powershell_quote(env_file)}",
+            "try {",
+            "  $shipyardEnv = [IO.File]::ReadAllText($shipyardEnvFile, [Text.Encoding]::UTF8)"
+            " | ConvertFrom-Json",
+            "} catch {",
+            "  [Console]::Error.WriteLine('cannot read the environment file: ' + $_.ToString())",
+            "  exit 126",
+            "} finally {",
+            "  Remove-Item -LiteralPath $shipyardEnvFile -Force -ErrorAction SilentlyContinue",
+            "}",
+            "foreach ($shipyardVar in $shipyardEnv.PSObject.Properties) {",
+            "  [Environment]::SetEnvironmentVariable("
+            "$shipyardVar.Name, [string]$shipyardVar.Value, 'Process')",
+            "}",
+            "Remove-Variable shipyardEnv, shipyardVar, shipyardEnvFile -ErrorAction SilentlyContinue",
+        ]
     quoted_args = " ".join(powershell_quote(arg) for arg in args)
     call = f"{code} {quoted_args}" if quoted_args else code
     lines += [
@@ -181,14 +217,20 @@ def powershell_script(
     path: str,
     *,
     args: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
+    env_file: str | None = None,
     cwd: str | None = None,
     marker: bool = True,
 ) -> str:
     """Run the file at ``path`` (.ps1, .bat, .cmd, .exe) with the call operator."""
     return powershell_command(
-        f"& {powershell_quote(path)}", args=args, env=env, cwd=cwd, marker=marker
+        f"& {powershell_quote(path)}", args=args, env_file=env_file, cwd=cwd, marker=marker
     )
+
+
+def powershell_env_file(env: Mapping[str, str]) -> bytes:
+    """The body of an env file for PowerShell: a JSON object, ASCII only (any code page reads it)."""
+    check_env(env)
+    return json.dumps(dict(env), ensure_ascii=True).encode("ascii")
 
 
 def windows_kill(pid: int) -> str:
@@ -196,9 +238,18 @@ def windows_kill(pid: int) -> str:
     return f"taskkill /F /T /PID {int(pid)}"
 
 
+# The directory is made readable by its owner alone (inheritance cut, one rule for the current
+# user) before anything is put in it: env files with secret values land there.
 WINDOWS_MAKE_TEMP_DIR = encode_powershell(
     "$path = Join-Path ([IO.Path]::GetTempPath()) ('shipyard.' + [Guid]::NewGuid().ToString('N'))\n"
-    "[void](New-Item -ItemType Directory -Path $path)\n"
+    "$dir = New-Item -ItemType Directory -Path $path\n"
+    "$acl = $dir.GetAccessControl()\n"
+    "$acl.SetAccessRuleProtection($true, $false)\n"
+    "foreach ($rule in @($acl.Access)) { [void]$acl.RemoveAccessRule($rule) }\n"
+    "$acl.AddAccessRule((New-Object Security.AccessControl.FileSystemAccessRule("
+    "[Security.Principal.WindowsIdentity]::GetCurrent().User, 'FullControl', "
+    "'ContainerInherit, ObjectInherit', 'None', 'Allow')))\n"
+    "$dir.SetAccessControl($acl)\n"
     "Write-Output $path"
 )
 WINDOWS_PROBE = powershell_command(

@@ -13,10 +13,26 @@ from pathlib import Path
 
 from shipyard.hosts.executor import commands, errors
 from shipyard.hosts.executor.base import HostTarget
-from shipyard.hosts.executor.processes import ProcessConnection, StartedProcess
+from shipyard.hosts.executor.processes import (
+    EnvironmentHandoff,
+    ProcessConnection,
+    StartedProcess,
+)
 from shipyard.hosts.executor.streams import ByteReader
 
 SHELL = "/bin/sh"
+# The worker's own settings (database URL, secret keys) are no business of the scripts it runs.
+WORKER_SETTINGS_PREFIX = "SHIPYARD_"
+
+
+def child_environment(env: Mapping[str, str] | None) -> dict[str, str]:
+    """The environment of a local process: the worker's, minus its settings, plus ``env``."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.upper().startswith(WORKER_SETTINGS_PREFIX)
+    }
+    return {**inherited, **(env or {})}
 
 
 def group_running(pgid: int) -> bool:
@@ -92,19 +108,29 @@ class LocalHostConnection(ProcessConnection):
         code: str,
         *,
         args: Sequence[str],
-        env: Mapping[str, str] | None,
+        env_file: str | None,
         cwd: str | None,
         script: bool,
     ) -> str:
         if script:
-            return commands.posix_script(code, args=args, env=env, cwd=cwd, marker=False)
-        return commands.posix_command(code, args=args, env=env, cwd=cwd, marker=False)
+            return commands.posix_script(code, args=args, env_file=env_file, cwd=cwd, marker=False)
+        return commands.posix_command(code, args=args, env_file=env_file, cwd=cwd, marker=False)
 
-    async def start(self, command_line: str) -> StartedProcess:
+    async def hand_over_environment(self, env: Mapping[str, str]) -> EnvironmentHandoff:
+        # A child process of ours takes its environment directly: no file, no command line.
+        return EnvironmentHandoff(variables=dict(env))
+
+    async def discard_environment(self, handoff: EnvironmentHandoff) -> None:
+        return None
+
+    async def start(
+        self, command_line: str, *, env: Mapping[str, str] | None = None
+    ) -> StartedProcess:
         process = await asyncio.create_subprocess_exec(
             SHELL,
             "-c",
             command_line,
+            env=child_environment(env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

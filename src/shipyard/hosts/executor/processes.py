@@ -12,7 +12,13 @@ from typing import Protocol
 
 from shipyard.errors import HostError
 from shipyard.hosts.executor import commands, errors
-from shipyard.hosts.executor.base import HostConnection, OutputCallback, OutputLine, RunResult
+from shipyard.hosts.executor.base import (
+    HostConnection,
+    OutputCallback,
+    OutputLine,
+    PidCallback,
+    RunResult,
+)
 from shipyard.hosts.executor.commands import parse_pid_marker
 from shipyard.hosts.executor.streams import ByteReader, OutputPump, Tail
 
@@ -48,6 +54,22 @@ class StartedProcess(Protocol):
         """Stop waiting for the process: close its channel or kill it outright."""
 
 
+@dataclass(frozen=True)
+class EnvironmentHandoff:
+    """How a run's environment reaches the process: a file on the host, or the process's own.
+
+    ``file`` is a path the command line names (SSH: uploaded with mode 0600, read and removed
+    by the wrapper); ``variables`` go straight into the environment of a local process.
+    Values are never on a command line either way.
+    """
+
+    file: str | None = None
+    variables: Mapping[str, str] | None = None
+
+
+NO_ENVIRONMENT = EnvironmentHandoff()
+
+
 @dataclass(eq=False)
 class ActiveRun:
     pid: asyncio.Future[int]
@@ -79,15 +101,28 @@ class ProcessConnection(HostConnection):
         code: str,
         *,
         args: Sequence[str],
-        env: Mapping[str, str] | None,
+        env_file: str | None,
         cwd: str | None,
         script: bool,
     ) -> str:
         """The full command line for ``code`` (or the script at path ``code``)."""
 
     @abstractmethod
-    async def start(self, command_line: str) -> StartedProcess:
-        """Start ``command_line``; raise ``HostError`` when it cannot be started."""
+    async def hand_over_environment(self, env: Mapping[str, str]) -> EnvironmentHandoff:
+        """Put ``env`` where the next process will find it, never on its command line."""
+
+    @abstractmethod
+    async def discard_environment(self, handoff: EnvironmentHandoff) -> None:
+        """Remove what :meth:`hand_over_environment` left on the host; never raises."""
+
+    @abstractmethod
+    async def start(
+        self, command_line: str, *, env: Mapping[str, str] | None = None
+    ) -> StartedProcess:
+        """Start ``command_line`` with ``env`` added to its environment (local processes only).
+
+        Raise ``HostError`` when it cannot be started.
+        """
 
     @abstractmethod
     async def kill_group(self, pid: int) -> None:
@@ -116,9 +151,18 @@ class ProcessConnection(HostConnection):
         timeout: float | None = None,
         cwd: str | None = None,
         on_output: OutputCallback | None = None,
+        on_pid: PidCallback | None = None,
     ) -> RunResult:
-        line = self.command_line(command, args=args, env=env, cwd=cwd, script=False)
-        return await self.execute(line, timeout=timeout, on_output=on_output)
+        return await self._run(
+            command,
+            script=False,
+            args=args,
+            env=env,
+            timeout=timeout,
+            cwd=cwd,
+            on_output=on_output,
+            on_pid=on_pid,
+        )
 
     async def run_script(
         self,
@@ -129,12 +173,57 @@ class ProcessConnection(HostConnection):
         timeout: float | None = None,
         cwd: str | None = None,
         on_output: OutputCallback | None = None,
+        on_pid: PidCallback | None = None,
     ) -> RunResult:
-        line = self.command_line(path, args=args, env=env, cwd=cwd, script=True)
-        return await self.execute(line, timeout=timeout, on_output=on_output)
+        return await self._run(
+            path,
+            script=True,
+            args=args,
+            env=env,
+            timeout=timeout,
+            cwd=cwd,
+            on_output=on_output,
+            on_pid=on_pid,
+        )
+
+    async def _run(
+        self,
+        code: str,
+        *,
+        script: bool,
+        args: Sequence[str],
+        env: Mapping[str, str] | None,
+        timeout: float | None,
+        cwd: str | None,
+        on_output: OutputCallback | None,
+        on_pid: PidCallback | None,
+    ) -> RunResult:
+        """Hand the environment over (never on the command line), run, then clear it away."""
+        commands.check_env(env)
+        handoff = await self.hand_over_environment(env) if env else NO_ENVIRONMENT
+        try:
+            line = self.command_line(code, args=args, env_file=handoff.file, cwd=cwd, script=script)
+            return await self.execute(
+                line,
+                timeout=timeout,
+                on_output=on_output,
+                on_pid=on_pid,
+                env=handoff.variables,
+            )
+        finally:
+            if handoff.file is not None:
+                # The wrapper removes the file as soon as it has read it; this covers a shell
+                # that never got that far. Shielded, so a second cancellation cannot skip it
+                # (close() waits for it like for a kill in progress).
+                remover = asyncio.ensure_future(self.discard_environment(handoff))
+                self._stoppers.add(remover)
+                remover.add_done_callback(self._stoppers.discard)
+                await asyncio.shield(remover)
 
     def probe_line(self) -> str:
-        return self.command_line(commands.POSIX_PROBE, args=(), env=None, cwd=None, script=False)
+        return self.command_line(
+            commands.POSIX_PROBE, args=(), env_file=None, cwd=None, script=False
+        )
 
     async def probe_os(self, *, timeout: float) -> tuple[RunResult, str | None]:
         lines: list[str] = []
@@ -165,7 +254,13 @@ class ProcessConnection(HostConnection):
     # The run itself ------------------------------------------------------------------------
 
     async def execute(
-        self, command_line: str, *, timeout: float | None, on_output: OutputCallback | None
+        self,
+        command_line: str,
+        *,
+        timeout: float | None,
+        on_output: OutputCallback | None,
+        on_pid: PidCallback | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> RunResult:
         if self._closed:
             raise errors.host_error(
@@ -173,6 +268,10 @@ class ProcessConnection(HostConnection):
             )
         started_at = utcnow()
         active = ActiveRun(pid=asyncio.get_running_loop().create_future())
+        if on_pid is not None:
+            active.pid.add_done_callback(
+                lambda known: on_pid(known.result()) if not known.cancelled() else None
+            )
 
         def take_marker(text: str) -> bool:
             if self.uses_marker and not active.pid.done():
@@ -182,7 +281,7 @@ class ProcessConnection(HostConnection):
                     return False
             return True
 
-        process = await self.start(command_line)
+        process = await self.start(command_line, env=env)
         active.process = process
         if not self.uses_marker and process.pid is not None:
             active.pid.set_result(process.pid)

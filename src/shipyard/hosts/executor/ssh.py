@@ -7,6 +7,7 @@ import contextlib
 import errno
 import hmac
 import posixpath
+import secrets
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -17,11 +18,17 @@ import asyncssh
 from shipyard.errors import HostError
 from shipyard.hosts.executor import commands, errors
 from shipyard.hosts.executor.base import HostTarget
-from shipyard.hosts.executor.processes import ProcessConnection, StartedProcess
+from shipyard.hosts.executor.processes import (
+    EnvironmentHandoff,
+    ProcessConnection,
+    StartedProcess,
+)
 from shipyard.hosts.executor.streams import ByteReader
 
 KeyLoader = Callable[[str, str | None], Awaitable[asyncssh.SSHKey]]
 HELPER_TIMEOUT = 30.0
+# Environment files hold secret values: readable and writable by their owner alone.
+ENV_FILE_MODE = 0o600
 
 
 class TrustClient(asyncssh.SSHClient):
@@ -160,16 +167,67 @@ class SSHHostConnection(ProcessConnection):
         code: str,
         *,
         args: Sequence[str],
-        env: Mapping[str, str] | None,
+        env_file: str | None,
         cwd: str | None,
         script: bool,
     ) -> str:
         if self.platform == "windows":
             build = commands.powershell_script if script else commands.powershell_command
-            return build(code, args=args, env=env, cwd=cwd)
+            return build(code, args=args, env_file=env_file, cwd=cwd)
         if script:
-            return commands.posix_script(code, args=args, env=env, cwd=cwd)
-        return commands.posix_command(code, args=args, env=env, cwd=cwd)
+            return commands.posix_script(code, args=args, env_file=env_file, cwd=cwd)
+        return commands.posix_command(code, args=args, env_file=env_file, cwd=cwd)
+
+    async def hand_over_environment(self, env: Mapping[str, str]) -> EnvironmentHandoff:
+        """Upload ``env`` as a file only its owner can read, in a private temporary directory.
+
+        The file is created with mode 0600 in the one SFTP open (exclusive create), never
+        widened afterwards; the directory is ours (0700, or an owner-only ACL on Windows).
+        """
+        if self.platform == "windows":
+            body = commands.powershell_env_file(env)
+            suffix = ".json"
+        else:
+            body = commands.posix_env_file(env)
+            suffix = ".sh"
+        directory = self._temp_dirs[0] if self._temp_dirs else await self.make_temp_dir()
+        name = f".env-{secrets.token_hex(8)}{suffix}"
+        remote, sftp_path = self._remote_path(directory, name)
+        sftp = await self._sftp_client()
+        try:
+            attrs = asyncssh.SFTPAttrs(permissions=ENV_FILE_MODE)
+            async with asyncio.timeout(HELPER_TIMEOUT):
+                async with sftp.open(sftp_path, "xb", attrs) as handle:
+                    await handle.write(body)
+        except (asyncssh.SFTPError, OSError, TimeoutError) as exc:
+            with contextlib.suppress(asyncssh.SFTPError, OSError, TimeoutError):
+                async with asyncio.timeout(HELPER_TIMEOUT):
+                    await sftp.remove(sftp_path)
+            raise errors.host_error(
+                errors.FILE_TRANSFER_FAILED,
+                f"cannot upload the environment file to {directory}: {exc}",
+                host=self.target.label,
+            ) from exc
+        return EnvironmentHandoff(file=remote)
+
+    async def discard_environment(self, handoff: EnvironmentHandoff) -> None:
+        if handoff.file is None or self._sftp is None:
+            return
+        sftp_path = (
+            commands.windows_sftp_path(handoff.file) if self.platform == "windows" else handoff.file
+        )
+        # Already gone when the wrapper read it; what is left is removed with the temp dir.
+        with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
+            async with asyncio.timeout(HELPER_TIMEOUT):
+                await self._sftp.remove(sftp_path)
+
+    def _remote_path(self, directory: str, name: str) -> tuple[str, str]:
+        """(path as the host's shell names it, path as SFTP names it)."""
+        if self.platform == "windows":
+            remote = commands.windows_join(directory, name)
+            return remote, commands.windows_sftp_path(remote)
+        remote = posixpath.join(directory, name)
+        return remote, remote
 
     def shell_not_found(self, exit_status: int | None, first_line: str | None) -> HostError:
         if self.platform == "windows":
@@ -186,7 +244,12 @@ class SSHHostConnection(ProcessConnection):
             return commands.WINDOWS_PROBE
         return super().probe_line()
 
-    async def start(self, command_line: str) -> StartedProcess:
+    async def start(
+        self, command_line: str, *, env: Mapping[str, str] | None = None
+    ) -> StartedProcess:
+        # Environment values reach SSH processes through hand_over_environment's file only:
+        # asyncssh's own env= would send them in clear to sshd's log and AcceptEnv rules.
+        assert not env, "SSH processes get their environment from an env file"
         try:
             process = await self._connection.create_process(command_line, encoding=None)
         except (asyncssh.Error, OSError) as exc:
@@ -257,11 +320,7 @@ class SSHHostConnection(ProcessConnection):
             if isinstance(source, bytes):
                 raise ValueError("name is required when uploading bytes")
             name = Path(source).name
-        if self.platform == "windows":
-            remote = commands.windows_join(directory, name)
-            sftp_path = commands.windows_sftp_path(remote)
-        else:
-            remote = sftp_path = posixpath.join(directory, name)
+        remote, sftp_path = self._remote_path(directory, name)
         sftp = await self._sftp_client()
         try:
             if isinstance(source, bytes):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from shipyard.hosts.executor.base import OutputCallback, OutputLine, StreamName
 
@@ -32,6 +32,13 @@ def _safe_cut(data: bytes, limit: int) -> int:
     return cut if cut > 0 else limit
 
 
+class Piece(NamedTuple):
+    """A complete line, or (``continues``) a cut piece of a line longer than the limit."""
+
+    text: str
+    continues: bool = False
+
+
 class LineSplitter:
     """Accumulates bytes and yields complete lines, decoded with replacement characters."""
 
@@ -39,30 +46,30 @@ class LineSplitter:
         self._rest = b""
         self._max = max_line_bytes
 
-    def _pieces(self, raw: bytes, lines: list[str]) -> bytes:
+    def _pieces(self, raw: bytes, pieces: list[Piece]) -> bytes:
         """Append ``raw`` cut into pieces of at most the limit; return what is left over."""
         while len(raw) > self._max:
             cut = _safe_cut(raw, self._max)
-            lines.append(_decode(raw[:cut]))
+            pieces.append(Piece(_decode(raw[:cut]), continues=True))
             raw = raw[cut:]
         return raw
 
-    def feed(self, data: bytes) -> list[str]:
+    def feed(self, data: bytes) -> list[Piece]:
         if self._rest:
             data = self._rest + data
         parts = data.split(b"\n")
         rest = parts.pop()
-        lines: list[str] = []
+        pieces: list[Piece] = []
         for raw in parts:
-            lines.append(_decode(self._pieces(raw.removesuffix(b"\r"), lines)))
-        self._rest = self._pieces(rest, lines)
-        return lines
+            pieces.append(Piece(_decode(self._pieces(raw.removesuffix(b"\r"), pieces))))
+        self._rest = self._pieces(rest, pieces)
+        return pieces
 
-    def flush(self) -> list[str]:
+    def flush(self) -> list[Piece]:
         if not self._rest:
             return []
         raw, self._rest = self._rest, b""
-        return [_decode(raw.removesuffix(b"\r"))]
+        return [Piece(_decode(raw.removesuffix(b"\r")))]
 
 
 class Tail:
@@ -107,7 +114,8 @@ class OutputPump:
         self._filter = line_filter
         self._splitter = LineSplitter()
 
-    async def _emit(self, text: str) -> None:
+    async def _emit(self, piece: Piece) -> None:
+        text = piece.text
         if self._filter is not None and not self._filter(text):
             return
         self.lines += 1
@@ -115,14 +123,16 @@ class OutputPump:
             self.first_lines.append(text)
         self._tail.add(text)
         if self._on_output is not None:
-            await self._on_output(OutputLine(self.stream, text, datetime.now(UTC)))
+            await self._on_output(
+                OutputLine(self.stream, text, datetime.now(UTC), continues=piece.continues)
+            )
 
     async def run(self, reader: ByteReader) -> None:
         while True:
             chunk = await reader.read(READ_CHUNK)
             if not chunk:
                 break
-            for line in self._splitter.feed(chunk):
-                await self._emit(line)
-        for line in self._splitter.flush():
-            await self._emit(line)
+            for piece in self._splitter.feed(chunk):
+                await self._emit(piece)
+        for piece in self._splitter.flush():
+            await self._emit(piece)
