@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
 
-from shipyard.cicd.models import DeploymentCicdMapping
-from shipyard.cicd.steps import run_step
-from shipyard.config import Settings
-from shipyard.db import Database
 from shipyard.git.models import GitProvider
+from tests.builders.cicd import CiBuilder
 from tests.fakes.circleci import FakeCircleCI, PipelineScript, WorkflowSpec
 from tests.fakes.github_actions import FakeGitHubActions, JobSpec, RunScript
 from tests.fixtures.cicd import (
@@ -22,81 +17,28 @@ from tests.fixtures.cicd import (
     DEPLOY_WORKFLOW,
     EmitRecorder,
     circleci_body,
-    create_provider,
     github_body,
-    new_step,
-    sync_jobs,
 )
-from tests.support.api import Account
-
-
-async def _mapping(db: Database, account: Account, mapping_id: UUID) -> DeploymentCicdMapping:
-    async with db.session(tenant_id=UUID(account.tenant_id)) as session:
-        mapping = await session.get(DeploymentCicdMapping, mapping_id)
-        assert mapping is not None
-        return mapping
-
-
-async def _run(
-    db: Database,
-    settings: Settings,
-    account: Account,
-    mapping_id: UUID,
-    emit: Any,
-    should_cancel: Any = lambda: False,
-) -> str:
-    return await asyncio.wait_for(
-        run_step(
-            db=db,
-            settings=settings,
-            mapping_id=mapping_id,
-            tenant_id=UUID(account.tenant_id),
-            emit=emit,
-            should_cancel=should_cancel,
-        ),
-        timeout=30,
-    )
-
-
-async def _github_job(
-    client: httpx.AsyncClient,
-    db: Database,
-    settings: Settings,
-    admin: Account,
-    fake: FakeGitHubActions,
-    body: dict[str, Any] | None = None,
-) -> str:
-    provider = await create_provider(client, admin, body or github_body(fake))
-    jobs = await sync_jobs(db, settings, admin, provider["id"])
-    job_id: str = jobs[0]["id"]
-    return job_id
 
 
 async def test_github_dispatch_is_followed_to_a_successful_run(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    github_fake: FakeGitHubActions,
-    caplog: pytest.LogCaptureFixture,
+    ci: CiBuilder, github_fake: FakeGitHubActions, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     workflow = github_fake.add_workflow(
         "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
     )
     workflow.visible_after_lists = 2  # GitHub lists a new run only after a moment
-    job_id = await _github_job(client, db, cicd_settings, admin, github_fake)
-    mapping_id = await new_step(
-        db, admin.tenant_id, job_id, {"environment": "production", "dry_run": True}
-    )
+    job_id = await ci.job(github_body(github_fake))
+    mapping_id = await ci.step(job_id, {"environment": "production", "dry_run": True})
     emit = EmitRecorder()
 
-    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "success"
+    assert await ci.run(mapping_id, emit) == "success"
 
     run = github_fake.repos["acme/api"].runs[0]
     assert run.inputs == {"environment": "production", "dry_run": "true", "version": "latest"}
     assert run.ref == "main"  # the repository's default branch
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert mapping.build_number == "1"
     assert mapping.build_url == f"{github_fake.url}/acme/api/actions/runs/{run.id}"
     assert mapping.status == "success"
@@ -116,11 +58,7 @@ async def test_github_dispatch_is_followed_to_a_successful_run(
 
 
 async def test_github_failed_run_fails_the_step(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    github_fake: FakeGitHubActions,
+    ci: CiBuilder, github_fake: FakeGitHubActions
 ) -> None:
     github_fake.add_workflow(
         "acme/api",
@@ -137,25 +75,19 @@ async def test_github_failed_run_fails_the_step(
             ]
         ),
     )
-    job_id = await _github_job(client, db, cicd_settings, admin, github_fake)
-    mapping_id = await new_step(db, admin.tenant_id, job_id, {"environment": "staging"})
+    job_id = await ci.job(github_body(github_fake))
+    mapping_id = await ci.step(job_id, {"environment": "staging"})
     emit = EmitRecorder()
 
-    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "failed"
+    assert await ci.run(mapping_id, emit) == "failed"
 
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert "conclusion: failure" in (mapping.error or "")
     assert "-- test: step 'Run tests' failure" in emit.text("INFO")
     assert "3 passed, 1 failed" in emit.text("INFO")
 
 
-async def test_github_cancel_cancels_the_run(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    github_fake: FakeGitHubActions,
-) -> None:
+async def test_github_cancel_cancels_the_run(ci: CiBuilder, github_fake: FakeGitHubActions) -> None:
     github_fake.add_workflow(
         "acme/api",
         ".github/workflows/deploy.yml",
@@ -165,12 +97,12 @@ async def test_github_cancel_cancels_the_run(
             jobs=[JobSpec("deploy", [("Long step", "success")])], hold=True
         ),
     )
-    job_id = await _github_job(client, db, cicd_settings, admin, github_fake)
-    mapping_id = await new_step(db, admin.tenant_id, job_id, {"environment": "staging"})
+    job_id = await ci.job(github_body(github_fake))
+    mapping_id = await ci.step(job_id, {"environment": "staging"})
     emit = EmitRecorder()
 
-    status = await _run(
-        db, cicd_settings, admin, mapping_id, emit, lambda: "== job deploy started" in emit.text()
+    status = await ci.run(
+        mapping_id, emit, should_cancel=lambda: "== job deploy started" in emit.text()
     )
 
     assert status == "cancelled"
@@ -180,45 +112,37 @@ async def test_github_cancel_cancels_the_run(
 
 
 async def test_github_steps_of_the_same_workflow_each_follow_their_own_run(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    github_fake: FakeGitHubActions,
+    ci: CiBuilder, github_fake: FakeGitHubActions
 ) -> None:
     github_fake.add_workflow(
         "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
     )
-    job_id = await _github_job(client, db, cicd_settings, admin, github_fake)
-    first = await new_step(db, admin.tenant_id, job_id, {"environment": "staging"})
-    second = await new_step(db, admin.tenant_id, job_id, {"environment": "production"})
+    job_id = await ci.job(github_body(github_fake))
+    first = await ci.step(job_id, {"environment": "staging"})
+    second = await ci.step(job_id, {"environment": "production"})
 
     results = await asyncio.gather(
-        _run(db, cicd_settings, admin, first, EmitRecorder()),
-        _run(db, cicd_settings, admin, second, EmitRecorder()),
+        ci.run(first),
+        ci.run(second),
     )
 
     assert list(results) == ["success", "success"]
     followed = {
-        (await _mapping(db, admin, first)).tracking["run_id"],
-        (await _mapping(db, admin, second)).tracking["run_id"],
+        (await ci.mapping(first)).tracking["run_id"],
+        (await ci.mapping(second)).tracking["run_id"],
     }
     assert followed == {run.id for run in github_fake.repos["acme/api"].runs}
 
 
 async def test_github_token_of_a_linked_git_provider_is_used_and_its_loss_fails_the_step(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    github_fake: FakeGitHubActions,
+    ci: CiBuilder, github_fake: FakeGitHubActions
 ) -> None:
     github_fake.add_workflow(
         "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
     )
-    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
+    async with ci.db.session(tenant_id=UUID(ci.admin.tenant_id)) as session:
         git = GitProvider(
-            tenant_id=UUID(admin.tenant_id),
+            tenant_id=UUID(ci.admin.tenant_id),
             type="github",
             name="GitHub",
             access_token=github_fake.token,
@@ -228,57 +152,47 @@ async def test_github_token_of_a_linked_git_provider_is_used_and_its_loss_fails_
         git_id = git.id
     body = github_body(github_fake)
     body["config"] = {"repository": "acme/api", "git_provider_id": str(git_id)}
-    provider = await create_provider(client, admin, body)
+    provider = await ci.provider(body)
     assert provider["config"] == {
         "repository": "acme/api",
         "git_provider_id": str(git_id),
         "has_token": False,
     }
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
-    mapping_id = await new_step(db, admin.tenant_id, jobs[0]["id"], {"environment": "staging"})
-    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "success"
+    jobs = await ci.jobs(provider)
+    mapping_id = await ci.step(jobs[0]["id"], {"environment": "staging"})
+    assert await ci.run(mapping_id) == "success"
 
-    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
+    async with ci.db.session(tenant_id=UUID(ci.admin.tenant_id)) as session:
         await session.delete(await session.get(GitProvider, git_id))
-    again = await new_step(db, admin.tenant_id, jobs[0]["id"], {"environment": "staging"})
-    assert await _run(db, cicd_settings, admin, again, EmitRecorder()) == "failed"
-    assert "linked to 'GitHub Actions' was deleted" in (
-        (await _mapping(db, admin, again)).error or ""
-    )
+    again = await ci.step(jobs[0]["id"], {"environment": "staging"})
+    assert await ci.run(again) == "failed"
+    assert "linked to 'GitHub Actions' was deleted" in await ci.error(again)
 
 
 async def test_github_revoked_token_fails_the_step_with_githubs_message(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    github_fake: FakeGitHubActions,
+    ci: CiBuilder, github_fake: FakeGitHubActions
 ) -> None:
     github_fake.add_workflow(
         "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
     )
-    job_id = await _github_job(client, db, cicd_settings, admin, github_fake)
-    mapping_id = await new_step(db, admin.tenant_id, job_id, {"environment": "staging"})
+    job_id = await ci.job(github_body(github_fake))
+    mapping_id = await ci.step(job_id, {"environment": "staging"})
     github_fake.revoke()
 
-    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "failed"
+    assert await ci.run(mapping_id) == "failed"
 
-    error = (await _mapping(db, admin, mapping_id)).error or ""
+    error = await ci.error(mapping_id)
     assert "GitHub Actions refused the token (HTTP 401): Bad credentials" in error
 
 
 async def test_github_rate_limit_is_waited_out(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    github_fake: FakeGitHubActions,
+    ci: CiBuilder, github_fake: FakeGitHubActions
 ) -> None:
     github_fake.add_workflow(
         "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
     )
-    job_id = await _github_job(client, db, cicd_settings, admin, github_fake)
-    mapping_id = await new_step(db, admin.tenant_id, job_id, {"environment": "staging"})
+    job_id = await ci.job(github_body(github_fake))
+    mapping_id = await ci.step(job_id, {"environment": "staging"})
     github_fake.fail_next(
         1,
         status=403,
@@ -287,27 +201,20 @@ async def test_github_rate_limit_is_waited_out(
         path_contains="/dispatches",
     )
 
-    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "success"
+    assert await ci.run(mapping_id) == "success"
     assert len(github_fake.seen("POST", "/dispatches")) == 2
     assert len(github_fake.repos["acme/api"].runs) == 1
 
 
 async def test_circleci_pipeline_runs_to_success_with_workflow_progress(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    circleci_fake: FakeCircleCI,
+    ci: CiBuilder, circleci_fake: FakeCircleCI
 ) -> None:
     circleci_fake.add_project("gh/acme/api", config=CIRCLE_CONFIG, queue_ticks=2)
-    provider = await create_provider(client, admin, circleci_body(circleci_fake))
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
-    mapping_id = await new_step(
-        db, admin.tenant_id, jobs[0]["id"], {"target": "production", "replicas": "3"}
-    )
+    job_id = await ci.job(circleci_body(circleci_fake))
+    mapping_id = await ci.step(job_id, {"target": "production", "replicas": "3"})
     emit = EmitRecorder()
 
-    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "success"
+    assert await ci.run(mapping_id, emit) == "success"
 
     pipeline = circleci_fake.projects["gh/acme/api"].pipelines[-1]
     assert pipeline.parameters == {
@@ -317,7 +224,7 @@ async def test_circleci_pipeline_runs_to_success_with_workflow_progress(
         "release_notes": "",
     }
     assert pipeline.branch == "main"
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert mapping.build_number == str(pipeline.number)
     assert mapping.build_url == f"{circleci_fake.url}/pipelines/gh/acme/api/{pipeline.number}"
     console = emit.text("INFO")
@@ -328,11 +235,7 @@ async def test_circleci_pipeline_runs_to_success_with_workflow_progress(
 
 
 async def test_circleci_failed_workflow_fails_the_step(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    circleci_fake: FakeCircleCI,
+    ci: CiBuilder, circleci_fake: FakeCircleCI
 ) -> None:
     circleci_fake.add_project(
         "gh/acme/api",
@@ -343,45 +246,35 @@ async def test_circleci_failed_workflow_fails_the_step(
             ]
         ),
     )
-    provider = await create_provider(client, admin, circleci_body(circleci_fake))
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
-    mapping_id = await new_step(db, admin.tenant_id, jobs[0]["id"])
+    job_id = await ci.job(circleci_body(circleci_fake))
+    mapping_id = await ci.step(job_id)
     emit = EmitRecorder()
 
-    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "failed"
+    assert await ci.run(mapping_id, emit) == "failed"
 
-    assert "build-and-deploy: failed" in ((await _mapping(db, admin, mapping_id)).error or "")
+    assert "build-and-deploy: failed" in (await ci.error(mapping_id))
     assert "-- job deploy: not_run" in emit.text("INFO")
 
 
 async def test_circleci_errored_pipeline_fails_with_circlecis_errors(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    circleci_fake: FakeCircleCI,
+    ci: CiBuilder, circleci_fake: FakeCircleCI
 ) -> None:
     circleci_fake.add_project("gh/acme/api", config=CIRCLE_CONFIG)
-    provider = await create_provider(client, admin, circleci_body(circleci_fake))
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
-    mapping_id = await new_step(db, admin.tenant_id, jobs[0]["id"])
+    job_id = await ci.job(circleci_body(circleci_fake))
+    mapping_id = await ci.step(job_id)
     # The config changed upstream since the last sync: it no longer accepts `replicas`.
     circleci_fake.projects[
         "gh/acme/api"
     ].config = "version: 2.1\nparameters:\n  target:\n    type: string\n    default: x\n"
 
-    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "failed"
+    assert await ci.run(mapping_id) == "failed"
 
-    error = (await _mapping(db, admin, mapping_id)).error or ""
+    error = await ci.error(mapping_id)
     assert "the pipeline errored: Unexpected argument(s):" in error
 
 
 async def test_circleci_cancel_cancels_running_workflows(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    circleci_fake: FakeCircleCI,
+    ci: CiBuilder, circleci_fake: FakeCircleCI
 ) -> None:
     circleci_fake.add_project(
         "gh/acme/api",
@@ -390,18 +283,12 @@ async def test_circleci_cancel_cancels_running_workflows(
             workflows=[WorkflowSpec("deploy", [("deploy", "success")])], hold=True
         ),
     )
-    provider = await create_provider(client, admin, circleci_body(circleci_fake))
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
-    mapping_id = await new_step(db, admin.tenant_id, jobs[0]["id"])
+    job_id = await ci.job(circleci_body(circleci_fake))
+    mapping_id = await ci.step(job_id)
     emit = EmitRecorder()
 
-    status = await _run(
-        db,
-        cicd_settings,
-        admin,
-        mapping_id,
-        emit,
-        lambda: "== workflow deploy: running" in emit.text(),
+    status = await ci.run(
+        mapping_id, emit, should_cancel=lambda: "== workflow deploy: running" in emit.text()
     )
 
     assert status == "cancelled"
@@ -411,21 +298,16 @@ async def test_circleci_cancel_cancels_running_workflows(
 
 
 async def test_circleci_stuck_pipeline_times_out(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    circleci_fake: FakeCircleCI,
+    ci: CiBuilder, circleci_fake: FakeCircleCI
 ) -> None:
     circleci_fake.add_project("gh/acme/api", config=CIRCLE_CONFIG, queue_ticks=10**9)
-    provider = await create_provider(client, admin, circleci_body(circleci_fake))
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
-    mapping_id = await new_step(db, admin.tenant_id, jobs[0]["id"])
-    settings = cicd_settings.model_copy(update={"cicd_queue_timeout_seconds": 0.3})
+    job_id = await ci.job(circleci_body(circleci_fake))
+    mapping_id = await ci.step(job_id)
+    settings = ci.settings.model_copy(update={"cicd_queue_timeout_seconds": 0.3})
 
-    assert await _run(db, settings, admin, mapping_id, EmitRecorder()) == "failed"
+    assert await ci.run(mapping_id, settings=settings) == "failed"
 
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert "did not leave the CircleCI queue within 0.3 s (pipeline is created)" in (
         mapping.error or ""
     )
@@ -433,24 +315,20 @@ async def test_circleci_stuck_pipeline_times_out(
 
 
 async def test_github_refusing_the_dispatch_fails_the_step_with_githubs_message(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    github_fake: FakeGitHubActions,
+    ci: CiBuilder, github_fake: FakeGitHubActions
 ) -> None:
     workflow = github_fake.add_workflow(
         "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
     )
-    job_id = await _github_job(client, db, cicd_settings, admin, github_fake)
-    mapping_id = await new_step(db, admin.tenant_id, job_id, {"environment": "staging"})
+    job_id = await ci.job(github_body(github_fake))
+    mapping_id = await ci.step(job_id, {"environment": "staging"})
     # The workflow dropped its `version` input after the last sync.
     workflow.content = DEPLOY_WORKFLOW.replace(
         "      version:\n        type: string\n        default: latest\n", ""
     )
 
-    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "failed"
+    assert await ci.run(mapping_id) == "failed"
 
-    error = (await _mapping(db, admin, mapping_id)).error or ""
+    error = await ci.error(mapping_id)
     assert error == "GitHub Actions answered HTTP 422: Unexpected inputs provided: ['version']"
     assert github_fake.repos["acme/api"].runs == []

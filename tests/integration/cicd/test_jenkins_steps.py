@@ -4,78 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
-from uuid import UUID
+from typing import cast
 
-import httpx
 import pytest
 
-from shipyard.cicd.models import DeploymentCicdMapping
-from shipyard.cicd.steps import run_step
-from shipyard.config import Settings
-from shipyard.db import Database
+from tests.builders.cicd import CiBuilder
 from tests.fakes.jenkins import FakeJenkins, Job, Param, Script
-from tests.fixtures.cicd import (
-    EmitRecorder,
-    create_provider,
-    jenkins_body,
-    new_step,
-    sync_jobs,
-)
-from tests.support.api import Account
+from tests.fixtures.cicd import EmitRecorder, jenkins_body
 
 DEPLOY = "team/app/deploy"
 
 
-async def _mapping(db: Database, account: Account, mapping_id: UUID) -> DeploymentCicdMapping:
-    async with db.session(tenant_id=UUID(account.tenant_id)) as session:
-        mapping = await session.get(DeploymentCicdMapping, mapping_id)
-        assert mapping is not None
-        return mapping
-
-
-async def _job(
-    client: httpx.AsyncClient,
-    db: Database,
-    settings: Settings,
-    admin: Account,
-    fake: FakeJenkins,
-    path: str = DEPLOY,
-) -> str:
-    provider = await create_provider(client, admin, jenkins_body(fake))
-    jobs = await sync_jobs(db, settings, admin, provider["id"])
-    job_id: str = next(job["id"] for job in jobs if job["path"] == path)
-    return job_id
-
-
-async def _run(
-    db: Database,
-    settings: Settings,
-    admin: Account,
-    mapping_id: UUID,
-    emit: Callable[[str, str], Awaitable[None]],
-    should_cancel: Any = lambda: False,
-) -> str:
-    return await asyncio.wait_for(
-        run_step(
-            db=db,
-            settings=settings,
-            mapping_id=mapping_id,
-            tenant_id=UUID(admin.tenant_id),
-            emit=emit,
-            should_cancel=should_cancel,
-        ),
-        timeout=30,
-    )
-
-
 async def test_parameterised_build_runs_to_success_with_its_console_in_order(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job(
         DEPLOY,
@@ -86,15 +27,15 @@ async def test_parameterised_build_runs_to_success_with_its_console_in_order(
         ],
         queue_polls=2,
     )
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
-    mapping_id = await new_step(db, admin.tenant_id, job_id, {"ENV": "production", "DRY_RUN": True})
+    job_id = await ci.job(jenkins_body(jenkins_fake), path=DEPLOY)
+    mapping_id = await ci.step(job_id, {"ENV": "production", "DRY_RUN": True})
     emit = EmitRecorder()
     # Each console line is recorded with whether Jenkins still reported the build running.
     job = jenkins_fake.find(DEPLOY)
     assert isinstance(job, Job)
     emit.observe = lambda: bool(job.builds) and job.builds[0].building
 
-    status = await _run(db, cicd_settings, admin, mapping_id, emit)
+    status = await ci.run(mapping_id, emit)
 
     assert status == "success"
     build = jenkins_fake.build(DEPLOY, 1)
@@ -113,7 +54,7 @@ async def test_parameterised_build_runs_to_success_with_its_console_in_order(
     states = dict(zip([line for _, line in emit.lines], emit.observed, strict=True))
     assert states["Started by user admin"] is True
     assert states["Finished: SUCCESS"] is False
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert mapping.status == "success"
     assert mapping.build_number == "1"
     assert mapping.build_url == f"{jenkins_fake.url}/job/team/job/app/job/deploy/1/"
@@ -126,11 +67,7 @@ async def test_parameterised_build_runs_to_success_with_its_console_in_order(
 
 
 async def test_failed_build_fails_the_step_with_the_result(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job(
         "smoke",
@@ -139,16 +76,16 @@ async def test_failed_build_fails_the_step_with_the_result(
             result="FAILURE",
         ),
     )
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="smoke")
-    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    job_id = await ci.job(jenkins_body(jenkins_fake), path="smoke")
+    mapping_id = await ci.step(job_id)
     emit = EmitRecorder()
 
-    status = await _run(db, cicd_settings, admin, mapping_id, emit)
+    status = await ci.run(mapping_id, emit)
 
     assert status == "failed"
     assert "test_login FAILED" in emit.text("INFO")
     assert any("FAILURE" in line for line in emit.text("ERROR"))
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert mapping.status == "failed"
     assert mapping.build_number == "1"
     assert "FAILURE" in (mapping.error or "")
@@ -157,22 +94,18 @@ async def test_failed_build_fails_the_step_with_the_result(
 
 
 async def test_console_is_read_progressively_from_the_text_size_offset(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     # A line split across two reads is emitted once, whole.
     jenkins_fake.add_job(
         "chatty",
         script=lambda params: Script(chunks=["one\ntw", "o\nthree\n", "four"]),
     )
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="chatty")
-    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    job_id = await ci.job(jenkins_body(jenkins_fake), path="chatty")
+    mapping_id = await ci.step(job_id)
     emit = EmitRecorder()
 
-    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "success"
+    assert await ci.run(mapping_id, emit) == "success"
 
     console = [
         line for line in emit.text("INFO") if line in {"one", "two", "three", "four", "tw", "o"}
@@ -184,27 +117,20 @@ async def test_console_is_read_progressively_from_the_text_size_offset(
 
 
 async def test_password_parameter_is_stored_encrypted_and_masked_in_the_console(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
-    caplog: pytest.LogCaptureFixture,
+    ci: CiBuilder, jenkins_fake: FakeJenkins, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     jenkins_fake.add_job(
         DEPLOY,
         params=[Param("DB_PASSWORD", "password", default="default-secret"), Param("ENV", "string")],
     )
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
-    mapping_id = await new_step(
-        db, admin.tenant_id, job_id, {"DB_PASSWORD": "s3cr3t-value-42", "ENV": "prod"}
-    )
-    mapping = await _mapping(db, admin, mapping_id)
+    job_id = await ci.job(jenkins_body(jenkins_fake), path=DEPLOY)
+    mapping_id = await ci.step(job_id, {"DB_PASSWORD": "s3cr3t-value-42", "ENV": "prod"})
+    mapping = await ci.mapping(mapping_id)
     assert "s3cr3t-value-42" not in str(mapping.parameters)
     emit = EmitRecorder()
 
-    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "success"
+    assert await ci.run(mapping_id, emit) == "success"
 
     assert jenkins_fake.build(DEPLOY, 1).params["DB_PASSWORD"] == "s3cr3t-value-42"
     every_line = "\n".join(line for _, line in emit.lines)
@@ -216,22 +142,18 @@ async def test_password_parameter_is_stored_encrypted_and_masked_in_the_console(
 
 
 async def test_build_stuck_in_the_queue_times_out_with_the_reason_and_is_cancelled(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job("stuck", queue_polls=None)
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="stuck")
-    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    job_id = await ci.job(jenkins_body(jenkins_fake), path="stuck")
+    mapping_id = await ci.step(job_id)
     emit = EmitRecorder()
-    settings = cicd_settings.model_copy(update={"cicd_queue_timeout_seconds": 0.5})
+    settings = ci.settings.model_copy(update={"cicd_queue_timeout_seconds": 0.5})
 
-    status = await _run(db, settings, admin, mapping_id, emit)
+    status = await ci.run(mapping_id, emit, settings=settings)
 
     assert status == "failed"
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert mapping.build_number is None
     assert "did not leave the Jenkins queue within 0.5 s" in (mapping.error or "")
     assert "Waiting for next available executor" in (mapping.error or "")
@@ -240,15 +162,11 @@ async def test_build_stuck_in_the_queue_times_out_with_the_reason_and_is_cancell
 
 
 async def test_credentials_revoked_mid_run_fail_the_step_with_jenkins_reason(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job("long", script=lambda params: Script(chunks=["working\n"], hold=True))
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="long")
-    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    job_id = await ci.job(jenkins_body(jenkins_fake), path="long")
+    mapping_id = await ci.step(job_id)
     emit = EmitRecorder()
 
     def revoke_once_running() -> bool:
@@ -256,66 +174,57 @@ async def test_credentials_revoked_mid_run_fail_the_step_with_jenkins_reason(
             jenkins_fake.revoke()
         return False
 
-    status = await _run(db, cicd_settings, admin, mapping_id, emit, revoke_once_running)
+    status = await ci.run(mapping_id, emit, should_cancel=revoke_once_running)
 
     assert status == "failed"
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert "refused the token (HTTP 401)" in (mapping.error or "")
     assert "Invalid password/token for user: admin" in (mapping.error or "")
     assert mapping.build_number == "1"
 
 
 async def test_provider_deleted_mid_run_fails_the_step(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job("long", script=lambda params: Script(chunks=["working\n"], hold=True))
-    provider = await create_provider(client, admin, jenkins_body(jenkins_fake))
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
-    mapping_id = await new_step(db, admin.tenant_id, jobs[0]["id"])
+    provider = await ci.provider(jenkins_body(jenkins_fake))
+    mapping_id = await ci.step((await ci.jobs(provider))[0]["id"])
     emit = EmitRecorder()
     deleted: list[int] = []
 
     async def delete_when_running() -> None:
         for _ in range(500):
             if "working" in emit.text("INFO"):
-                response = await client.delete(
-                    f"/api/v1/cicd-providers/{provider['id']}", headers=admin.headers
+                response = await ci.client.delete(
+                    f"/api/v1/cicd-providers/{provider['id']}", headers=ci.admin.headers
                 )
                 deleted.append(response.status_code)
                 return
             await asyncio.sleep(0.01)
 
     deleter = asyncio.create_task(delete_when_running())
-    status = await _run(db, cicd_settings, admin, mapping_id, emit)
+    status = await ci.run(mapping_id, emit)
     await deleter
 
     assert deleted == [204]
     assert status == "failed"
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert mapping.error == "the CI/CD provider was deleted while the step was running"
     assert mapping.cicd_job_id is None  # the job went with its provider; the record stays
 
 
 async def test_jenkins_5xx_and_429_are_retried_until_it_recovers(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job(DEPLOY)
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
-    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    job_id = await ci.job(jenkins_body(jenkins_fake), path=DEPLOY)
+    mapping_id = await ci.step(job_id)
     jenkins_fake.fail_next(2, status=502, body="Bad Gateway", path_contains="/build")
     jenkins_fake.fail_next(1, status=429, headers={"Retry-After": "0"}, path_contains="/api/json")
     jenkins_fake.fail_next(2, status=503, path_contains="progressiveText")
     emit = EmitRecorder()
 
-    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "success"
+    assert await ci.run(mapping_id, emit) == "success"
 
     assert len(jenkins_fake.seen("POST", "/build")) == 3
     assert len(jenkins_fake.queue) == 1  # retried only what Jenkins did not act on
@@ -323,70 +232,49 @@ async def test_jenkins_5xx_and_429_are_retried_until_it_recovers(
 
 
 async def test_a_provider_down_for_longer_than_the_retry_budget_fails_the_step(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job(DEPLOY)
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
-    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    job_id = await ci.job(jenkins_body(jenkins_fake), path=DEPLOY)
+    mapping_id = await ci.step(job_id)
     jenkins_fake.fail_next(1000, status=503, body="Jenkins is restarting")
-    settings = cicd_settings.model_copy(update={"cicd_retry_seconds": 0.6})
+    settings = ci.settings.model_copy(update={"cicd_retry_seconds": 0.6})
 
-    status = await _run(db, settings, admin, mapping_id, EmitRecorder())
+    status = await ci.run(mapping_id, settings=settings)
 
     assert status == "failed"
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert "HTTP 503" in (mapping.error or "")
     assert "Jenkins is restarting" in (mapping.error or "")
     assert "gave up after" in (mapping.error or "")
 
 
-async def test_cancel_aborts_the_running_build(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
-) -> None:
+async def test_cancel_aborts_the_running_build(ci: CiBuilder, jenkins_fake: FakeJenkins) -> None:
     jenkins_fake.add_job("long", script=lambda params: Script(chunks=["working\n"], hold=True))
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="long")
-    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    job_id = await ci.job(jenkins_body(jenkins_fake), path="long")
+    mapping_id = await ci.step(job_id)
     emit = EmitRecorder()
 
-    status = await _run(
-        db, cicd_settings, admin, mapping_id, emit, lambda: "working" in emit.text("INFO")
-    )
+    status = await ci.run(mapping_id, emit, should_cancel=lambda: "working" in emit.text("INFO"))
 
     assert status == "cancelled"
     assert jenkins_fake.seen("POST", "/job/long/1/stop")
     assert jenkins_fake.build("long", 1).result == "ABORTED"
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert mapping.status == "cancelled"
     assert mapping.completed_at is not None
 
 
 async def test_cancel_while_queued_removes_the_queue_item(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job("stuck", queue_polls=None)
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="stuck")
-    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    job_id = await ci.job(jenkins_body(jenkins_fake), path="stuck")
+    mapping_id = await ci.step(job_id)
     emit = EmitRecorder()
 
-    status = await _run(
-        db,
-        cicd_settings,
-        admin,
-        mapping_id,
-        emit,
-        lambda: any("queued" in line for line in emit.text()),
+    status = await ci.run(
+        mapping_id, emit, should_cancel=lambda: any("queued" in line for line in emit.text())
     )
 
     assert status == "cancelled"
@@ -395,18 +283,14 @@ async def test_cancel_while_queued_removes_the_queue_item(
 
 
 async def test_crumb_is_fetched_when_jenkins_asks_for_one(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.require_crumb = True
     jenkins_fake.add_job(DEPLOY)
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
-    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    job_id = await ci.job(jenkins_body(jenkins_fake), path=DEPLOY)
+    mapping_id = await ci.step(job_id)
 
-    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "success"
+    assert await ci.run(mapping_id) == "success"
 
     assert len(jenkins_fake.seen("GET", "/crumbIssuer/api/json")) == 1
     posts = jenkins_fake.seen("POST", "/build")
@@ -414,18 +298,14 @@ async def test_crumb_is_fetched_when_jenkins_asks_for_one(
 
 
 async def test_restarted_worker_follows_the_existing_build_instead_of_triggering_again(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job(
         "steps",
         script=lambda params: Script(chunks=["step 1\n", "step 2\n", "step 3\n", "step 4\n"]),
     )
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="steps")
-    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    job_id = await ci.job(jenkins_body(jenkins_fake), path="steps")
+    mapping_id = await ci.step(job_id)
     first = EmitRecorder()
 
     class WorkerLost(Exception):
@@ -437,12 +317,12 @@ async def test_restarted_worker_follows_the_existing_build_instead_of_triggering
             raise WorkerLost
 
     with pytest.raises(WorkerLost):
-        await _run(db, cicd_settings, admin, mapping_id, crash_after_step_2)
-    interrupted = await _mapping(db, admin, mapping_id)
+        await ci.run(mapping_id, crash_after_step_2)
+    interrupted = await ci.mapping(mapping_id)
     assert interrupted.status == "running" and interrupted.build_number == "1"
 
     second = EmitRecorder()
-    assert await _run(db, cicd_settings, admin, mapping_id, second) == "success"
+    assert await ci.run(mapping_id, second) == "success"
 
     assert len(jenkins_fake.seen("POST", "/build")) == 1
     assert [b.number for b in cast(Job, jenkins_fake.find("steps")).builds] == [1]
@@ -452,65 +332,51 @@ async def test_restarted_worker_follows_the_existing_build_instead_of_triggering
     assert second.text("INFO")[-1].endswith("succeeded") or "step 4" in second.text("INFO")
     # Running a finished step again is a no-op that returns its status.
     third = EmitRecorder()
-    assert await _run(db, cicd_settings, admin, mapping_id, third) == "success"
+    assert await ci.run(mapping_id, third) == "success"
     assert third.lines == []
 
 
-async def test_a_provider_timeout_is_retried(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
-) -> None:
+async def test_a_provider_timeout_is_retried(ci: CiBuilder, jenkins_fake: FakeJenkins) -> None:
     jenkins_fake.add_job(DEPLOY)
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
-    mapping_id = await new_step(db, admin.tenant_id, job_id)
+    job_id = await ci.job(jenkins_body(jenkins_fake), path=DEPLOY)
+    mapping_id = await ci.step(job_id)
     # The first status read hangs longer than the HTTP timeout.
     jenkins_fake.fail_next(1, status=200, body="{}", delay=1.0, path_contains="/1/api/json")
-    settings = cicd_settings.model_copy(update={"http_timeout": 0.3})
+    settings = ci.settings.model_copy(update={"http_timeout": 0.3})
 
-    assert await _run(db, settings, admin, mapping_id, EmitRecorder()) == "success"
+    assert await ci.run(mapping_id, settings=settings) == "success"
     assert len(jenkins_fake.seen("GET", "/1/api/json")) >= 2
 
 
 async def test_a_build_running_past_the_build_timeout_is_aborted(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job("long", script=lambda params: Script(chunks=["working\n"], hold=True))
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake, path="long")
-    mapping_id = await new_step(db, admin.tenant_id, job_id)
-    settings = cicd_settings.model_copy(update={"cicd_build_timeout_seconds": 0.5})
+    job_id = await ci.job(jenkins_body(jenkins_fake), path="long")
+    mapping_id = await ci.step(job_id)
+    settings = ci.settings.model_copy(update={"cicd_build_timeout_seconds": 0.5})
 
-    assert await _run(db, settings, admin, mapping_id, EmitRecorder()) == "failed"
+    assert await ci.run(mapping_id, settings=settings) == "failed"
 
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert mapping.error == "the build ran longer than 0.5 s; it was aborted"
     assert jenkins_fake.build("long", 1).result == "ABORTED"
 
 
 async def test_jenkins_refusing_the_trigger_fails_the_step_with_its_reason(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job(DEPLOY, params=[Param("ENV", "choice", choices=["a", "b"])])
-    job_id = await _job(client, db, cicd_settings, admin, jenkins_fake)
-    mapping_id = await new_step(db, admin.tenant_id, job_id, {"ENV": "b"})
+    job_id = await ci.job(jenkins_body(jenkins_fake), path=DEPLOY)
+    mapping_id = await ci.step(job_id, {"ENV": "b"})
     # The job's choices changed in Jenkins after the last sync.
     job = jenkins_fake.find(DEPLOY)
     assert isinstance(job, Job)
     job.params = [Param("ENV", "choice", choices=["a", "c"])]
 
-    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "failed"
+    assert await ci.run(mapping_id) == "failed"
 
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert mapping.error == (
         "Jenkins answered HTTP 400: HTTP ERROR 400 Illegal choice for parameter ENV: b"
     )

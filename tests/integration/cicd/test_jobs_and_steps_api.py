@@ -10,12 +10,11 @@ import pytest
 
 from shipyard.cicd.models import CicdJob
 from shipyard.cicd.schemas import CicdStepRequest
-from shipyard.cicd.steps import prepare_steps
-from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.errors import ValidationFailed
+from tests.builders.cicd import CiBuilder
 from tests.fakes.jenkins import FakeJenkins, Param
-from tests.fixtures.cicd import create_provider, jenkins_body, new_deployment, new_step, sync_jobs
+from tests.fixtures.cicd import jenkins_body
 from tests.support.api import Account, add_member, error_fields
 
 PARAMS = [
@@ -26,30 +25,27 @@ PARAMS = [
 ]
 
 
-async def _catalogue(
-    client: httpx.AsyncClient, db: Database, settings: Settings, admin: Account, fake: FakeJenkins
-) -> dict[str, dict[str, Any]]:
-    fake.add_job("team/app/deploy", params=PARAMS, description="Ship the app")
-    fake.add_job("team/app/rollback", description="Undo")
-    fake.add_job("infra/terraform")
-    provider = await create_provider(client, admin, jenkins_body(fake))
-    jobs = await sync_jobs(db, settings, admin, provider["id"])
-    return {job["path"]: {**job, "provider_id": provider["id"]} for job in jobs}
+@pytest.fixture
+async def catalogue(ci: CiBuilder, jenkins_fake: FakeJenkins) -> dict[str, dict[str, Any]]:
+    """Three Jenkins jobs, synced: path -> the job's JSON with its provider's id."""
+    jenkins_fake.add_job("team/app/deploy", params=PARAMS, description="Ship the app")
+    jenkins_fake.add_job("team/app/rollback", description="Undo")
+    jenkins_fake.add_job("infra/terraform")
+    provider = await ci.provider(jenkins_body(jenkins_fake))
+    return {job["path"]: {**job, "provider_id": provider["id"]} for job in await ci.jobs(provider)}
 
 
 async def test_jobs_are_listed_filtered_searched_and_paged(
     client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
+    ci: CiBuilder,
     admin: Account,
-    jenkins_fake: FakeJenkins,
+    catalogue: dict[str, dict[str, Any]],
 ) -> None:
-    jobs = await _catalogue(client, db, cicd_settings, admin, jenkins_fake)
+    jobs = catalogue
     other = FakeJenkins().start()
     try:
         other.add_job("elsewhere")
-        second = await create_provider(client, admin, jenkins_body(other, name="second"))
-        await sync_jobs(db, cicd_settings, admin, second["id"])
+        await ci.jobs(await ci.provider(jenkins_body(other, name="second")))
     finally:
         other.stop()
 
@@ -99,13 +95,12 @@ async def test_jobs_are_listed_filtered_searched_and_paged(
 
 async def test_jobs_of_another_tenant_are_invisible(
     client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
+    ci: CiBuilder,
     admin: Account,
     other_admin: Account,
-    jenkins_fake: FakeJenkins,
+    catalogue: dict[str, dict[str, Any]],
 ) -> None:
-    jobs = await _catalogue(client, db, cicd_settings, admin, jenkins_fake)
+    jobs = catalogue
     job_id = jobs["team/app/deploy"]["id"]
     assert (await client.get("/api/v1/cicd-jobs", headers=other_admin.headers)).json()[
         "items"
@@ -118,15 +113,11 @@ async def test_jobs_of_another_tenant_are_invisible(
         await client.get(f"/api/v1/cicd-jobs/{job_id}", headers=viewer.headers)
     ).status_code == 200
     # A step in another tenant cannot name this job.
-    deployment_id = await new_deployment(db, other_admin.tenant_id)
-    async with db.session(tenant_id=UUID(other_admin.tenant_id)) as session:
-        with pytest.raises(ValidationFailed) as caught:
-            await prepare_steps(
-                session=session,
-                tenant_id=UUID(other_admin.tenant_id),
-                deployment_id=deployment_id,
-                steps=[CicdStepRequest(cicd_job_id=UUID(job_id))],
-            )
+    deployment_id = await ci.deployment(account=other_admin)
+    with pytest.raises(ValidationFailed) as caught:
+        await ci.prepare(
+            deployment_id, CicdStepRequest(cicd_job_id=UUID(job_id)), account=other_admin
+        )
     assert caught.value.field == "cicd_steps.0.cicd_job_id"
 
 
@@ -143,40 +134,28 @@ BAD_VALUES = [
 
 
 async def test_step_parameters_are_checked_against_the_job(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder,
+    catalogue: dict[str, dict[str, Any]],
 ) -> None:
-    jobs = await _catalogue(client, db, cicd_settings, admin, jenkins_fake)
-    deployment_id = await new_deployment(db, admin.tenant_id)
+    jobs = catalogue
+    deployment_id = await ci.deployment()
     for values, field, message in BAD_VALUES:
-        async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
-            with pytest.raises(ValidationFailed) as caught:
-                await prepare_steps(
-                    session=session,
-                    tenant_id=UUID(admin.tenant_id),
-                    deployment_id=deployment_id,
-                    steps=[
-                        CicdStepRequest(cicd_job_id=UUID(jobs["team/app/rollback"]["id"])),
-                        CicdStepRequest(
-                            cicd_job_id=UUID(jobs["team/app/deploy"]["id"]), parameters=values
-                        ),
-                    ],
-                )
+        with pytest.raises(ValidationFailed) as caught:
+            await ci.prepare(
+                deployment_id,
+                CicdStepRequest(cicd_job_id=UUID(jobs["team/app/rollback"]["id"])),
+                CicdStepRequest(cicd_job_id=UUID(jobs["team/app/deploy"]["id"]), parameters=values),
+            )
         assert caught.value.field == f"cicd_steps.1.parameters.{field}"
         assert caught.value.message == message
 
 
 async def test_deployment_api_refuses_bad_step_parameters_naming_the_field(
     client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
     admin: Account,
-    jenkins_fake: FakeJenkins,
+    catalogue: dict[str, dict[str, Any]],
 ) -> None:
-    jobs = await _catalogue(client, db, cicd_settings, admin, jenkins_fake)
+    jobs = catalogue
     response = await client.post(
         "/api/v1/deployments",
         headers=admin.headers,
@@ -204,29 +183,22 @@ async def test_deployment_api_refuses_bad_step_parameters_naming_the_field(
 async def test_step_records_show_live_status_and_mask_passwords(
     client: httpx.AsyncClient,
     db: Database,
-    cicd_settings: Settings,
+    ci: CiBuilder,
     admin: Account,
     other_admin: Account,
-    jenkins_fake: FakeJenkins,
+    catalogue: dict[str, dict[str, Any]],
 ) -> None:
-    jobs = await _catalogue(client, db, cicd_settings, admin, jenkins_fake)
-    deployment_id = await new_deployment(db, admin.tenant_id)
-    first = await new_step(
-        db,
-        admin.tenant_id,
+    jobs = catalogue
+    deployment_id = await ci.deployment()
+    first = await ci.step(
         jobs["team/app/deploy"]["id"],
         {"REGION": "us", "TOKEN": "tok-123456", "DRY_RUN": "true"},
         deployment_id=deployment_id,
     )
-    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
-        await prepare_steps(
-            session=session,
-            tenant_id=UUID(admin.tenant_id),
-            deployment_id=deployment_id,
-            steps=[
-                CicdStepRequest(cicd_job_id=UUID(jobs["team/app/rollback"]["id"]), stage="after")
-            ],
-        )
+    await ci.prepare(
+        deployment_id,
+        CicdStepRequest(cicd_job_id=UUID(jobs["team/app/rollback"]["id"]), stage="after"),
+    )
 
     listed = await client.get(
         f"/api/v1/deployments/{deployment_id}/cicd-mappings", headers=admin.headers

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import update
 
 from shipyard.cicd.models import CicdProvider, DeploymentCicdMapping
-from shipyard.cicd.steps import run_step
 from shipyard.cicd.sync import enqueue_due_syncs, sync_provider
 from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.errors import ValidationFailed
+from tests.builders.cicd import CiBuilder
 from tests.fakes.circleci import FakeCircleCI, PipelineScript, WorkflowSpec
 from tests.fakes.github_actions import FakeGitHubActions
 from tests.fakes.jenkins import FakeJenkins, Script
@@ -28,57 +28,27 @@ from tests.fixtures.cicd import (
     create_provider,
     github_body,
     jenkins_body,
-    new_step,
-    sync_jobs,
 )
 from tests.support.api import Account, error_fields
-
-
-async def _run(
-    db: Database, settings: Settings, account: Account, mapping_id: UUID, emit: Any
-) -> Any:
-    return await asyncio.wait_for(
-        run_step(
-            db=db,
-            settings=settings,
-            mapping_id=mapping_id,
-            tenant_id=UUID(account.tenant_id),
-            emit=emit,
-            should_cancel=lambda: False,
-        ),
-        timeout=30,
-    )
-
-
-async def _mapping(db: Database, account: Account, mapping_id: UUID) -> DeploymentCicdMapping:
-    async with db.session(tenant_id=UUID(account.tenant_id)) as session:
-        mapping = await session.get(DeploymentCicdMapping, mapping_id)
-        assert mapping is not None
-        return mapping
-
 
 # Disabled Jenkins jobs -------------------------------------------------------------------
 
 
 async def test_disabled_jenkins_jobs_are_marked_in_the_catalogue_and_refused(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job("deploy")
     jenkins_fake.add_job("old-deploy", disabled=True)
-    provider = await create_provider(client, admin, jenkins_body(jenkins_fake))
-    jobs = {job["path"]: job for job in await sync_jobs(db, cicd_settings, admin, provider["id"])}
+    provider = await ci.provider(jenkins_body(jenkins_fake))
+    jobs = {job["path"]: job for job in await ci.jobs(provider)}
 
-    listed = (await client.get("/api/v1/cicd-jobs", headers=admin.headers)).json()["items"]
+    listed = (await ci.client.get("/api/v1/cicd-jobs", headers=ci.admin.headers)).json()["items"]
     assert {job["path"]: job["buildable"] for job in listed} == {
         "deploy": True,
         "old-deploy": False,
     }
     with pytest.raises(ValidationFailed) as refused:
-        await new_step(db, admin.tenant_id, jobs["old-deploy"]["id"])
+        await ci.step(jobs["old-deploy"]["id"])
     assert refused.value.field == "cicd_steps.0.cicd_job_id"
     assert refused.value.code == "cicd_job_disabled"
     assert "'old-deploy' is disabled" in refused.value.message
@@ -89,20 +59,14 @@ async def test_disabled_jenkins_jobs_are_marked_in_the_catalogue_and_refused(
 
 
 async def test_a_failed_step_names_its_job_and_the_reason(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job(
         "deploy", script=lambda params: Script(chunks=["boom\n"], result="FAILURE")
     )
-    provider = await create_provider(client, admin, jenkins_body(jenkins_fake, name="CI"))
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
-    mapping_id = await new_step(db, admin.tenant_id, jobs[0]["id"])
+    mapping_id = await ci.step(await ci.job(jenkins_body(jenkins_fake, name="CI")))
 
-    outcome = await _run(db, cicd_settings, admin, mapping_id, EmitRecorder())
+    outcome = await ci.run(mapping_id)
 
     assert outcome == "failed"
     assert outcome.summary == (
@@ -114,23 +78,18 @@ async def test_a_failed_step_names_its_job_and_the_reason(
 
 
 async def test_an_omitted_required_github_input_is_refused_not_guessed(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    github_fake: FakeGitHubActions,
+    ci: CiBuilder, github_fake: FakeGitHubActions
 ) -> None:
     github_fake.add_workflow(
         "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
     )
-    provider = await create_provider(client, admin, github_body(github_fake))
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
+    jobs = await ci.jobs(await ci.provider(github_body(github_fake)))
     environment = next(p for p in jobs[0]["parameters"] if p["name"] == "environment")
     assert environment["required"] is True and environment["default"] is None
 
-    response = await client.post(
+    response = await ci.client.post(
         "/api/v1/deployments",
-        headers=admin.headers,
+        headers=ci.admin.headers,
         json={"name": "ship", "cicd_steps": [{"cicd_job_id": jobs[0]["id"]}]},
     )
 
@@ -197,16 +156,10 @@ async def test_a_failing_provider_backs_off_instead_of_syncing_every_minute(
 
 
 async def test_a_build_whose_following_fails_is_aborted_upstream(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job("long", script=lambda params: Script(chunks=["working\n"], hold=True))
-    provider = await create_provider(client, admin, jenkins_body(jenkins_fake))
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
-    mapping_id = await new_step(db, admin.tenant_id, jobs[0]["id"])
+    mapping_id = await ci.step(await ci.job(jenkins_body(jenkins_fake)))
     emit = EmitRecorder()
 
     broken: list[bool] = []
@@ -219,11 +172,11 @@ async def test_a_build_whose_following_fails_is_aborted_upstream(
 
     emit.observe = break_status_reads
 
-    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "failed"
+    assert await ci.run(mapping_id, emit) == "failed"
 
     assert jenkins_fake.build("long", 1).result == "ABORTED"
     assert len(jenkins_fake.seen("POST", "/1/stop")) == 1
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert "Jenkins answered HTTP 500: oops" in (mapping.error or "")
     assert any("aborted it" in line for line in emit.text("WARNING"))
 
@@ -242,28 +195,11 @@ def _held(parameters: dict[str, Any]) -> PipelineScript:
     )
 
 
-async def _circle_step(
-    client: httpx.AsyncClient,
-    db: Database,
-    settings: Settings,
-    admin: Account,
-    fake: FakeCircleCI,
-    body: dict[str, Any] | None = None,
-) -> UUID:
-    provider = await create_provider(client, admin, body or circleci_body(fake))
-    jobs = await sync_jobs(db, settings, admin, provider["id"])
-    return await new_step(db, admin.tenant_id, jobs[0]["id"])
-
-
 async def test_a_circleci_pipeline_on_hold_waits_for_approval_then_goes_on(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    circleci_fake: FakeCircleCI,
+    ci: CiBuilder, circleci_fake: FakeCircleCI
 ) -> None:
     circleci_fake.add_project("gh/acme/api", config=CIRCLE_CONFIG, script=_held)
-    mapping_id = await _circle_step(client, db, cicd_settings, admin, circleci_fake)
+    mapping_id = await ci.step(await ci.job(circleci_body(circleci_fake)))
     emit = EmitRecorder()
     seen_waiting: list[str] = []
 
@@ -271,8 +207,8 @@ async def test_a_circleci_pipeline_on_hold_waits_for_approval_then_goes_on(
         for _ in range(500):
             await asyncio.sleep(0.02)
             if any("waiting for approval" in line for line in emit.text("WARNING")):
-                seen_waiting.append((await _mapping(db, admin, mapping_id)).status)
-                async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
+                seen_waiting.append((await ci.mapping(mapping_id)).status)
+                async with ci.db.session(tenant_id=UUID(ci.admin.tenant_id)) as session:
                     from shipyard.cicd.service import _mapping_read
 
                     row = await session.get(DeploymentCicdMapping, mapping_id)
@@ -282,7 +218,7 @@ async def test_a_circleci_pipeline_on_hold_waits_for_approval_then_goes_on(
                 return
 
     approver = asyncio.create_task(approve_when_waiting())
-    assert await _run(db, cicd_settings, admin, mapping_id, emit) == "success"
+    assert await ci.run(mapping_id, emit) == "success"
     await approver
 
     assert seen_waiting == ["running", "approval"]
@@ -296,19 +232,15 @@ async def test_a_circleci_pipeline_on_hold_waits_for_approval_then_goes_on(
 
 
 async def test_a_circleci_approval_never_given_fails_after_the_approval_timeout(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    circleci_fake: FakeCircleCI,
+    ci: CiBuilder, circleci_fake: FakeCircleCI
 ) -> None:
     circleci_fake.add_project("gh/acme/api", config=CIRCLE_CONFIG, script=_held)
-    mapping_id = await _circle_step(client, db, cicd_settings, admin, circleci_fake)
-    settings = cicd_settings.model_copy(update={"cicd_approval_timeout_seconds": 0.3})
+    mapping_id = await ci.step(await ci.job(circleci_body(circleci_fake)))
+    settings = ci.settings.model_copy(update={"cicd_approval_timeout_seconds": 0.3})
 
-    assert await _run(db, settings, admin, mapping_id, EmitRecorder()) == "failed"
+    assert await ci.run(mapping_id, settings=settings) == "failed"
 
-    mapping = await _mapping(db, admin, mapping_id)
+    mapping = await ci.mapping(mapping_id)
     assert mapping.error == (
         "the build waited for approval longer than 0.3 s "
         "(workflow build-and-deploy is on hold for approval); it was cancelled"
@@ -324,23 +256,19 @@ DEFINITION_ID = "0f6e3f4d-9d1e-4a57-8a2e-2b1f5b0c9a11"
 
 
 async def test_a_circleci_github_app_project_runs_through_pipeline_run(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    circleci_fake: FakeCircleCI,
+    ci: CiBuilder, circleci_fake: FakeCircleCI
 ) -> None:
     circleci_fake.add_project(APP_SLUG, config=CIRCLE_CONFIG, definition_id=DEFINITION_ID)
     body = circleci_body(circleci_fake, slugs=[APP_SLUG])
-    missing = await client.post("/api/v1/cicd-providers", headers=admin.headers, json=body)
+    missing = await ci.client.post("/api/v1/cicd-providers", headers=ci.admin.headers, json=body)
     assert missing.status_code == 422
     assert error_fields(missing) == ["config"]
     assert "definition_ids" in missing.json()["error"]["message"]
 
     body["config"]["definition_ids"] = {APP_SLUG: DEFINITION_ID}
-    mapping_id = await _circle_step(client, db, cicd_settings, admin, circleci_fake, body)
+    mapping_id = await ci.step(await ci.job(body))
 
-    assert await _run(db, cicd_settings, admin, mapping_id, EmitRecorder()) == "success"
+    assert await ci.run(mapping_id) == "success"
 
     runs = circleci_fake.seen("POST", "/pipeline/run")
     assert len(runs) == 1

@@ -12,6 +12,7 @@ from shipyard.cicd.models import CicdProvider
 from shipyard.cicd.sync import enqueue_due_syncs
 from shipyard.config import Settings
 from shipyard.db import Database
+from tests.builders.cicd import CiBuilder
 from tests.fakes.circleci import FakeCircleCI
 from tests.fakes.github_actions import FakeGitHubActions
 from tests.fakes.jenkins import FakeJenkins, Job, Param
@@ -33,11 +34,7 @@ def _param(job: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 async def test_jenkins_tree_with_nested_folders_and_every_parameter_type(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job(
         "team/app/deploy",
@@ -53,9 +50,9 @@ async def test_jenkins_tree_with_nested_folders_and_every_parameter_type(
     jenkins_fake.add_job("team/app/rollback")
     jenkins_fake.add_job("team/lint")
     jenkins_fake.add_job("nightly")
-    provider = await create_provider(client, admin, jenkins_body(jenkins_fake))
+    provider = await ci.provider(jenkins_body(jenkins_fake))
 
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
+    jobs = await ci.jobs(provider)
 
     assert [job["path"] for job in jobs] == [
         "nightly",
@@ -108,47 +105,43 @@ async def test_jenkins_tree_with_nested_folders_and_every_parameter_type(
             "required": False,
         },
     ]
-    listed = await client.get(
-        "/api/v1/cicd-jobs", headers=admin.headers, params={"provider_id": provider["id"]}
+    listed = await ci.client.get(
+        "/api/v1/cicd-jobs", headers=ci.admin.headers, params={"provider_id": provider["id"]}
     )
     assert "do-not-show-me" not in listed.text
-    shown = await client.get(f"/api/v1/cicd-providers/{provider['id']}", headers=admin.headers)
+    shown = await ci.client.get(
+        f"/api/v1/cicd-providers/{provider['id']}", headers=ci.admin.headers
+    )
     assert shown.json()["job_count"] == 4
     assert shown.json()["last_synced_at"] is not None
 
 
 async def test_resync_keeps_ids_updates_changes_and_removes_jobs_gone_upstream(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    jenkins_fake: FakeJenkins,
+    ci: CiBuilder, jenkins_fake: FakeJenkins
 ) -> None:
     jenkins_fake.add_job("team/deploy", params=[Param("A", "string")])
     jenkins_fake.add_job("team/old")
-    provider = await create_provider(client, admin, jenkins_body(jenkins_fake))
-    before = {job["path"]: job for job in await sync_jobs(db, cicd_settings, admin, provider["id"])}
+    provider = await ci.provider(jenkins_body(jenkins_fake))
+    before = {job["path"]: job for job in await ci.jobs(provider)}
 
     jenkins_fake.remove("team/old")
     deploy = jenkins_fake.find("team/deploy")
     assert isinstance(deploy, Job)
     deploy.params = [Param("A", "string"), Param("B", "boolean", default=False)]
     jenkins_fake.add_job("team/new")
-    after = {job["path"]: job for job in await sync_jobs(db, cicd_settings, admin, provider["id"])}
+    after = {job["path"]: job for job in await ci.jobs(provider)}
 
     assert set(after) == {"team/deploy", "team/new"}
     assert after["team/deploy"]["id"] == before["team/deploy"]["id"]
     assert [p["name"] for p in after["team/deploy"]["parameters"]] == ["A", "B"]
-    gone = await client.get(f"/api/v1/cicd-jobs/{before['team/old']['id']}", headers=admin.headers)
+    gone = await ci.client.get(
+        f"/api/v1/cicd-jobs/{before['team/old']['id']}", headers=ci.admin.headers
+    )
     assert gone.status_code == 404
 
 
 async def test_github_workflows_with_dispatch_become_jobs_with_their_inputs(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    github_fake: FakeGitHubActions,
+    ci: CiBuilder, github_fake: FakeGitHubActions
 ) -> None:
     deploy = github_fake.add_workflow(
         "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
@@ -159,9 +152,9 @@ async def test_github_workflows_with_dispatch_become_jobs_with_their_inputs(
     github_fake.add_workflow(
         "acme/api", ".github/workflows/manual.yml", "on: workflow_dispatch\n", name="Manual"
     )
-    provider = await create_provider(client, admin, github_body(github_fake))
+    provider = await ci.provider(github_body(github_fake))
 
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
+    jobs = await ci.jobs(provider)
 
     assert [job["name"] for job in jobs] == ["Deploy", "Manual"]
     job = jobs[0]
@@ -183,11 +176,7 @@ async def test_github_workflows_with_dispatch_become_jobs_with_their_inputs(
 
 
 async def test_github_workflow_listing_follows_pagination(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    github_fake: FakeGitHubActions,
+    ci: CiBuilder, github_fake: FakeGitHubActions
 ) -> None:
     for index in range(105):
         github_fake.add_workflow(
@@ -196,9 +185,9 @@ async def test_github_workflow_listing_follows_pagination(
             "on: workflow_dispatch\n",
             name=f"w{index:03}",
         )
-    provider = await create_provider(client, admin, github_body(github_fake))
+    provider = await ci.provider(github_body(github_fake))
 
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
+    jobs = await ci.jobs(provider)
 
     assert len(jobs) == 105
     pages = [
@@ -210,19 +199,13 @@ async def test_github_workflow_listing_follows_pagination(
 
 
 async def test_circleci_projects_become_jobs_with_pipeline_parameters(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    circleci_fake: FakeCircleCI,
+    ci: CiBuilder, circleci_fake: FakeCircleCI
 ) -> None:
     circleci_fake.add_project("gh/acme/api", config=CIRCLE_CONFIG)
     circleci_fake.add_project("gh/acme/web", config="version: 2.1\n", seed_pipeline=False)
-    provider = await create_provider(
-        client, admin, circleci_body(circleci_fake, slugs=["gh/acme/api", "gh/acme/web"])
-    )
+    provider = await ci.provider(circleci_body(circleci_fake, slugs=["gh/acme/api", "gh/acme/web"]))
 
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
+    jobs = await ci.jobs(provider)
 
     assert [job["external_id"] for job in jobs] == ["gh/acme/api", "gh/acme/web"]
     api = jobs[0]
@@ -326,20 +309,16 @@ async def test_periodic_sync_queues_only_providers_that_are_due(
 
 
 async def test_sync_retries_provider_errors_then_succeeds(
-    client: httpx.AsyncClient,
-    db: Database,
-    cicd_settings: Settings,
-    admin: Account,
-    github_fake: FakeGitHubActions,
+    ci: CiBuilder, github_fake: FakeGitHubActions
 ) -> None:
     github_fake.add_workflow(
         "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
     )
-    provider = await create_provider(client, admin, github_body(github_fake))
+    provider = await ci.provider(github_body(github_fake))
     github_fake.fail_next(1, status=500, body={"message": "Server Error"})
     github_fake.fail_next(1, status=502, body={"message": "Server Error"})
 
-    jobs = await sync_jobs(db, cicd_settings, admin, provider["id"])
+    jobs = await ci.jobs(provider)
 
     assert [job["name"] for job in jobs] == ["Deploy"]
     assert len(github_fake.seen("GET", "/actions/workflows")) == 3
