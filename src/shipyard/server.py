@@ -9,18 +9,43 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 
 import uvicorn
 
 from shipyard.api import create_app
 from shipyard.config import Settings
+from shipyard.deployments.heartbeats import Drain
+from shipyard.git.clone import private_directory
 from shipyard.logs import access_log_enabled
 from shipyard.runtime import open_runtime
-from shipyard.worker import WorkerGaveUp, supervise_worker
+from shipyard.worker import WorkerGaveUp, stop_worker, supervise_worker
 
 logger = logging.getLogger(__name__)
 
 WORKER_POOL_SIZE = 20
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a stop signal is not raised again once it has stopped.
+
+    uvicorn re-raises SIGTERM after a graceful stop, which kills the process on the spot: the
+    in-process worker could not drain and the embedded PostgreSQL would be left running.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
 
 
 async def serve_forever(
@@ -33,6 +58,8 @@ async def serve_forever(
     with_worker: bool,
     concurrency: int,
 ) -> None:
+    # Made (or tightened to) owner-only before any request or job writes into it.
+    private_directory(settings.clone_cache_dir)
     async with open_runtime(
         settings,
         database_url=database_url,
@@ -40,7 +67,7 @@ async def serve_forever(
         verify_row_level_security=True,
     ) as runtime:
         app = create_app(runtime=runtime)
-        server = uvicorn.Server(
+        server = _Server(
             uvicorn.Config(
                 app,
                 host=host,
@@ -52,20 +79,26 @@ async def serve_forever(
             )
         )
         worker_task = None
+        drain = Drain()
         if with_worker:
             # Supervised: restarted whenever the database goes away, never given up on, since
             # this process keeps serving (and /readyz says when no worker is alive).
             worker_task = asyncio.create_task(
-                supervise_worker(runtime=runtime, concurrency=concurrency, give_up_after=None),
+                supervise_worker(
+                    runtime=runtime, concurrency=concurrency, give_up_after=None, drain=drain
+                ),
                 name="worker",
             )
         try:
             await server.serve()
         finally:
             if worker_task is not None:
-                worker_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker_task
+                # uvicorn has handled SIGTERM/SIGINT by now: the worker drains its deployments
+                # for the grace period (another signal ends the grace at once).
+                with _signals_expire(drain):
+                    await stop_worker(
+                        worker_task, drain, grace=settings.worker_shutdown_grace_seconds
+                    )
 
 
 async def work_forever(
@@ -76,6 +109,7 @@ async def work_forever(
     concurrency: int,
     name: str | None,
 ) -> None:
+    private_directory(settings.clone_cache_dir)
     # Jobs hold a connection only for short transactions, so a small pool serves many jobs;
     # opening it up front keeps connection start-up out of the first jobs' latency.
     async with open_runtime(
@@ -87,21 +121,51 @@ async def work_forever(
         warm_connections=WORKER_POOL_SIZE,
     ) as runtime:
         loop = asyncio.get_running_loop()
+        drain = Drain()
         task = asyncio.create_task(
             supervise_worker(
                 runtime=runtime,
                 concurrency=concurrency,
                 name=name,
                 give_up_after=settings.worker_give_up_after_seconds,
+                drain=drain,
             ),
             name="worker",
         )
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+        stopping: list[asyncio.Task[None]] = []
+
+        def on_signal() -> None:
+            # First signal: stop taking jobs and drain; a second one ends the grace at once.
+            if stopping:
+                drain.expire()
+                return
+            stopping.append(
+                asyncio.create_task(
+                    stop_worker(task, drain, grace=settings.worker_shutdown_grace_seconds)
+                )
+            )
+
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, on_signal)
         try:
             await task
         except asyncio.CancelledError:
+            if stopping:
+                await stopping[0]
             logger.info("worker stopped")
         except WorkerGaveUp as exc:
             # A worker that cannot go on must say so to whatever runs it (systemd, a container).
             raise RuntimeError(f"worker stopped: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _signals_expire(drain: Drain) -> Iterator[None]:
+    """While the in-process worker drains, SIGTERM/SIGINT end its grace period at once."""
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, drain.expire)
+    try:
+        yield
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)

@@ -8,8 +8,9 @@ import logging
 
 from sqlalchemy import text
 
+from shipyard.accounts.tasks import tasks as account_tasks
 from shipyard.cicd.tasks import tasks as cicd_tasks
-from shipyard.deployments.heartbeats import DeploymentHeartbeats
+from shipyard.deployments.heartbeats import DeploymentHeartbeats, Drain
 from shipyard.deployments.tasks import tasks as deployment_tasks
 from shipyard.git.tasks import tasks as git_tasks
 from shipyard.hosts.tasks import tasks as host_tasks
@@ -18,10 +19,19 @@ from shipyard.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
-TASK_SETS: tuple[TaskSet, ...] = (deployment_tasks, git_tasks, host_tasks, cicd_tasks)
+TASK_SETS: tuple[TaskSet, ...] = (
+    deployment_tasks,
+    git_tasks,
+    host_tasks,
+    cicd_tasks,
+    account_tasks,
+)
 # A worker that ran this long before stopping was healthy: its next failure starts a new count.
 HEALTHY_RUN_SECONDS = 60.0
 FIRST_RESTART_DELAY = 0.5
+# Beyond the drain's grace: time to stop remote processes (TERM, then KILL) and record results
+# before the job engine cancels whatever is still running.
+SHUTDOWN_MARGIN_SECONDS = 20.0
 
 
 class WorkerGaveUp(Exception):
@@ -34,11 +44,18 @@ async def run_worker(
     concurrency: int,
     name: str | None = None,
     wait: bool = True,
+    drain: Drain | None = None,
 ) -> None:
-    """Run a worker on every queue until stopped (or, with ``wait=False``, until idle)."""
+    """Run a worker on every queue until stopped (or, with ``wait=False``, until idle).
+
+    To shut down gracefully, call ``drain.begin(grace)`` and then cancel this: no new job
+    starts, running deployments finish within the grace period or end ``interrupted``.
+    """
     settings = runtime.settings
     app = create_job_app(runtime.db.url, TASK_SETS)
-    heartbeats = DeploymentHeartbeats(runtime.db, interval=settings.worker_heartbeat_seconds)
+    heartbeats = DeploymentHeartbeats(
+        runtime.db, interval=settings.worker_heartbeat_seconds, drain=drain
+    )
     beating = asyncio.create_task(heartbeats.run(), name="deployment-heartbeats")
     try:
         await run_job_worker(
@@ -48,6 +65,9 @@ async def run_worker(
             context={"runtime": runtime, "heartbeats": heartbeats},
             poll_interval=settings.worker_poll_interval_seconds,
             wait=wait,
+            shutdown_timeout=settings.worker_shutdown_grace_seconds
+            + runtime.executor.kill_grace
+            + SHUTDOWN_MARGIN_SECONDS,
         )
     finally:
         beating.cancel()
@@ -70,6 +90,7 @@ async def supervise_worker(
     concurrency: int,
     name: str | None = None,
     give_up_after: float | None,
+    drain: Drain | None = None,
 ) -> None:
     """Keep a worker running: restart it with backoff whenever its job engine stops.
 
@@ -82,12 +103,12 @@ async def supervise_worker(
     delay = FIRST_RESTART_DELAY
     max_delay = runtime.settings.worker_restart_max_backoff_seconds
     failing_since: float | None = None
-    while True:
+    while drain is None or not drain.draining:
         started = clock.monotonic()
         # Checked first: procrastinate's pool would wait for an absent database without end.
         if await database_answers(runtime):
             try:
-                await run_worker(runtime=runtime, concurrency=concurrency, name=name)
+                await run_worker(runtime=runtime, concurrency=concurrency, name=name, drain=drain)
                 reason = "its job engine stopped (the database connection was lost)"
             except asyncio.CancelledError:
                 raise
@@ -106,3 +127,11 @@ async def supervise_worker(
         logger.warning("worker stopped: %s; restarting in %.1f s", reason, delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_delay)
+
+
+async def stop_worker(task: asyncio.Task[None], drain: Drain, *, grace: float) -> None:
+    """Shut a running worker down: drain for ``grace`` seconds, then stop it and wait."""
+    drain.begin(grace)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

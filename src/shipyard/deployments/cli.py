@@ -17,19 +17,20 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
-FINAL = {"success", "failed", "partial", "cancelled"}
+FINAL = {"success", "failed", "partial", "cancelled", "interrupted"}
 STATUS_STYLE = {
     "success": "green",
     "failed": "red",
     "partial": "yellow",
     "cancelled": "magenta",
+    "interrupted": "yellow",
     "in_progress": "cyan",
     "pending": "white",
     "scheduled": "blue",
     "running": "cyan",
     "skipped": "dim",
 }
-EXIT_CODES = {"success": 0, "partial": 2, "failed": 1, "cancelled": 3}
+EXIT_CODES = {"success": 0, "partial": 2, "failed": 1, "cancelled": 3, "interrupted": 4}
 
 
 def fail(message: str) -> None:

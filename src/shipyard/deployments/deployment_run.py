@@ -41,6 +41,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+LEFTOVER_ERRORS = {
+    "cancelled": "deployment cancelled",
+    "interrupted": "not run: the worker shut down",
+}
+
+
 class DeploymentAborted(Exception):
     """The deployment cannot go on (checkout failed, a CI/CD step failed, ...)."""
 
@@ -55,6 +61,8 @@ class RunState:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False
     lost_ownership: bool = False
+    # Work was left undone (or stopped) because the worker shut down: ends ``interrupted``.
+    interrupted: bool = False
     outcomes: dict[UUID, HostOutcome] = field(default_factory=dict)
     skipped_hosts: set[UUID] = field(default_factory=set)
     cicd_failed: bool = False
@@ -78,6 +86,7 @@ class DeploymentRun:
         self.executor = runtime.executor
         self.http = runtime.http
         self.heartbeats = heartbeats
+        self.drain = heartbeats.drain
         self.state = RunState(deployment_id=deployment_id, tenant_id=tenant_id, worker_id=worker_id)
 
     async def run(self) -> None:
@@ -104,6 +113,7 @@ class DeploymentRun:
             ) as logs,
             ScriptRowWriter(self.db, tenant_id=self.state.tenant_id) as self.rows,
             self._heartbeat(),
+            self._announce_drain(logs),
         ):
             await logs.write("INFO", f"Deployment started on worker {self.state.worker_id}.")
             error: str | None = None
@@ -174,8 +184,8 @@ class DeploymentRun:
                     DeploymentScript.status.in_(("pending", "running")),
                 )
                 .values(
-                    status="cancelled" if status == "cancelled" else "skipped",
-                    error="deployment cancelled" if status == "cancelled" else "not run",
+                    status=status if status in ("cancelled", "interrupted") else "skipped",
+                    error=LEFTOVER_ERRORS.get(status, "not run"),
                     completed_at=utcnow(),
                 )
             )
@@ -186,6 +196,12 @@ class DeploymentRun:
             return "cancelled", "Deployment cancelled."
         total = len(deployment.host_ids) if deployment.script_ids else 0
         succeeded = sum(1 for outcome in self.state.outcomes.values() if outcome.succeeded)
+        if self.state.interrupted or any(o.interrupted for o in self.state.outcomes.values()):
+            # Shutting down left work undone: neither a success nor the scripts' failure.
+            return "interrupted", (
+                f"Deployment interrupted: worker {self.state.worker_id} shut down "
+                f"({succeeded} of {total} hosts had finished every script)."
+            )
         if error is not None or self.state.cicd_failed:
             status = "partial" if 0 < succeeded < total else "failed"
             return status, f"Deployment {status}: {error or 'a CI/CD step failed'}."
@@ -211,11 +227,50 @@ class DeploymentRun:
                 await watcher
             self.heartbeats.unregister(self.state.deployment_id)
 
+    @contextlib.asynccontextmanager
+    async def _announce_drain(self, logs: LogWriter) -> AsyncIterator[None]:
+        """Say on the deployment's log when its worker starts shutting down and when the grace
+        period runs out."""
+
+        async def announce() -> None:
+            await self.drain.started.wait()
+            if not self.drain.expired.is_set():
+                await logs.write(
+                    "WARNING",
+                    f"Worker {self.state.worker_id} is shutting down: running scripts have "
+                    f"{self.drain.grace or 0:g} s to finish; nothing new starts.",
+                )
+            await self.drain.expired.wait()
+            await logs.write(
+                "WARNING",
+                "Shutdown grace period over: stopping the scripts still running.",
+            )
+
+        announcer = asyncio.create_task(announce())
+        try:
+            yield
+        finally:
+            announcer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await announcer
+
     async def _follow(self, beat: Beat) -> None:
-        """Carry the shared heartbeat's news (cancel, lost ownership) into this run."""
-        await beat.stop.wait()
-        self.state.cancelled = beat.cancelled
-        self.state.lost_ownership = beat.lost_ownership
+        """Carry the shared heartbeat's news (cancel, lost ownership) and the end of the
+        worker's shutdown grace into this run."""
+        waits = {
+            asyncio.ensure_future(beat.stop.wait()),
+            asyncio.ensure_future(self.drain.expired.wait()),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        if beat.stop.is_set():
+            self.state.cancelled = beat.cancelled
+            self.state.lost_ownership = beat.lost_ownership
+        else:
+            self.state.interrupted = True
         self.state.stop.set()
 
     # Hosts ---------------------------------------------------------------------------------
@@ -270,6 +325,11 @@ class DeploymentRun:
 
         async def one_host(host: Host) -> None:
             async with semaphore:
+                if self.drain.draining:
+                    # Shutting down: a host that has not started does not start.
+                    self.state.interrupted = True
+                    self.state.skipped_hosts.add(host.id)
+                    return
                 if self.state.stop.is_set() or (options.stop_on_failure and failure_seen.is_set()):
                     self.state.skipped_hosts.add(host.id)
                     return
@@ -284,6 +344,7 @@ class DeploymentRun:
                     timeout=timeout,
                     logs=logs,
                     rows=self.rows,
+                    drain=self.drain,
                     on_fingerprint=None
                     if host.host_key_fingerprint
                     else lambda host_id, fingerprint: record_fingerprint(
@@ -300,6 +361,14 @@ class DeploymentRun:
 
         for number, batch in enumerate(batches, start=1):
             if self.state.stop.is_set():
+                break
+            if self.drain.draining:
+                self.state.interrupted = True
+                await logs.write(
+                    "WARNING",
+                    f"Worker {self.state.worker_id} is shutting down: batches "
+                    f"{number} to {len(batches)} do not start.",
+                )
                 break
             if len(batches) > 1:
                 await logs.write("INFO", f"Batch {number} of {len(batches)}: {len(batch)} hosts.")
@@ -421,6 +490,14 @@ class DeploymentRun:
             if mapping.status in ("success",):
                 continue
             if self.state.stop.is_set():
+                return
+            if self.drain.draining:
+                self.state.interrupted = True
+                await logs.write(
+                    "WARNING",
+                    f"Worker {self.state.worker_id} is shutting down: the {stage} CI/CD steps "
+                    "do not start.",
+                )
                 return
 
             async def emit(level: str, line: str) -> None:

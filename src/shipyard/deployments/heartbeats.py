@@ -1,8 +1,12 @@
-"""One heartbeat per worker process for all the deployments it runs.
+"""One heartbeat per worker process for all the deployments it runs, and the worker's drain.
 
 A transaction per deployment per second would, at hundreds of deployments per worker, crowd the
 connection pool and delay the very deployments that are starting. One statement a second
 refreshes every deployment this process runs and reports which were cancelled or taken away.
+
+:class:`Drain` is the worker's shutdown as its deployments see it: from :meth:`Drain.begin` (the
+SIGTERM) no new script or host starts; when the grace period is over (:attr:`Drain.expired`)
+what still runs is stopped and the deployments end ``interrupted``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,43 @@ from shipyard.deployments.models import Deployment
 logger = logging.getLogger(__name__)
 
 
+class Drain:
+    """A worker's shutdown: a grace period for running scripts, then interruption."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.expired = asyncio.Event()
+        self.grace: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def draining(self) -> bool:
+        return self.started.is_set()
+
+    def begin(self, grace: float) -> None:
+        """Start draining; after ``grace`` seconds what still runs is interrupted.
+
+        Called again while draining (a second signal), it ends the grace period at once.
+        """
+        if self.started.is_set():
+            self.expire()
+            return
+        self.grace = grace
+        self.started.set()
+        logger.warning(
+            "worker shutting down: no new scripts start; running ones have %.0f s to finish",
+            grace,
+        )
+        self._timer = asyncio.get_running_loop().call_later(grace, self.expire)
+
+    def expire(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if not self.expired.is_set():
+            self.started.set()
+            self.expired.set()
+
+
 @dataclass
 class Beat:
     """What the heartbeat tells one running deployment."""
@@ -32,10 +73,11 @@ class Beat:
 
 
 class DeploymentHeartbeats:
-    def __init__(self, db: Database, *, interval: float) -> None:
+    def __init__(self, db: Database, *, interval: float, drain: Drain | None = None) -> None:
         self._db = db
         self._interval = interval
         self._beats: dict[UUID, Beat] = {}
+        self.drain = drain or Drain()
 
     def register(self, deployment_id: UUID, worker_id: str) -> Beat:
         beat = Beat(worker_id=worker_id)

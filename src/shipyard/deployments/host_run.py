@@ -11,6 +11,7 @@ from pathlib import Path
 from uuid import UUID
 
 from shipyard.db import Database
+from shipyard.deployments.heartbeats import Drain
 from shipyard.deployments.logs import LogWriter, OutputTail
 from shipyard.deployments.script_rows import ScriptRowWriter
 from shipyard.errors import HostError
@@ -39,11 +40,16 @@ class HostOutcome:
     host_id: UUID
     succeeded: bool
     cancelled: bool = False
+    # Scripts were left unrun (or stopped) because the worker shut down.
+    interrupted: bool = False
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
+
+INTERRUPTED_BEFORE = "not started: the worker was shutting down"
+INTERRUPTED_RUNNING = "stopped: the worker shut down and its grace period ran out"
 
 # Scripts without a "#!" line run with the interpreter their extension names.
 POSIX_INTERPRETERS = {".py": "python3", ".sh": "sh", ".bash": "bash"}
@@ -74,6 +80,7 @@ class HostRun:
         logs: LogWriter,
         rows: ScriptRowWriter,
         on_fingerprint: FingerprintCallback | None,
+        drain: Drain | None = None,
     ) -> None:
         self.db = db
         self.tenant_id = tenant_id
@@ -86,6 +93,7 @@ class HostRun:
         self.logs = logs
         self.rows = rows
         self.on_fingerprint = on_fingerprint
+        self.drain = drain or Drain()
         self.finished: set[UUID] = set()
 
     def _finish_rest(self, scripts: list[PlannedScript], status: str, error: str | None) -> None:
@@ -115,6 +123,10 @@ class HostRun:
                     await self.on_fingerprint(self.host_id, conn.host_key_fingerprint)
                 workdir = await conn.make_temp_dir()
                 for index, script in enumerate(pending):
+                    if self.drain.draining:
+                        # The worker is shutting down: nothing new starts on this host.
+                        self._finish_rest(pending[index:], "interrupted", INTERRUPTED_BEFORE)
+                        return HostOutcome(self.host_id, succeeded=False, interrupted=True)
                     ok = await self._run_one(conn, workdir, script)
                     if not ok:
                         self._finish_rest(
@@ -127,7 +139,12 @@ class HostRun:
             self._finish_rest(pending, "failed", exc.message)
             return HostOutcome(self.host_id, succeeded=False)
         except asyncio.CancelledError:
-            self._finish_rest(pending, "cancelled", "deployment cancelled")
+            if self.drain.expired.is_set():
+                # Cancelled by the end of the shutdown grace: the executor has stopped the
+                # remote process before this runs.
+                self._finish_rest(pending, "interrupted", INTERRUPTED_RUNNING)
+            else:
+                self._finish_rest(pending, "cancelled", "deployment cancelled")
             raise
 
     async def _run_one(self, conn: HostConnection, workdir: str, script: PlannedScript) -> bool:
@@ -145,7 +162,22 @@ class HostRun:
             if stored or not line.continues:
                 tail.add(stored)
 
-        self.rows.update(script.row_id, status="running", started_at=utcnow(), error=None)
+        self.rows.update(
+            script.row_id,
+            status="running",
+            started_at=utcnow(),
+            error=None,
+            remote_temp_dir=workdir,
+            remote_pid=None,
+            remote_pgid=None,
+        )
+        posix = conn.platform == "posix"
+
+        def on_pid(pid: int) -> None:
+            # Recorded so that the process can be stopped even if this worker is lost (SSH
+            # sessions run in their own process group led by this PID on POSIX hosts).
+            self.rows.update(script.row_id, remote_pid=pid, remote_pgid=pid if posix else None)
+
         await self.event("INFO", f"[{self.target.label}] running {script.name}", script.row_id)
         remote_path = await conn.upload(
             script.local_path, workdir, f"{script.position:03d}-{script.name}"
@@ -159,6 +191,7 @@ class HostRun:
                 timeout=self.timeout,
                 cwd=workdir,
                 on_output=on_output,
+                on_pid=on_pid,
             )
         else:
             result = await conn.run(
@@ -168,6 +201,7 @@ class HostRun:
                 timeout=self.timeout,
                 cwd=workdir,
                 on_output=on_output,
+                on_pid=on_pid,
             )
         return await self._record(script, result, tail)
 

@@ -27,4 +27,4 @@ async def run_deployment(job: JobRun, deployment_id: str, tenant_id: str) -> Non
     "recover_lost_deployments", queueing_lock="recover_lost_deployments", periodic="* * * * * */5"
 )
 async def recover_lost(job: JobRun, timestamp: int) -> None:
-    await recover_lost_deployments(db=job.runtime.db, settings=job.runtime.settings)
+    await recover_lost_deployments(runtime=job.runtime)

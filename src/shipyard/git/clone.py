@@ -28,6 +28,19 @@ from shipyard.git.gitcmd import (
 from shipyard.git.scripts import ScriptFile, script_from_entry, sort_scripts
 
 LOCK_TIMEOUT_SECONDS = 600.0
+# The clone cache holds every tenant's repositories (private ones too): owner only.
+PRIVATE_DIR_MODE = 0o700
+
+
+def private_directory(path: Path) -> Path:
+    """Create ``path`` (and missing parents) readable by this user only; tighten it if it exists."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=PRIVATE_DIR_MODE)
+    if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR_MODE:
+        path.chmod(PRIVATE_DIR_MODE)
+    return path
 
 
 @dataclass
@@ -79,6 +92,7 @@ async def checkout_url(
     Credentials travel as an HTTP header through the environment: never in the URL, argv,
     ``.git/config`` or a log.
     """
+    private_directory(cache_dir)
     cache, lock = cache_paths(cache_dir, clone_url)
     target = workdir or cache_dir / "runs" / uuid4().hex
     if target.exists() and any(target.iterdir()):
@@ -109,6 +123,7 @@ async def checkout(
     it has expired) and caches per tenant under ``settings.clone_cache_dir``. Raises
     ``NotFound`` for an unknown repository or ref, ``ProviderError`` when the server refuses.
     """
+    private_directory(settings.clone_cache_dir)
     source = await clone_source(
         db=db, settings=settings, tenant_id=tenant_id, repository_id=repository_id, http=http
     )

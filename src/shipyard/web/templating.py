@@ -39,6 +39,7 @@ STATUS_TONES = {
     "auth_failed": "bad",
     "host_key_mismatch": "bad",
     "partial": "warn",
+    "interrupted": "warn",
     "cancelled": "muted",
     "skipped": "muted",
     "unknown": "muted",
