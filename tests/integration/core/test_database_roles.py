@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from shipyard.accounts import service as accounts_service
 from shipyard.api import create_app
 from shipyard.config import Settings
 from shipyard.crypto import load_keyring
@@ -27,11 +28,15 @@ from shipyard.db import (
     Database,
     EmbeddedPostgres,
     RowLevelSecurityNotEnforced,
+    Scope,
     check_row_level_security,
     database_name,
     ensure_serving_login,
+    set_scope,
     to_libpq_url,
 )
+from shipyard.deployments import service as deployments_service
+from shipyard.errors import NotFound
 from shipyard.runtime import Runtime, build_runtime, close_runtime, open_runtime
 from shipyard.schema import upgrade
 from tests.support.api import Account, signup
@@ -336,3 +341,84 @@ async def test_embedded_database_serves_through_a_non_owner_login(
 def test_app_url_needs_the_owner_url() -> None:
     with pytest.raises(ValueError, match="SHIPYARD_DATABASE_APP_URL needs SHIPYARD_DATABASE_URL"):
         Settings(database_app_url="postgresql://serving@127.0.0.1/shipyard")
+
+
+async def test_services_filter_by_tenant_where_rls_does_not_bind(
+    db: Database, settings: Settings
+) -> None:
+    """Two locks: with RLS out of the way (the owner, as a stray SET ROLE NONE would leave a
+    one-login install), deployments and members still answer each tenant with its own rows."""
+    runtime = build_runtime(_settings(settings), db=db)
+    try:
+        transport = httpx.ASGITransport(app=create_app(runtime=runtime))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            acme = await signup(http, tenant_name="Acme")
+            globex = await signup(http, tenant_name="Globex")
+    finally:
+        await close_runtime(runtime)
+    deployment_ids: dict[str, UUID] = {}
+    async with db.session(system=True) as session:
+        for account, name in ((acme, "acme-deploy"), (globex, "globex-deploy")):
+            deployment_ids[name] = await session.scalar(
+                text("INSERT INTO deployments (name, tenant_id) VALUES (:n, :t) RETURNING id"),
+                {"n": name, "t": account.tenant_id},
+            )
+
+    async with db.sessionmaker() as session:
+        set_scope(session, Scope(tenant_id=UUID(acme.tenant_id), user_id=UUID(acme.user_id)))
+        async with session.begin():
+            await session.execute(text("SET LOCAL ROLE NONE"))
+            # Row-level security no longer hides anything from this transaction...
+            assert await session.scalar(text("SELECT count(*) FROM deployments")) == 2
+            # ...but the services' own tenant filters still do.
+            listed, _ = await deployments_service.list_deployments(
+                session=session, limit=50, cursor=None
+            )
+            assert [deployment.name for deployment in listed] == ["acme-deploy"]
+            with pytest.raises(NotFound):
+                await deployments_service.get_deployment(
+                    session=session, deployment_id=deployment_ids["globex-deploy"]
+                )
+            mine = await deployments_service.get_deployment(
+                session=session, deployment_id=deployment_ids["acme-deploy"]
+            )
+            assert mine.name == "acme-deploy"
+            members = await accounts_service.list_members(session=session)
+            assert [member.email for member in members] == [acme.email]
+            with pytest.raises(NotFound):
+                await accounts_service.get_member(session=session, member_id=UUID(globex.user_id))
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        (
+            f"ALTER TABLE tenants OWNER TO {APP_ROLE}",
+            f"requests run as the database role {APP_ROLE}",
+        ),
+        ("ALTER TABLE hosts DISABLE ROW LEVEL SECURITY", "not enabled on the tenant tables hosts"),
+        ("ALTER DATABASE {database} SET row_security = off", "row_security is off"),
+    ],
+)
+async def test_readyz_refuses_when_the_application_role_escapes_rls(
+    database_url: str, settings: Settings, breakage: str, expected: str
+) -> None:
+    """A careless operator's changes to one database: each is named in /readyz and at start-up."""
+    with psycopg.connect(to_libpq_url(database_url), autocommit=True) as conn:
+        conn.execute(breakage.format(database=f'"{database_name(database_url)}"'))
+    database = Database(database_url, keyring=load_keyring(settings), pool_size=2)
+    runtime = build_runtime(_settings(settings), db=database)
+    try:
+        transport = httpx.ASGITransport(app=create_app(runtime=runtime))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            ready = await http.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        assert expected in ready.json()["reason"]
+    finally:
+        await close_runtime(runtime)
+        await database.dispose()
+    with pytest.raises(RowLevelSecurityNotEnforced, match=expected):
+        async with open_runtime(
+            settings, database_url=database_url, verify_row_level_security=True
+        ):
+            pytest.fail("the runtime opened although row-level security does not bind requests")
