@@ -52,6 +52,10 @@ def test_settings(session_root: Path) -> Iterator[Settings]:
         "SHIPYARD_DATA_DIR": str(data_dir),
         "SHIPYARD_SECRET_KEY": Fernet.generate_key().decode(),
         "SHIPYARD_PASSWORD_HASH_MEMORY_KIB": "8192",
+        # Tests sign up many tenants from 127.0.0.1 (accounts tests narrow these on purpose).
+        "SHIPYARD_SIGNUP": "open",
+        "SHIPYARD_SIGNUP_MAX_PER_ADDRESS": "100000",
+        "SHIPYARD_LOGIN_DELAY_MAX_SECONDS": "0.2",
     }
     previous = {key: os.environ.get(key) for key in env}
     os.environ.update(env)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("~/.local/share/shipyard")
 
@@ -39,9 +40,26 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     session_token_ttl_hours: int = Field(default=24, ge=1, le=24 * 90)
-    login_max_failures_per_account: int = Field(default=5, ge=1)
+    # Failed log-ins slow the next attempt (per account and per address) by
+    # login_delay_base_seconds * 2^(failures - login_delay_free_failures), capped, before the
+    # password is checked: the right password still works once the delay has passed. Only a
+    # caller clearly hammering (these many failures in the window) gets 429 + Retry-After.
+    login_max_failures_per_account: int = Field(default=100, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
+    login_delay_free_failures: int = Field(default=3, ge=0)
+    login_delay_base_seconds: float = Field(default=0.25, ge=0)
+    login_delay_max_seconds: float = Field(default=10.0, ge=0)
+    # open: anyone may sign up (a new tenant each); invite: admins invite by link; closed: only
+    # `shipyard user create`. Unset: open while no tenant exists, invite once one does.
+    signup: Literal["open", "invite", "closed"] | None = None
+    # Sign-up attempts allowed per client address within the window (then 429 + Retry-After).
+    signup_max_per_address: int = Field(default=5, ge=1)
+    signup_window_seconds: int = Field(default=3600, ge=1)
+    invitation_ttl_hours: int = Field(default=72, ge=1, le=24 * 90)
+    # Proxies whose X-Forwarded-For is believed (comma-separated CIDRs); empty: trust no header,
+    # the client address is the peer's.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
 
     allow_local_hosts: bool = False
     ssh_connect_timeout: float = Field(default=10.0, gt=0)
@@ -104,6 +122,13 @@ class Settings(BaseSettings):
     cicd_sync_retry_minutes: float = Field(default=5.0, gt=0)
 
     log_level: str = "INFO"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("data_dir", mode="after")
     @classmethod

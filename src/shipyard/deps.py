@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.accounts.passwords import Passwords
 from shipyard.accounts.permissions import Permission
-from shipyard.accounts.principal import Actor, Principal, RequestContext
+from shipyard.accounts.principal import Actor, Principal, RequestContext, forwarded_client
 from shipyard.accounts.service import authenticate, use_principal
 from shipyard.clock import Clock
 from shipyard.config import Settings
@@ -131,7 +131,12 @@ def require(permission: Permission) -> Any:
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The caller's address: the peer's, or what a trusted proxy says (``trusted_proxies``)."""
+    peer = request.client.host if request.client else None
+    settings: Settings = request.app.state.runtime.settings
+    return forwarded_client(
+        peer, request.headers.getlist("x-forwarded-for"), trusted=settings.trusted_proxies
+    )
 
 
 def get_request_context(request: Request) -> RequestContext:

@@ -76,6 +76,9 @@ async def serve_forever(
                 # Paths and query strings of every request: only when debugging (shipyard.logs).
                 access_log=access_log_enabled(settings.log_level),
                 lifespan="on",
+                # X-Forwarded-For is read by deps.client_ip, from SHIPYARD_TRUSTED_PROXIES only
+                # (uvicorn would otherwise believe it from loopback).
+                proxy_headers=False,
             )
         )
         worker_task = None

@@ -13,13 +13,17 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
-from shipyard.accounts import flows, service
+from shipyard.accounts import flows, invitations, service
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
 from shipyard.accounts.schemas import (
+    AcceptInvitationRequest,
     ApiTokenCreate,
     ApiTokenCreated,
     ApiTokenRead,
+    InvitationCreate,
+    InvitationCreated,
+    InvitationRead,
     LoginRequest,
     MemberCreate,
     MemberRead,
@@ -27,16 +31,20 @@ from shipyard.accounts.schemas import (
     MeRead,
     MeUpdate,
     SessionRead,
+    SignupModeRead,
     SignupRequest,
     TenantRead,
     TenantUpdate,
+    TokensRevoked,
 )
 from shipyard.deps import (
     ActorDep,
+    ClockDep,
     CurrentUser,
     RequestContextDep,
     RuntimeDep,
     SessionDep,
+    SettingsDep,
     acting,
 )
 
@@ -56,8 +64,33 @@ def _session_read(opened: service.OpenedSession) -> SessionRead:
 async def signup(
     data: SignupRequest, runtime: RuntimeDep, context: RequestContextDep
 ) -> SessionRead:
-    """Create an account, its tenant and an admin profile; returns a session token."""
+    """Create an account, its tenant and an admin profile; returns a session token.
+
+    Only while sign-up is open (``GET /auth/signup-mode``), a few times per address. An e-mail
+    that already has an account gets the same answer, but nothing is created and the token
+    opens nothing: log in with that account instead.
+    """
     return _session_read(await flows.signup(runtime=runtime, data=data, context=context))
+
+
+@router.get("/auth/signup-mode", response_model=SignupModeRead, tags=["auth"])
+async def signup_mode(runtime: RuntimeDep) -> SignupModeRead:
+    """Whether sign-up is open, by invitation only, or closed on this server."""
+    return SignupModeRead(signup=await flows.signup_mode(runtime=runtime))
+
+
+@router.post(
+    "/auth/accept-invitation",
+    response_model=SessionRead,
+    status_code=status.HTTP_201_CREATED,
+    tags=["auth"],
+)
+async def accept_invitation(
+    data: AcceptInvitationRequest, runtime: RuntimeDep, context: RequestContextDep
+) -> SessionRead:
+    """Join the team of an invitation link (its token) with a password; returns a session."""
+    opened = await flows.accept_invitation(runtime=runtime, data=data, context=context)
+    return _session_read(opened)
 
 
 @router.post("/auth/login", response_model=SessionRead, tags=["auth"])
@@ -161,3 +194,78 @@ async def update_member(
 async def remove_member(member_id: UUID, actor: MemberManager, session: SessionDep) -> Response:
     await service.remove_member(session=session, actor=actor, member_id=member_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/tenant/members/{member_id}/tokens", response_model=list[ApiTokenRead], tags=["tenant"]
+)
+async def list_member_tokens(
+    member_id: UUID, actor: MemberManager, session: SessionDep
+) -> list[ApiTokenRead]:
+    """A member's personal API tokens (admins), to revoke one that leaked."""
+    tokens = await service.list_member_tokens(session=session, actor=actor, member_id=member_id)
+    return [ApiTokenRead.model_validate(token) for token in tokens]
+
+
+@router.delete(
+    "/tenant/members/{member_id}/tokens/{token_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["tenant"],
+)
+async def revoke_member_token(
+    member_id: UUID, token_id: UUID, actor: MemberManager, session: SessionDep
+) -> Response:
+    await service.revoke_member_token(
+        session=session, actor=actor, member_id=member_id, token_id=token_id
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/tenant/members/{member_id}/tokens", response_model=TokensRevoked, tags=["tenant"])
+async def revoke_member_tokens(
+    member_id: UUID, actor: MemberManager, session: SessionDep
+) -> TokensRevoked:
+    """Revoke every token of a member, log-in sessions included: signs them out everywhere."""
+    revoked = await service.revoke_member_tokens(session=session, actor=actor, member_id=member_id)
+    return TokensRevoked(revoked=revoked)
+
+
+@router.get("/tenant/invitations", response_model=list[InvitationRead], tags=["tenant"])
+async def list_invitations(
+    actor: MemberManager, session: SessionDep, clock: ClockDep
+) -> list[InvitationRead]:
+    return await invitations.list_invitations(session=session, actor=actor, now=clock.now())
+
+
+@router.post(
+    "/tenant/invitations",
+    response_model=InvitationCreated,
+    status_code=status.HTTP_201_CREATED,
+    tags=["tenant"],
+)
+async def create_invitation(
+    data: InvitationCreate,
+    actor: MemberManager,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> InvitationCreated:
+    """Invite an e-mail with a role; the link (``{base_url}/invite/{token}``) is shown only here.
+
+    Until Shipyard sends e-mail, hand the link to the person yourself.
+    """
+    issued = await invitations.create_invitation(
+        session=session, actor=actor, data=data, settings=settings, now=clock.now()
+    )
+    return InvitationCreated(**issued.invitation.model_dump(), link=issued.link)
+
+
+@router.delete(
+    "/tenant/invitations/{invitation_id}", response_model=InvitationRead, tags=["tenant"]
+)
+async def revoke_invitation(
+    invitation_id: UUID, actor: MemberManager, session: SessionDep, clock: ClockDep
+) -> InvitationRead:
+    return await invitations.revoke_invitation(
+        session=session, actor=actor, invitation_id=invitation_id, now=clock.now()
+    )

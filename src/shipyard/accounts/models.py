@@ -95,6 +95,41 @@ class LoginFailure(Base):
     created_at: Mapped[datetime] = created_at_column()
 
 
+class SignupAttempt(Base):
+    """A sign-up request, counted per client address to throttle open sign-up."""
+
+    __tablename__ = "signup_attempts"
+    __table_args__ = (
+        Index("ix_signup_attempts_ip_address_created_at", "ip_address", "created_at"),
+    )
+
+    id: Mapped[UUID] = uuid_pk()
+    ip_address: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Invitation(TimestampMixin, Base):
+    """An admin's invitation to join the tenant with a role: a single-use link, stored hashed."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (CheckConstraint(check_in("role", ROLES), name="role"),)
+
+    id: Mapped[UUID] = uuid_pk()
+    tenant_id: Mapped[UUID] = tenant_fk()
+    email: Mapped[str] = mapped_column(Text, nullable=False)
+    role: Mapped[str] = mapped_column(Text, nullable=False)
+    token_hash: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    invited_by: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("profiles.id", ondelete="SET NULL"), index=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_by: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("profiles.id", ondelete="SET NULL"), index=True
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class AuditEvent(Base):
     """Who did what to which resource; the audit-log view reads this."""
 

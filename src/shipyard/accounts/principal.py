@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -62,3 +64,40 @@ class Actor:
 
     def require(self, permission: Permission) -> None:
         self.principal.require(permission)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+UNKNOWN_CLIENT = "unknown"
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def forwarded_client(
+    peer: str | None, forwarded_for: Sequence[str], *, trusted: Sequence[Network]
+) -> str:
+    """The client address of a request from ``peer`` carrying ``X-Forwarded-For`` values.
+
+    The header is believed only when the peer is a trusted proxy, and then read from the right
+    (the hop our proxy saw) leftwards past further trusted proxies: the first address that is
+    not a trusted proxy is the client. Anything left of it was written by the client and may
+    be forged. A malformed hop stops the walk at the last address we could believe.
+    """
+    if peer is None:
+        return UNKNOWN_CLIENT
+    current = _address(peer)
+    if current is None or not any(current in network for network in trusted):
+        return peer
+    hops = [hop for value in forwarded_for for hop in value.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break
+        current = address
+        if not any(address in network for network in trusted):
+            break
+    return str(current)

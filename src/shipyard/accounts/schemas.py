@@ -109,3 +109,51 @@ class TenantRead(BaseModel):
 class TenantUpdate(StrictModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     domain: str | None = Field(default=None, max_length=253)
+
+
+SignupMode = Literal["open", "invite", "closed"]
+InvitationStatus = Literal["pending", "accepted", "revoked", "expired"]
+
+
+class SignupModeRead(BaseModel):
+    signup: SignupMode
+
+
+class InvitationCreate(StrictModel):
+    email: EmailStr = Field(max_length=320)
+    role: Role = "developer"
+
+
+class InvitationRead(BaseModel):
+    id: UUID
+    email: str
+    role: Role
+    status: InvitationStatus
+    invited_by: UUID | None
+    expires_at: datetime
+    accepted_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+
+
+class InvitationCreated(InvitationRead):
+    link: str = Field(description="The invitation link; shown only in this response.")
+
+
+class InvitationPreview(BaseModel):
+    """What the holder of an invitation link sees before accepting it."""
+
+    email: str
+    role: Role
+    tenant_name: str | None
+    expires_at: datetime
+
+
+class AcceptInvitationRequest(StrictModel):
+    token: str = Field(min_length=1, max_length=200)
+    password: str = Password
+    full_name: str | None = Field(default=None, max_length=200)
+
+
+class TokensRevoked(BaseModel):
+    revoked: int = Field(description="How many tokens (log-in sessions included) were revoked.")

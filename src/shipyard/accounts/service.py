@@ -13,25 +13,30 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shipyard.accounts import throttle
 from shipyard.accounts.audit import audit
-from shipyard.accounts.models import ApiToken, AuditEvent, LoginFailure, Profile, Tenant, User
+from shipyard.accounts.invitations import list_invitations, usable_invitation
+from shipyard.accounts.models import ApiToken, AuditEvent, Profile, Tenant, User
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor, Principal, RequestContext
 from shipyard.accounts.schemas import (
     ApiTokenCreate,
+    InvitationRead,
+    MemberCreate,
     MemberRead,
     MeRead,
     MeUpdate,
+    SignupMode,
     SignupRequest,
     TenantUpdate,
 )
 from shipyard.accounts.tokens import display_prefix, hash_token, new_token
 from shipyard.config import Settings
 from shipyard.db import Database, Scope, set_scope, tenant_clause
-from shipyard.errors import Conflict, NotFound, RateLimited, Unauthorized
+from shipyard.errors import Conflict, NotFound, PermissionDenied, Unauthorized
 
 
 def utcnow() -> datetime:
@@ -73,6 +78,17 @@ async def email_taken(*, session: AsyncSession, email: str) -> bool:
     """Whether ``email`` has an account; run in a system session (e-mails are unique globally)."""
     found = await session.scalar(select(User.id).where(User.email == email))
     return found is not None
+
+
+async def tenant_of_email(*, session: AsyncSession, email: str) -> UUID | None:
+    """The tenant of the account with ``email``, if any (system session)."""
+    tenant_id: UUID | None = await session.scalar(
+        select(Profile.tenant_id).join(User, User.id == Profile.id).where(User.email == email)
+    )
+    if tenant_id is None and await email_taken(session=session, email=email):
+        # A user without a profile (half-created by hand) still owns the address.
+        return uuid4()
+    return tenant_id
 
 
 async def _issue_token(
@@ -189,41 +205,88 @@ async def create_account(
     return await _opened(session, issued=issued, actor=actor)
 
 
-async def check_login_throttle(
-    *, session: AsyncSession, email: str, ip_address: str, settings: Settings
-) -> None:
-    """Refuse with :class:`RateLimited` when the account or the address failed too often."""
-    window_start = utcnow() - timedelta(seconds=settings.login_failure_window_seconds)
-    for column, value, limit, what in (
-        (LoginFailure.email, email, settings.login_max_failures_per_account, "this account"),
-        (
-            LoginFailure.ip_address,
-            ip_address,
-            settings.login_max_failures_per_address,
-            "your address",
+async def accept_invitation(
+    *,
+    session: AsyncSession,
+    token: str,
+    user_id: UUID,
+    password_hash: str,
+    full_name: str | None,
+    context: RequestContext,
+    settings: Settings,
+) -> OpenedSession:
+    """Join the invitation's tenant with its role, use the invitation up and open a session;
+    audit ``invitation.accept``. ``session`` is scoped to the tenant and the new user."""
+    invitation = await usable_invitation(session=session, token=token, now=utcnow(), lock=True)
+    tenant = await session.get(Tenant, invitation.tenant_id)
+    profile = await _insert_user(
+        session,
+        user_id=user_id,
+        tenant_id=invitation.tenant_id,
+        email=invitation.email,
+        password_hash=password_hash,
+        full_name=full_name,
+        role=invitation.role,
+        tenant_name=tenant.name if tenant else None,
+    )
+    invitation.accepted_at = utcnow()
+    invitation.accepted_by = user_id
+    issued = await _open_session(session, profile=profile, settings=settings)
+    actor = _as_actor(profile, email=invitation.email, token_id=issued.record.id, context=context)
+    await audit(
+        session,
+        actor=actor,
+        action="invitation.accept",
+        resource_type="invitation",
+        resource_id=invitation.id,
+        details={"email": invitation.email, "role": invitation.role},
+    )
+    return await _opened(session, issued=issued, actor=actor)
+
+
+async def signup_mode(*, session: AsyncSession, settings: Settings) -> SignupMode:
+    """``SHIPYARD_SIGNUP``, or when unset: open until the first tenant exists, then invite."""
+    if settings.signup is not None:
+        return settings.signup
+    any_tenant = await session.scalar(select(exists().where(Tenant.id.is_not(None))))
+    return "invite" if any_tenant else "open"
+
+
+async def admit_signup(*, session: AsyncSession, ip_address: str, settings: Settings) -> SignupMode:
+    """Refuse a sign-up unless it is open, then count it against the address (system session)."""
+    mode = await signup_mode(session=session, settings=settings)
+    if mode == "invite":
+        raise PermissionDenied(
+            "sign-up is by invitation on this server: ask an admin of your team for a link",
+            code="signup_invite_only",
+        )
+    if mode == "closed":
+        raise PermissionDenied(
+            "sign-up is closed on this server: an operator creates accounts (shipyard user create)",
+            code="signup_closed",
+        )
+    await throttle.take_signup_attempt(
+        session=session, ip_address=ip_address, settings=settings, now=utcnow()
+    )
+    return mode
+
+
+def decoy_session(*, data: SignupRequest, email: str, settings: Settings) -> OpenedSession:
+    """What sign-up answers for an e-mail that already has an account: the same shape, nothing
+    created, and a token that was never stored (so it opens nothing)."""
+    return OpenedSession(
+        token=new_token(),
+        expires_at=utcnow() + timedelta(hours=settings.session_token_ttl_hours),
+        me=MeRead(
+            id=uuid4(),
+            email=email,
+            full_name=data.full_name,
+            avatar_url=None,
+            role="admin",
+            tenant_id=uuid4(),
+            tenant_name=data.tenant_name,
         ),
-    ):
-        count, oldest = (
-            await session.execute(
-                select(func.count(), func.min(LoginFailure.created_at)).where(
-                    column == value, LoginFailure.created_at > window_start
-                )
-            )
-        ).one()
-        if count >= limit:
-            retry_after = max(
-                1,
-                int(
-                    (
-                        oldest + timedelta(seconds=settings.login_failure_window_seconds) - utcnow()
-                    ).total_seconds()
-                )
-                + 1,
-            )
-            raise RateLimited(
-                f"too many failed log-ins for {what}; try again in {retry_after} seconds",
-                retry_after=retry_after,
-            )
+    )
 
 
 async def find_login(*, session: AsyncSession, email: str) -> LoginCandidate | None:
@@ -236,11 +299,6 @@ async def find_login(*, session: AsyncSession, email: str) -> LoginCandidate | N
     )
 
 
-async def record_login_failure(*, session: AsyncSession, email: str, ip_address: str) -> None:
-    """Count a failed log-in against the account and the address (system session)."""
-    session.add(LoginFailure(email=email, ip_address=ip_address))
-
-
 async def start_session(
     *,
     session: AsyncSession,
@@ -251,12 +309,20 @@ async def start_session(
 ) -> OpenedSession:
     """After a correct password: forget the failures, open a session, audit ``login``.
 
-    Runs in a system session (the user's tenant is not known until the profile is read).
+    Runs in a system session (the user's tenant is not known until the profile is read). Also
+    deletes the user's expired log-in sessions, so log-ins do not pile rows up.
     """
-    await session.execute(delete(LoginFailure).where(LoginFailure.email == email))
+    await throttle.forget_login_failures(session=session, email=email)
     profile = await session.get(Profile, user_id)
     if profile is None:
         raise Unauthorized("this account belongs to no tenant", code="no_tenant")
+    await session.execute(
+        delete(ApiToken).where(
+            ApiToken.profile_id == user_id,
+            ApiToken.kind == "session",
+            ApiToken.expires_at <= utcnow(),
+        )
+    )
     await session.execute(update(User).where(User.id == user_id).values(last_sign_in_at=utcnow()))
     issued = await _open_session(session, profile=profile, settings=settings)
     actor = _as_actor(profile, email=email, token_id=issued.record.id, context=context)
@@ -320,6 +386,36 @@ async def authenticate(*, db: Database, token: str) -> Principal:
         )
 
 
+async def principal_is_current(*, session: AsyncSession, principal: Principal) -> bool:
+    """Whether ``principal`` would still authenticate: its token is neither revoked nor expired
+    (nor deleted with its member) and its account is enabled. Long requests (the live log)
+    re-check this, so log-out, revocation and removal reach a stream already open."""
+    now = utcnow()
+    if principal.token_id is None:
+        query = select(User.is_disabled).where(User.id == principal.user_id)
+    else:
+        query = (
+            select(User.is_disabled)
+            .join(ApiToken, ApiToken.profile_id == User.id)
+            .where(
+                ApiToken.id == principal.token_id,
+                ApiToken.profile_id == principal.user_id,
+                ApiToken.revoked_at.is_(None),
+                (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),
+            )
+        )
+    disabled = await session.scalar(query)
+    return disabled is False
+
+
+async def purge_expired_sessions(*, session: AsyncSession, now: datetime) -> int:
+    """Delete log-in sessions past their expiry (system session); personal tokens stay listed."""
+    result = await session.execute(
+        delete(ApiToken).where(ApiToken.kind == "session", ApiToken.expires_at <= now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def use_principal(session: AsyncSession, principal: Principal) -> None:
     """Scope ``session`` to the principal's tenant for its next transaction."""
     set_scope(session, Scope(tenant_id=principal.tenant_id, user_id=principal.user_id))
@@ -372,6 +468,95 @@ async def list_tokens(*, session: AsyncSession, principal: Principal) -> list[Ap
     return list(result.all())
 
 
+async def list_member_tokens(
+    *, session: AsyncSession, actor: Actor, member_id: UUID
+) -> list[ApiToken]:
+    """A member's personal API tokens (admins only), for revoking them."""
+    actor.require(Permission.MANAGE_MEMBERS)
+    await _member_profile(session, actor=actor, member_id=member_id)
+    result = await session.scalars(
+        select(ApiToken)
+        .where(
+            ApiToken.profile_id == member_id,
+            ApiToken.tenant_id == actor.tenant_id,
+            ApiToken.kind == "personal",
+        )
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    )
+    return list(result.all())
+
+
+@dataclass(frozen=True)
+class MemberTokens:
+    member: MemberRead
+    tokens: list[ApiToken]
+
+
+async def member_tokens_page(
+    *, session: AsyncSession, actor: Actor, member_id: UUID
+) -> MemberTokens:
+    """A member and their personal tokens, for the admin's revoke page."""
+    tokens = await list_member_tokens(session=session, actor=actor, member_id=member_id)
+    return MemberTokens(
+        member=await get_member(session=session, member_id=member_id), tokens=tokens
+    )
+
+
+async def revoke_member_token(
+    *, session: AsyncSession, actor: Actor, member_id: UUID, token_id: UUID
+) -> ApiToken:
+    """Revoke one of a member's tokens (admins only); audit ``member.token.revoke``."""
+    actor.require(Permission.MANAGE_MEMBERS)
+    await _member_profile(session, actor=actor, member_id=member_id)
+    record = await session.scalar(
+        select(ApiToken).where(
+            ApiToken.id == token_id,
+            ApiToken.profile_id == member_id,
+            ApiToken.tenant_id == actor.tenant_id,
+        )
+    )
+    if record is None:
+        raise NotFound("token not found")
+    if record.revoked_at is None:
+        record.revoked_at = utcnow()
+        await session.flush()
+    await audit(
+        session,
+        actor=actor,
+        action="member.token.revoke",
+        resource_type="api_token",
+        resource_id=token_id,
+        details={"member_id": str(member_id)},
+    )
+    return record
+
+
+async def revoke_member_tokens(*, session: AsyncSession, actor: Actor, member_id: UUID) -> int:
+    """Revoke every token of a member, log-in sessions included (sign them out everywhere);
+    audit ``member.tokens.revoke``. Returns how many were still valid."""
+    actor.require(Permission.MANAGE_MEMBERS)
+    await _member_profile(session, actor=actor, member_id=member_id)
+    result = await session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.profile_id == member_id,
+            ApiToken.tenant_id == actor.tenant_id,
+            ApiToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )
+    revoked = int(getattr(result, "rowcount", 0) or 0)
+    await audit(
+        session,
+        actor=actor,
+        action="member.tokens.revoke",
+        resource_type="profile",
+        resource_id=member_id,
+        details={"revoked": revoked},
+    )
+    return revoked
+
+
 # --- the user themselves ---------------------------------------------------------------------
 
 
@@ -412,12 +597,30 @@ async def password_hash_of(*, session: AsyncSession, user_id: UUID) -> str:
     return password_hash
 
 
+async def _revoke_other_sessions(session: AsyncSession, *, actor: Actor) -> int:
+    """After a password change: end every log-in session but the one making the change.
+
+    Personal API tokens stay: they run automation, are listed on the tokens page and are
+    revoked there (or by an admin) when they may have leaked too.
+    """
+    query = update(ApiToken).where(
+        ApiToken.profile_id == actor.user_id,
+        ApiToken.kind == "session",
+        ApiToken.revoked_at.is_(None),
+    )
+    if actor.principal.token_id is not None:
+        query = query.where(ApiToken.id != actor.principal.token_id)
+    result = await session.execute(query.values(revoked_at=utcnow()))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def save_me(
     *, session: AsyncSession, actor: Actor, data: MeUpdate, password_hash: str | None
 ) -> MeRead:
     """Write the actor's name and avatar (the fields ``data`` sets) and a new password hash.
 
-    The flow checked the current password and hashed the new one; audit ``me.update``.
+    The flow checked the current password and hashed the new one; a new password ends the
+    actor's other log-in sessions. Audit ``me.update``.
     """
     user = await session.get(User, actor.user_id)
     if user is None:
@@ -428,9 +631,11 @@ async def save_me(
         user.full_name = data.full_name
     if "avatar_url" in fields:
         profile.avatar_url = data.avatar_url
+    details: dict[str, Any] = {}
     if password_hash is not None:
         user.encrypted_password = password_hash
         fields.append("password")
+        details["sessions_revoked"] = await _revoke_other_sessions(session, actor=actor)
     await session.flush()
     if fields:
         # Names the fields, never their values: a password hash has no place in the log.
@@ -440,7 +645,7 @@ async def save_me(
             action="me.update",
             resource_type="profile",
             resource_id=actor.user_id,
-            details={"fields": fields},
+            details={"fields": fields, **details},
         )
     return await get_me(session=session, principal=actor.principal)
 
@@ -468,10 +673,29 @@ async def list_members(*, session: AsyncSession) -> list[MemberRead]:
     return [_member_read(profile, user) for profile, user in rows.all()]
 
 
-async def read_members(*, db: Database, principal: Principal) -> list[MemberRead]:
-    """:func:`list_members` in a short transaction of its own, for callers holding no session."""
+async def read_members(*, db: Database, principal: Principal) -> MembersOverview:
+    """:func:`members_overview` in a short transaction of its own, for callers holding no
+    session."""
     async with db.session(tenant_id=principal.tenant_id, user_id=principal.user_id) as session:
-        return await list_members(session=session)
+        return await members_overview(session=session, principal=principal)
+
+
+@dataclass(frozen=True)
+class MembersOverview:
+    """The members page: the tenant's members and, for admins, its invitations."""
+
+    members: list[MemberRead]
+    invitations: list[InvitationRead]
+
+
+async def members_overview(*, session: AsyncSession, principal: Principal) -> MembersOverview:
+    members = await list_members(session=session)
+    pending: list[InvitationRead] = []
+    if principal.can(Permission.MANAGE_MEMBERS):
+        pending = await list_invitations(
+            session=session, actor=Actor(principal=principal), now=utcnow()
+        )
+    return MembersOverview(members=members, invitations=pending)
 
 
 async def get_member(*, session: AsyncSession, member_id: UUID) -> MemberRead:
@@ -485,6 +709,14 @@ async def get_member(*, session: AsyncSession, member_id: UUID) -> MemberRead:
     if row is None:
         raise NotFound("member not found")
     return _member_read(*row)
+
+
+def decoy_member(*, data: MemberCreate, email: str) -> MemberRead:
+    """What add-member answers for an e-mail held by another tenant: a new member's shape,
+    nothing created (no second tenant may learn which addresses the first one holds)."""
+    return MemberRead(
+        id=uuid4(), email=email, full_name=data.full_name, role=data.role, created_at=utcnow()
+    )
 
 
 async def create_member(

@@ -6,10 +6,16 @@ import hashlib
 import secrets
 
 TOKEN_PREFIX = "shy_"
+# Invitation links carry their own prefix: never a bearer token, and easy for secret scanners.
+INVITATION_PREFIX = "shyinv_"
 
 
 def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_invitation_token() -> str:
+    return INVITATION_PREFIX + secrets.token_urlsafe(32)
 
 
 def hash_token(token: str) -> str:

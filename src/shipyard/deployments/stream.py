@@ -13,6 +13,7 @@ from uuid import UUID
 import psycopg
 
 from shipyard.accounts.principal import Principal
+from shipyard.accounts.service import principal_is_current
 from shipyard.db import Database, to_libpq_url
 from shipyard.deployments import service
 from shipyard.deployments.logs import NOTIFY_CHANNEL
@@ -23,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 PAGE = 2000
 KEEPALIVE_SECONDS = 15.0
+# An idle stream wakes this often to check its caller may still read (log-out, revoked token,
+# removed member): a stream then ends within this time.
+AUTH_RECHECK_SECONDS = 5.0
 
 
 class LogBroadcaster:
@@ -135,6 +139,7 @@ async def stream_logs(
     await broadcaster.ensure_started()
     wake = broadcaster.subscribe(deployment_id)
     last_seq = after_seq
+    idle = 0.0
     try:
         yield "retry: 2000\n\n"
         while True:
@@ -143,6 +148,9 @@ async def stream_logs(
             async with db.session(
                 tenant_id=principal.tenant_id, user_id=principal.user_id
             ) as session:
+                if not await principal_is_current(session=session, principal=principal):
+                    # Ends the stream; the browser's reconnect then gets 401 and stops.
+                    return
                 deployment = await service.get_deployment(
                     session=session, deployment_id=deployment_id
                 )
@@ -160,8 +168,13 @@ async def stream_logs(
                 yield sse_event("end", json.dumps({"status": status}), event_id=str(last_seq))
                 return
             try:
-                await asyncio.wait_for(wake.wait(), timeout=KEEPALIVE_SECONDS)
+                await asyncio.wait_for(wake.wait(), timeout=AUTH_RECHECK_SECONDS)
             except TimeoutError:
-                yield ": keep-alive\n\n"
+                idle += AUTH_RECHECK_SECONDS
+                if idle >= KEEPALIVE_SECONDS:
+                    idle = 0.0
+                    yield ": keep-alive\n\n"
+            else:
+                idle = 0.0
     finally:
         broadcaster.unsubscribe(deployment_id, wake)

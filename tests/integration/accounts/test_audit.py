@@ -307,7 +307,8 @@ async def test_me_update_and_password_change_are_audited_without_values(
     row = await only_row(db, "me.update")
     assert row.actor_profile_id == UUID(admin.user_id)
     assert (row.resource_type, row.resource_id) == ("profile", UUID(admin.user_id))
-    assert row.details == {"fields": ["full_name", "password"]}
+    # The sign-up session made the change and stays: no other session to end.
+    assert row.details == {"fields": ["full_name", "password"], "sessions_revoked": 0}
     wrong = await client.patch(
         "/api/v1/me",
         headers=admin.headers,

@@ -77,7 +77,7 @@ async def test_member_form_errors_are_inline_and_keep_values(
             },
         )
         assert taken.status_code == 409
-        assert "An account with this e-mail already exists." in taken.text
+        assert "This e-mail is already a member of your team." in taken.text
 
 
 async def test_last_admin_cannot_be_demoted_and_the_reason_is_shown(

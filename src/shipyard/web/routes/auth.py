@@ -1,4 +1,4 @@
-"""Sign-up, log-in and log-out pages: each form calls its accounts action and renders."""
+"""Sign-up, log-in, log-out and invitation pages: each form calls its accounts action and renders."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from shipyard.accounts import flows, service
-from shipyard.accounts.schemas import LoginRequest, SignupRequest
+from shipyard.accounts.schemas import AcceptInvitationRequest, LoginRequest, SignupRequest
 from shipyard.deps import ActorDep, RequestContextDep, RuntimeDep, SessionDep
 from shipyard.errors import RateLimited, ShipyardError, Unauthorized
 from shipyard.web.deps import MaybeUser, safe_next
@@ -21,13 +21,20 @@ from shipyard.web.templating import render
 router = web_router()
 
 FormText = Annotated[str, Form()]
+# A refused sign-up page shows why instead of the form.
+MODE_OF_REFUSAL = {"signup_invite_only": "invite", "signup_closed": "closed"}
 
 
 @router.get("/login")
-async def login_page(request: Request, user: MaybeUser, next: str = "/") -> Response:
+async def login_page(
+    request: Request, user: MaybeUser, runtime: RuntimeDep, next: str = "/"
+) -> Response:
     if user is not None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return render(request, "auth/login.html", {"next": safe_next(next), "values": {}})
+    mode = await flows.signup_mode(runtime=runtime)
+    return render(
+        request, "auth/login.html", {"next": safe_next(next), "values": {}, "signup": mode}
+    )
 
 
 @router.post("/login")
@@ -71,10 +78,11 @@ async def login(
 
 
 @router.get("/signup")
-async def signup_page(request: Request, user: MaybeUser) -> Response:
+async def signup_page(request: Request, user: MaybeUser, runtime: RuntimeDep) -> Response:
     if user is not None:
         return RedirectResponse("/", status_code=303)
-    return render(request, "auth/signup.html", {"values": {}})
+    mode = await flows.signup_mode(runtime=runtime)
+    return render(request, "auth/signup.html", {"values": {}, "signup": mode})
 
 
 @router.post("/signup")
@@ -105,11 +113,89 @@ async def signup(
     try:
         opened = await flows.signup(runtime=runtime, data=data, context=request_context)
     except ShipyardError as exc:
-        errors = {"email": sentence(exc.message)} if exc.code == "email_taken" else {}
         return render(
             request,
             "auth/signup.html",
-            {"values": values, "errors": errors, "message": sentence(exc.message)},
+            {
+                "values": values,
+                "message": sentence(exc.message),
+                "signup": MODE_OF_REFUSAL.get(exc.code, "open"),
+            },
+            status_code=exc.status_code,
+            headers=_retry_after(exc),
+        )
+    # An e-mail that already had an account got a token that opens nothing: the next page
+    # asks for a log-in, which is the right thing for its owner to do.
+    response = RedirectResponse("/", status_code=303)
+    set_session_cookie(response, request, opened.token, opened.expires_at)
+    return response
+
+
+def _retry_after(exc: ShipyardError) -> dict[str, str] | None:
+    return {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+
+
+@router.get("/invite/{token}")
+async def invitation_page(request: Request, token: str, runtime: RuntimeDep) -> Response:
+    try:
+        invitation = await flows.preview_invitation(runtime=runtime, token=token)
+    except ShipyardError as exc:
+        return render(
+            request,
+            "auth/invitation.html",
+            {"token": token, "problem": sentence(exc.message), "values": {}},
+            status_code=exc.status_code,
+        )
+    return render(
+        request,
+        "auth/invitation.html",
+        {"token": token, "invitation": invitation, "values": {}},
+    )
+
+
+@router.post("/invite/{token}")
+async def accept_invitation(
+    request: Request,
+    token: str,
+    runtime: RuntimeDep,
+    request_context: RequestContextDep,
+    full_name: FormText = "",
+    password: FormText = "",
+) -> Response:
+    values = {"full_name": full_name}
+    try:
+        data = AcceptInvitationRequest(
+            token=token, password=password, full_name=full_name.strip() or None
+        )
+    except ValidationError as exc:
+        invitation = None
+        try:
+            invitation = await flows.preview_invitation(runtime=runtime, token=token)
+        except ShipyardError as problem:
+            return render(
+                request,
+                "auth/invitation.html",
+                {"token": token, "problem": sentence(problem.message), "values": values},
+                status_code=problem.status_code,
+            )
+        return render(
+            request,
+            "auth/invitation.html",
+            {
+                "token": token,
+                "invitation": invitation,
+                "values": values,
+                "errors": field_errors(exc),
+            },
+            status_code=422,
+        )
+    try:
+        opened = await flows.accept_invitation(runtime=runtime, data=data, context=request_context)
+    except ShipyardError as exc:
+        return render(
+            request,
+            "auth/invitation.html",
+            {"token": token, "problem": sentence(exc.message), "values": values},
             status_code=exc.status_code,
         )
     response = RedirectResponse("/", status_code=303)

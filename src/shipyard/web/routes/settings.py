@@ -1,4 +1,5 @@
-"""Settings: the account, members and roles (admins), personal API tokens.
+"""Settings: the account, members, roles, invitations and members' tokens (admins), personal
+API tokens.
 
 Each form calls its accounts action (which writes the audit entry) and renders the result.
 """
@@ -13,12 +14,27 @@ from fastapi import Form, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from shipyard.accounts import flows, service
+from shipyard.accounts import flows, invitations, service
 from shipyard.accounts.models import ROLES
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor, Principal
-from shipyard.accounts.schemas import ApiTokenCreate, MemberCreate, MemberRead, MemberUpdate
-from shipyard.deps import ActorDep, CurrentUser, RuntimeDep, SessionDep, acting, attempt
+from shipyard.accounts.schemas import (
+    ApiTokenCreate,
+    InvitationCreate,
+    MemberCreate,
+    MemberUpdate,
+)
+from shipyard.accounts.service import MembersOverview
+from shipyard.deps import (
+    ActorDep,
+    ClockDep,
+    CurrentUser,
+    RuntimeDep,
+    SessionDep,
+    SettingsDep,
+    acting,
+    attempt,
+)
 from shipyard.errors import ShipyardError
 from shipyard.web.errors import error_page, field_errors, sentence
 from shipyard.web.routes import web_router
@@ -38,19 +54,33 @@ async def account(request: Request, principal: CurrentUser, session: SessionDep)
 
 
 def _members_page(
-    request: Request, members: list[MemberRead], *, status_code: int = 200, **extra: Any
+    request: Request, overview: MembersOverview, *, status_code: int = 200, **extra: Any
 ) -> Response:
-    context = {"section": "settings", "members": members, "roles": ROLES, "values": {}}
+    context = {
+        "section": "settings",
+        "members": overview.members,
+        "invitations": overview.invitations,
+        "roles": ROLES,
+        "values": {},
+        "invite_values": {},
+    }
     context.update(extra)
     return render(request, "settings/members.html", context, status_code=status_code)
 
 
 @router.get("/settings/members")
 async def members(
-    request: Request, principal: CurrentUser, session: SessionDep, added: str | None = None
+    request: Request,
+    principal: CurrentUser,
+    session: SessionDep,
+    added: str | None = None,
+    revoked: int | None = None,
 ) -> Response:
     notice = f"{added} was added." if added else None
-    return _members_page(request, await service.list_members(session=session), notice=notice)
+    if revoked is not None:
+        notice = f"{revoked} token(s) revoked."
+    overview = await service.members_overview(session=session, principal=principal)
+    return _members_page(request, overview, notice=notice)
 
 
 @router.post("/settings/members")
@@ -75,18 +105,18 @@ async def add_member(
             }
         )
     except ValidationError as exc:
-        members = await service.read_members(db=runtime.db, principal=actor.principal)
+        overview = await service.read_members(db=runtime.db, principal=actor.principal)
         return _members_page(
-            request, members, status_code=422, values=values, errors=field_errors(exc)
+            request, overview, status_code=422, values=values, errors=field_errors(exc)
         )
     try:
         member = await flows.add_member(runtime=runtime, actor=actor, data=data)
     except ShipyardError as exc:
-        errors = {"email": sentence(exc.message)} if exc.code == "email_taken" else {}
-        members = await service.read_members(db=runtime.db, principal=actor.principal)
+        errors = {"email": sentence(exc.message)} if exc.code == "already_member" else {}
+        overview = await service.read_members(db=runtime.db, principal=actor.principal)
         return _members_page(
             request,
-            members,
+            overview,
             status_code=exc.status_code,
             values=values,
             errors=errors,
@@ -136,6 +166,118 @@ async def remove_member(
     if is_htmx(request):
         return Response(status_code=200)
     return RedirectResponse("/settings/members", status_code=303)
+
+
+@router.post("/settings/invitations")
+async def create_invitation(
+    request: Request,
+    actor: MemberManager,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    email: FormText = "",
+    role: FormText = "developer",
+) -> Response:
+    values = {"email": email, "role": role}
+    try:
+        data = InvitationCreate.model_validate({"email": email.strip(), "role": role})
+    except ValidationError as exc:
+        overview = await service.members_overview(session=session, principal=actor.principal)
+        return _members_page(
+            request,
+            overview,
+            status_code=422,
+            invite_values=values,
+            invite_errors=field_errors(exc),
+        )
+    try:
+        async with attempt(session):
+            issued = await invitations.create_invitation(
+                session=session, actor=actor, data=data, settings=settings, now=clock.now()
+            )
+    except ShipyardError as exc:
+        overview = await service.members_overview(session=session, principal=actor.principal)
+        errors = {"email": sentence(exc.message)} if exc.code == "already_member" else {}
+        return _members_page(
+            request,
+            overview,
+            status_code=exc.status_code,
+            invite_values=values,
+            invite_errors=errors,
+            message=sentence(exc.message),
+        )
+    # The link is shown here once; the list shows the invitation without it.
+    overview = await service.members_overview(session=session, principal=actor.principal)
+    return _members_page(
+        request, overview, status_code=201, invitation_link=issued.link, invited=issued.invitation
+    )
+
+
+@router.post("/settings/invitations/{invitation_id}/revoke")
+async def revoke_invitation(
+    request: Request,
+    invitation_id: UUID,
+    actor: MemberManager,
+    session: SessionDep,
+    clock: ClockDep,
+) -> Response:
+    try:
+        async with attempt(session):
+            invitation = await invitations.revoke_invitation(
+                session=session, actor=actor, invitation_id=invitation_id, now=clock.now()
+            )
+    except ShipyardError as exc:
+        return error_page(request, exc.status_code, sentence(exc.message))
+    if is_htmx(request):
+        return render(request, "settings/_invitation_row.html", {"invitation": invitation})
+    return RedirectResponse("/settings/members", status_code=303)
+
+
+@router.get("/settings/members/{member_id}/tokens")
+async def member_tokens(
+    request: Request, member_id: UUID, actor: MemberManager, session: SessionDep
+) -> Response:
+    try:
+        page = await service.member_tokens_page(session=session, actor=actor, member_id=member_id)
+    except ShipyardError as exc:
+        return error_page(request, exc.status_code, sentence(exc.message))
+    return render(
+        request,
+        "settings/member_tokens.html",
+        {"section": "settings", "member": page.member, "tokens": page.tokens},
+    )
+
+
+@router.post("/settings/members/{member_id}/tokens/{token_id}/revoke")
+async def revoke_member_token(
+    request: Request, member_id: UUID, token_id: UUID, actor: MemberManager, session: SessionDep
+) -> Response:
+    try:
+        async with attempt(session):
+            record = await service.revoke_member_token(
+                session=session, actor=actor, member_id=member_id, token_id=token_id
+            )
+    except ShipyardError as exc:
+        return error_page(request, exc.status_code, sentence(exc.message))
+    if is_htmx(request):
+        return render(
+            request, "settings/_token_row.html", {"token": record, "member_id": member_id}
+        )
+    return RedirectResponse(f"/settings/members/{member_id}/tokens", status_code=303)
+
+
+@router.post("/settings/members/{member_id}/tokens/revoke-all")
+async def revoke_member_tokens(
+    request: Request, member_id: UUID, actor: MemberManager, session: SessionDep
+) -> Response:
+    try:
+        async with attempt(session):
+            revoked = await service.revoke_member_tokens(
+                session=session, actor=actor, member_id=member_id
+            )
+    except ShipyardError as exc:
+        return error_page(request, exc.status_code, sentence(exc.message))
+    return RedirectResponse(f"/settings/members?revoked={revoked}", status_code=303)
 
 
 async def _tokens_page(
