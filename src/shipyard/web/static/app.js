@@ -23,7 +23,7 @@
 // The live deployment log: Server-Sent Events, auto-scroll with pause, filters by host and level.
 (function () {
   "use strict";
-  var FINAL = ["success", "failed", "partial", "cancelled"];
+  var FINAL = ["success", "failed", "partial", "cancelled", "interrupted"];
 
   function setup() {
     var log = document.getElementById("log");
