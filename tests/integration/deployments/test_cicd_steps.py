@@ -13,7 +13,7 @@ from tests.fakes.jenkins import FakeJenkins, Param, Script
 from tests.fixtures.cicd import create_provider, jenkins_body, sync_jobs
 from tests.fixtures.deployments import HostsFactory, ScriptRepoFactory, WaitForStatus, WorkerControl
 from tests.integration.deployments.conftest import SCRIPTS
-from tests.integration.deployments.test_run import all_logs, create
+from tests.support.deployments_api import all_logs, create
 from tests.support.api import Account
 
 FAST: dict[str, Any] = {
