@@ -13,8 +13,8 @@ from tests.fakes.jenkins import FakeJenkins, Param, Script
 from tests.fixtures.cicd import create_provider, jenkins_body, sync_jobs
 from tests.fixtures.deployments import HostsFactory, ScriptRepoFactory, WaitForStatus, WorkerControl
 from tests.integration.deployments.conftest import SCRIPTS
-from tests.support.deployments_api import all_logs, create
 from tests.support.api import Account
+from tests.support.deployments_api import all_logs, create
 
 FAST: dict[str, Any] = {
     "cicd_poll_interval_seconds": 0.02,
