@@ -48,10 +48,12 @@ async def list_providers(
     tags=["cicd"],
 )
 async def create_provider(
-    data: ProviderCreate, actor: Manager, session: SessionDep
+    data: ProviderCreate, actor: Manager, session: SessionDep, runtime: RuntimeDep
 ) -> ProviderRead:
     """Connect Jenkins, GitHub Actions or CircleCI; credentials are stored encrypted."""
-    return await actions.create_provider(session=session, actor=actor, data=data)
+    return await actions.create_provider(
+        session=session, actor=actor, data=data, outbound=runtime.outbound
+    )
 
 
 @router.get("/cicd-providers/{provider_id}", response_model=ProviderRead, tags=["cicd"])
@@ -64,10 +66,19 @@ async def get_provider(provider_id: UUID, principal: Reader, session: SessionDep
 
 @router.patch("/cicd-providers/{provider_id}", response_model=ProviderRead, tags=["cicd"])
 async def update_provider(
-    provider_id: UUID, data: ProviderUpdate, actor: Manager, session: SessionDep
+    provider_id: UUID,
+    data: ProviderUpdate,
+    actor: Manager,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> ProviderRead:
+    """Change the sent fields; a new URL needs the credentials again in the same request."""
     return await actions.update_provider(
-        session=session, actor=actor, provider_id=provider_id, data=data
+        session=session,
+        actor=actor,
+        provider_id=provider_id,
+        data=data,
+        outbound=runtime.outbound,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
@@ -23,6 +24,7 @@ from shipyard.crypto import Keyring, SecretDecryptionError, is_sealed, seal, uns
 from shipyard.db import session_keyring
 from shipyard.errors import Conflict, ValidationFailed
 from shipyard.git.models import GitProvider
+from shipyard.git.providers.github import GITHUB_API
 
 DEFAULT_URLS = {"github_actions": GITHUB_API_URL, "circleci": CIRCLECI_API_URL}
 # Stands in for a stored credential while a changed config is re-validated.
@@ -106,6 +108,22 @@ def _secret(provider: CicdProvider, key: str, keyring: Keyring) -> str:
         ) from exc
 
 
+def same_address(first: str, second: str) -> bool:
+    """Two API base URLs name the same place (scheme and host case, trailing slash aside)."""
+
+    def key(url: str) -> tuple[str, str, str]:
+        parts = urlsplit(url.strip())
+        return parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/")
+
+    return key(first) == key(second)
+
+
+def borrowed_token_address(git_provider: GitProvider) -> str:
+    """The only API address a GitHub git provider's token may be sent to by GitHub Actions."""
+    server = (git_provider.server_url or "").rstrip("/")
+    return f"{server}/api/v3" if server else GITHUB_API
+
+
 async def _github_token(session: AsyncSession, provider: CicdProvider) -> str:
     if "token" in provider.config:
         return _secret(provider, "token", session_keyring(session))
@@ -123,6 +141,13 @@ async def _github_token(session: AsyncSession, provider: CicdProvider) -> str:
     if not git_provider.access_token:
         raise _not_configured(
             f"the GitHub provider linked to '{provider.name}' has no access token"
+        )
+    # A borrowed token goes to its own provider's API only, even if either address changed.
+    address = borrowed_token_address(git_provider)
+    if not same_address(effective_url(provider.type, provider.url), address):
+        raise _not_configured(
+            f"'{provider.name}' borrows the token of a GitHub provider whose API is {address}; "
+            "the token is never sent elsewhere: set the URL to that address or give a token"
         )
     return git_provider.access_token
 

@@ -36,6 +36,7 @@ from shipyard.git.scripts import (
 )
 from shipyard.git.service import interactive_gate
 from shipyard.git.tokens import ProviderTokenSource, SessionOpener
+from shipyard.outbound.policy import OutboundPolicy
 
 T = TypeVar("T")
 BINARY_SNIFF_BYTES = 8000
@@ -184,6 +185,7 @@ class Browser:
             ref,
             None,
             time_limit=self.settings.git_clone_timeout_seconds,
+            policy=OutboundPolicy.from_settings(self.settings),
         )
 
     async def branches(self) -> list[BranchRead]:
@@ -191,7 +193,10 @@ class Browser:
             if self.client is not None:
                 branches = await self.client.branches(self.ref_repo)
             else:
-                heads = await local.ls_remote(self.repository.clone_url or "")
+                heads = await local.ls_remote(
+                    self.repository.clone_url or "",
+                    policy=OutboundPolicy.from_settings(self.settings),
+                )
                 branches = heads.branches
             default = self.repository.default_branch
             return [

@@ -26,6 +26,7 @@ from shipyard.git.gitcmd import (
     run_git,
 )
 from shipyard.git.scripts import ScriptFile, script_from_entry, sort_scripts
+from shipyard.outbound.policy import DEFAULT_POLICY, OutboundPolicy
 
 LOCK_TIMEOUT_SECONDS = 600.0
 # The clone cache holds every tenant's repositories (private ones too): owner only.
@@ -82,6 +83,7 @@ async def checkout_url(
     cache_dir: Path,
     workdir: Path | None = None,
     time_limit: float = GIT_TIMEOUT_SECONDS,
+    policy: OutboundPolicy = DEFAULT_POLICY,
 ) -> Checkout:
     """Check out ``clone_url`` at ``ref`` (branch, tag or SHA; the default branch when None).
 
@@ -90,7 +92,8 @@ async def checkout_url(
     processes — safe. The result is a fresh git worktree at ``workdir`` (default: a new directory
     under ``cache_dir/runs``), so concurrent runs at different refs never share files.
     Credentials travel as an HTTP header through the environment: never in the URL, argv,
-    ``.git/config`` or a log.
+    ``.git/config`` or a log. git connects only where ``policy`` allows (checked after DNS,
+    pinned, no redirects, http and https only).
     """
     private_directory(cache_dir)
     cache, lock = cache_paths(cache_dir, clone_url)
@@ -99,7 +102,9 @@ async def checkout_url(
         raise FileExistsError(f"checkout directory {target} is not empty")
     async with file_lock(lock, time_limit=LOCK_TIMEOUT_SECONDS):
         await ensure_cache_repo(cache)
-        sha = await fetch_commit(cache, clone_url, ref, credentials, time_limit=time_limit)
+        sha = await fetch_commit(
+            cache, clone_url, ref, credentials, time_limit=time_limit, policy=policy
+        )
         # A run that crashed left its worktree registered; forget those whose directory is gone.
         await run_git("worktree", "prune", cwd=cache)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -116,11 +121,13 @@ async def checkout(
     ref: str | None = None,
     workdir: Path | None = None,
     http: httpx.AsyncClient | None = None,
+    policy: OutboundPolicy | None = None,
 ) -> Checkout:
     """Check out a Shipyard repository at ``ref`` (the repository's default branch when None).
 
     Looks the repository up in ``tenant_id``, uses its provider's token (refreshed first when
-    it has expired) and caches per tenant under ``settings.clone_cache_dir``. Raises
+    it has expired) and caches per tenant under ``settings.clone_cache_dir``. ``policy`` is the
+    runtime's outbound policy (built from ``settings`` when not given). Raises
     ``NotFound`` for an unknown repository or ref, ``ProviderError`` when the server refuses.
     """
     private_directory(settings.clone_cache_dir)
@@ -134,6 +141,7 @@ async def checkout(
         cache_dir=settings.clone_cache_dir / str(tenant_id),
         workdir=workdir,
         time_limit=settings.git_clone_timeout_seconds,
+        policy=policy or OutboundPolicy.from_settings(settings),
     )
 
 

@@ -14,6 +14,7 @@ from shipyard.errors import NotFound, ProviderError
 from shipyard.git.gitcmd import GitCredentials
 from shipyard.git.models import GitProvider, Repository
 from shipyard.git.tokens import ProviderTokenSource
+from shipyard.outbound.client import build_http_client
 
 # The user name each provider expects next to a token in HTTP basic auth for git.
 CLONE_USERNAMES = {"github": "x-access-token", "gitlab": "oauth2", "gitea": "oauth2"}
@@ -68,7 +69,7 @@ async def clone_source(
             code="provider_not_configured",
         )
     if http is None:
-        async with httpx.AsyncClient() as own_http:
+        async with build_http_client(settings) as own_http:
             token = await _token(db, settings, own_http, provider)
     else:
         token = await _token(db, settings, http, provider)

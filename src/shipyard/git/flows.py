@@ -29,6 +29,7 @@ from shipyard.git.schemas import (
     RepositoryRead,
 )
 from shipyard.git.scripts import ScriptFile
+from shipyard.outbound.errors import OutboundRefused
 
 if TYPE_CHECKING:
     from shipyard.runtime import Runtime
@@ -60,6 +61,8 @@ async def verify_token(
             f"no {provider_type} API at {client.api_base} ({exc.message})", field="server_url"
         ) from exc
     except ProviderError as exc:
+        if exc.code == "outbound_refused":
+            raise ValidationFailed(exc.message, field="server_url", code=exc.code) from exc
         if exc.code in {"provider_unauthorized", "provider_forbidden"}:
             raise ValidationFailed(
                 f"the provider refused this token: {exc.message}", field="access_token"
@@ -74,6 +77,8 @@ async def connect_provider(
 ) -> GitProviderRead:
     """Connect with a personal access token, checked against the provider's current user first."""
     server_url = normalise_server_url(data.type, data.server_url)
+    if server_url is not None:
+        await runtime.outbound.validate_url(server_url, field="server_url")
     user = await verify_token(
         runtime=runtime, provider_type=data.type, server_url=server_url, token=data.access_token
     )
@@ -86,12 +91,22 @@ async def connect_provider(
 async def update_provider(
     *, runtime: Runtime, actor: Actor, provider_id: UUID, data: GitProviderUpdate
 ) -> GitProviderRead:
-    """Rename, or replace the token (checked against the provider first)."""
+    """Rename, replace the token (checked against the provider first), or move to another
+    server: that needs the token again in the same request, checked at the new address."""
     user: RemoteUser | None = None
-    if data.access_token is not None:
+    moving = "server_url" in data.model_fields_set
+    if data.access_token is not None or moving:
         async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
             provider = await service.get_provider(session, actor.principal, provider_id)
             provider_type, server_url = provider.type, provider.server_url
+        if moving:
+            new_url = normalise_server_url(provider_type, data.server_url)
+            if new_url != server_url:
+                service.require_token_for_move(data)
+                if new_url is not None:
+                    await runtime.outbound.validate_url(new_url, field="server_url")
+            server_url = new_url
+    if data.access_token is not None:
         user = await verify_token(
             runtime=runtime,
             provider_type=provider_type,
@@ -162,13 +177,20 @@ async def complete_oauth(
 async def add_repository(
     *, runtime: Runtime, actor: Actor, data: RepositoryCreate
 ) -> RepositoryRead:
-    """Add a public repository by clone URL; git itself (``ls-remote``) checks that it is one."""
+    """Add a public repository by clone URL; git itself (``ls-remote``) checks that it is one.
+
+    The URL's host is checked against the outbound policy first: a refused address is a 422
+    naming ``url`` and git never runs.
+    """
     url = repositories.parse_repository_url(data.url)
+    await runtime.outbound.validate_url(url.clone_url, field="url")
     # Refuse a duplicate before asking the server (the write below checks again).
     async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
         await repositories.refuse_duplicate_url(session, actor.tenant_id, url.clone_url)
     try:
-        heads = await local.ls_remote(url.clone_url)
+        heads = await local.ls_remote(url.clone_url, policy=runtime.outbound)
+    except OutboundRefused as exc:  # the name resolved elsewhere since the check
+        raise ValidationFailed(exc.message, field="url", code=exc.code) from exc
     except GitCommandFailed as exc:
         reason = (
             "the server asks for credentials: only public repositories can be added by URL; "

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from shipyard.errors import NotFound, ProviderError, ServiceUnavailable
 from shipyard.outbound.masking import Masker
+from shipyard.outbound.policy import DEFAULT_POLICY, IPAddress, OutboundPolicy, parse_address
 
 GIT_TIMEOUT_SECONDS = 300.0
 LOCK_POLL_SECONDS = 0.02
@@ -31,6 +32,20 @@ AUTH_FAILURE_MARKERS = (
     "the requested url returned error: 401",
     "the requested url returned error: 403",
 )
+# What git (curl) prints when no connection opened: refused, timed out, unreachable, unresolved.
+UNREACHABLE_MARKERS = (
+    "failed to connect to",
+    "couldn't connect to server",
+    "connection refused",
+    "connection timed out",
+    "timed out after",
+    "no route to host",
+    "network is unreachable",
+    "could not resolve host",
+)
+# Only these transports: no ssh://, git://, file:// or ext:: (which runs a command) from a
+# tenant's URL, nor from a submodule or a redirect.
+ALLOWED_PROTOCOLS = "http:https"
 
 
 class GitCommandFailed(ProviderError):
@@ -74,12 +89,19 @@ def cache_key(url: str) -> str:
     return hashlib.sha256(strip_userinfo(url).rstrip("/").encode()).hexdigest()[:32]
 
 
-def git_environment(url: str, credentials: GitCredentials | None) -> dict[str, str]:
+def git_environment(
+    url: str,
+    credentials: GitCredentials | None,
+    *,
+    addresses: list[IPAddress] | None = None,
+) -> dict[str, str]:
     """The environment of a ``git`` run: no prompts, no user config, the header scoped to ``url``.
 
     The header goes through ``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n``, so it is
     neither in argv (visible in ``ps``) nor in any config file, and git sends it only to ``url``'s
-    origin (``http.<url>.extraHeader``), not to a host a redirect points at.
+    origin (``http.<url>.extraHeader``), not to a host a redirect points at. Only http and https
+    are allowed, redirects are not followed, and with ``addresses`` (checked by the outbound
+    policy) curl connects to those and no others (``http.curloptResolve``): no second lookup.
     """
     env = {
         key: value
@@ -95,9 +117,18 @@ def git_environment(url: str, credentials: GitCredentials | None) -> dict[str, s
             "GIT_CONFIG_GLOBAL": os.devnull,
             "HOME": os.devnull,
             "LC_ALL": "C",
+            "GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS,
         }
     )
-    config: list[tuple[str, str]] = [("credential.helper", ""), ("protocol.version", "2")]
+    config: list[tuple[str, str]] = [
+        ("credential.helper", ""),
+        ("protocol.version", "2"),
+        ("protocol.allow", "never"),
+        ("http.followRedirects", "false"),
+    ]
+    pin = curl_resolve(url, addresses)
+    if pin is not None:
+        config.append(("http.curloptResolve", pin))
     if credentials is not None:
         parts = urlsplit(strip_userinfo(url))
         origin = urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
@@ -107,6 +138,69 @@ def git_environment(url: str, credentials: GitCredentials | None) -> dict[str, s
         env[f"GIT_CONFIG_KEY_{index}"] = key
         env[f"GIT_CONFIG_VALUE_{index}"] = value
     return env
+
+
+def curl_resolve(url: str, addresses: list[IPAddress] | None) -> str | None:
+    """``host:port:addr[,addr]`` pinning ``url``'s host to ``addresses`` (None: nothing to pin)."""
+    if not addresses or not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host or parse_address(host) is not None:
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    listed = ",".join(f"[{a}]" if a.version == 6 else str(a) for a in addresses)
+    return f"{host}:{port}:{listed}"
+
+
+async def checked_remote(
+    url: str, policy: OutboundPolicy, command: str, time_limit: float
+) -> list[IPAddress]:
+    """The addresses git may connect to for ``url``; refused or unresolvable ones fail here.
+
+    ``OutboundRefused`` (a 422 naming the policy) when the policy refuses it; a failure to
+    resolve reads like any unreachable server.
+    """
+    try:
+        return await policy.check_url(url)
+    except OSError:
+        raise unreachable(command, time_limit) from None
+
+
+def unreachable(command: str, time_limit: float) -> GitCommandFailed:
+    # One message for refused, timed out, unresolved and too slow: which ports of an address
+    # answer stays unknown.
+    return GitCommandFailed(
+        f"git {command} failed: cannot reach the Git server: the connection failed or it did "
+        f"not answer within {time_limit:g} s",
+        code="git_unreachable",
+    )
+
+
+async def run_remote_git(
+    *args: str,
+    url: str,
+    credentials: GitCredentials | None,
+    policy: OutboundPolicy,
+    cwd: Path | None = None,
+    time_limit: float = GIT_TIMEOUT_SECONDS,
+) -> str:
+    """``run_git`` for a command that talks to ``url``: the address checked and pinned first,
+    and a connection that failed or timed out reported in one way."""
+    addresses = await checked_remote(url, policy, args[0], time_limit)
+    try:
+        return await run_git(
+            *args,
+            cwd=cwd,
+            env=git_environment(url, credentials, addresses=addresses),
+            credentials=credentials,
+            time_limit=time_limit,
+        )
+    except GitCommandFailed as exc:
+        lowered = exc.stderr.lower()
+        if exc.code == "git_timeout" or any(marker in lowered for marker in UNREACHABLE_MARKERS):
+            raise unreachable(args[0], time_limit) from exc
+        raise
 
 
 def scrub(text: str, credentials: GitCredentials | None) -> str:
@@ -228,6 +322,7 @@ async def fetch_commit(
     credentials: GitCredentials | None,
     *,
     time_limit: float = GIT_TIMEOUT_SECONDS,
+    policy: OutboundPolicy = DEFAULT_POLICY,
 ) -> str:
     """Fetch ``ref`` (branch, tag, SHA; the remote HEAD when None) into ``cache``; return its SHA.
 
@@ -236,12 +331,11 @@ async def fetch_commit(
     The caller holds the cache's lock.
     """
     url = strip_userinfo(url)
-    env = git_environment(url, credentials)
     target = ref or "HEAD"
     if target.startswith("-"):
         raise NotFound(f"ref '{target}' not found in the repository", code="ref_not_found")
     try:
-        await run_git(
+        await run_remote_git(
             "fetch",
             "--quiet",
             "--no-tags",
@@ -249,8 +343,9 @@ async def fetch_commit(
             "--",
             url,
             target,
+            url=url,
             cwd=cache,
-            env=env,
+            policy=policy,
             credentials=credentials,
             time_limit=time_limit,
         )
@@ -260,7 +355,7 @@ async def fetch_commit(
             raise GitCommandFailed(
                 "the Git server refused the credentials", stderr=exc.stderr, code="git_auth_failed"
             ) from exc
-        if exc.code == "git_timeout":
+        if exc.code in {"git_timeout", "git_unreachable"}:
             raise
         if not (ref and HEX_RE.match(ref)):
             if _is_missing_ref(exc.stderr):
@@ -268,7 +363,7 @@ async def fetch_commit(
                     f"ref '{target}' not found in the repository", code="ref_not_found"
                 ) from exc
             raise
-    return await _fetch_all_and_resolve(cache, url, ref, env, credentials, time_limit)
+    return await _fetch_all_and_resolve(cache, url, ref, policy, credentials, time_limit)
 
 
 def _is_missing_ref(stderr: str) -> bool:
@@ -280,12 +375,12 @@ async def _fetch_all_and_resolve(
     cache: Path,
     url: str,
     ref: str,
-    env: dict[str, str],
+    policy: OutboundPolicy,
     credentials: GitCredentials | None,
     time_limit: float,
 ) -> str:
     shallow = (cache / "shallow").exists()
-    await run_git(
+    await run_remote_git(
         "fetch",
         "--quiet",
         "--tags",
@@ -293,8 +388,9 @@ async def _fetch_all_and_resolve(
         "--",
         url,
         "+refs/heads/*:refs/remotes/origin/*",
+        url=url,
         cwd=cache,
-        env=env,
+        policy=policy,
         credentials=credentials,
         time_limit=time_limit,
     )

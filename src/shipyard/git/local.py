@@ -13,13 +13,14 @@ from shipyard.git.gitcmd import (
     ensure_cache_repo,
     fetch_commit,
     file_lock,
-    git_environment,
     run_git,
     run_git_bytes,
+    run_remote_git,
     strip_userinfo,
 )
 from shipyard.git.providers.base import BlobEntry, Branch, EntryType, FileData, TreeEntry
 from shipyard.git.refs import check_ref
+from shipyard.outbound.policy import DEFAULT_POLICY, OutboundPolicy
 
 LS_REMOTE_SECONDS = 30.0
 LOCK_SECONDS = 120.0
@@ -33,17 +34,24 @@ class RemoteHeads:
     branches: list[Branch]
 
 
-async def ls_remote(url: str, credentials: GitCredentials | None = None) -> RemoteHeads:
-    """The remote's branches and default branch (``git ls-remote --symref``)."""
+async def ls_remote(
+    url: str,
+    credentials: GitCredentials | None = None,
+    *,
+    policy: OutboundPolicy = DEFAULT_POLICY,
+) -> RemoteHeads:
+    """The remote's branches and default branch (``git ls-remote --symref``), where ``policy``
+    allows git to connect."""
     url = strip_userinfo(url)
-    output = await run_git(
+    output = await run_remote_git(
         "ls-remote",
         "--symref",
         "--",
         url,
         "HEAD",
         "refs/heads/*",
-        env=git_environment(url, credentials),
+        url=url,
+        policy=policy,
         credentials=credentials,
         time_limit=LS_REMOTE_SECONDS,
     )
@@ -61,14 +69,20 @@ async def ls_remote(url: str, credentials: GitCredentials | None = None) -> Remo
 
 
 async def resolve(
-    cache_dir: Path, url: str, ref: str, credentials: GitCredentials | None, *, time_limit: float
+    cache_dir: Path,
+    url: str,
+    ref: str,
+    credentials: GitCredentials | None,
+    *,
+    time_limit: float,
+    policy: OutboundPolicy = DEFAULT_POLICY,
 ) -> tuple[Path, str]:
     """Fetch ``ref`` into the cache (shared with checkouts) and return the cache and its SHA."""
     check_ref(ref)  # a refspec or an option never reaches ``git fetch``
     cache, lock = cache_paths(cache_dir, url)
     async with file_lock(lock, time_limit=LOCK_SECONDS):
         await ensure_cache_repo(cache)
-        sha = await fetch_commit(cache, url, ref, credentials, time_limit=time_limit)
+        sha = await fetch_commit(cache, url, ref, credentials, time_limit=time_limit, policy=policy)
     return cache, sha
 
 

@@ -32,6 +32,9 @@ class GitProviderCreate(StrictModel):
 class GitProviderUpdate(StrictModel):
     display_name: str | None = Field(default=None, max_length=200)
     access_token: str | None = Field(default=None, min_length=1, max_length=4096)
+    # Moving to another server needs access_token in the same request: a stored token is
+    # only ever sent to the server it was given for.
+    server_url: str | None = Field(default=None, max_length=2000)
 
 
 class GitProviderRead(BaseModel):

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shipyard.accounts.audit import audit
 from shipyard.accounts.principal import Actor, Principal
 from shipyard.config import Settings
-from shipyard.errors import Conflict, NotFound, ShipyardError
+from shipyard.errors import Conflict, NotFound, ShipyardError, ValidationFailed
 from shipyard.git.models import GitProvider, Repository
+from shipyard.git.providers import normalise_server_url
 from shipyard.git.providers.base import RemoteUser
 from shipyard.git.providers.ratelimit import RateLimitGate
 from shipyard.git.schemas import (
@@ -193,9 +194,16 @@ async def update_provider(
     data: GitProviderUpdate,
     user: RemoteUser | None = None,
 ) -> GitProviderRead:
-    """Rename, or store the new token ``data`` carries (already checked as ``user``'s)."""
+    """Rename, or store the new token ``data`` carries (already checked as ``user``'s), at
+    the new ``server_url`` when it moves (which needs that token)."""
     provider = await get_provider(session, actor.principal, provider_id, for_update=True)
     changed: dict[str, Any] = {}
+    if "server_url" in data.model_fields_set:
+        server_url = normalise_server_url(provider.type, data.server_url)
+        if server_url != provider.server_url:
+            require_token_for_move(data)
+            provider.server_url = server_url
+            changed["server_url"] = server_url
     if "display_name" in data.model_fields_set:
         provider.display_name = data.display_name or provider.name
         changed["display_name"] = provider.display_name
@@ -229,6 +237,17 @@ async def update_provider(
         details=changed,
     )
     return await read_provider(session=session, principal=actor.principal, provider_id=provider.id)
+
+
+def require_token_for_move(data: GitProviderUpdate) -> None:
+    """A provider moving to another server takes no stored token (or OAuth grant) with it."""
+    if data.access_token is None:
+        raise ValidationFailed(
+            "changing server_url needs access_token in the same request: a stored token is only "
+            "ever sent to the server it was given for",
+            field="access_token",
+            code="credentials_required",
+        )
 
 
 async def delete_provider(*, session: AsyncSession, actor: Actor, provider_id: UUID) -> None:

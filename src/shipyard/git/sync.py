@@ -21,6 +21,7 @@ from shipyard.git.providers.gitlab import GitLabClient
 from shipyard.git.service import describe_failure
 from shipyard.git.sync_writer import INCOMPLETE_NOTE, ListingWriter
 from shipyard.git.tokens import ProviderTokenSource
+from shipyard.outbound.client import build_http_client
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ async def sync_provider(
         provider.sync_status = "syncing"
         provider.error = None
     if http is None:
-        async with httpx.AsyncClient() as own_http:
+        async with build_http_client(settings) as own_http:
             return await _sync(db, settings, provider, own_http)
     return await _sync(db, settings, provider, http)
 
@@ -136,7 +137,7 @@ async def fill_languages(
         return 0
     async with contextlib.AsyncExitStack() as stack:
         if http is None:
-            http = await stack.enter_async_context(httpx.AsyncClient())
+            http = await stack.enter_async_context(build_http_client(settings))
         client = provider_client(
             provider.type,
             http=http,

@@ -83,3 +83,22 @@ class MalformedResponse(UpstreamError):
     """The upstream answered, but not in the shape its API promises."""
 
     code = "malformed_response"
+
+
+class OutboundRefused(UpstreamError):
+    """The outbound policy refuses the address: nothing was sent, no connection was opened.
+
+    A 422: the address is what must change (or the operator's policy), not the upstream.
+    ``details`` carries ``host`` and ``setting`` (the setting that would allow it, if any).
+    """
+
+    status_code = 422
+    code = "outbound_refused"
+
+    def __init__(self, message: str, *, host: str, setting: str | None) -> None:
+        super().__init__(message)
+        self.details["host"] = host
+        if setting is not None:
+            self.details["setting"] = setting
+        self.host = host
+        self.setting = setting

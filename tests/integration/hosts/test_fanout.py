@@ -63,7 +63,7 @@ async def test_fifty_hosts_with_some_down(ssh_fleet: SSHFleet, hung_ports: list[
     executor = Executor(max_connections=100, connect_timeout=CONNECT_TIMEOUT)
     outcome = await run_everywhere(executor, targets)
     states = Counter(state for state, _ in outcome.values())
-    assert states == {"ok": 44, "connection_refused": 4, "connect_timeout": 2}
+    assert states == {"ok": 44, "connection_failed": 6}  # refused and hung read the same
     # The hung hosts held up nobody: every good host was done well before their timeout.
     slowest_good = max(when for state, when in outcome.values() if state == "ok")
     assert slowest_good < CONNECT_TIMEOUT

@@ -59,7 +59,7 @@ async def test_failures_set_their_status_and_message(
     empty = await host_factory(admin, ssh_endpoint, auth="none")
     expected = {
         wrong["id"]: ("auth_failed", "wrong_password", "refused the password"),
-        down["id"]: ("offline", "connection_refused", "connection refused"),
+        down["id"]: ("offline", "connection_failed", "the connection failed or timed out"),
         nologin["id"]: ("unknown", "shell_not_found", "not available"),
         empty["id"]: ("auth_failed", "no_credentials", "neither a password nor a private key"),
     }

@@ -138,5 +138,5 @@ async def test_thirty_silent_host_tests_leave_the_api_answering(
     bodies: list[dict[str, Any]] = [response.json() for response in responses]
     assert [response.status_code for response in responses] == [200] * CONCURRENT_TESTS
     assert {(body["status"], body["error_code"]) for body in bodies} == {
-        ("offline", "connect_timeout")
+        ("offline", "connection_failed")
     }

@@ -6,10 +6,12 @@ from typing import Any
 
 from shipyard.errors import HostError
 
-CONNECTION_REFUSED = "connection_refused"
+# Refused, timed out, unreachable, or something that is not an SSH server: one code and one
+# message, so a host test never tells which ports of an address are open.
+CONNECTION_FAILED = "connection_failed"
+# The outbound policy refuses the address (SHIPYARD_OUTBOUND_ALLOW_PRIVATE, link-local...).
+OUTBOUND_REFUSED = "outbound_refused"
 DNS_FAILURE = "dns_failure"
-CONNECT_TIMEOUT = "connect_timeout"
-HOST_UNREACHABLE = "host_unreachable"
 WRONG_PASSWORD = "wrong_password"
 WRONG_KEY = "wrong_key"
 WRONG_KEY_PASSPHRASE = "wrong_key_passphrase"

@@ -18,6 +18,7 @@ from shipyard.hosts.executor.base import HostConnection, HostStatus, HostTarget,
 from shipyard.hosts.executor.local import LocalHostConnection
 from shipyard.hosts.executor.processes import utcnow
 from shipyard.hosts.executor.ssh import import_key, open_ssh
+from shipyard.outbound.policy import DEFAULT_POLICY, OutboundPolicy
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
@@ -50,24 +51,30 @@ class Executor:
         connect_timeout: float = 10.0,
         allow_local: bool = False,
         kill_grace: float = 2.0,
+        outbound: OutboundPolicy = DEFAULT_POLICY,
     ) -> None:
         self.max_connections = max_connections
         self.max_connections_per_host = max_connections_per_host
         self.connect_timeout = connect_timeout
         self.allow_local = allow_local
         self.kill_grace = kill_grace
+        # Every SSH address is checked (after DNS) when a connection opens, not only when saved.
+        self.outbound = outbound
         self._global = asyncio.Semaphore(max_connections)
         self._hosts: dict[tuple[str, str, int], _HostSlot] = {}
         # Decrypted keys by digest of (key, passphrase): passphrase KDFs cost ~1 s of CPU each.
         self._keys: OrderedDict[bytes, asyncio.Future[asyncssh.SSHKey]] = OrderedDict()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Executor:
+    def from_settings(
+        cls, settings: Settings, *, outbound: OutboundPolicy | None = None
+    ) -> Executor:
         return cls(
             max_connections=settings.ssh_max_connections,
             max_connections_per_host=settings.ssh_max_connections_per_host,
             connect_timeout=settings.ssh_connect_timeout,
             allow_local=settings.allow_local_hosts,
+            outbound=outbound or OutboundPolicy.from_settings(settings),
         )
 
     @property
@@ -108,6 +115,7 @@ class Executor:
             connect_timeout=self.connect_timeout,
             kill_grace=self.kill_grace,
             load_key=self._load_key,
+            outbound=self.outbound,
         )
 
     @asynccontextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import hmac
 import posixpath
 import secrets
@@ -24,6 +23,8 @@ from shipyard.hosts.executor.processes import (
     StartedProcess,
 )
 from shipyard.hosts.executor.streams import ByteReader
+from shipyard.outbound.errors import OutboundRefused
+from shipyard.outbound.policy import DEFAULT_POLICY, IPAddress, OutboundPolicy
 
 KeyLoader = Callable[[str, str | None], Awaitable[asyncssh.SSHKey]]
 HELPER_TIMEOUT = 30.0
@@ -94,19 +95,14 @@ def connect_error(exc: BaseException, target: HostTarget, client: TrustClient) -
         return errors.host_error(
             errors.DNS_FAILURE, f"cannot resolve host name {target.address!r}", host=host
         )
-    if isinstance(exc, ConnectionRefusedError):
+    if client.presented is None:
+        # Until the host has shown an SSH host key, every failure reads the same: refused,
+        # timed out, unreachable, or a listener that is not SSH. Telling them apart would
+        # make host tests a port scanner.
         return errors.host_error(
-            errors.CONNECTION_REFUSED,
-            f"connection refused on port {target.port} (is sshd running?)",
+            errors.CONNECTION_FAILED,
+            f"no SSH connection to port {target.port}: the connection failed or timed out",
             host=host,
-        )
-    if isinstance(exc, TimeoutError):
-        return errors.host_error(
-            errors.CONNECT_TIMEOUT, "no SSH answer before the connect timeout", host=host
-        )
-    if isinstance(exc, OSError) and exc.errno in {errno.EHOSTUNREACH, errno.ENETUNREACH}:
-        return errors.host_error(
-            errors.HOST_UNREACHABLE, f"host unreachable ({exc.strerror})", host=host
         )
     if isinstance(exc, asyncssh.ConnectionLost | ConnectionResetError | BrokenPipeError):
         return errors.host_error(
@@ -364,8 +360,13 @@ async def open_ssh(
     connect_timeout: float,
     kill_grace: float,
     load_key: KeyLoader = import_key,
+    outbound: OutboundPolicy = DEFAULT_POLICY,
 ) -> SSHHostConnection:
-    """Connect and authenticate; the host key is checked before credentials are sent."""
+    """Connect and authenticate; the host key is checked before credentials are sent.
+
+    The address is resolved once and every result checked with ``outbound``; the connection
+    goes to a checked address, so DNS cannot answer differently between check and connect.
+    """
     if not target.user:
         raise errors.host_error(
             errors.NO_CREDENTIALS, "no user name is configured", host=target.label
@@ -388,24 +389,44 @@ async def open_ssh(
             host=target.label,
         )
     client = TrustClient(target.expected_fingerprint)
-    try:
-        connection, _ = await asyncssh.create_connection(
-            lambda: client,
-            target.address,
-            target.port,
-            username=target.user,
-            # Empty trusted lists make asyncssh ask TrustClient about every host key.
-            known_hosts=([], [], []),
-            server_host_key_algs="default",
-            agent_path=None,
-            config=[],
-            connect_timeout=connect_timeout,
-            keepalive_interval=30,
-            keepalive_count_max=4,
-            **options,
+    addresses = await checked_addresses(target, outbound, client)
+    for index, address in enumerate(addresses):
+        try:
+            connection, _ = await asyncssh.create_connection(
+                lambda: client,
+                str(address),
+                target.port,
+                username=target.user,
+                # Empty trusted lists make asyncssh ask TrustClient about every host key.
+                known_hosts=([], [], []),
+                server_host_key_algs="default",
+                agent_path=None,
+                config=[],
+                connect_timeout=connect_timeout,
+                keepalive_interval=30,
+                keepalive_count_max=4,
+                **options,
+            )
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            # The next address only while nothing reached an SSH server (never a second
+            # authentication attempt).
+            retry = isinstance(exc, OSError | TimeoutError) and client.presented is None
+            if retry and index + 1 < len(addresses):
+                continue
+            raise connect_error(exc, target, client) from exc
+        return SSHHostConnection(
+            target, connection, fingerprint=client.presented, kill_grace=kill_grace
         )
-    except (OSError, asyncssh.Error, TimeoutError) as exc:
+    raise AssertionError("checked_addresses returns at least one address")
+
+
+async def checked_addresses(
+    target: HostTarget, outbound: OutboundPolicy, client: TrustClient
+) -> list[IPAddress]:
+    """The addresses of ``target`` the outbound policy allows; refused ones never connect."""
+    try:
+        return await outbound.check_host(target.address, target.port)
+    except OutboundRefused as exc:
+        raise errors.host_error(errors.OUTBOUND_REFUSED, exc.message, host=target.label) from exc
+    except OSError as exc:
         raise connect_error(exc, target, client) from exc
-    return SSHHostConnection(
-        target, connection, fingerprint=client.presented, kill_grace=kill_grace
-    )

@@ -105,13 +105,17 @@ def _form_errors(errors: dict[str, str], kind: str) -> dict[str, str]:
 
 
 @router.post("/cicd")
-async def add_provider(request: Request, actor: Manager, session: SessionDep) -> Response:
+async def add_provider(
+    request: Request, actor: Manager, session: SessionDep, runtime: RuntimeDep
+) -> Response:
     form = await request.form()
     values = {key: str(form.get(key, "")).strip() for key in FORM_KEYS}
     try:
         data = ProviderCreate.model_validate(_body(values))
         async with attempt(session):
-            await actions.create_provider(session=session, actor=actor, data=data)
+            await actions.create_provider(
+                session=session, actor=actor, data=data, outbound=runtime.outbound
+            )
     except (ValidationError, ShipyardError) as exc:
         status_code, message = 422, None
         if isinstance(exc, ShipyardError):
