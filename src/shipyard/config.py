@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     password_hash_concurrency: int = Field(default=4, ge=1)
     user_agent: str = "Shipyard"
 
+    # Outbound policy (git, CI/CD, SSH; see shipyard.outbound.policy). Link-local and cloud
+    # metadata addresses are always refused. Loopback and private ranges are allowed for a
+    # single-team install; a shared install sets this false. SHIPYARD_OUTBOUND_ALLOW lists
+    # exceptions: comma-separated CIDRs, addresses and host names ("*.corp.example" for a domain).
+    outbound_allow_private: bool = True
+    outbound_allow: str = ""
+
     # outbound HTTP
     # How long Git provider requests retry connection failures, timeouts and 5xx (with backoff);
     # CI/CD providers use cicd_retry_seconds, which allows for a server restarting.

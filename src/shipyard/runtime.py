@@ -25,6 +25,7 @@ from shipyard.git.browse import TTLCache
 from shipyard.hosts.executor import Executor
 from shipyard.models import configure as configure_models
 from shipyard.outbound.client import build_http_client
+from shipyard.outbound.policy import OutboundPolicy
 
 DEFAULT_POOL_SIZE = 10
 
@@ -42,6 +43,9 @@ class Runtime:
     executor: Executor
     # One pooled HTTP client for every outbound call (provider APIs, CI/CD servers).
     http: httpx.AsyncClient
+    # Which addresses outbound connections may reach (HTTP, git, SSH, later webhooks): the one
+    # policy ``http`` and ``executor`` obey, for flows that check an address before storing it.
+    outbound: OutboundPolicy
     # Short-lived answers of repository browsing, shared by this process's requests.
     browse_cache: TTLCache
     # One LISTEN connection that wakes every live-log stream this process serves.
@@ -53,6 +57,7 @@ def build_runtime(settings: Settings, *, db: Database, clock: Clock | None = Non
     """Assemble the parts around an open ``db``; :func:`close_runtime` releases them."""
     # Every model known before the first flush: a worker that touches one table knows them all.
     configure_models()
+    outbound = OutboundPolicy.from_settings(settings)
     return Runtime(
         settings=settings,
         db=db,
@@ -61,8 +66,9 @@ def build_runtime(settings: Settings, *, db: Database, clock: Clock | None = Non
             memory_kib=settings.password_hash_memory_kib,
             max_concurrent=settings.password_hash_concurrency,
         ),
-        executor=Executor.from_settings(settings),
-        http=build_http_client(settings),
+        executor=Executor.from_settings(settings, outbound=outbound),
+        http=build_http_client(settings, policy=outbound),
+        outbound=outbound,
         browse_cache=TTLCache(settings.git_browse_cache_ttl_seconds),
         broadcaster=LogBroadcaster(db.url),
         clock=clock or SystemClock(),
