@@ -107,7 +107,8 @@ async def signup(
         return render(
             request,
             "auth/signup.html",
-            {"values": values, "errors": field_errors(exc)},
+            # The form again, with its errors: whether sign-up is open is checked on submit.
+            {"values": values, "errors": field_errors(exc), "signup": "open"},
             status_code=422,
         )
     try:
