@@ -141,7 +141,10 @@ async def test_a_last_event_id_beyond_bigint_is_refused_naming_the_header(
     for value in ("9223372036854775808", "²"):
         stream = await client.get(
             f"/api/v1/deployments/{deployment_id}/logs/stream",
-            headers={**admin.headers, "Last-Event-ID": value.encode()},
+            headers={
+                **{name.encode(): text.encode() for name, text in admin.headers.items()},
+                b"Last-Event-ID": value.encode(),  # raw UTF-8 bytes, as a client may send
+            },
         )
         assert stream.status_code == 422, stream.text
         assert _field(stream) == ["Last-Event-ID"]
