@@ -66,7 +66,7 @@ class GiteaClient(ProviderClient):
 
     def total_items(self, response: httpx.Response) -> int | None:
         value = response.headers.get("x-total-count")
-        return int(value) if value and value.isdigit() else None
+        return int(value) if value and value.isascii() and value.isdigit() else None
 
     def total_pages(self, response: httpx.Response) -> int | None:
         total = self.total_items(response)

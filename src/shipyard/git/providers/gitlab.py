@@ -67,18 +67,18 @@ class GitLabClient(ProviderClient):
     def total_pages(self, response: httpx.Response) -> int | None:
         # GitLab leaves the totals out past 10,000 rows; then pages are followed one by one.
         value = response.headers.get("x-total-pages")
-        return int(value) if value and value.isdigit() else None
+        return int(value) if value and value.isascii() and value.isdigit() else None
 
     def total_items(self, response: httpx.Response) -> int | None:
         value = response.headers.get("x-total")
-        return int(value) if value and value.isdigit() else None
+        return int(value) if value and value.isascii() and value.isdigit() else None
 
     def next_url(self, response: httpx.Response) -> str | None:
         link = super().next_url(response)
         if link:
             return link
         next_page = response.headers.get("x-next-page")
-        if not next_page or not next_page.isdigit():
+        if not next_page or not (next_page.isascii() and next_page.isdigit()):
             return None
         return str(response.request.url.copy_merge_params({"page": next_page}))
 
@@ -181,7 +181,7 @@ class GitLabClient(ProviderClient):
         # HEAD first: the size header tells whether the content is worth downloading.
         head = await self.request("HEAD", url, params={"ref": ref})
         size_header = head.headers.get("x-gitlab-size", "")
-        if size_header.isdigit() and int(size_header) > max_bytes:
+        if size_header.isascii() and size_header.isdigit() and int(size_header) > max_bytes:
             return FileData(path=clean, size=int(size_header), data=None)
         body = await self.get_json(url, {"ref": ref})
         size = require(body, "size", int, where="file")
