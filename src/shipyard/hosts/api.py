@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
-from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, SettingsDep, acting
+from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting
 from shipyard.hosts import flows, service
 from shipyard.hosts.executor.base import HostStatus
 from shipyard.hosts.schemas import (
@@ -50,11 +50,9 @@ async def list_hosts(
 
 
 @router.post("", response_model=HostRead, status_code=status.HTTP_201_CREATED)
-async def create_host(
-    data: HostCreate, actor: Admin, session: SessionDep, settings: SettingsDep
-) -> HostRead:
+async def create_host(data: HostCreate, actor: Admin, runtime: RuntimeDep) -> HostRead:
     """Add a host. Credentials are stored encrypted and never returned."""
-    return await service.create_host(session=session, actor=actor, data=data, settings=settings)
+    return await flows.create_host(runtime=runtime, actor=actor, data=data)
 
 
 @router.post("/test-all", response_model=HostTestsQueued, status_code=status.HTTP_202_ACCEPTED)
@@ -70,12 +68,10 @@ async def get_host(host_id: UUID, principal: CurrentUser, session: SessionDep) -
 
 @router.patch("/{host_id}", response_model=HostRead)
 async def update_host(
-    host_id: UUID, data: HostUpdate, actor: Admin, session: SessionDep, settings: SettingsDep
+    host_id: UUID, data: HostUpdate, actor: Admin, runtime: RuntimeDep
 ) -> HostRead:
     """Change fields; send ``null`` to clear a credential or forget the trusted host key."""
-    return await service.update_host(
-        session=session, actor=actor, host_id=host_id, data=data, settings=settings
-    )
+    return await flows.update_host(runtime=runtime, actor=actor, host_id=host_id, data=data)
 
 
 @router.delete("/{host_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,5 @@
-"""Host flows: connection tests, which talk SSH outside any database transaction.
+"""Host flows: saving a host (its address is looked up in DNS) and connection tests (SSH),
+each talking to the network outside any database transaction.
 
 A test reads what to connect to in one short transaction, probes the host with the process's
 executor while holding no database connection (a silent host takes the whole connect timeout,
@@ -15,12 +16,60 @@ from uuid import UUID
 from shipyard.accounts.principal import Actor
 from shipyard.hosts import service
 from shipyard.hosts.executor import HostTarget
-from shipyard.hosts.schemas import HostTestRead
+from shipyard.hosts.schemas import HostCreate, HostRead, HostTestRead, HostUpdate
 
 if TYPE_CHECKING:
     from shipyard.runtime import Runtime
 
 logger = logging.getLogger(__name__)
+
+
+async def _check_address(runtime: Runtime, data: HostCreate | HostUpdate) -> None:
+    """The outbound policy on the address being saved: a bounded DNS lookup, no connection."""
+    if "ip" in data.model_fields_set and data.ip and getattr(data, "type", None) != "local":
+        await runtime.outbound.validate_host(data.ip, field="ip")
+
+
+async def read_host(*, runtime: Runtime, actor: Actor, host_id: UUID) -> HostRead:
+    """One host, read in its own short transaction (for routes that then run a flow)."""
+    async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
+        return await service.read_host(session=session, tenant_id=actor.tenant_id, host_id=host_id)
+
+
+async def create_host(
+    *, runtime: Runtime, actor: Actor, data: HostCreate, generate_key: bool = False
+) -> HostRead:
+    """Add a host (and, with ``generate_key``, a key pair); the address is checked first."""
+    await _check_address(runtime, data)
+    async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
+        return await service.create_host(
+            session=session,
+            actor=actor,
+            data=data,
+            settings=runtime.settings,
+            generate_key=generate_key,
+        )
+
+
+async def update_host(
+    *,
+    runtime: Runtime,
+    actor: Actor,
+    host_id: UUID,
+    data: HostUpdate,
+    generate_key: bool = False,
+) -> HostRead:
+    """Change the sent fields; a new address is checked before the transaction opens."""
+    await _check_address(runtime, data)
+    async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
+        return await service.update_host(
+            session=session,
+            actor=actor,
+            host_id=host_id,
+            data=data,
+            settings=runtime.settings,
+            generate_key=generate_key,
+        )
 
 
 async def test_host(*, runtime: Runtime, actor: Actor, host_id: UUID) -> HostTestRead:

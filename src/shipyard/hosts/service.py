@@ -31,7 +31,6 @@ from shipyard.hosts.schemas import (
     HostUpdate,
 )
 from shipyard.jobs import enqueue, waiting_job_with_queueing_lock
-from shipyard.outbound.policy import OutboundPolicy
 from shipyard.pagination import Page, paginate
 
 LOCAL_ADDRESS = "localhost"
@@ -231,9 +230,8 @@ async def _resolve(
             raise ValidationFailed("an SSH host needs an address", field="ip")
         if not state["user"]:
             raise ValidationFailed("an SSH host needs a user name", field="user")
-        if {"ip", "type"} & fields:
-            # A bounded DNS lookup (no connection): the executor checks again when it connects.
-            await OutboundPolicy.from_settings(settings).validate_host(state["ip"], field="ip")
+        # The address was checked against the outbound policy by the flow (a DNS lookup, outside
+        # this transaction); the executor checks again whenever it connects.
 
     if "private_key" in fields or ("private_key_passphrase" in fields and state["private_key"]):
         if state["private_key"]:

@@ -12,7 +12,7 @@ from starlette.datastructures import FormData
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
-from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, SettingsDep, acting
+from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting
 from shipyard.errors import ShipyardError
 from shipyard.hosts import flows, service
 from shipyard.hosts.models import HOST_STATUSES
@@ -154,15 +154,13 @@ async def new_host(request: Request, actor: Admin) -> Response:
 
 
 @router.post("/hosts/new")
-async def create_host(
-    request: Request, actor: Admin, session: SessionDep, settings: SettingsDep
-) -> Response:
+async def create_host(request: Request, actor: Admin, runtime: RuntimeDep) -> Response:
     values = _form_values(await request.form())
     generate = values.get("auth") == "generate"
     try:
         data = HostCreate.model_validate(_payload(values, editing=False))
-        host = await service.create_host(
-            session=session, actor=actor, data=data, settings=settings, generate_key=generate
+        host = await flows.create_host(
+            runtime=runtime, actor=actor, data=data, generate_key=generate
         )
     except (ValidationError, ShipyardError) as exc:
         return _form_page(request, host=None, values=values, error=exc)
@@ -209,20 +207,19 @@ async def edit_host(request: Request, host_id: UUID, actor: Admin, session: Sess
 
 @router.post("/hosts/{host_id}/edit")
 async def update_host(
-    request: Request, host_id: UUID, actor: Admin, session: SessionDep, settings: SettingsDep
+    request: Request, host_id: UUID, actor: Admin, runtime: RuntimeDep
 ) -> Response:
     # Read first: another tenant's host is a 404 page, not a form. A refused change writes
     # nothing, so this is still the host as stored when the form comes back with its errors.
-    host = await service.read_host(session=session, tenant_id=actor.tenant_id, host_id=host_id)
+    host = await flows.read_host(runtime=runtime, actor=actor, host_id=host_id)
     values = _form_values(await request.form())
     try:
         data = HostUpdate.model_validate(_payload(values, editing=True))
-        await service.update_host(
-            session=session,
+        await flows.update_host(
+            runtime=runtime,
             actor=actor,
             host_id=host_id,
             data=data,
-            settings=settings,
             generate_key=values.get("auth") == "generate",
         )
     except (ValidationError, ShipyardError) as exc:
