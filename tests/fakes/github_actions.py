@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode
 
 from tests.fakes.cicd_common import FakeServer, Reply, Request
+from tests.support import canary
 
 DOCS = "https://docs.github.com/rest"
 _ids = itertools.count(30433642)
@@ -180,7 +181,7 @@ def dispatch_inputs(content: str) -> dict[str, Any] | None:
 class FakeGitHubActions(FakeServer):
     def __init__(self, *, token: str | None = None, login: str = "octo-admin") -> None:
         super().__init__()
-        self.token = token or "ghp_" + secrets.token_hex(18)
+        self.token = canary.remember(token or "ghp_" + secrets.token_hex(18), "GitHub token")
         self.tokens: dict[str, str] = {self.token: login}
         self.repos: dict[str, Repo] = {}
         self.jobs: dict[int, tuple[Run, int]] = {}

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from tests.fakes.cicd_common import FakeServer, Reply, Request
+from tests.support import canary
 
 JENKINS_VERSION = "2.462.3"
 PARAM_CLASSES = {
@@ -205,7 +206,7 @@ class FakeJenkins(FakeServer):
     def __init__(self, *, username: str = "admin", token: str | None = None) -> None:
         super().__init__()
         self.username = username
-        self.token = token or secrets.token_hex(17)
+        self.token = canary.remember(token or secrets.token_hex(17), "Jenkins API token")
         self.users: dict[str, str] = {username: self.token}
         self.full_names: dict[str, str] = {username: "Ada Admin"}
         self.require_crumb = False
@@ -281,7 +282,9 @@ class FakeJenkins(FakeServer):
     def revoke(self, username: str | None = None) -> None:
         """Revoke a user's API token (the next request with it gets 401)."""
         with self.lock:
-            self.users[username or self.username] = secrets.token_hex(17)
+            self.users[username or self.username] = canary.remember(
+                secrets.token_hex(17), "Jenkins API token"
+            )
 
     def find(self, path: str) -> Folder | Job | None:
         node: Folder | Job = self.root
@@ -570,6 +573,8 @@ class FakeJenkins(FakeServer):
                     content_type="text/html;charset=utf-8",
                 )
             values[param.name] = value
+            if param.kind == "password":
+                canary.remember(value, "Jenkins password parameter")
         return self._enqueue(job, values)
 
     def _start(self, item: QueueItem) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from tests.support import canary
+
 
 @dataclass
 class Account:
@@ -33,7 +35,7 @@ async def signup(
     client: httpx.AsyncClient, *, tenant_name: str = "Acme", email: str | None = None
 ) -> Account:
     email = email or unique_email("admin")
-    password = "correct horse battery"
+    password = canary.remember("correct horse battery", "sign-up password")
     response = await client.post(
         "/api/v1/auth/signup",
         json={
@@ -48,7 +50,7 @@ async def signup(
     return Account(
         email=email,
         password=password,
-        token=body["access_token"],
+        token=canary.remember(body["access_token"], "session token"),
         user_id=body["user"]["id"],
         tenant_id=body["user"]["tenant_id"],
         role="admin",
@@ -57,7 +59,7 @@ async def signup(
 
 async def add_member(client: httpx.AsyncClient, admin: Account, role: str) -> Account:
     email = unique_email(role)
-    password = "another long password"
+    password = canary.remember("another long password", "member password")
     created = await client.post(
         "/api/v1/tenant/members",
         headers=admin.headers,
@@ -70,7 +72,7 @@ async def add_member(client: httpx.AsyncClient, admin: Account, role: str) -> Ac
     return Account(
         email=email,
         password=password,
-        token=body["access_token"],
+        token=canary.remember(body["access_token"], "session token"),
         user_id=body["user"]["id"],
         tenant_id=body["user"]["tenant_id"],
         role=role,

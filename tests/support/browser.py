@@ -88,10 +88,12 @@ class LiveServer:
         app = create_app(runtime=runtime)
         config = uvicorn.Config(
             app,
-            log_level="warning",
+            # Into Python logging (no handlers of uvicorn's own), access log included: the
+            # secret canary reads it; pytest shows it only for a failing test.
+            log_config=None,
+            log_level="debug",
             lifespan="on",
             ws="none",
-            access_log=False,
             # Open log streams must not hold the test run hostage at shutdown.
             timeout_graceful_shutdown=3,
         )

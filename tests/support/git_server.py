@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
+from tests.support import canary
+
 GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_CONFIG_GLOBAL": os.devnull,
@@ -267,7 +269,7 @@ class GitHttpServer:
 
     def start(self) -> GitHttpServer:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.tokens.add(self.token)
+        self.tokens.add(canary.remember(self.token, "git server token"))
         server = _Server(("127.0.0.1", 0), _Handler)
         server.owner = self
         self._server = server
@@ -293,7 +295,7 @@ class GitHttpServer:
 
     def allow_token(self, token: str) -> None:
         """Accept another token too (a provider fake's token, say)."""
-        self.tokens.add(token)
+        self.tokens.add(canary.remember(token, "git token"))
 
     def revoke_token(self, token: str) -> None:
         self.tokens.discard(token)

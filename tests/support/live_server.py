@@ -31,7 +31,10 @@ async def serve(db: Database, settings: Settings) -> AsyncIterator[str]:
             create_app(runtime=runtime),
             host="127.0.0.1",
             port=port,
-            log_level="warning",
+            # Into Python logging (no handlers of uvicorn's own), access log included: the
+            # secret canary reads it; pytest shows it only for a failing test.
+            log_config=None,
+            log_level="debug",
             lifespan="off",
         )
     )

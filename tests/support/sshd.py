@@ -25,6 +25,7 @@ from typing import Any
 import asyncssh
 
 from shipyard.hosts.executor import HostTarget
+from tests.support import canary
 
 SSHD = "/usr/sbin/sshd"
 LOOPBACK = "127.0.0.1"
@@ -138,7 +139,7 @@ def _retrying(command: list[str], stdin: str | None = None, attempts: int = 20) 
 def _pair(algorithm: str, passphrase: str | None = None, **options: Any) -> KeyPair:
     key = asyncssh.generate_private_key(algorithm, comment="shipyard-test", **options)
     return KeyPair(
-        private_key=_export(key, passphrase),
+        private_key=canary.remember(_export(key, passphrase), "SSH private key"),
         public_key=bytes(key.export_public_key()).decode().strip(),
         passphrase=passphrase,
     )
@@ -148,6 +149,8 @@ def ensure_test_users() -> SSHUsers:
     """Create (or refresh) the test accounts and fresh key pairs."""
     _ensure_user(TEST_USER, "/bin/sh", TEST_PASSWORD)
     _ensure_user(NOLOGIN_USER, "/usr/sbin/nologin", TEST_PASSWORD)
+    canary.remember(TEST_PASSWORD, "host password")
+    canary.remember(KEY_PASSPHRASE, "key passphrase")
     return SSHUsers(
         user=TEST_USER,
         password=TEST_PASSWORD,

@@ -13,6 +13,7 @@ from shipyard.cicd.cli import app
 from shipyard.config import Settings
 from tests.fakes.jenkins import FakeJenkins, Param, Script
 from tests.fixtures.cicd import jenkins_body
+from tests.support import canary
 from tests.support.api import Account
 from tests.support.browser import LiveServer, api_signup
 from tests.support.postgres import PostgresForTests
@@ -36,7 +37,9 @@ def live(postgres: PostgresForTests, test_settings: Settings) -> Iterator[LiveSe
 async def _cli(live: LiveServer, account: Account | None, *args: str) -> Result:
     env = {"SHIPYARD_URL": live.url, "COLUMNS": "250"}
     env["SHIPYARD_TOKEN"] = account.token if account else ""
-    return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+    result = await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+    canary.save_output("shipyard-cicd", result.stdout, result.stderr)
+    return result
 
 
 async def test_cli_lists_syncs_and_triggers_a_parameterised_job(

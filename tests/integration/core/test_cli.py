@@ -16,13 +16,14 @@ import psycopg
 import pytest
 
 from shipyard.db import to_libpq_url
+from tests.support import canary
 from tests.support.postgres import PostgresForTests
 
 
 def shipyard(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "shipyard", *args],
         env={**os.environ, **(env or {})},
         capture_output=True,
@@ -30,6 +31,8 @@ def shipyard(
         timeout=timeout,
         check=False,
     )
+    canary.save_output("shipyard", result.stdout, result.stderr)
+    return result
 
 
 def test_version() -> None:
@@ -103,12 +106,14 @@ def test_serve_on_the_embedded_database_and_stop_cleanly() -> None:
     env = {**os.environ, "SHIPYARD_DATA_DIR": str(data_dir)}
     env.pop("SHIPYARD_DATABASE_URL", None)
     env.pop("SHIPYARD_SECRET_KEY", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shipyard", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # Its log (uvicorn's access log and the worker's lines) is searched by the secret canary.
+    with canary.output_path("shipyard-serve").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shipyard", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         ready = None
         for _ in range(300):

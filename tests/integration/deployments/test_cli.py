@@ -14,6 +14,7 @@ from shipyard.config import Settings
 from shipyard.db import Database
 from tests.fixtures.deployments import HostsFactory, ScriptRepoFactory, WorkerControl
 from tests.integration.deployments.conftest import SCRIPTS
+from tests.support import canary
 from tests.support.api import Account
 from tests.support.live_server import serve
 
@@ -36,6 +37,7 @@ async def cli(base_url: str, token: str, *args: str) -> tuple[int, str]:
         stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    canary.save_output("shipyard-deploy", output)
     assert process.returncode is not None
     return process.returncode, output.decode()
 

@@ -23,6 +23,7 @@ from shipyard.db import Database
 from tests.fixtures.deployments import HostsFactory, ScriptRepoFactory, WaitForStatus, WorkerControl
 from tests.integration.deployments.conftest import SCRIPTS
 from tests.integration.deployments.test_run import all_logs, body, create, remote_processes
+from tests.support import canary
 from tests.support.api import Account
 from tests.support.live_server import serve
 
@@ -142,14 +143,16 @@ async def test_worker_killed_mid_run_is_detected_and_nothing_runs_twice(
         "SHIPYARD_DATABASE_URL": database_url,
         "SHIPYARD_WORKER_HEARTBEAT_SECONDS": "0.3",
         "SHIPYARD_WORKER_POLL_INTERVAL_SECONDS": "0.2",
-        "SHIPYARD_LOG_LEVEL": "WARNING",
+        # The default level: its log is searched by the secret canary, as a user's would be.
+        "SHIPYARD_LOG_LEVEL": "INFO",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shipyard", "worker", "--concurrency", "4"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with canary.output_path("shipyard-worker").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shipyard", "worker", "--concurrency", "4"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deployment = await create(
             client,

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from shipyard.config import Settings
+from tests.support import canary
 
 
 @pytest.fixture
@@ -16,7 +17,8 @@ def settings(test_settings: Settings, tmp_path: Path) -> Settings:
             "git_rate_limit_backoff_seconds": 0.05,
             "git_rate_limit_max_wait_seconds": 1.5,
             "git_rate_limit_total_wait_seconds": 10.0,
-            "git_clone_cache_dir": tmp_path / "git-cache",
+            # Searched by the secret canary like the session's data directory.
+            "git_clone_cache_dir": canary.watch(tmp_path / "git-cache"),
             "http_timeout": 5.0,
         }
     )

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from shipyard.cli import app
 from tests.fixtures.hosts import host_payload
+from tests.support import canary
 from tests.support.browser import LiveServer, api_signup
 from tests.support.sshd import SSHEndpoint, SSHFleet, free_port
 
@@ -24,7 +25,7 @@ async def cli_env(live_server: LiveServer) -> dict[str, str]:
         assert created.status_code == 201, created.text
     return {
         "SHIPYARD_URL": live_server.url,
-        "SHIPYARD_TOKEN": created.json()["token"],
+        "SHIPYARD_TOKEN": canary.remember(created.json()["token"], "API token"),
         "COLUMNS": "250",
     }
 
@@ -44,6 +45,7 @@ async def add_host(
 
 def shipyard(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, list(args), env=env)
+    canary.save_output("shipyard-hosts", result.stdout, result.stderr)
     return result.exit_code, result.stdout, result.stderr
 
 
