@@ -34,7 +34,6 @@ from shipyard.cicd.sync import enqueue_sync
 from shipyard.db import session_keyring
 from shipyard.errors import ValidationFailed
 from shipyard.git.models import GitProvider
-from shipyard.outbound.policy import DEFAULT_POLICY, OutboundPolicy
 
 
 async def _read(session: AsyncSession, provider: CicdProvider) -> ProviderRead:
@@ -85,15 +84,13 @@ async def create_provider(
     session: AsyncSession,
     actor: Actor,
     data: ProviderCreate,
-    outbound: OutboundPolicy = DEFAULT_POLICY,
 ) -> ProviderRead:
     """Connect Jenkins, GitHub Actions or CircleCI; credentials are stored sealed.
 
-    ``outbound`` (the runtime's policy) checks the URL after a bounded DNS lookup; every call
-    to the provider checks it again when it connects.
+    Its flow checked the URL against the outbound policy first (a DNS lookup, outside this
+    transaction); every call to the provider checks it again when it connects.
     """
     url = effective_url(data.type, data.url)
-    await outbound.validate_url(url, field="url")
     config = build_config(data.type, data.config, keyring=session_keyring(session))
     await service.check_linked_git_provider(session, actor.principal, config)
     await check_borrowed_token(session, actor, config, url)
@@ -125,7 +122,6 @@ async def update_provider(
     actor: Actor,
     provider_id: UUID,
     data: ProviderUpdate,
-    outbound: OutboundPolicy = DEFAULT_POLICY,
 ) -> ProviderRead:
     """Rename, move, or change settings; a credential left out keeps its stored value, unless
     the URL changes: then the credentials come again in the same request."""
@@ -137,7 +133,6 @@ async def update_provider(
     if "url" in data.model_fields_set:
         new_url = effective_url(provider.type, data.url)
         if not same_address(new_url, url):
-            await outbound.validate_url(new_url, field="url")
             refuse_kept_credentials(provider, data.config or {})
             changed.append("url")
         url = new_url

@@ -48,12 +48,10 @@ async def list_providers(
     tags=["cicd"],
 )
 async def create_provider(
-    data: ProviderCreate, actor: Manager, session: SessionDep, runtime: RuntimeDep
+    data: ProviderCreate, actor: Manager, runtime: RuntimeDep
 ) -> ProviderRead:
     """Connect Jenkins, GitHub Actions or CircleCI; credentials are stored encrypted."""
-    return await actions.create_provider(
-        session=session, actor=actor, data=data, outbound=runtime.outbound
-    )
+    return await flows.create_provider(runtime=runtime, actor=actor, data=data)
 
 
 @router.get("/cicd-providers/{provider_id}", response_model=ProviderRead, tags=["cicd"])
@@ -69,16 +67,11 @@ async def update_provider(
     provider_id: UUID,
     data: ProviderUpdate,
     actor: Manager,
-    session: SessionDep,
     runtime: RuntimeDep,
 ) -> ProviderRead:
     """Change the sent fields; a new URL needs the credentials again in the same request."""
-    return await actions.update_provider(
-        session=session,
-        actor=actor,
-        provider_id=provider_id,
-        data=data,
-        outbound=runtime.outbound,
+    return await flows.update_provider(
+        runtime=runtime, actor=actor, provider_id=provider_id, data=data
     )
 
 

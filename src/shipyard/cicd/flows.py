@@ -6,15 +6,40 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from shipyard.accounts.principal import Actor, Principal
-from shipyard.cicd import service
-from shipyard.cicd.connection import open_client
-from shipyard.cicd.schemas import ProviderCheck, ProviderRead
+from shipyard.cicd import actions, service
+from shipyard.cicd.connection import effective_url, open_client
+from shipyard.cicd.schemas import ProviderCheck, ProviderCreate, ProviderRead, ProviderUpdate
 from shipyard.outbound.errors import UpstreamError
 
 if TYPE_CHECKING:
     from shipyard.runtime import Runtime
 
 PAGE_LIMIT = 200
+
+
+async def create_provider(*, runtime: Runtime, actor: Actor, data: ProviderCreate) -> ProviderRead:
+    """Connect a provider; its URL passes the outbound policy (a DNS lookup) before the
+    transaction that stores it opens."""
+    await runtime.outbound.validate_url(effective_url(data.type, data.url), field="url")
+    async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
+        return await actions.create_provider(session=session, actor=actor, data=data)
+
+
+async def update_provider(
+    *, runtime: Runtime, actor: Actor, provider_id: UUID, data: ProviderUpdate
+) -> ProviderRead:
+    """Change a provider; a new URL passes the outbound policy before any write."""
+    if "url" in data.model_fields_set:
+        async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
+            provider = await service.get_provider(
+                session=session, principal=actor.principal, provider_id=provider_id
+            )
+            kind = provider.type
+        await runtime.outbound.validate_url(effective_url(kind, data.url), field="url")
+    async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
+        return await actions.update_provider(
+            session=session, actor=actor, provider_id=provider_id, data=data
+        )
 
 
 async def check_provider(*, runtime: Runtime, actor: Actor, provider_id: UUID) -> ProviderCheck:

@@ -14,7 +14,7 @@ from shipyard.accounts.principal import Actor, Principal
 from shipyard.cicd import actions, flows, service
 from shipyard.cicd.models import CICD_PROVIDER_TYPES
 from shipyard.cicd.schemas import ProviderCreate, ProviderRead
-from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting, attempt
+from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting
 from shipyard.errors import ShipyardError
 from shipyard.web.errors import field_errors, sentence
 from shipyard.web.routes import web_router
@@ -105,24 +105,19 @@ def _form_errors(errors: dict[str, str], kind: str) -> dict[str, str]:
 
 
 @router.post("/cicd")
-async def add_provider(
-    request: Request, actor: Manager, session: SessionDep, runtime: RuntimeDep
-) -> Response:
+async def add_provider(request: Request, actor: Manager, runtime: RuntimeDep) -> Response:
     form = await request.form()
     values = {key: str(form.get(key, "")).strip() for key in FORM_KEYS}
     try:
         data = ProviderCreate.model_validate(_body(values))
-        async with attempt(session):
-            await actions.create_provider(
-                session=session, actor=actor, data=data, outbound=runtime.outbound
-            )
+        await flows.create_provider(runtime=runtime, actor=actor, data=data)
     except (ValidationError, ShipyardError) as exc:
         status_code, message = 422, None
         if isinstance(exc, ShipyardError):
             status_code, message = exc.status_code, sentence(exc.message)
         return _page(
             request,
-            await _listed(session, actor.principal),
+            await flows.read_providers(runtime=runtime, principal=actor.principal),
             status_code=status_code,
             values=values,
             errors=_form_errors(field_errors(exc), values["type"]),
