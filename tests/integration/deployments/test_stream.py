@@ -22,9 +22,10 @@ from shipyard.config import Settings
 from shipyard.db import Database
 from tests.fixtures.deployments import HostsFactory, ScriptRepoFactory, WaitForStatus, WorkerControl
 from tests.integration.deployments.conftest import SCRIPTS
-from tests.integration.deployments.test_run import all_logs, body, create, remote_processes
+from tests.integration.deployments.test_run import remote_processes
 from tests.support import canary
 from tests.support.api import Account
+from tests.support.deployments_api import all_logs, body, create
 from tests.support.live_server import serve
 
 
