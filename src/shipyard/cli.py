@@ -7,6 +7,7 @@ import contextlib
 import getpass
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -208,6 +209,98 @@ def secrets_rotate_key(
 
 
 @app.command("serve")
+@app.command("backup")
+def backup_command(
+    file: Annotated[Path, typer.Argument(help="Archive to write (tar.gz, mode 0600).")],
+    include_env_key: Annotated[
+        bool,
+        typer.Option(
+            "--include-env-key",
+            help="Also store SHIPYARD_SECRET_KEY's keys in the archive (left out by default).",
+        ),
+    ] = False,
+) -> None:
+    """Write one archive: a consistent dump of the database, the secret keys, a manifest."""
+    from shipyard.backup import backup
+
+    def action() -> None:
+        settings = get_settings()
+        with database_url(settings) as url:
+            result = backup(
+                settings=settings,
+                database_url=url,
+                destination=file,
+                include_env_key=include_env_key,
+            )
+        keys = result.manifest["keys"]
+        console.print(
+            f"wrote {result.path} (database {result.manifest['database']} at revision "
+            f"{result.manifest['migration_head']})",
+            highlight=False,
+        )
+        if keys["included"]:
+            console.print("the archive holds the secret keys: keep it as safe as they are")
+        else:
+            console.print(
+                "the keys come from SHIPYARD_SECRET_KEY and are NOT in the archive: keep that "
+                "value (or pass --include-env-key); without it the secrets cannot be restored"
+            )
+
+    run_guarded(action)
+
+
+@app.command("restore")
+def restore_command(
+    file: Annotated[Path, typer.Argument(help="Archive written by `shipyard backup`.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace a non-empty database and a different existing key file."
+        ),
+    ] = False,
+    sample: Annotated[
+        int, typer.Option(min=1, help="Encrypted values tried per column after restoring.")
+    ] = 20,
+) -> None:
+    """Restore an archive into the configured database and data dir, then check the keys."""
+    from shipyard.backup import restore
+
+    def action() -> None:
+        settings = get_settings()
+        with database_url(settings) as url:
+            result = restore(
+                settings=settings, database_url=url, source=file, force=force, sample=sample
+            )
+        console.print(
+            f"restored {file} (written {result.manifest['created_at']} by shipyard "
+            f"{result.manifest['shipyard_version']})",
+            highlight=False,
+        )
+        if result.key_file is not None:
+            console.print(f"installed the key file {result.key_file}", highlight=False)
+        for note in result.notes:
+            console.print(f"note: {note}", highlight=False)
+        checked = sum(check.checked for check in result.checks)
+        failed = [check for check in result.checks if check.failed]
+        if failed:
+            for check in failed:
+                err_console.print(
+                    f"{check.table}.{check.column}: {check.failed} of {check.checked} "
+                    "values cannot be decrypted",
+                    highlight=False,
+                )
+            fail(
+                "the keys do not decrypt the restored secrets: install the right key file "
+                "or set SHIPYARD_SECRET_KEY, then restore again with --force"
+            )
+        if checked:
+            console.print(f"secrets check: {checked} encrypted values decrypt with the keys")
+        else:
+            console.print("secrets check: no encrypted values are stored yet")
+
+    run_guarded(action)
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
