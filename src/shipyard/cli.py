@@ -208,7 +208,6 @@ def secrets_rotate_key(
     run_guarded(action)
 
 
-@app.command("serve")
 @app.command("backup")
 def backup_command(
     file: Annotated[Path, typer.Argument(help="Archive to write (tar.gz, mode 0600).")],
@@ -301,6 +300,7 @@ def restore_command(
     run_guarded(action)
 
 
+@app.command("serve")
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
