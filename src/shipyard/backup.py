@@ -55,6 +55,7 @@ DEFAULT_PRIVILEGES = (
     f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE}",
 )
 TOOL_TIMEOUT_SECONDS = 6 * 3600
+SET_LINE = re.compile(r"^SET (\w+) = .*;$")
 
 
 class BackupError(ShipyardError):
@@ -65,6 +66,7 @@ class BackupError(ShipyardError):
 class ClientTools:
     pg_dump: Path
     pg_restore: Path
+    psql: Path
     major: int
 
 
@@ -145,13 +147,13 @@ def find_client_tools(*, server_major: int, minimum_major: int = 0) -> ClientToo
     needed = max(server_major, minimum_major)
     seen: list[str] = []
     for directory in _candidate_bin_dirs(server_major):
-        dump, restore = directory / "pg_dump", directory / "pg_restore"
-        if not (dump.is_file() and restore.is_file()):
+        dump, restore, psql = (directory / name for name in ("pg_dump", "pg_restore", "psql"))
+        if not (dump.is_file() and restore.is_file() and psql.is_file()):
             continue
         major = _tool_major(dump)
         seen.append(f"{dump} ({major})")
         if major is not None and major >= needed:
-            return ClientTools(pg_dump=dump, pg_restore=restore, major=major)
+            return ClientTools(pg_dump=dump, pg_restore=restore, psql=psql, major=major)
     raise BackupError(
         f"no pg_dump/pg_restore of PostgreSQL {needed} or newer found (tried: "
         f"{', '.join(seen) or 'none'}); install postgresql-client-{needed}"
@@ -337,6 +339,49 @@ def _restore_list(tools: ClientTools, dump: Path, workdir: Path, target: Target)
     return path
 
 
+def _restore_to_older_server(
+    tools: ClientTools,
+    dump: Path,
+    options: list[str],
+    workdir: Path,
+    target: Target,
+    database_url: str,
+) -> None:
+    """Restore through SQL, leaving out settings the older server does not know.
+
+    A newer pg_restore talking to an older server still sends its own session settings (18's
+    ``SET transaction_timeout``, which 15 refuses); the script form lets us drop those lines,
+    and psql runs the rest in one transaction (the embedded server's 18 dumps into Debian's 15).
+    """
+    with psycopg.connect(to_libpq_url(database_url)) as conn:
+        known = {str(row[0]) for row in conn.execute("SELECT name FROM pg_settings")}
+    script = workdir / "restore.sql"
+    _run([str(tools.pg_restore), *options, "--file", str(script), str(dump)], target, "pg_restore")
+    filtered = workdir / "restore-filtered.sql"
+    with script.open() as source, filtered.open("w") as out:
+        for line in source:
+            match = SET_LINE.match(line)
+            if match is None or match.group(1) in known:
+                out.write(line)
+    _run(
+        [
+            str(tools.psql),
+            "--no-psqlrc",
+            "--no-password",
+            "--quiet",
+            "--single-transaction",
+            "--set",
+            "ON_ERROR_STOP=1",
+            "--file",
+            str(filtered),
+            "--dbname",
+            target.conninfo,
+        ],
+        target,
+        "psql",
+    )
+
+
 def _sealed_values(document: object) -> list[str]:
     if isinstance(document, dict):
         if set(document) == {ENCRYPTED_MARKER} and isinstance(document[ENCRYPTED_MARKER], str):
@@ -410,14 +455,28 @@ def restore(
                 )
             _ensure_app_role(conn)
         listing = _restore_list(tools, dump, workdir, target)
-        _run(
-            [str(tools.pg_restore), "--no-password", "--no-owner", "--exit-on-error"]
-            + ["--single-transaction", "--use-list", str(listing)]
-            + (["--clean", "--if-exists"] if tables else [])
-            + ["--dbname", target.conninfo, str(dump)],
-            target,
-            "pg_restore",
-        )
+        options = [
+            "--no-owner",
+            *("--use-list", str(listing)),
+            *(("--clean", "--if-exists") if tables else ()),
+        ]
+        if server_major < tools.major:
+            _restore_to_older_server(tools, dump, options, workdir, target, database_url)
+        else:
+            _run(
+                [
+                    str(tools.pg_restore),
+                    "--no-password",
+                    "--exit-on-error",
+                    "--single-transaction",
+                    *options,
+                    "--dbname",
+                    target.conninfo,
+                    str(dump),
+                ],
+                target,
+                "pg_restore",
+            )
         with psycopg.connect(to_libpq_url(database_url), autocommit=True) as conn:
             for statement in DEFAULT_PRIVILEGES:
                 conn.execute(statement)
