@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from shipyard.accounts.models import Invitation
 from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
 from shipyard.crypto import seal
 from shipyard.db import Database
@@ -37,6 +41,7 @@ class SeededTenant:
     cicd_job_id: UUID
     cicd_mapping_id: UUID
     git_oauth_app_id: UUID
+    invitation_id: UUID
 
 
 async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> SeededTenant:
@@ -125,6 +130,16 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
         session.add(
             DeploymentLog(tenant_id=tid, deployment_id=deployment.id, message="hello", level="INFO")
         )
+        invitation = Invitation(
+            tenant_id=tid,
+            email=f"invited-{tid.hex[:8]}@example.com",
+            role="developer",
+            token_hash=hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
+            invited_by=pid,
+            expires_at=datetime.now(UTC) + timedelta(days=1),
+        )
+        session.add(invitation)
+        await session.flush()
         return SeededTenant(
             tenant_id=tid,
             host_id=host.id,
@@ -136,4 +151,5 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             cicd_job_id=job.id,
             cicd_mapping_id=mapping.id,
             git_oauth_app_id=oauth_app.id,
+            invitation_id=invitation.id,
         )

@@ -31,6 +31,7 @@ def id_for(path: str, param: str, seeded: SeededTenant) -> str:
         "mapping_id": seeded.cicd_mapping_id,
         "script_id": seeded.deployment_script_id,
         "app_id": seeded.git_oauth_app_id,
+        "invitation_id": seeded.invitation_id,
         # Account-level ids: a random one, which no tenant owns.
         "token_id": uuid.UUID(int=1),
         "member_id": uuid.UUID(int=2),
