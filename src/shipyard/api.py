@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -21,7 +21,9 @@ from shipyard import __version__
 from shipyard.config import Settings, get_settings
 from shipyard.db import Database, check_row_level_security, resolve_database_urls
 from shipyard.errors import ShipyardError
-from shipyard.jobs import latest_worker_heartbeat
+from shipyard.jobs import latest_worker_heartbeat, queue_snapshot
+from shipyard.metrics import CONTENT_TYPE, ObservedRequests, exposition, set_queue_gauges
+from shipyard.metrics import token_accepted as metrics_token_accepted
 from shipyard.runtime import Runtime, build_runtime, close_runtime, open_runtime
 from shipyard.schema import head_revision
 
@@ -166,6 +168,49 @@ def build_api_router() -> APIRouter:
     return router
 
 
+async def metrics_response(request: Request) -> Response:
+    """This process's metrics; the queue gauges are read from the database first."""
+    runtime: Runtime = request.app.state.runtime
+    token = runtime.settings.metrics_token
+    if not metrics_token_accepted(
+        request.headers.get("authorization"), token.get_secret_value() if token else None
+    ):
+        return JSONResponse(
+            error_body("unauthorized", "send 'Authorization: Bearer <SHIPYARD_METRICS_TOKEN>'"),
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        async with runtime.db.session(system=True) as session:
+            snapshot = await queue_snapshot(
+                session, alive_within=runtime.settings.readiness_worker_max_age_seconds or 60.0
+            )
+    except Exception as exc:  # the process's own metrics are still worth answering with
+        logger.warning("metrics: the queue query failed: %s", type(exc).__name__)
+    else:
+        set_queue_gauges(
+            due=snapshot.due,
+            oldest_due_seconds=snapshot.oldest_due_seconds,
+            workers_alive=snapshot.workers_alive,
+            jobs_running=snapshot.jobs_running,
+        )
+    return Response(exposition(), media_type=CONTENT_TYPE)
+
+
+def install_metrics_route(app: FastAPI) -> None:
+    app.add_api_route(
+        "/metrics", metrics_response, methods=["GET"], include_in_schema=False, tags=["health"]
+    )
+
+
+def create_metrics_app(runtime: Runtime) -> FastAPI:
+    """A worker's own metrics endpoint: ``/metrics`` only, on ``SHIPYARD_WORKER_METRICS_PORT``."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.runtime = runtime
+    install_metrics_route(app)
+    return app
+
+
 def create_app(
     settings: Settings | None = None,
     database: Database | None = None,
@@ -225,6 +270,9 @@ def create_app(
 
     install_web(app)
     install_guards(app, max_request_bytes=settings.max_request_bytes)
+    # Outermost: the request id and the access line cover every other middleware's answers.
+    app.add_middleware(ObservedRequests)
+    install_metrics_route(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -88,8 +88,9 @@ def main_callback(
     ] = False,
 ) -> None:
     # Third-party loggers (asyncssh commands, httpx URLs, job chatter) stay at WARNING unless
-    # SHIPYARD_LOG_LEVEL=debug: see shipyard.logs.
-    configure_logging(get_settings().log_level)
+    # SHIPYARD_LOG_LEVEL=debug; every line in the SHIPYARD_LOG_FORMAT format: see shipyard.logs.
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
 
 
 @db_app.command("upgrade")

@@ -129,6 +129,15 @@ class Settings(BaseSettings):
     cicd_sync_retry_minutes: float = Field(default=5.0, gt=0)
 
     log_level: str = "INFO"
+    # One format for every line every process writes: "text", or "json" (one object per line).
+    log_format: Literal["text", "json"] = "text"
+
+    # metrics (/metrics, Prometheus text format)
+    # When set, /metrics answers 401 unless sent "Authorization: Bearer <token>".
+    metrics_token: SecretStr | None = None
+    # A standalone worker serves its own /metrics on this port (0: not at all) and host.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from shipyard.deployments.stream import LogBroadcaster
 from shipyard.errors import Unauthorized
 from shipyard.git.browse import TTLCache
 from shipyard.hosts.executor import Executor
+from shipyard.logs import bind_tenant
 from shipyard.runtime import Runtime
 
 
@@ -100,6 +101,7 @@ async def get_principal(request: Request, db: DatabaseDep) -> Principal:
         )
     principal = await authenticate(db=db, token=token)
     request.state.principal = principal
+    bind_tenant(principal.tenant_id)  # the rest of the request's log lines name the tenant
     return principal
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.db import to_libpq_url
+from shipyard.logs import log_context
 
 if TYPE_CHECKING:
     from shipyard.runtime import Runtime
@@ -107,15 +108,17 @@ def _adapter(spec: TaskSpec) -> Callable[..., Awaitable[Any]]:
         extras = context.additional_context or {}
         job = context.job
         assert job.id is not None
-        return await spec.func(
-            JobRun(
-                runtime=extras["runtime"],
-                job_id=job.id,
-                worker_name=context.worker_name or "",
-                extras=extras,
-            ),
-            **arguments,
-        )
+        # Every line the task writes says which job it came from (shipyard.logs).
+        with log_context(job_id=job.id):
+            return await spec.func(
+                JobRun(
+                    runtime=extras["runtime"],
+                    job_id=job.id,
+                    worker_name=context.worker_name or "",
+                    extras=extras,
+                ),
+                **arguments,
+            )
 
     return run
 
@@ -191,6 +194,50 @@ async def latest_worker_heartbeat(session: AsyncSession) -> datetime | None:
     """When any worker last said it was alive (procrastinate's own worker heartbeat)."""
     value: datetime | None = await session.scalar(LATEST_WORKER_HEARTBEAT)
     return value
+
+
+# One short statement for the metrics scrape: jobs due and not started (with the oldest one's
+# wait, from its schedule or else its "deferred" event), live workers and the jobs they run.
+QUEUE_SNAPSHOT = text(
+    """
+    WITH due AS (
+        SELECT j.id, j.scheduled_at FROM procrastinate_jobs j
+        WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+    ), live AS (
+        SELECT id FROM procrastinate_workers
+        WHERE last_heartbeat > now() - make_interval(secs => :alive_within)
+    )
+    SELECT
+        (SELECT count(*) FROM due) AS due,
+        (SELECT coalesce(extract(epoch FROM now() - min(coalesce(
+            due.scheduled_at,
+            (SELECT min(e.at) FROM procrastinate_events e
+             WHERE e.job_id = due.id AND e.type = 'deferred')
+        ))), 0) FROM due) AS oldest_due_seconds,
+        (SELECT count(*) FROM live) AS workers_alive,
+        (SELECT count(*) FROM procrastinate_jobs
+         WHERE status = 'doing' AND worker_id IN (SELECT id FROM live)) AS jobs_running
+    """
+)
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    due: int
+    oldest_due_seconds: float
+    workers_alive: int
+    jobs_running: int
+
+
+async def queue_snapshot(session: AsyncSession, *, alive_within: float) -> QueueSnapshot:
+    """The job queue as the metrics show it (see QUEUE_SNAPSHOT)."""
+    row = (await session.execute(QUEUE_SNAPSHOT, {"alive_within": alive_within})).one()
+    return QueueSnapshot(
+        due=int(row.due),
+        oldest_due_seconds=float(row.oldest_due_seconds or 0),
+        workers_alive=int(row.workers_alive),
+        jobs_running=int(row.jobs_running),
+    )
 
 
 async def reschedule_waiting_job(session: AsyncSession, *, job_id: int, when: datetime) -> bool:

@@ -9,16 +9,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 
-from shipyard.api import create_app
+from shipyard.api import create_app, create_metrics_app
 from shipyard.config import Settings
 from shipyard.deployments.heartbeats import Drain
 from shipyard.git.clone import private_directory
-from shipyard.logs import access_log_enabled
-from shipyard.runtime import open_runtime
+from shipyard.logs import access_log_enabled, uvicorn_log_config
+from shipyard.runtime import Runtime, open_runtime
 from shipyard.worker import WorkerGaveUp, stop_worker, supervise_worker
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,14 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
+class _NoSignalsServer(uvicorn.Server):
+    """A side server (a worker's metrics): the worker owns the signals, not this one."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve_forever(
     *,
     settings: Settings,
@@ -73,6 +81,8 @@ async def serve_forever(
                 host=host,
                 port=port,
                 log_level=settings.log_level.lower(),
+                # No handlers of uvicorn's own: its lines go to the process's one format.
+                log_config=uvicorn_log_config(),
                 # Paths and query strings of every request: only when debugging (shipyard.logs).
                 access_log=access_log_enabled(settings.log_level),
                 lifespan="on",
@@ -115,14 +125,17 @@ async def work_forever(
     private_directory(settings.clone_cache_dir)
     # Jobs hold a connection only for short transactions, so a small pool serves many jobs;
     # opening it up front keeps connection start-up out of the first jobs' latency.
-    async with open_runtime(
-        settings,
-        database_url=database_url,
-        system_database_url=system_database_url,
-        verify_row_level_security=True,
-        pool_size=WORKER_POOL_SIZE,
-        warm_connections=WORKER_POOL_SIZE,
-    ) as runtime:
+    async with (
+        open_runtime(
+            settings,
+            database_url=database_url,
+            system_database_url=system_database_url,
+            verify_row_level_security=True,
+            pool_size=WORKER_POOL_SIZE,
+            warm_connections=WORKER_POOL_SIZE,
+        ) as runtime,
+        worker_metrics(runtime, port=settings.worker_metrics_port),
+    ):
         loop = asyncio.get_running_loop()
         drain = Drain()
         task = asyncio.create_task(
@@ -159,6 +172,38 @@ async def work_forever(
         except WorkerGaveUp as exc:
             # A worker that cannot go on must say so to whatever runs it (systemd, a container).
             raise RuntimeError(f"worker stopped: {exc}") from exc
+
+
+@contextlib.asynccontextmanager
+async def worker_metrics(runtime: Runtime, *, port: int) -> AsyncIterator[int | None]:
+    """Serve ``runtime``'s ``/metrics`` on ``SHIPYARD_METRICS_HOST``:``port`` (0: not at all)
+    for the block; yields the port listened on (None when off)."""
+    if not port:
+        yield None
+        return
+    server = _NoSignalsServer(
+        uvicorn.Config(
+            create_metrics_app(runtime),
+            host=runtime.settings.metrics_host,
+            port=port,
+            log_config=uvicorn_log_config(),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    task = asyncio.create_task(server.serve(), name="worker-metrics")
+    while not server.started:
+        if task.done():
+            await task  # raises why it could not start (the port is taken, ...)
+            raise RuntimeError(f"the metrics server on port {port} did not start")
+        await asyncio.sleep(0.05)
+    logger.info("worker metrics on http://%s:%d/metrics", runtime.settings.metrics_host, port)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from uuid import UUID
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from shipyard import metrics
 from shipyard.cicd.models import DeploymentCicdMapping
 from shipyard.cicd.steps import run_step
 from shipyard.deployments.batches import plan_batches
@@ -30,6 +32,7 @@ from shipyard.deployments.service import secret_environment
 from shipyard.errors import ShipyardError
 from shipyard.hosts.models import Host
 from shipyard.hosts.service import build_target, record_fingerprint
+from shipyard.logs import log_context
 
 if TYPE_CHECKING:
     from shipyard.runtime import Runtime
@@ -90,9 +93,16 @@ class DeploymentRun:
         self.state = RunState(deployment_id=deployment_id, tenant_id=tenant_id, worker_id=worker_id)
 
     async def run(self) -> None:
+        # Every line written while it runs (ours and the libraries') names the deployment.
+        with log_context(deployment_id=self.state.deployment_id, tenant_id=self.state.tenant_id):
+            await self._run()
+
+    async def _run(self) -> None:
         deployment = await self._claim()
         if deployment is None:
             return
+        metrics.DEPLOYMENTS_STARTED.inc()
+        started = time.monotonic()
         options = ExecutionOptions.model_validate(deployment.options)
         secrets = secret_environment(deployment)
         hosts = await self._load_hosts(deployment)
@@ -139,6 +149,8 @@ class DeploymentRun:
             status, summary = self._final_status(deployment, error)
             await logs.write("WARNING" if status != "success" else "INFO", summary)
         await self._finish(status, error)
+        metrics.DEPLOYMENTS_FINISHED.labels(status).inc()
+        metrics.DEPLOYMENT_DURATION.labels(status).observe(time.monotonic() - started)
 
     # Claiming and finishing -------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
+from shipyard import metrics
 from shipyard.db import Database
 from shipyard.deployments.heartbeats import Drain
 from shipyard.deployments.logs import LogWriter, OutputTail
@@ -229,6 +230,7 @@ class HostRun:
                 else f"ended by signal {result.exit_signal or 'unknown'}"
             )
             await self.event("ERROR", f"[{self.target.label}] {script.name} {error}", script.row_id)
+        metrics.SCRIPT_DURATION.labels(status).observe(result.duration)
         self.finished.add(script.row_id)
         # A finished script's output and result outlive a crash of this worker.
         await self.logs.sync()

@@ -15,6 +15,7 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shipyard import metrics
 from shipyard.db import Database
 from shipyard.deployments.redaction import Redactor
 
@@ -219,6 +220,7 @@ class LogWriter:
                     )
             await notify_deployment(session, self._deployment_id)
         self.lines_written += len(batch)
+        metrics.LOG_LINES_STORED.inc(len(batch))
 
     async def _run(self) -> None:
         while not self._closed:

@@ -29,6 +29,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
+from shipyard import metrics
 from shipyard.outbound.errors import (
     CredentialsRefused,
     MalformedResponse,
@@ -39,7 +40,7 @@ from shipyard.outbound.errors import (
     UpstreamUnreachable,
 )
 from shipyard.outbound.masking import Masker
-from shipyard.outbound.ratelimit import RateLimitGate, is_rate_limited
+from shipyard.outbound.ratelimit import RateLimitGate, header_number, is_rate_limited
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +118,11 @@ class ProviderApi:
         secrets: Iterable[str | None] = (),
         timeout: float | None = None,
         follow_redirects: bool = False,
+        provider_type: str | None = None,
     ) -> None:
         self.http = http
+        # The metrics' bounded provider label ("github", "jenkins", ...; else "other").
+        self.provider_type = metrics.provider_type(provider_type, label)
         self.label = label
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.retry = retry
@@ -171,6 +175,35 @@ class ProviderApi:
         A non-idempotent request (a trigger) is retried only when the provider cannot have
         acted on it: the connection never opened, or 429/502/503/504.
         """
+        try:
+            return await self._request(
+                method,
+                path,
+                ok=ok,
+                passthrough=passthrough,
+                params=params,
+                json=json,
+                data=data,
+                headers=headers,
+                idempotent=idempotent,
+            )
+        except UpstreamError as exc:
+            metrics.PROVIDER_ERRORS.labels(self.provider_type, exc.code).inc()
+            raise
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        ok: Collection[int] | None,
+        passthrough: Collection[int],
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        idempotent: bool | None,
+    ) -> httpx.Response:
         url = self.url(path)
         if not self.same_origin(url):
             raise MalformedResponse(
@@ -245,7 +278,8 @@ class ProviderApi:
         data: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
     ) -> httpx.Response:
-        return await self.http.request(
+        metrics.PROVIDER_REQUESTS.labels(self.provider_type).inc()
+        response = await self.http.request(
             method,
             url,
             params=params,
@@ -256,6 +290,10 @@ class ProviderApi:
             timeout=self.timeout if self.timeout is not None else httpx.USE_CLIENT_DEFAULT,
             follow_redirects=self.follow_redirects,
         )
+        remaining = header_number(response, "x-ratelimit-remaining", "ratelimit-remaining")
+        if remaining is not None:
+            metrics.PROVIDER_RATE_LIMIT_REMAINING.labels(self.provider_type).set(remaining)
+        return response
 
     def unreachable(self) -> UpstreamUnreachable:
         # One message whether the connection was refused or timed out: the answer must not

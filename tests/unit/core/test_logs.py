@@ -17,6 +17,7 @@ def restore_levels() -> Iterator[None]:
     yield
     for name, level in saved.items():
         logging.getLogger(name).setLevel(level)
+    logging.captureWarnings(False)
 
 
 def test_libraries_log_warnings_only_unless_debugging() -> None:

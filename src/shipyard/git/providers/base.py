@@ -68,6 +68,7 @@ class ProviderClient(ABC):
         self.api = ProviderApi(
             http,
             label=urlsplit(self.api_base).netloc,
+            provider_type=self.type,
             base_url=self.api_base,
             retry=RetryPolicy(settings.http_retry_seconds),
             gate=self.gate,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
+from shipyard import metrics
 from shipyard.errors import HostError
 from shipyard.hosts.executor import errors
 from shipyard.hosts.executor.base import HostConnection, HostStatus, HostTarget, ProbeResult
@@ -110,6 +111,16 @@ class Executor:
                     host=target.label,
                 )
             return LocalHostConnection(target, kill_grace=self.kill_grace)
+        started = time.perf_counter()
+        try:
+            connection = await self._open_ssh(target)
+        except HostError as exc:
+            metrics.SSH_CONNECT_FAILURES.labels(exc.code).inc()
+            raise
+        metrics.SSH_CONNECT_DURATION.observe(time.perf_counter() - started)
+        return connection
+
+    async def _open_ssh(self, target: HostTarget) -> HostConnection:
         return await open_ssh(
             target,
             connect_timeout=self.connect_timeout,
