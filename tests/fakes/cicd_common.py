@@ -91,6 +91,8 @@ class FakeServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
+        # A path the API is served under as well as at the root (GitHub Enterprise's /api/v3).
+        self.base_path = ""
 
     # Set-up ---------------------------------------------------------------------------
 
@@ -114,9 +116,12 @@ class FakeServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
+                path = parts.path
+                if fake.base_path and path.startswith(fake.base_path + "/"):
+                    path = path.removeprefix(fake.base_path)
                 request = Request(
                     method=self.command,
-                    path=parts.path,
+                    path=path,
                     query=parse_qs(parts.query, keep_blank_values=True),
                     headers={key.lower(): value for key, value in self.headers.items()},
                     body=body,

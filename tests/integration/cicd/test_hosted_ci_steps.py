@@ -140,17 +140,21 @@ async def test_github_token_of_a_linked_git_provider_is_used_and_its_loss_fails_
     github_fake.add_workflow(
         "acme/api", ".github/workflows/deploy.yml", DEPLOY_WORKFLOW, name="Deploy"
     )
+    # A GitHub Enterprise git provider: its token may only go to its own API, {server}/api/v3.
+    github_fake.base_path = "/api/v3"
     async with ci.db.session(tenant_id=UUID(ci.admin.tenant_id)) as session:
         git = GitProvider(
             tenant_id=UUID(ci.admin.tenant_id),
             type="github",
             name="GitHub",
+            server_url=github_fake.url,
             access_token=github_fake.token,
         )
         session.add(git)
         await session.flush()
         git_id = git.id
     body = github_body(github_fake)
+    body["url"] = f"{github_fake.url}/api/v3"
     body["config"] = {"repository": "acme/api", "git_provider_id": str(git_id)}
     provider = await ci.provider(body)
     assert provider["config"] == {
