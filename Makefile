@@ -21,7 +21,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)  ## Install and start Shipyard on the embedded database at http://127.0.0.1:8000
 	$(BIN)/shipyard serve
 
-system-deps:  ## Debian packages the tests use: OpenSSH server, git, Chromium (web tests), PgBouncer, systemd-analyze
+system-deps:  ## Debian packages the tests use: OpenSSH server, git, Chromium (web tests), PgBouncer, systemd-analyze, a Debian PostgreSQL (an external server)
 	@missing=""; \
 	command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	command -v ssh-keygen >/dev/null 2>&1 || missing="$$missing openssh-client"; \
@@ -30,6 +30,7 @@ system-deps:  ## Debian packages the tests use: OpenSSH server, git, Chromium (w
 	command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$$missing chromium fonts-dejavu-core"; \
 	command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
 import tarfile
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -21,12 +24,27 @@ from shipyard.config import Settings
 from shipyard.crypto import key_file_path, load_keyring, read_key_file, write_key_file
 from shipyard.db import Database, to_libpq_url
 from shipyard.deployments.models import Deployment, DeploymentLog
+from shipyard.errors import Conflict
 from shipyard.git.models import GitProvider
 from shipyard.hosts.models import Host
 from tests.support import canary
 from tests.support.api import Account
 from tests.support.postgres import PostgresForTests
 from tests.support.seed import PLAINTEXT, SeededTenant, seed_tenant
+from tests.support.sshd import free_port
+
+# Debian's PostgreSQL server (`make system-deps`): an external, older server than the embedded 18.
+DEBIAN_BINARIES = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+OWNER_PASSWORD = "owner-of-the-external-db"
+# Exactly the grants docs/deploying.md gives a non-superuser owner.
+EXTERNAL_ROLES = f"""
+CREATE ROLE shipyard_owner LOGIN PASSWORD '{OWNER_PASSWORD}'
+  NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+CREATE ROLE shipyard_app NOLOGIN NOSUPERUSER NOBYPASSRLS;
+GRANT shipyard_app TO shipyard_owner;
+CREATE DATABASE shipyard OWNER shipyard_owner;
+REVOKE ALL ON DATABASE shipyard FROM PUBLIC;
+"""
 
 
 @pytest.fixture
@@ -58,6 +76,45 @@ def fresh_url(postgres: PostgresForTests) -> object:
     url = postgres.create_empty_database()
     yield url
     postgres.drop_database(url)
+
+
+@pytest.fixture
+def external_url() -> Iterator[str]:
+    """Debian's PostgreSQL on a loopback port, with a database owned by a non-superuser."""
+    if not DEBIAN_BINARIES:
+        pytest.skip("no Debian PostgreSQL server: `make system-deps` installs it")
+    bin_dir = DEBIAN_BINARIES[-1].parent
+    # Not under pytest's tmp_path: the postgres user must reach it (and the socket path is short).
+    root = Path(tempfile.mkdtemp(prefix="sy-ext-", dir="/tmp"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:
+        # PostgreSQL refuses to run as root.
+        shutil.chown(root, "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+
+    def run(*command: str) -> None:
+        subprocess.run([*as_postgres, *command], check=True, capture_output=True, timeout=60)
+
+    # The superuser over the socket without a password; Shipyard over TCP with one (SCRAM).
+    run(
+        str(bin_dir / "initdb"),
+        *("-D", str(root / "data"), "-U", "postgres"),
+        *("--auth-local=trust", "--auth-host=scram-sha-256"),
+    )
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(root / "data")]
+    run(*pg_ctl, "-w", "-l", str(root / "log"), "-o", options, "start")
+    try:
+        with psycopg.connect(host=str(root), port=port, user="postgres", dbname="postgres") as conn:
+            conn.autocommit = True
+            for statement in EXTERNAL_ROLES.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        yield f"postgresql://shipyard_owner:{OWNER_PASSWORD}@127.0.0.1:{port}/shipyard"
+    finally:
+        run(*pg_ctl, "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)
 
 
 async def test_round_trip_into_a_fresh_database_and_data_dir(
@@ -137,22 +194,11 @@ async def test_restore_refuses_a_non_empty_database_and_reports_wrong_keys(
     wrong_dir = tmp_path / "wrong"
     write_key_file(key_file_path(wrong_dir), [Fernet.generate_key().decode()])
     archive = tmp_path / "wrong.tar.gz"
-    made = shipyard(
-        "backup",
-        str(archive),
-        env={"SHIPYARD_DATABASE_URL": database_url, "SHIPYARD_DATA_DIR": str(wrong_dir)},
-    )
-    assert made.returncode == 0, made.stderr
-    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+    backup(settings=file_settings(wrong_dir), database_url=database_url, destination=archive)
 
-    refused = shipyard(
-        "restore",
-        str(archive),
-        env={"SHIPYARD_DATABASE_URL": database_url, "SHIPYARD_DATA_DIR": str(wrong_dir)},
-    )
-    assert refused.returncode == 1
-    assert "not empty" in refused.stderr and "--force" in refused.stderr
-    assert "Traceback" not in refused.stderr
+    # The source database is not empty: nothing is touched without --force.
+    with pytest.raises(Conflict, match=r"is not empty .*--force"):
+        restore(settings=file_settings(wrong_dir), database_url=database_url, source=archive)
 
     target_dir = tmp_path / "target"
     restored = shipyard(
@@ -164,3 +210,38 @@ async def test_restore_refuses_a_non_empty_database_and_reports_wrong_keys(
     assert "hosts.password: 1 of 1 values cannot be decrypted" in restored.stderr
     assert "do not decrypt" in restored.stderr
     assert "Traceback" not in restored.stderr
+
+
+async def test_embedded_archive_restores_into_an_older_external_server(
+    seeded: SeededTenant, database_url: str, settings: Settings, external_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL 18's dump into Debian's older server, owned by a login that is no superuser."""
+    source_dir = tmp_path / "source"
+    write_key_file(key_file_path(source_dir), list(load_keyring(settings).keys))
+    archive = backup(
+        settings=file_settings(source_dir),
+        database_url=database_url,
+        destination=tmp_path / "embedded.tar.gz",
+    ).path
+
+    target_dir = tmp_path / "target"
+    restored = restore(
+        settings=file_settings(target_dir), database_url=external_url, source=archive
+    )
+
+    assert restored.secrets_ok and sum(c.checked for c in restored.checks) >= 8
+    again = Database(external_url, keyring=load_keyring(file_settings(target_dir)), pool_size=2)
+    try:
+        async with again.session(tenant_id=seeded.tenant_id) as session:
+            host = await session.get(Host, seeded.host_id)
+        assert host is not None and host.password == PLAINTEXT["host_password"]
+    finally:
+        await again.dispose()
+    # And back: the external server is dumped with its own version's tools.
+    made = backup(
+        settings=file_settings(target_dir),
+        database_url=external_url,
+        destination=tmp_path / "external.tar.gz",
+    )
+    major = int(made.manifest["server_version"].split(".")[0])
+    assert major < 18 and made.manifest["pg_dump_version"] == major
