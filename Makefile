@@ -2,23 +2,48 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# Installs come from uv.lock (every package pinned, with hashes). uv is bootstrapped into the
+# venv by pip at this pinned version; `make lock` updates the lock after pyproject.toml changes.
+UV_VERSION := 0.13.9
+UV_STAMP := $(VENV)/.uv-$(UV_VERSION)
+# The index pip is pointed at (PIP_INDEX_URL or pip.conf's index-url), else PyPI.
+INDEX_URL ?= $(or $(PIP_INDEX_URL),$(shell $(PYTHON) -m pip config get global.index-url 2>/dev/null),https://pypi.org/simple)
+# Never a Python of uv's own download; the system's CA store, as pip's configured cert.
+UV := UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=1 UV_NO_CONFIG=1 UV_PROJECT_ENVIRONMENT=$(VENV) \
+	UV_DEFAULT_INDEX=$(INDEX_URL) $(BIN)/uv
+# Reinstall when the lock (or pyproject.toml) changes.
+LOCK_HASH := $(shell cat pyproject.toml uv.lock 2>/dev/null | sha1sum | cut -c1-12)
+RUN_STAMP := $(VENV)/.installed-run-$(LOCK_HASH)
+STAMP := $(VENV)/.installed-test-$(LOCK_HASH)
+# Throw-away environments of the install checks (build/ is ignored by git).
+CHECKS := build/checks
 # Line+branch coverage of src/shipyard the full suite must reach. It only goes up: raise it when
 # the suite covers more, never lower it to make a change pass.
 COVERAGE_FLOOR := 70
 
-.PHONY: run test lint typecheck pytest bench system-deps clean
+.PHONY: run test lint typecheck pytest bench system-deps clean lock lock-upgrade smoke-lowest wheel-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
-	rm -f $(VENV)/.installed-*
+$(UV_STAMP): | $(BIN)/python
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	rm -f $(VENV)/.uv-*
+	touch $(UV_STAMP)
+
+# What running needs: the project (editable) and its dependencies, no test tools.
+$(RUN_STAMP): $(UV_STAMP) pyproject.toml uv.lock
+	$(UV) sync --inexact --no-default-groups
+	rm -f $(VENV)/.installed-run-*
+	touch $(RUN_STAMP)
+
+# The test tools on top (the `test` extra), all from the same lock.
+$(STAMP): $(UV_STAMP) pyproject.toml uv.lock
+	$(UV) sync --inexact --no-default-groups --extra test
+	rm -f $(VENV)/.installed-test-*
 	touch $(STAMP)
 
-run: $(STAMP)  ## Install and start Shipyard on the embedded database at http://127.0.0.1:8000
+run: $(RUN_STAMP)  ## Install and start Shipyard on the embedded database at http://127.0.0.1:8000
 	$(BIN)/shipyard serve
 
 system-deps:  ## Debian packages the tests use: OpenSSH server, git, Chromium (web tests), PgBouncer, systemd-analyze, a Debian PostgreSQL (an external server)
@@ -50,10 +75,38 @@ pytest: $(STAMP) system-deps
 test: lint typecheck pytest  ## Lint, type-check and run the whole suite
 
 bench: $(STAMP) system-deps  ## Run the benchmarks (installs the peers they compare against)
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(UV) sync --inexact --no-default-groups --extra test --extra bench
 	$(BIN)/python -m benchmarks.fanout
 	$(BIN)/python -m benchmarks.sync
 	$(BIN)/python -m benchmarks.deploy
 
+lock: $(UV_STAMP)  ## Update uv.lock after a change to pyproject.toml (keeps the other pins)
+	$(UV) lock
+
+lock-upgrade: $(UV_STAMP)  ## Move every pin in uv.lock to the newest release pyproject.toml allows
+	$(UV) lock --upgrade
+
+# The direct dependencies at the lowest versions pyproject.toml allows, in a venv of their own,
+# then a smoke run: serve, sign up, a local host, a deployment from a git repository over HTTP.
+smoke-lowest: $(UV_STAMP) system-deps
+	rm -rf $(CHECKS)/lowest
+	$(PYTHON) -m venv --without-pip $(CHECKS)/lowest
+	$(UV) pip install --quiet --python $(CHECKS)/lowest/bin/python --resolution lowest-direct .
+	$(UV) pip list --python $(CHECKS)/lowest/bin/python
+	$(CHECKS)/lowest/bin/python -m tests.smoke.lowest
+
+# The wheel as pipx would install it: built, installed (not editable) into a fresh venv with the
+# lock's run requirements, then the command, the package data and one page served from it.
+wheel-check: $(UV_STAMP)
+	rm -rf $(CHECKS)/dist $(CHECKS)/wheel
+	$(UV) build --quiet --wheel --out-dir $(CHECKS)/dist
+	$(UV) export --quiet --no-dev --no-emit-project --format requirements-txt \
+		--output-file $(CHECKS)/dist/run.txt
+	$(PYTHON) -m venv --without-pip $(CHECKS)/wheel
+	$(UV) pip install --quiet --python $(CHECKS)/wheel/bin/python --require-hashes \
+		-r $(CHECKS)/dist/run.txt
+	$(UV) pip install --quiet --python $(CHECKS)/wheel/bin/python --no-deps $(CHECKS)/dist/*.whl
+	$(CHECKS)/wheel/bin/python -m tests.smoke.wheel $(CHECKS)/dist/*.whl
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.* htmlcov
+	rm -rf $(VENV) $(CHECKS) .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.* htmlcov
