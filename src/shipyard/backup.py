@@ -79,10 +79,9 @@ class Target:
     database: str
 
     def env(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if key != "PGPASSWORD"}
-        if self.password:
-            env["PGPASSWORD"] = self.password
-        return env
+        # A URL without a password leaves libpq's own sources (PGPASSWORD, ~/.pgpass) in place,
+        # as for Shipyard's own connections.
+        return {**os.environ, "PGPASSWORD": self.password} if self.password else dict(os.environ)
 
 
 @dataclass(frozen=True)
@@ -162,9 +161,10 @@ def find_client_tools(*, server_major: int, minimum_major: int = 0) -> ClientToo
 
 def _server_facts(url: str) -> tuple[int, str]:
     with psycopg.connect(to_libpq_url(url)) as conn:
-        return conn.info.server_version // 10000, str(
-            conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
-        )
+        row = conn.execute("SHOW server_version").fetchone()
+        major = conn.info.server_version // 10000
+    assert row is not None
+    return major, str(row[0])
 
 
 def _run(command: list[str], target: Target, what: str) -> None:
@@ -482,9 +482,12 @@ def restore(
                 conn.execute(statement)
     if keys is not None:
         write_key_file(key_path, keys)
-    current = schema.status(database_url).current
-    if current != manifest.get("migration_head"):
-        notes.append(f"database at revision {current}, backup said {manifest['migration_head']}")
+    state = schema.status(database_url)
+    if not state.is_current:
+        notes.append(
+            f"the backup is at revision {state.current}, this Shipyard at {state.head}: "
+            "run `shipyard db upgrade` before serving"
+        )
     keyring: Keyring | None
     if settings.secret_key is not None:
         if keys is not None:
