@@ -98,7 +98,8 @@ smoke-lowest: $(UV_STAMP) system-deps
 # The wheel as pipx would install it: built, installed (not editable) into a fresh venv with the
 # lock's run requirements, then the command, the package data and one page served from it.
 wheel-check: $(UV_STAMP)
-	rm -rf $(CHECKS)/dist $(CHECKS)/wheel
+	# setuptools keeps build/lib between builds: a file deleted from src/ would stay in the wheel.
+	rm -rf $(CHECKS)/dist $(CHECKS)/wheel build/lib build/bdist.*
 	$(UV) build --quiet --wheel --out-dir $(CHECKS)/dist
 	$(UV) export --quiet --no-dev --no-emit-project --format requirements-txt \
 		--output-file $(CHECKS)/dist/run.txt
