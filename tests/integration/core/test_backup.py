@@ -178,6 +178,13 @@ async def test_round_trip_into_a_fresh_database_and_data_dir(
             "SELECT has_table_privilege('shipyard_app', 'procrastinate_jobs', 'INSERT')"
         ).fetchone() == (True,)
 
+    # A data dir holding other keys is not overwritten without --force (checked before the
+    # database is touched).
+    other_dir = tmp_path / "other"
+    write_key_file(key_file_path(other_dir), [Fernet.generate_key().decode()])
+    with pytest.raises(Conflict, match="holds other keys"):
+        restore(settings=file_settings(other_dir), database_url=fresh_url, source=archive)
+
     # Keys from SHIPYARD_SECRET_KEY stay out of the archive unless asked for.
     env_only = backup(
         settings=settings, database_url=database_url, destination=tmp_path / "env.tar.gz"
