@@ -201,7 +201,14 @@ async def test_restore_refuses_a_non_empty_database_and_reports_wrong_keys(
     wrong_dir = tmp_path / "wrong"
     write_key_file(key_file_path(wrong_dir), [Fernet.generate_key().decode()])
     archive = tmp_path / "wrong.tar.gz"
-    backup(settings=file_settings(wrong_dir), database_url=database_url, destination=archive)
+    made = shipyard(
+        "backup",
+        str(archive),
+        env={"SHIPYARD_DATABASE_URL": database_url, "SHIPYARD_DATA_DIR": str(wrong_dir)},
+    )
+    assert made.returncode == 0, made.stderr
+    assert "holds the secret keys" in made.stdout
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
 
     # The source database is not empty: nothing is touched without --force.
     with pytest.raises(Conflict, match=r"is not empty .*--force"):
