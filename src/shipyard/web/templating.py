@@ -100,8 +100,10 @@ def safe_href(url: str | None, allowed_base: str | None = None) -> str:
     """
     if not url:
         return ""
-    if url.startswith("/") and not url.startswith(("//", "/\\")) and http_link(
-        "http://shipyard" + url
+    if (
+        url.startswith("/")
+        and not url.startswith(("//", "/\\"))
+        and http_link("http://shipyard" + url)
     ):
         return url
     kept = link_under(url, allowed_base) if allowed_base else http_link(url)
