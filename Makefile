@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed-test-$(LOCK_HASH)
 CHECKS := build/checks
 # Line+branch coverage of src/shipyard the full suite must reach. It only goes up: raise it when
 # the suite covers more, never lower it to make a change pass.
-COVERAGE_FLOOR := 70
+COVERAGE_FLOOR := 85
 
 .PHONY: run test lint typecheck pytest bench system-deps clean lock lock-upgrade smoke-lowest wheel-check
 
