@@ -885,8 +885,8 @@ async def create_user(
 
 
 async def record_audit(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     tenant_id: UUID,
     actor_id: UUID | None,
     action: str,

@@ -37,7 +37,7 @@ from shipyard.git.models import GitProvider
 
 
 async def _read(session: AsyncSession, provider: CicdProvider) -> ProviderRead:
-    return (await service.read_providers(session, [provider]))[0]
+    return (await service.read_providers(session=session, providers=[provider]))[0]
 
 
 async def check_borrowed_token(
@@ -92,7 +92,9 @@ async def create_provider(
     """
     url = effective_url(data.type, data.url)
     config = build_config(data.type, data.config, keyring=session_keyring(session))
-    await service.check_linked_git_provider(session, actor.principal, config)
+    await service.check_linked_git_provider(
+        session=session, principal=actor.principal, config=config
+    )
     await check_borrowed_token(session, actor, config, url)
     provider = CicdProvider(
         tenant_id=actor.tenant_id,
@@ -141,7 +143,9 @@ async def update_provider(
         config = build_config(
             provider.type, data.config, provider.config, keyring=session_keyring(session)
         )
-        await service.check_linked_git_provider(session, actor.principal, config)
+        await service.check_linked_git_provider(
+            session=session, principal=actor.principal, config=config
+        )
         changed.extend(f"config.{key}" for key in sorted(data.config))
     if "url" in changed or data.config is not None:
         await check_borrowed_token(session, actor, config, url)

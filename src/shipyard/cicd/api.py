@@ -37,7 +37,7 @@ async def list_providers(
     providers, next_cursor = await service.list_providers(
         session=session, principal=principal, limit=limit, cursor=cursor
     )
-    items = await service.read_providers(session, providers)
+    items = await service.read_providers(session=session, providers=providers)
     return Page[ProviderRead](items=items, next_cursor=next_cursor)
 
 
@@ -59,7 +59,7 @@ async def get_provider(provider_id: UUID, principal: Reader, session: SessionDep
     provider = await service.get_provider(
         session=session, principal=principal, provider_id=provider_id
     )
-    return (await service.read_providers(session, [provider]))[0]
+    return (await service.read_providers(session=session, providers=[provider]))[0]
 
 
 @router.patch("/cicd-providers/{provider_id}", response_model=ProviderRead, tags=["cicd"])

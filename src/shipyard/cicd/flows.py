@@ -78,4 +78,4 @@ async def read_providers(*, runtime: Runtime, principal: Principal) -> list[Prov
         providers, _ = await service.list_providers(
             session=session, principal=principal, limit=PAGE_LIMIT, cursor=None
         )
-        return await service.read_providers(session, providers)
+        return await service.read_providers(session=session, providers=providers)

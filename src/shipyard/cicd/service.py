@@ -54,7 +54,7 @@ def provider_read(provider: CicdProvider, job_count: int) -> ProviderRead:
 
 
 async def read_providers(
-    session: AsyncSession, providers: list[CicdProvider]
+    *, session: AsyncSession, providers: list[CicdProvider]
 ) -> list[ProviderRead]:
     counts = await _job_counts(session, [provider.id for provider in providers])
     return [provider_read(provider, counts.get(provider.id, 0)) for provider in providers]
@@ -88,7 +88,7 @@ async def get_provider(
 
 
 async def check_linked_git_provider(
-    session: AsyncSession, principal: Principal, config: dict[str, Any]
+    *, session: AsyncSession, principal: Principal, config: dict[str, Any]
 ) -> None:
     """A GitHub Actions config may borrow a GitHub provider's token: it must exist, and be one."""
     linked = config.get("git_provider_id")

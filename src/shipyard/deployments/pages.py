@@ -332,7 +332,7 @@ async def wizard_hosts(
 ) -> list[Host]:
     """The hosts the wizard offers, by name."""
     shown, _ = await list_hosts(
-        session,
+        session=session,
         tenant_id=principal.tenant_id,
         status=status,
         host_type=None,

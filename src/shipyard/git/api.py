@@ -208,7 +208,9 @@ async def create_oauth_app(
 async def get_oauth_app(
     app_id: UUID, actor: Admin, session: SessionDep, settings: SettingsDep
 ) -> OAuthAppRead:
-    return oauth.app_read(await oauth.get_app(session, actor.principal, app_id), settings)
+    return oauth.app_read(
+        await oauth.get_app(session=session, principal=actor.principal, app_id=app_id), settings
+    )
 
 
 @oauth_apps.patch("/{app_id}", response_model=OAuthAppRead)

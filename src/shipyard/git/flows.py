@@ -144,7 +144,12 @@ async def complete_oauth(
     if not code:
         raise ValidationFailed("the provider sent no authorization code", field="code")
     async with runtime.db.session(tenant_id=parsed.tenant_id, user_id=parsed.user_id) as session:
-        app = await oauth.app_for(session, parsed.tenant_id, provider_type, parsed.server_url)
+        app = await oauth.app_for(
+            session=session,
+            tenant_id=parsed.tenant_id,
+            provider_type=provider_type,
+            server_url=parsed.server_url,
+        )
         credentials = OAuthClient(app.client_id, app.client_secret)
     settings, http = runtime.settings, runtime.http
     client = provider_client(
@@ -186,7 +191,9 @@ async def add_repository(
     await runtime.outbound.validate_url(url.clone_url, field="url")
     # Refuse a duplicate before asking the server (the write below checks again).
     async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
-        await repositories.refuse_duplicate_url(session, actor.tenant_id, url.clone_url)
+        await repositories.refuse_duplicate_url(
+            session=session, tenant_id=actor.tenant_id, clone_url=url.clone_url
+        )
     try:
         heads = await local.ls_remote(url.clone_url, policy=runtime.outbound)
     except OutboundRefused as exc:  # the name resolved elsewhere since the check
@@ -214,13 +221,17 @@ async def open_browser(*, runtime: Runtime, principal: Principal, repository_id:
     async with runtime.db.session(
         tenant_id=principal.tenant_id, user_id=principal.user_id
     ) as session:
-        repository = await repositories.get_repository(session, principal, repository_id)
+        repository = await repositories.get_repository(
+            session=session, principal=principal, repository_id=repository_id
+        )
         provider = (
             await session.get(GitProvider, repository.provider_id)
             if repository.provider_id
             else None
         )
-        pinned = await repositories.is_pinned(session, principal, repository_id)
+        pinned = await repositories.is_pinned(
+            session=session, principal=principal, repository_id=repository_id
+        )
     return Browser(
         db=runtime.db,
         settings=runtime.settings,

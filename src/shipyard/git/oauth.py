@@ -60,7 +60,7 @@ async def list_apps(*, session: AsyncSession, principal: Principal) -> list[GitO
     return list(rows.all())
 
 
-async def get_app(session: AsyncSession, principal: Principal, app_id: UUID) -> GitOAuthApp:
+async def get_app(*, session: AsyncSession, principal: Principal, app_id: UUID) -> GitOAuthApp:
     app = await session.scalar(
         select(GitOAuthApp).where(
             GitOAuthApp.id == app_id, GitOAuthApp.tenant_id == principal.tenant_id
@@ -105,7 +105,7 @@ async def create_app(*, session: AsyncSession, actor: Actor, data: OAuthAppCreat
 async def update_app(
     *, session: AsyncSession, actor: Actor, app_id: UUID, data: OAuthAppUpdate
 ) -> GitOAuthApp:
-    app = await get_app(session, actor.principal, app_id)
+    app = await get_app(session=session, principal=actor.principal, app_id=app_id)
     if data.client_id is not None:
         app.client_id = data.client_id
     if data.client_secret is not None:
@@ -124,7 +124,7 @@ async def update_app(
 
 
 async def delete_app(*, session: AsyncSession, actor: Actor, app_id: UUID) -> None:
-    app = await get_app(session, actor.principal, app_id)
+    app = await get_app(session=session, principal=actor.principal, app_id=app_id)
     await session.delete(app)
     await audit(
         session,
@@ -138,7 +138,7 @@ async def delete_app(*, session: AsyncSession, actor: Actor, app_id: UUID) -> No
 
 
 async def app_for(
-    session: AsyncSession, tenant_id: UUID, provider_type: str, server_url: str | None
+    *, session: AsyncSession, tenant_id: UUID, provider_type: str, server_url: str | None
 ) -> GitOAuthApp:
     server = server_key(provider_type, server_url)
     app = await session.scalar(
@@ -196,7 +196,9 @@ async def start(
     else:
         server = normalise_server_url(provider_type, server_url)
     redirect = check_redirect_to(redirect_to)
-    app = await app_for(session, actor.tenant_id, provider_type, server)
+    app = await app_for(
+        session=session, tenant_id=actor.tenant_id, provider_type=provider_type, server_url=server
+    )
     state = sign_state(
         keyring,
         tenant_id=actor.tenant_id,
@@ -280,7 +282,7 @@ async def save_connection(
         resource_id=provider.id,
         details={"type": state.provider_type, "name": user.login, "via": "oauth"},
     )
-    await queue_sync(session, provider)
+    await queue_sync(session=session, provider=provider)
     await session.flush()
     await session.refresh(provider)
     return provider_read(provider)

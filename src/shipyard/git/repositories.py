@@ -155,7 +155,7 @@ async def list_repositories(
 
 
 async def get_repository(
-    session: AsyncSession, principal: Principal, repository_id: UUID
+    *, session: AsyncSession, principal: Principal, repository_id: UUID
 ) -> Repository:
     repository = await session.scalar(
         select(Repository).where(
@@ -167,7 +167,7 @@ async def get_repository(
     return repository
 
 
-async def is_pinned(session: AsyncSession, principal: Principal, repository_id: UUID) -> bool:
+async def is_pinned(*, session: AsyncSession, principal: Principal, repository_id: UUID) -> bool:
     found = await session.scalar(
         select(ProfileRepositoryPin.repository_id).where(
             ProfileRepositoryPin.repository_id == repository_id,
@@ -180,13 +180,22 @@ async def is_pinned(session: AsyncSession, principal: Principal, repository_id: 
 async def read_repository(
     *, session: AsyncSession, principal: Principal, repository_id: UUID
 ) -> RepositoryRead:
-    repository = await get_repository(session, principal, repository_id)
-    return repository_read(repository, is_pinned=await is_pinned(session, principal, repository_id))
+    repository = await get_repository(
+        session=session, principal=principal, repository_id=repository_id
+    )
+    return repository_read(
+        repository,
+        is_pinned=await is_pinned(
+            session=session, principal=principal, repository_id=repository_id
+        ),
+    )
 
 
 async def pin(*, session: AsyncSession, actor: Actor, repository_id: UUID) -> RepositoryRead:
     """Pin for the actor only (a personal preference, not audited); twice is the same as once."""
-    repository = await get_repository(session, actor.principal, repository_id)
+    repository = await get_repository(
+        session=session, principal=actor.principal, repository_id=repository_id
+    )
     await session.execute(
         insert(ProfileRepositoryPin)
         .values(profile_id=actor.user_id, repository_id=repository_id, tenant_id=actor.tenant_id)
@@ -196,7 +205,9 @@ async def pin(*, session: AsyncSession, actor: Actor, repository_id: UUID) -> Re
 
 
 async def unpin(*, session: AsyncSession, actor: Actor, repository_id: UUID) -> RepositoryRead:
-    repository = await get_repository(session, actor.principal, repository_id)
+    repository = await get_repository(
+        session=session, principal=actor.principal, repository_id=repository_id
+    )
     await session.execute(
         delete(ProfileRepositoryPin).where(
             ProfileRepositoryPin.repository_id == repository_id,
@@ -244,7 +255,7 @@ def parse_repository_url(url: str) -> ParsedUrl:
     return ParsedUrl(value.rstrip("/"), owner, name)
 
 
-async def refuse_duplicate_url(session: AsyncSession, tenant_id: UUID, clone_url: str) -> None:
+async def refuse_duplicate_url(*, session: AsyncSession, tenant_id: UUID, clone_url: str) -> None:
     duplicate = await session.scalar(
         select(Repository.id).where(
             Repository.tenant_id == tenant_id,
@@ -265,7 +276,7 @@ async def add_url_repository(
     default_branch: str | None,
 ) -> RepositoryRead:
     """Store a public repository git has read at ``url`` (see ``git.flows.add_repository``)."""
-    await refuse_duplicate_url(session, actor.tenant_id, url.clone_url)
+    await refuse_duplicate_url(session=session, tenant_id=actor.tenant_id, clone_url=url.clone_url)
     repository = Repository(
         tenant_id=actor.tenant_id,
         provider_id=None,
@@ -295,7 +306,9 @@ async def add_url_repository(
 
 
 async def delete_repository(*, session: AsyncSession, actor: Actor, repository_id: UUID) -> None:
-    repository = await get_repository(session, actor.principal, repository_id)
+    repository = await get_repository(
+        session=session, principal=actor.principal, repository_id=repository_id
+    )
     if repository.provider_id is not None:
         raise Conflict(
             "this repository comes from a provider sync and would come back at the next one; "

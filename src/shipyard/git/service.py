@@ -87,7 +87,7 @@ async def get_provider(
     return provider
 
 
-async def repository_counts(session: AsyncSession, provider_ids: list[UUID]) -> dict[UUID, int]:
+async def repository_counts(*, session: AsyncSession, provider_ids: list[UUID]) -> dict[UUID, int]:
     if not provider_ids:
         return {}
     rows = await session.execute(
@@ -109,7 +109,7 @@ async def list_providers(
         limit=limit,
         cursor=cursor,
     )
-    counts = await repository_counts(session, [row.id for row in rows])
+    counts = await repository_counts(session=session, provider_ids=[row.id for row in rows])
     return [provider_read(row, counts.get(row.id, 0)) for row in rows], next_cursor
 
 
@@ -117,14 +117,14 @@ async def read_provider(
     *, session: AsyncSession, principal: Principal, provider_id: UUID
 ) -> GitProviderRead:
     provider = await get_provider(session, principal, provider_id)
-    counts = await repository_counts(session, [provider.id])
+    counts = await repository_counts(session=session, provider_ids=[provider.id])
     return provider_read(provider, counts.get(provider.id, 0))
 
 
 async def refuse_duplicate(
+    *,
     session: AsyncSession,
     tenant_id: UUID,
-    *,
     provider_type: str,
     server_url: str | None,
     login: str,
@@ -157,7 +157,11 @@ async def add_provider(
 ) -> GitProviderRead:
     """Store a connection whose token was checked as ``user``'s, and queue its first sync."""
     await refuse_duplicate(
-        session, actor.tenant_id, provider_type=data.type, server_url=server_url, login=user.login
+        session=session,
+        tenant_id=actor.tenant_id,
+        provider_type=data.type,
+        server_url=server_url,
+        login=user.login,
     )
     provider = GitProvider(
         tenant_id=actor.tenant_id,
@@ -180,7 +184,7 @@ async def add_provider(
         resource_id=provider.id,
         details={"type": data.type, "server_url": server_url, "name": user.login},
     )
-    await queue_sync(session, provider)
+    await queue_sync(session=session, provider=provider)
     await session.flush()
     await session.refresh(provider)
     return provider_read(provider)
@@ -211,8 +215,8 @@ async def update_provider(
         if user is None:
             raise ValueError("a new token is stored only once checked against the provider")
         await refuse_duplicate(
-            session,
-            actor.tenant_id,
+            session=session,
+            tenant_id=actor.tenant_id,
             provider_type=provider.type,
             server_url=provider.server_url,
             login=user.login,
@@ -265,7 +269,7 @@ async def delete_provider(*, session: AsyncSession, actor: Actor, provider_id: U
     await session.flush()
 
 
-async def queue_sync(session: AsyncSession, provider: GitProvider) -> bool:
+async def queue_sync(*, session: AsyncSession, provider: GitProvider) -> bool:
     """Queue a sync in the caller's transaction; False when one is already waiting."""
     try:
         async with session.begin_nested():
@@ -291,7 +295,7 @@ async def request_sync(*, session: AsyncSession, actor: Actor, provider_id: UUID
             "the provider has no token; connect it again before syncing",
             code="provider_not_configured",
         )
-    queued = await queue_sync(session, provider)
+    queued = await queue_sync(session=session, provider=provider)
     await audit(
         session,
         actor=actor,

@@ -71,7 +71,7 @@ async def queue_stale_syncs(*, db: Database, settings: Settings) -> int:
             )
         ).all()
         for provider in providers:
-            if await queue_sync(session, provider):
+            if await queue_sync(session=session, provider=provider):
                 queued += 1
         await session.execute(
             delete(GitOAuthState).where(GitOAuthState.expires_at < datetime.now(UTC))

@@ -127,8 +127,8 @@ async def read_host(*, session: AsyncSession, tenant_id: UUID, host_id: UUID) ->
 
 # ``session`` may still be passed by position: the deployment wizard does (web/routes/wizard.py).
 async def list_hosts(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     tenant_id: UUID,
     status: str | None,
     host_type: str | None,
@@ -166,7 +166,7 @@ async def read_hosts(
 ) -> Page[HostRead]:
     """One page of the tenant's hosts, newest first, as the API and the pages show them."""
     rows, next_cursor = await list_hosts(
-        session,
+        session=session,
         tenant_id=tenant_id,
         status=status,
         host_type=host_type,

@@ -41,7 +41,7 @@ async def _listed(session: SessionDep, principal: Principal) -> list[ProviderRea
     providers, _ = await service.list_providers(
         session=session, principal=principal, limit=flows.PAGE_LIMIT, cursor=None
     )
-    return await service.read_providers(session, providers)
+    return await service.read_providers(session=session, providers=providers)
 
 
 def _page(
