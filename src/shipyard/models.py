@@ -8,7 +8,7 @@ from shipyard.accounts.models import ApiToken, AuditEvent, LoginFailure, Profile
 from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
 from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
 from shipyard.git.models import GitProvider, ProfileRepositoryPin, Repository
-from shipyard.hosts.models import Host
+from shipyard.hosts.models import Host, HostGroup, HostGroupMember, HostTag, InventoryVariable
 from shipyard.orm import Base
 
 metadata = Base.metadata
@@ -33,6 +33,10 @@ TENANT_TABLES = (
     "cicd_providers",
     "cicd_jobs",
     "deployment_cicd_mappings",
+    "host_groups",
+    "host_group_members",
+    "host_tags",
+    "inventory_variables",
 )
 
 __all__ = [
@@ -47,6 +51,10 @@ __all__ = [
     "DeploymentScript",
     "GitProvider",
     "Host",
+    "HostGroup",
+    "HostGroupMember",
+    "HostTag",
+    "InventoryVariable",
     "LoginFailure",
     "Profile",
     "ProfileRepositoryPin",
