@@ -154,6 +154,7 @@ def build_api_router() -> APIRouter:
     from shipyard.cicd.api import router as cicd_router
     from shipyard.deployments.api import router as deployments_router
     from shipyard.git.api import router as git_router
+    from shipyard.hosts.api import groups_router as host_groups_router
     from shipyard.hosts.api import router as hosts_router
 
     router = APIRouter(prefix=API_PREFIX)
@@ -161,6 +162,7 @@ def build_api_router() -> APIRouter:
         accounts_router,
         git_router,
         hosts_router,
+        host_groups_router,
         deployments_router,
         cicd_router,
     ):

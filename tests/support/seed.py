@@ -15,7 +15,7 @@ from shipyard.crypto import seal
 from shipyard.db import Database
 from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
 from shipyard.git.models import GitOAuthApp, GitProvider, Repository
-from shipyard.hosts.models import Host
+from shipyard.hosts.models import Host, HostGroup, HostGroupMember, HostTag, InventoryVariable
 
 PLAINTEXT = {
     "host_password": "host-password-plaintext-1",
@@ -26,6 +26,7 @@ PLAINTEXT = {
     "cicd_token": "jenkins-api-token-plaintext6",
     "deploy_secret": "deploy-secret-plaintext7",
     "oauth_client_secret": "oauth-client-secret-plaintext8",
+    "inventory_secret": "inventory-secret-plaintext9",
 }
 
 
@@ -42,6 +43,7 @@ class SeededTenant:
     cicd_mapping_id: UUID
     git_oauth_app_id: UUID
     invitation_id: UUID
+    host_group_id: UUID
 
 
 async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> SeededTenant:
@@ -139,6 +141,23 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             expires_at=datetime.now(UTC) + timedelta(days=1),
         )
         session.add(invitation)
+        group = HostGroup(tenant_id=tid, name="prod")
+        session.add(group)
+        await session.flush()
+        session.add_all(
+            [
+                HostGroupMember(tenant_id=tid, group_id=group.id, host_id=host.id),
+                HostTag(tenant_id=tid, host_id=host.id, tag="web"),
+                InventoryVariable(
+                    tenant_id=tid,
+                    group_id=group.id,
+                    name="DB_PASSWORD",
+                    secret=True,
+                    secret_value=PLAINTEXT["inventory_secret"],
+                ),
+                InventoryVariable(tenant_id=tid, host_id=host.id, name="REGION", value="eu"),
+            ]
+        )
         await session.flush()
         return SeededTenant(
             tenant_id=tid,
@@ -152,4 +171,5 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             cicd_mapping_id=mapping.id,
             git_oauth_app_id=oauth_app.id,
             invitation_id=invitation.id,
+            host_group_id=group.id,
         )

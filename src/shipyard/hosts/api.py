@@ -1,4 +1,4 @@
-"""Routes: hosts CRUD, key generation, host-key acceptance, connection tests."""
+"""Routes: hosts CRUD, key generation, host-key acceptance, connection tests; host groups."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from fastapi import APIRouter, Body, Query, Response, status
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
 from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting
-from shipyard.hosts import flows, service
+from shipyard.hosts import flows, inventory, service
 from shipyard.hosts.executor.base import HostStatus
 from shipyard.hosts.schemas import (
     AcceptHostKey,
     HostCreate,
+    HostGroupCreate,
+    HostGroupRead,
+    HostGroupUpdate,
     HostRead,
     HostTestRead,
     HostTestsQueued,
@@ -111,3 +114,43 @@ async def accept_host_key(
 async def test_host(host_id: UUID, actor: Tester, runtime: RuntimeDep) -> HostTestRead:
     """Connect, authenticate and run ``uname -srm`` (PowerShell on Windows); store the status."""
     return await flows.test_host(runtime=runtime, actor=actor, host_id=host_id)
+
+
+groups_router = APIRouter(prefix="/host-groups", tags=["host groups"])
+
+
+@groups_router.get("", response_model=list[HostGroupRead])
+async def list_host_groups(principal: CurrentUser, session: SessionDep) -> list[HostGroupRead]:
+    """Every group of the tenant, by name; secret variables read back without values."""
+    return await inventory.read_groups(session=session, tenant_id=principal.tenant_id)
+
+
+@groups_router.post("", response_model=HostGroupRead, status_code=status.HTTP_201_CREATED)
+async def create_host_group(
+    data: HostGroupCreate, actor: Admin, session: SessionDep
+) -> HostGroupRead:
+    """Add a group; members through ``host_ids``, variables as ``[{name, value, secret}]``."""
+    return await inventory.create_group(session=session, actor=actor, data=data)
+
+
+@groups_router.get("/{group_id}", response_model=HostGroupRead)
+async def get_host_group(
+    group_id: UUID, principal: CurrentUser, session: SessionDep
+) -> HostGroupRead:
+    return await inventory.read_group(
+        session=session, tenant_id=principal.tenant_id, group_id=group_id
+    )
+
+
+@groups_router.patch("/{group_id}", response_model=HostGroupRead)
+async def update_host_group(
+    group_id: UUID, data: HostGroupUpdate, actor: Admin, session: SessionDep
+) -> HostGroupRead:
+    """Change the sent fields; a secret variable sent without ``value`` keeps its value."""
+    return await inventory.update_group(session=session, actor=actor, group_id=group_id, data=data)
+
+
+@groups_router.delete("/{group_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_host_group(group_id: UUID, actor: Admin, session: SessionDep) -> Response:
+    await inventory.delete_group(session=session, actor=actor, group_id=group_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,9 +9,11 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from shipyard.hosts.environment import refusal_message
 from shipyard.hosts.executor.base import HostStatus
+from shipyard.outbound.masking import MIN_SECRET_LENGTH
 
 HostType = Literal["ssh", "local"]
 AuthMethod = Literal["password", "key"]
@@ -20,6 +22,10 @@ FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
 HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 # Unix names, Windows "DOMAIN\user" and "user@domain": no whitespace or control characters.
 USER_NAME = re.compile(r"^[^\s\x00-\x1f\x7f:]{1,256}$")
+# Tags: short words, safe in URLs, forms and CLI arguments.
+TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")
+MAX_TAGS = 50
+MAX_VARIABLES = 200
 
 
 def check_address(value: str) -> str:
@@ -44,7 +50,89 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class HostFields(StrictModel):
+def check_tags(tags: list[str]) -> list[str]:
+    """Tags stripped, checked and without repeats (first occurrence kept)."""
+    seen: dict[str, None] = {}
+    for raw in tags:
+        tag = raw.strip()
+        if not TAG.match(tag):
+            raise ValueError(
+                f"tag {raw!r} must be 1-63 letters, digits, '_', '.', ':' or '-', "
+                "starting with a letter or digit"
+            )
+        seen.setdefault(tag, None)
+    return list(seen)
+
+
+class Variable(StrictModel):
+    """A host or group variable. A secret's value is write-only: on update, a secret sent
+    without ``value`` keeps the value stored under that name."""
+
+    name: str = Field(min_length=1, max_length=200)
+    # Before ``value``, so that the value's check knows whether it is a secret.
+    secret: bool = False
+    value: str | None = Field(default=None, max_length=65536)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        # The environment-name rules and deny-list of deployments (hosts.environment).
+        refused = refusal_message(value)
+        if refused is not None:
+            raise ValueError(refused)
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _valid_value(cls, value: str | None, info: ValidationInfo) -> str | None:
+        name = info.data.get("name", "the variable")
+        if value is None:
+            return None
+        if "\x00" in value:
+            raise ValueError(f"the value of {name} holds a NUL character")
+        if info.data.get("secret") and len(value.strip()) < MIN_SECRET_LENGTH:
+            # Output is masked only for secrets of at least this length, as for deployments.
+            raise ValueError(
+                f"the secret value of {name} is shorter than {MIN_SECRET_LENGTH} characters, "
+                "too short to be masked in logs: use a longer value or make it a plain variable"
+            )
+        return value
+
+
+def check_variables(variables: list[Variable]) -> list[Variable]:
+    names = [variable.name for variable in variables]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"variable {name} is given more than once")
+    return variables
+
+
+class VariableRead(BaseModel):
+    """A variable as read back: a secret has ``value`` null, always."""
+
+    name: str
+    secret: bool
+    value: str | None
+
+
+class InventoryFields(StrictModel):
+    """Tags and variables of a host; sending a list replaces the stored one."""
+
+    tags: list[str] | None = Field(default=None, max_length=MAX_TAGS)
+    variables: list[Variable] | None = Field(default=None, max_length=MAX_VARIABLES)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else check_tags(value)
+
+    @field_validator("variables")
+    @classmethod
+    def _variables(cls, value: list[Variable] | None) -> list[Variable] | None:
+        return None if value is None else check_variables(value)
+
+
+class HostFields(InventoryFields):
     """Fields shared by create and update; credentials are accepted, never returned."""
 
     description: str | None = Field(default=None, max_length=2000)
@@ -147,6 +235,8 @@ class HostRead(BaseModel):
     os_info: str | None
     created_at: datetime
     updated_at: datetime
+    tags: list[str] = []
+    variables: list[VariableRead] = []
 
 
 class HostTestRead(BaseModel):
@@ -165,3 +255,68 @@ class HostTestRead(BaseModel):
 class HostTestsQueued(BaseModel):
     job_id: int
     hosts: int
+
+
+class HostGroupCreate(StrictModel):
+    name: str = Field(min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    host_ids: list[UUID] = Field(default_factory=list, max_length=10000)
+    variables: list[Variable] = Field(default_factory=list, max_length=MAX_VARIABLES)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("variables")
+    @classmethod
+    def _variables(cls, value: list[Variable]) -> list[Variable]:
+        return check_variables(value)
+
+
+class HostGroupUpdate(StrictModel):
+    """Only the fields sent change; ``host_ids`` and ``variables`` replace the stored lists."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    host_ids: list[UUID] | None = Field(default=None, max_length=10000)
+    variables: list[Variable] | None = Field(default=None, max_length=MAX_VARIABLES)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip() if value is not None else None
+
+    @field_validator("variables")
+    @classmethod
+    def _variables(cls, value: list[Variable] | None) -> list[Variable] | None:
+        return None if value is None else check_variables(value)
+
+
+class HostGroupRead(BaseModel):
+    id: UUID
+    name: str
+    description: str | None
+    host_ids: list[UUID]
+    variables: list[VariableRead]
+    created_at: datetime
+    updated_at: datetime
+
+
+class Target(StrictModel):
+    """The hosts listed, plus the hosts in any listed group (or, with no groups, any host)
+    that carry every listed tag."""
+
+    host_ids: list[UUID] = Field(default_factory=list, max_length=10000)
+    group_ids: list[UUID] = Field(default_factory=list, max_length=1000)
+    tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        return check_tags(value)

@@ -20,6 +20,7 @@ from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.errors import Conflict, NotFound, ValidationFailed
 from shipyard.hosts.executor import HostTarget, ProbeResult
+from shipyard.hosts.inventory import HostInventory, host_inventories, set_host_inventory
 from shipyard.hosts.keys import generate_key_pair, public_key_of
 from shipyard.hosts.models import Host
 from shipyard.hosts.schemas import (
@@ -34,6 +35,8 @@ from shipyard.jobs import enqueue, waiting_job_with_queueing_lock
 from shipyard.pagination import Page, paginate
 
 LOCAL_ADDRESS = "localhost"
+# Host fields stored beside the row (hosts.inventory), not in its columns.
+INVENTORY_FIELDS = frozenset({"tags", "variables"})
 # Registered by ``shipyard.hosts.tasks`` (``tasks.task("test_all_hosts")`` of ``TaskSet("hosts")``).
 TEST_ALL_TASK = "hosts:test_all_hosts"
 # What an admin sets through create and update; the rest of a row is its test state.
@@ -54,7 +57,8 @@ EDITABLE = (
 )
 
 
-def host_read(host: Host) -> HostRead:
+def host_read(host: Host, inventory: HostInventory | None = None) -> HostRead:
+    inventory = inventory or HostInventory()
     return HostRead.model_validate(
         {
             **{
@@ -65,6 +69,8 @@ def host_read(host: Host) -> HostRead:
             "has_password": host.password is not None,
             "has_private_key": host.private_key is not None,
             "has_private_key_passphrase": host.private_key_passphrase is not None,
+            "tags": inventory.tags,
+            "variables": inventory.variables,
         }
     )
 
@@ -121,8 +127,16 @@ async def get_host(*, session: AsyncSession, tenant_id: UUID, host_id: UUID) -> 
     return host
 
 
+async def _read(session: AsyncSession, host: Host) -> HostRead:
+    """The host as the API shows it, tags and variables included (secrets without values)."""
+    inventories = await host_inventories(session, tenant_id=host.tenant_id, host_ids=[host.id])
+    return host_read(host, inventories[host.id])
+
+
 async def read_host(*, session: AsyncSession, tenant_id: UUID, host_id: UUID) -> HostRead:
-    return host_read(await get_host(session=session, tenant_id=tenant_id, host_id=host_id))
+    return await _read(
+        session, await get_host(session=session, tenant_id=tenant_id, host_id=host_id)
+    )
 
 
 # ``session`` may still be passed by position: the deployment wizard does (web/routes/wizard.py).
@@ -174,7 +188,12 @@ async def read_hosts(
         limit=limit,
         cursor=cursor,
     )
-    return Page[HostRead](items=[host_read(row) for row in rows], next_cursor=next_cursor)
+    inventories = await host_inventories(
+        session, tenant_id=tenant_id, host_ids=[row.id for row in rows]
+    )
+    return Page[HostRead](
+        items=[host_read(row, inventories[row.id]) for row in rows], next_cursor=next_cursor
+    )
 
 
 # --- create, update, delete --------------------------------------------------------------------
@@ -287,7 +306,7 @@ async def _audit_new_key(session: AsyncSession, *, actor: Actor, host: Host, pub
 async def _saved(session: AsyncSession, host: Host) -> HostRead:
     await session.flush()
     await session.refresh(host)
-    return host_read(host)
+    return await _read(session, host)
 
 
 async def create_host(
@@ -299,7 +318,7 @@ async def create_host(
     generate_key: bool = False,
 ) -> HostRead:
     """Add a host; with ``generate_key``, give it a new key pair too (both audited)."""
-    fields = set(data.model_fields_set) - {"name", "type"}
+    fields = set(data.model_fields_set) - {"name", "type"} - INVENTORY_FIELDS
     host = Host(tenant_id=actor.tenant_id, name=data.name, type=data.type, status="unknown")
     host.is_windows = False
     state = await _resolve(
@@ -309,6 +328,14 @@ async def create_host(
     _assign(host, state)
     public = _new_key_pair(host) if generate_key else None
     session.add(host)
+    await session.flush()
+    await set_host_inventory(
+        session,
+        tenant_id=actor.tenant_id,
+        host_id=host.id,
+        tags=data.tags,
+        variables=data.variables,
+    )
     read = await _saved(session, host)
     await audit(
         session,
@@ -317,7 +344,11 @@ async def create_host(
         resource_type="host",
         resource_id=host.id,
         # Names of the fields sent only: credentials' values never reach the audit log.
-        details={"name": host.name, "type": host.type, "fields": sorted(fields)},
+        details={
+            "name": host.name,
+            "type": host.type,
+            "fields": sorted(fields | (INVENTORY_FIELDS & data.model_fields_set)),
+        },
     )
     if public is not None:
         await _audit_new_key(session, actor=actor, host=host, public=public)
@@ -343,10 +374,22 @@ async def update_host(
         await _check_name_free(
             session, tenant_id=actor.tenant_id, name=data.name, except_id=host.id
         )
-    state = await _resolve(host, data, fields=fields - {"name"}, settings=settings)
+    for optional in INVENTORY_FIELDS & fields:
+        if getattr(data, optional) is None:
+            raise ValidationFailed(f"{optional} cannot be null", field=optional)
+    state = await _resolve(
+        host, data, fields=fields - {"name"} - INVENTORY_FIELDS, settings=settings
+    )
     if "name" in fields and data.name is not None:
         host.name = data.name
     _assign(host, state)
+    await set_host_inventory(
+        session,
+        tenant_id=actor.tenant_id,
+        host_id=host.id,
+        tags=data.tags,
+        variables=data.variables,
+    )
     public = _new_key_pair(host) if generate_key else None
     read = await _saved(session, host)
     await audit(
@@ -508,7 +551,7 @@ async def record_host_test(
         os_info=probe.os_info,
         presented_fingerprint=probe.fingerprint,
         checked_at=probe.checked_at,
-        host=host_read(host),
+        host=await _read(session, host),
     )
 
 

@@ -32,6 +32,7 @@ def id_for(path: str, param: str, seeded: SeededTenant) -> str:
         "script_id": seeded.deployment_script_id,
         "app_id": seeded.git_oauth_app_id,
         "invitation_id": seeded.invitation_id,
+        "group_id": seeded.host_group_id,
         # Account-level ids: a random one, which no tenant owns.
         "token_id": uuid.UUID(int=1),
         "member_id": uuid.UUID(int=2),
@@ -84,6 +85,7 @@ def test_sweep_covers_every_domain() -> None:
         "/api/v1/repositories/",
         "/api/v1/deployments/",
         "/api/v1/cicd-providers/",
+        "/api/v1/host-groups/",
     ):
         assert any(path.startswith(prefix) for path in paths), prefix
 
@@ -109,6 +111,7 @@ async def test_lists_never_show_other_tenants_rows(
     seeded_ids = {str(value) for value in vars(seeded).values()} | {admin.user_id}
     for path in (
         "/api/v1/hosts",
+        "/api/v1/host-groups",
         "/api/v1/git-providers",
         "/api/v1/repositories",
         "/api/v1/deployments",

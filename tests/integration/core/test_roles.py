@@ -89,6 +89,8 @@ async def test_viewer_reads_everything(
         "/api/v1/tenant/members",
         f"/api/v1/deployments/{seeded.deployment_id}/logs",
         f"/api/v1/hosts/{seeded.host_id}",
+        "/api/v1/host-groups",
+        f"/api/v1/host-groups/{seeded.host_group_id}",
     ):
         response = await client.get(path, headers=viewer.headers)
         assert response.status_code == 200, (path, response.text)
