@@ -30,6 +30,7 @@ from shipyard.deployments.schemas import ExecutionOptions
 from shipyard.deployments.script_rows import ScriptRowWriter
 from shipyard.deployments.service import secret_environment
 from shipyard.errors import ShipyardError
+from shipyard.hosts.inventory import HostEnvironment, host_environments
 from shipyard.hosts.models import Host
 from shipyard.hosts.service import build_target, record_fingerprint
 from shipyard.logs import log_context
@@ -91,6 +92,8 @@ class DeploymentRun:
         self.heartbeats = heartbeats
         self.drain = heartbeats.drain
         self.state = RunState(deployment_id=deployment_id, tenant_id=tenant_id, worker_id=worker_id)
+        # Each host's inventory variables (its groups', then its own), read when the run starts.
+        self.inventory: dict[UUID, HostEnvironment] = {}
 
     async def run(self) -> None:
         # Every line written while it runs (ours and the libraries') names the deployment.
@@ -106,9 +109,11 @@ class DeploymentRun:
         options = ExecutionOptions.model_validate(deployment.options)
         secrets = secret_environment(deployment)
         hosts = await self._load_hosts(deployment)
+        self.inventory = await self._load_inventory(hosts)
         redactor = Redactor(
             [
                 *secrets.values(),
+                *(value for env in self.inventory.values() for value in env.secret.values()),
                 *(h.password for h in hosts),
                 *(h.private_key for h in hosts),
                 *(h.private_key_passphrase for h in hosts),
@@ -295,6 +300,24 @@ class DeploymentRun:
         by_id = {host.id: host for host in rows}
         return [by_id[host_id] for host_id in deployment.host_ids if host_id in by_id]
 
+    async def _load_inventory(self, hosts: list[Host]) -> dict[UUID, HostEnvironment]:
+        async with self.db.session(tenant_id=self.state.tenant_id) as session:
+            return await host_environments(
+                session=session,
+                tenant_id=self.state.tenant_id,
+                host_ids=[host.id for host in hosts],
+            )
+
+    def _host_environment(self, host: Host, run_environment: dict[str, str]) -> dict[str, str]:
+        """Group variables < the host's own < the run's; Shipyard's own names last of all."""
+        inventory = self.inventory.get(host.id) or HostEnvironment()
+        return {
+            **inventory.plain,
+            **inventory.secret,
+            **run_environment,
+            "SHIPYARD_HOST": host.name,
+        }
+
     async def _run_hosts(
         self,
         deployment: Deployment,
@@ -352,7 +375,7 @@ class DeploymentRun:
                     target=build_target(host, settings=self.settings),
                     host_id=host.id,
                     scripts=plans[host.id],
-                    environment={**environment, "SHIPYARD_HOST": host.name},
+                    environment=self._host_environment(host, environment),
                     timeout=timeout,
                     logs=logs,
                     rows=self.rows,
