@@ -338,6 +338,14 @@ async def delete_group(*, session: AsyncSession, actor: Actor, group_id: UUID) -
     )
 
 
+async def host_choices(*, session: AsyncSession, tenant_id: UUID) -> list[tuple[UUID, str]]:
+    """Every host of the tenant as (id, name), by name: what a group's members are picked from."""
+    rows = await session.execute(
+        select(Host.id, Host.name).where(Host.tenant_id == tenant_id).order_by(Host.name, Host.id)
+    )
+    return [(host_id, name) for host_id, name in rows]
+
+
 # --- targets -----------------------------------------------------------------------------------
 
 

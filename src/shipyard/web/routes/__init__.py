@@ -19,6 +19,7 @@ def build_router() -> APIRouter:
         cicd,
         dashboard,
         deployments,
+        groups,
         hosts,
         providers,
         repositories,
@@ -37,6 +38,7 @@ def build_router() -> APIRouter:
         providers,
         repositories,
         hosts,
+        groups,
         wizard,
         deployments,
     )

@@ -18,6 +18,7 @@ from shipyard.hosts import flows, service
 from shipyard.hosts.models import HOST_STATUSES
 from shipyard.hosts.schemas import HostCreate, HostRead, HostTestRead, HostUpdate
 from shipyard.web.errors import field_errors, sentence
+from shipyard.web.inventory_form import form_tags, form_variables, variable_errors, variable_rows
 from shipyard.web.routes import web_router
 from shipyard.web.templating import is_htmx, render
 
@@ -82,7 +83,9 @@ async def test_all(actor: Tester, session: SessionDep) -> Response:
 
 def _form_values(form: FormData) -> dict[str, str]:
     return {
-        key: value.strip() if key not in SECRET_FIELDS else value
+        key: value.strip()
+        if key not in SECRET_FIELDS and not key.startswith("var_value_")
+        else value
         for key, value in form.items()
         if isinstance(value, str) and key != "csrf_token"
     }
@@ -109,6 +112,10 @@ def _payload(values: dict[str, str], *, editing: bool) -> dict[str, Any]:
         if values.get("private_key"):
             payload["private_key"] = values["private_key"].strip() + "\n"
             payload["private_key_passphrase"] = values.get("private_key_passphrase") or None
+    if "tags" in values:
+        payload["tags"] = form_tags(values["tags"])
+    if "variables_form" in values:
+        payload["variables"] = form_variables(values)
     return payload
 
 
@@ -143,6 +150,8 @@ def _form_page(
             "errors": errors,
             "message": message,
             "auth_choices": AUTH_CHOICES,
+            "variable_rows": variable_rows(host.variables if host else [], values),
+            "variable_errors": variable_errors(errors),
         },
         status_code=status_code,
     )
@@ -201,6 +210,7 @@ async def edit_host(request: Request, host_id: UUID, actor: Admin, session: Sess
         "user": host.user or "",
         "host_key_fingerprint": host.host_key_fingerprint or "",
         "auth": host.auth_method or "password",
+        "tags": ", ".join(host.tags),
     }
     return _form_page(request, host=host, values=values)
 
