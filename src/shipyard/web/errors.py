@@ -55,6 +55,21 @@ def field_errors(exc: ValidationError | ShipyardError) -> dict[str, str]:
     return errors
 
 
+def form_failure(
+    error: ValidationError | ShipyardError | None, *, name_taken: str | None = None
+) -> tuple[dict[str, str], str | None, int]:
+    """A form's field errors, its sentence and its status code; ``name_taken`` is the conflict
+    code that marks the ``name`` field."""
+    if error is None:
+        return {}, None, 200
+    if isinstance(error, ValidationError):
+        return field_errors(error), None, 422
+    errors = field_errors(error)
+    if name_taken is not None and error.code == name_taken:
+        errors["name"] = sentence(error.message)
+    return errors, sentence(error.message), error.status_code
+
+
 def login_redirect(request: Request) -> Response:
     target = request.url.path
     if request.url.query:

@@ -15,7 +15,7 @@ from shipyard.deps import CurrentUser, SessionDep, acting, attempt
 from shipyard.errors import ShipyardError
 from shipyard.hosts import inventory
 from shipyard.hosts.schemas import HostGroupCreate, HostGroupRead, HostGroupUpdate
-from shipyard.web.errors import field_errors, sentence
+from shipyard.web.errors import form_failure
 from shipyard.web.inventory_form import form_variables, variable_errors, variable_rows
 from shipyard.web.routes import web_router
 from shipyard.web.templating import render
@@ -54,19 +54,7 @@ async def _form_page(
     members: list[str],
     error: ValidationError | ShipyardError | None = None,
 ) -> Response:
-    errors: dict[str, str] = {}
-    message = None
-    status_code = 200
-    if isinstance(error, ValidationError):
-        errors, status_code = field_errors(error), 422
-    elif error is not None:
-        errors, message, status_code = (
-            field_errors(error),
-            sentence(error.message),
-            error.status_code,
-        )
-        if error.code == "host_group_name_taken":
-            errors["name"] = sentence(error.message)
+    errors, message, status_code = form_failure(error, name_taken="host_group_name_taken")
     hosts = await inventory.host_choices(session=session, tenant_id=actor.tenant_id)
     return render(
         request,

@@ -17,7 +17,7 @@ from shipyard.errors import ShipyardError
 from shipyard.hosts import flows, service
 from shipyard.hosts.models import HOST_STATUSES
 from shipyard.hosts.schemas import HostCreate, HostRead, HostTestRead, HostUpdate
-from shipyard.web.errors import field_errors, sentence
+from shipyard.web.errors import form_failure
 from shipyard.web.inventory_form import form_tags, form_variables, variable_errors, variable_rows
 from shipyard.web.routes import web_router
 from shipyard.web.templating import is_htmx, render
@@ -127,19 +127,7 @@ def _form_page(
     error: ValidationError | ShipyardError | None = None,
 ) -> Response:
     """The add/edit form; with ``error``, its fields marked and its status code."""
-    errors: dict[str, str] = {}
-    message = None
-    status_code = 200
-    if isinstance(error, ValidationError):
-        errors, status_code = field_errors(error), 422
-    elif error is not None:
-        errors, message, status_code = (
-            field_errors(error),
-            sentence(error.message),
-            error.status_code,
-        )
-        if error.code == "host_name_taken":
-            errors["name"] = sentence(error.message)
+    errors, message, status_code = form_failure(error, name_taken="host_name_taken")
     return render(
         request,
         "hosts/form.html",
