@@ -263,3 +263,24 @@ async def test_run_time_variables_groups_then_host(
     assert found[UUID(host["id"])].plain == {"LEVEL": "host", "ONLY_GROUP": "a"}
     assert found[UUID(host["id"])].secret == {"TOKEN": GROUP_SECRET}
     assert found[UUID(other["id"])].plain == {"LEVEL": "group-a", "ONLY_GROUP": "b"}
+
+
+async def test_other_tenants_hosts_cannot_join_and_deleted_hosts_leave(
+    client: httpx.AsyncClient, admin: Account, other_admin: Account, db: Database
+) -> None:
+    mine = await add_host(client, admin, "mine", tags=["web"])
+    kept = await add_host(client, admin, "kept")
+    theirs = await client.post(
+        "/api/v1/host-groups",
+        headers=other_admin.headers,
+        json={"name": "steal", "host_ids": [mine["id"]]},
+    )
+    assert theirs.status_code == 422 and error_fields(theirs) == ["host_ids.0"]
+    assert await resolve(db, other_admin, tags=["web"]) == []
+
+    group = await add_group(client, admin, "prod", host_ids=[mine["id"], kept["id"]])
+    deleted = await client.delete(f"/api/v1/hosts/{mine['id']}", headers=admin.headers)
+    assert deleted.status_code == 204
+    after = await client.get(f"/api/v1/host-groups/{group['id']}", headers=admin.headers)
+    assert after.json()["host_ids"] == [kept["id"]]
+    assert await resolve(db, admin, tags=["web"]) == []
