@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.async_api import BrowserContext, Page, expect
 
 from tests.support.browser import LiveServer, api_add_member, api_signup, use_session
 from tests.support.sshd import PrivateEndpoint, SSHEndpoint
 
+# The host's own name field ("Name *"), not the variable rows' "Variable N name".
+HOST_NAME_LABEL = re.compile(r"^Name")
+
 
 async def _add_host(page: Page, name: str, endpoint: SSHEndpoint, *, auth: str) -> None:
     await page.goto("/hosts")
     await page.get_by_role("link", name="Add host").click()
-    await page.get_by_label("Name").fill(name)
+    await page.get_by_label(HOST_NAME_LABEL).fill(name)
     await page.get_by_label("Address").fill(endpoint.host)
     await page.get_by_label("SSH port").fill(str(endpoint.port))
     await page.locator("#f-user").fill(endpoint.user)
@@ -68,7 +73,7 @@ async def test_wrong_password_and_name_clash_are_explained(
     await expect(page.locator("#host-status [data-status]")).to_have_text("auth failed")
 
     await page.goto("/hosts/new")
-    await page.get_by_label("Name").fill("db-1")
+    await page.get_by_label(HOST_NAME_LABEL).fill("db-1")
     await page.get_by_label("Address").fill("not a host!")
     await page.get_by_role("button", name="Add host").click()
     await expect(page.locator("#e-ip")).to_contain_text("IP address or a host name")
