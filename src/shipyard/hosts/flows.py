@@ -16,6 +16,7 @@ from uuid import UUID
 from shipyard.accounts.principal import Actor
 from shipyard.hosts import service
 from shipyard.hosts.executor import HostTarget
+from shipyard.hosts.keys import public_key_of
 from shipyard.hosts.schemas import HostCreate, HostRead, HostTestRead, HostUpdate
 
 if TYPE_CHECKING:
@@ -30,6 +31,20 @@ async def _check_address(runtime: Runtime, data: HostCreate | HostUpdate) -> Non
         await runtime.outbound.validate_host(data.ip, field="ip")
 
 
+async def _derive_key(
+    data: HostCreate | HostUpdate, *, creating: bool
+) -> service.DerivedKey | None:
+    """The public key of a sent private key, derived before any transaction (a passphrase KDF
+    costs up to a second); None when the key's passphrase is the stored one."""
+    sent = data.model_fields_set
+    if "private_key" not in sent or not data.private_key:
+        return None
+    if not creating and "private_key_passphrase" not in sent:
+        return None
+    passphrase = data.private_key_passphrase
+    return data.private_key, passphrase, await public_key_of(data.private_key, passphrase)
+
+
 async def read_host(*, runtime: Runtime, actor: Actor, host_id: UUID) -> HostRead:
     """One host, read in its own short transaction (for routes that then run a flow)."""
     async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
@@ -41,6 +56,7 @@ async def create_host(
 ) -> HostRead:
     """Add a host (and, with ``generate_key``, a key pair); the address is checked first."""
     await _check_address(runtime, data)
+    derived_key = await _derive_key(data, creating=True)
     async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
         return await service.create_host(
             session=session,
@@ -48,6 +64,7 @@ async def create_host(
             data=data,
             settings=runtime.settings,
             generate_key=generate_key,
+            derived_key=derived_key,
         )
 
 
@@ -61,6 +78,7 @@ async def update_host(
 ) -> HostRead:
     """Change the sent fields; a new address is checked before the transaction opens."""
     await _check_address(runtime, data)
+    derived_key = await _derive_key(data, creating=False)
     async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
         return await service.update_host(
             session=session,
@@ -69,6 +87,7 @@ async def update_host(
             data=data,
             settings=runtime.settings,
             generate_key=generate_key,
+            derived_key=derived_key,
         )
 
 

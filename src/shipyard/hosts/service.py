@@ -209,8 +209,17 @@ async def _check_name_free(
         raise Conflict(f"a host named {name!r} already exists", code="host_name_taken")
 
 
+# A public key derived (by the flow, before any transaction) from (private key, passphrase).
+DerivedKey = tuple[str, str | None, str]
+
+
 async def _resolve(
-    host: Host, data: HostFields, *, fields: set[str], settings: Settings
+    host: Host,
+    data: HostFields,
+    *,
+    fields: set[str],
+    settings: Settings,
+    derived_key: DerivedKey | None = None,
 ) -> dict[str, Any]:
     """The editable columns of ``host`` once the sent ``fields`` of ``data`` apply, checked as
     a whole. Nothing is written to ``host``: a refusal leaves the row as it was."""
@@ -254,9 +263,13 @@ async def _resolve(
 
     if "private_key" in fields or ("private_key_passphrase" in fields and state["private_key"]):
         if state["private_key"]:
-            state["public_key"] = await public_key_of(
-                state["private_key"], state["private_key_passphrase"]
-            )
+            inputs = (state["private_key"], state["private_key_passphrase"])
+            if derived_key is not None and derived_key[:2] == inputs:
+                state["public_key"] = derived_key[2]
+            else:
+                # Only when the flow could not derive it first (a new passphrase for the stored
+                # key): the KDF then runs in a thread while this transaction waits.
+                state["public_key"] = await public_key_of(*inputs)
         elif "private_key" in fields:
             state["public_key"] = None
             state["private_key_passphrase"] = None
@@ -316,13 +329,18 @@ async def create_host(
     data: HostCreate,
     settings: Settings,
     generate_key: bool = False,
+    derived_key: DerivedKey | None = None,
 ) -> HostRead:
     """Add a host; with ``generate_key``, give it a new key pair too (both audited)."""
     fields = set(data.model_fields_set) - {"name", "type"} - INVENTORY_FIELDS
     host = Host(tenant_id=actor.tenant_id, name=data.name, type=data.type, status="unknown")
     host.is_windows = False
     state = await _resolve(
-        host, data, fields={f for f in fields if getattr(data, f) is not None}, settings=settings
+        host,
+        data,
+        fields={f for f in fields if getattr(data, f) is not None},
+        settings=settings,
+        derived_key=derived_key,
     )
     await _check_name_free(session, tenant_id=actor.tenant_id, name=data.name)
     _assign(host, state)
@@ -363,6 +381,7 @@ async def update_host(
     data: HostUpdate,
     settings: Settings,
     generate_key: bool = False,
+    derived_key: DerivedKey | None = None,
 ) -> HostRead:
     """Change the sent fields (``null`` clears); with ``generate_key``, replace the key pair."""
     host = await get_host(session=session, tenant_id=actor.tenant_id, host_id=host_id)
@@ -378,7 +397,11 @@ async def update_host(
         if getattr(data, optional) is None:
             raise ValidationFailed(f"{optional} cannot be null", field=optional)
     state = await _resolve(
-        host, data, fields=fields - {"name"} - INVENTORY_FIELDS, settings=settings
+        host,
+        data,
+        fields=fields - {"name"} - INVENTORY_FIELDS,
+        settings=settings,
+        derived_key=derived_key,
     )
     if "name" in fields and data.name is not None:
         host.name = data.name
