@@ -126,7 +126,13 @@ def db_status() -> None:
 @user_app.command("create")
 def user_create(
     email: Annotated[str, typer.Option(help="E-mail address used to log in.")],
-    password: Annotated[str | None, typer.Option(help="Password; asked for when omitted.")] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the password from standard input (for scripts); otherwise it is asked for.",
+        ),
+    ] = False,
     full_name: Annotated[str | None, typer.Option("--name", help="Full name.")] = None,
     tenant_name: Annotated[
         str | None, typer.Option(help="Name of a new tenant (default: the e-mail).")
@@ -146,7 +152,10 @@ def user_create(
 
     if role not in ROLES:
         fail(f"--role must be one of {', '.join(ROLES)}")
-    secret = password or getpass.getpass("Password: ")
+    # Never an option's value: a password on the command line shows in process lists and history.
+    secret = (
+        sys.stdin.readline().rstrip("\r\n") if password_stdin else getpass.getpass("Password: ")
+    )
     if len(secret) < 8:
         fail("the password must have at least 8 characters")
     try:

@@ -21,10 +21,11 @@ from tests.support.postgres import PostgresForTests
 
 
 def shipyard(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "shipyard", *args],
+        input=stdin,
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
@@ -55,22 +56,30 @@ def test_db_upgrade_status_user_create_and_rotate_key(postgres: PostgresForTests
         "create",
         "--email",
         "Ops@Example.com",
-        "--password",
-        "long password 1",
+        "--password-stdin",
         "--tenant-name",
         "Ops",
         env=env,
+        stdin="long password 1\n",
     )
     assert created.returncode == 0, created.stderr
     again = shipyard(
-        "user", "create", "--email", "ops@example.com", "--password", "long password 1", env=env
+        "user",
+        "create",
+        "--email",
+        "ops@example.com",
+        "--password-stdin",
+        env=env,
+        stdin="long password 1\n",
     )
     assert (
         again.returncode == 1
         and "already exists" in again.stderr
         and len(again.stderr.strip().splitlines()) == 1
     )
-    short = shipyard("user", "create", "--email", "x@example.com", "--password", "short", env=env)
+    short = shipyard(
+        "user", "create", "--email", "x@example.com", "--password-stdin", env=env, stdin="short\n"
+    )
     assert short.returncode == 1 and "8 characters" in short.stderr
     with psycopg.connect(to_libpq_url(url)) as conn:
         row = conn.execute(
