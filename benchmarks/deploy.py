@@ -167,7 +167,7 @@ async def wait_final(stack: Stack, deployment_id: str, timeout: float = 600) -> 
         body: dict[str, Any] = (
             await stack.client.get(f"/api/v1/deployments/{deployment_id}", headers=stack.headers)
         ).json()
-        if body["status"] in {"success", "failed", "partial", "cancelled"}:
+        if body["status"] in {"success", "failed", "partial", "cancelled", "interrupted"}:
             return body
         await asyncio.sleep(0.05)
     raise TimeoutError(deployment_id)
