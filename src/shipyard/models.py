@@ -10,6 +10,7 @@ from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScr
 from shipyard.git.models import GitProvider, ProfileRepositoryPin, Repository
 from shipyard.hosts.models import Host, HostGroup, HostGroupMember, HostTag, InventoryVariable
 from shipyard.orm import Base
+from shipyard.templates.models import Template
 
 metadata = Base.metadata
 
@@ -37,6 +38,7 @@ TENANT_TABLES = (
     "host_group_members",
     "host_tags",
     "inventory_variables",
+    "templates",
 )
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "Profile",
     "ProfileRepositoryPin",
     "Repository",
+    "Template",
     "Tenant",
     "User",
     "configure",

@@ -45,6 +45,8 @@ DEPLOYMENT_STATUSES = (
 # ``interrupted``: the worker was told to stop (SIGTERM) and its grace period ran out.
 FINAL_DEPLOYMENT_STATUSES = ("success", "failed", "partial", "cancelled", "interrupted")
 SCHEDULE_TYPES = ("now", "later")
+# What started a run: the web UI, the REST API (a session or a token), a schedule, a webhook.
+TRIGGERS = ("manual", "api", "schedule", "webhook")
 SCRIPT_STATUSES = (
     "pending",
     "running",
@@ -62,6 +64,8 @@ class Deployment(TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint(check_in("status", DEPLOYMENT_STATUSES), name="status"),
         CheckConstraint(check_in("schedule", SCHEDULE_TYPES), name="schedule"),
+        CheckConstraint(check_in("trigger", TRIGGERS), name="trigger"),
+        Index("ix_deployments_template_id_created_at", "template_id", "created_at"),
         Index("ix_deployments_tenant_id_created_at", "tenant_id", "created_at"),
         Index("ix_deployments_status_heartbeat_at", "status", "heartbeat_at"),
     )
@@ -106,6 +110,18 @@ class Deployment(TimestampMixin, Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The procrastinate job that runs it: cancelled or rescheduled while it waits.
     job_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Templates and launches (0011).
+    template_id: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("templates.id", ondelete="SET NULL")
+    )
+    trigger: Mapped[str] = mapped_column(Text, nullable=False, server_default="manual")
+    # Who or what launched it, as it was then: {kind: user|token|schedule|webhook, id, name}.
+    launched_by: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The launch's parameter values, a secret one as "***" (its value is in secret_environment).
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    # The target rule ({host_ids, group_ids, tags}) when launched with one; ``host_ids`` holds
+    # the hosts it resolved to when the run started.
+    target: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class DeploymentScript(TimestampMixin, Base):
@@ -149,6 +165,8 @@ class DeploymentScript(TimestampMixin, Base):
     remote_pid: Mapped[int | None] = mapped_column(Integer)
     remote_pgid: Mapped[int | None] = mapped_column(Integer)
     remote_temp_dir: Mapped[str | None] = mapped_column(Text)
+    # The worker that ran it (0011): worker pools are checked through it.
+    worker_id: Mapped[str | None] = mapped_column(Text)
 
 
 class DeploymentLog(Base):

@@ -58,6 +58,8 @@ class Host(TimestampMixin, Base):
     status_message: Mapped[str | None] = mapped_column(Text)
     # The key presented at the last mismatch, waiting for an admin to accept it (0002).
     pending_host_key_fingerprint: Mapped[str | None] = mapped_column(Text)
+    # The worker pool that can reach it (0011); None: its groups' pool, else any worker.
+    pool: Mapped[str | None] = mapped_column(Text)
 
 
 class HostGroup(TimestampMixin, Base):
@@ -70,6 +72,8 @@ class HostGroup(TimestampMixin, Base):
     tenant_id: Mapped[UUID] = tenant_fk()
     name: Mapped[str] = mapped_column(Text, nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
+    # The worker pool that can reach its members (0011), unless a host names its own.
+    pool: Mapped[str | None] = mapped_column(Text)
 
 
 class HostGroupMember(Base):

@@ -1,0 +1,53 @@
+"""Templates: a saved run (repository, ref, scripts, target, options, environment, CI/CD steps)
+with typed launch parameters (0011)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Boolean, ForeignKey, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shipyard.orm import Base, EncryptedText, TimestampMixin, tenant_fk, uuid_pk
+
+
+class Template(TimestampMixin, Base):
+    __tablename__ = "templates"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[UUID] = uuid_pk()
+    tenant_id: Mapped[UUID] = tenant_fk()
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    repository_id: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("repositories.id", ondelete="SET NULL"), index=True
+    )
+    # A branch (resolved to its newest commit at launch), a tag or a full commit SHA.
+    ref: Mapped[str | None] = mapped_column(Text)
+    # [{script_id, arguments}], in run order; arguments may hold ``{{ parameter }}``.
+    scripts: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default="[]"
+    )
+    # {host_ids, group_ids, tags}: resolved when each run starts.
+    target: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    options: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    environment: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    # JSON object of secret environment variables, encrypted as one value.
+    secret_environment: Mapped[str | None] = mapped_column(EncryptedText)
+    # [{cicd_job_id, parameters, stage}]
+    cicd_steps: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default="[]"
+    )
+    # [{name, type, required, default, choices, pattern, min, max, description}]; a secret
+    # parameter's default is never stored here (see decisions.md).
+    parameters: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default="[]"
+    )
+    # Only admins may launch it (developers still edit it).
+    admin_only: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    created_by: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("profiles.id", ondelete="SET NULL"), index=True
+    )
