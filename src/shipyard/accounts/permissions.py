@@ -16,10 +16,18 @@ class Permission(StrEnum):
     MANAGE_HOSTS = "manage_hosts"
     MANAGE_CICD = "manage_cicd"
     MANAGE_MEMBERS = "manage_members"
+    # Create, edit and delete templates (developers and admins; viewers only see them).
+    MANAGE_TEMPLATES = "manage_templates"
+    # Launch a template marked admin-only.
+    LAUNCH_ADMIN_ONLY_TEMPLATES = "launch_admin_only_templates"
 
 
 _VIEWER = frozenset({Permission.READ, Permission.PIN_REPOSITORIES, Permission.MANAGE_OWN_TOKENS})
-_DEVELOPER = _VIEWER | {Permission.RUN_DEPLOYMENTS, Permission.TEST_HOSTS}
+_DEVELOPER = _VIEWER | {
+    Permission.RUN_DEPLOYMENTS,
+    Permission.TEST_HOSTS,
+    Permission.MANAGE_TEMPLATES,
+}
 _ADMIN = frozenset(Permission)
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
