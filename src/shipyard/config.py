@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     # (the worker inside `serve` never gives up).
     worker_give_up_after_seconds: float = Field(default=300.0, gt=0)
     worker_restart_max_backoff_seconds: float = Field(default=30.0, gt=0)
+    # Worker pools this worker serves besides unpooled work (comma-separated; `worker --pool`).
+    worker_pools: str = ""
+    # A run's part for a pool stays waiting this long; then, with no live worker of the pool,
+    # its hosts fail ("no worker of pool X is running").
+    pool_worker_wait_seconds: float = Field(default=60.0, gt=0)
     # /readyz answers 503 when no worker has sent a heartbeat for this long (0: do not check).
     readiness_worker_max_age_seconds: float = Field(default=60.0, ge=0)
 
