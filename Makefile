@@ -79,6 +79,7 @@ bench: $(STAMP) system-deps  ## Run the benchmarks (installs the peers they comp
 	$(BIN)/python -m benchmarks.fanout
 	$(BIN)/python -m benchmarks.sync
 	$(BIN)/python -m benchmarks.deploy
+	$(BIN)/python -m benchmarks.fleet
 
 lock: $(UV_STAMP)  ## Update uv.lock after a change to pyproject.toml (keeps the other pins)
 	$(UV) lock
