@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
 from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting
-from shipyard.hosts import flows, inventory, service
+from shipyard.hosts import flows, inventory, inventory_import, service
 from shipyard.hosts.executor.base import HostStatus
 from shipyard.hosts.schemas import (
     AcceptHostKey,
@@ -22,6 +22,8 @@ from shipyard.hosts.schemas import (
     HostTestRead,
     HostTestsQueued,
     HostUpdate,
+    InventoryImport,
+    InventoryImportReport,
 )
 from shipyard.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 
@@ -154,3 +156,23 @@ async def update_host_group(
 async def delete_host_group(group_id: UUID, actor: Admin, session: SessionDep) -> Response:
     await inventory.delete_group(session=session, actor=actor, group_id=group_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+inventory_router = APIRouter(prefix="/inventory", tags=["host groups"])
+
+
+# No SessionDep: the flow checks every address against the outbound policy (DNS) first, then
+# writes everything in one transaction of its own.
+@inventory_router.post("/import", response_model=InventoryImportReport)
+async def import_inventory(
+    data: InventoryImport, actor: Admin, runtime: RuntimeDep
+) -> InventoryImportReport:
+    """Import an Ansible inventory (INI or YAML): hosts and groups created or updated by name.
+
+    ``children`` groups resolve recursively (a host of a child group joins every ancestor);
+    ``ansible_host``/``ansible_port``/``ansible_user`` set the address, port and user,
+    ``ansible_password``/``ansible_ssh_pass`` the (write-only) password, other vars become plain
+    variables. ``credentials`` give created hosts a user and log-in the inventory lacks.
+    Nothing is written unless the whole file can be; a 422 names the line or YAML path.
+    """
+    return await inventory_import.import_inventory(runtime=runtime, actor=actor, data=data)

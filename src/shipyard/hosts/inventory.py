@@ -233,6 +233,7 @@ async def _group_reads(
             id=group.id,
             name=group.name,
             description=group.description,
+            pool=group.pool,
             host_ids=members[group.id],
             variables=variables[group.id],
             created_at=group.created_at,
@@ -263,7 +264,9 @@ async def create_group(
     """Add a group with its members and variables (audited)."""
     tenant_id = actor.tenant_id
     await _check_group_name_free(session, tenant_id=tenant_id, name=data.name)
-    group = HostGroup(tenant_id=tenant_id, name=data.name, description=data.description)
+    group = HostGroup(
+        tenant_id=tenant_id, name=data.name, description=data.description, pool=data.pool
+    )
     session.add(group)
     await session.flush()
     await _set_members(session, tenant_id=tenant_id, group_id=group.id, host_ids=data.host_ids)
@@ -304,6 +307,8 @@ async def update_group(
         group.name = data.name
     if "description" in fields:
         group.description = data.description
+    if "pool" in fields:
+        group.pool = data.pool
     if data.host_ids is not None:
         await _set_members(session, tenant_id=tenant_id, group_id=group.id, host_ids=data.host_ids)
     if data.variables is not None:
@@ -336,6 +341,59 @@ async def delete_group(*, session: AsyncSession, actor: Actor, group_id: UUID) -
         resource_id=group_id,
         details={"name": group.name},
     )
+
+
+def merged_variables(
+    stored: Sequence[VariableRead], imported: Sequence[Variable]
+) -> list[Variable]:
+    """``stored`` with ``imported`` set over it by name (secrets kept without their values)."""
+    merged = {
+        variable.name: Variable(
+            name=variable.name,
+            secret=variable.secret,
+            value=None if variable.secret else variable.value,
+        )
+        for variable in stored
+    }
+    for variable in imported:
+        merged[variable.name] = variable
+    return list(merged.values())
+
+
+async def import_group(
+    session: AsyncSession,
+    *,
+    tenant_id: UUID,
+    name: str,
+    host_ids: Sequence[UUID],
+    variables: Sequence[Variable],
+) -> bool:
+    """Create group ``name`` or add to it: ``host_ids`` join its members and ``variables`` are
+    set over its own; nothing is removed. Returns whether it was created. The import audits."""
+    group = await session.scalar(
+        select(HostGroup).where(HostGroup.tenant_id == tenant_id, HostGroup.name == name)
+    )
+    members: list[UUID] = []
+    stored: list[VariableRead] = []
+    created = group is None
+    if group is None:
+        group = HostGroup(tenant_id=tenant_id, name=name)
+        session.add(group)
+        await session.flush()
+    else:
+        read = (await _group_reads(session, tenant_id=tenant_id, groups=[group]))[0]
+        members, stored = read.host_ids, read.variables
+    await _set_members(
+        session, tenant_id=tenant_id, group_id=group.id, host_ids=[*members, *host_ids]
+    )
+    if variables:
+        await _replace_variables(
+            session,
+            tenant_id=tenant_id,
+            variables=merged_variables(stored, variables),
+            group_id=group.id,
+        )
+    return created
 
 
 async def host_choices(*, session: AsyncSession, tenant_id: UUID) -> list[tuple[UUID, str]]:
@@ -385,6 +443,45 @@ async def resolve_target(*, session: AsyncSession, tenant_id: UUID, target: Targ
         select(Host.id).where(Host.tenant_id == tenant_id, chosen).order_by(Host.name, Host.id)
     )
     return list(rows)
+
+
+# --- worker pools ------------------------------------------------------------------------------
+
+
+async def effective_pools(
+    *, session: AsyncSession, tenant_id: UUID, host_ids: Sequence[UUID]
+) -> dict[UUID, str | None]:
+    """The worker pool each host runs in: its own, else its groups' (groups by name, the last
+    one naming a pool winning, as for group variables), else None (any worker).
+
+    Every id asked for is a key; an id that is no host of the tenant maps to None.
+    """
+    found: dict[UUID, str | None] = {host_id: None for host_id in host_ids}
+    if not host_ids:
+        return found
+    own = dict(
+        (
+            await session.execute(
+                select(Host.id, Host.pool).where(Host.tenant_id == tenant_id, Host.id.in_(host_ids))
+            )
+        ).tuples()
+    )
+    # Ordered by name so that the last row per host is the last-named group with a pool.
+    for host_id, pool in await session.execute(
+        select(HostGroupMember.host_id, HostGroup.pool)
+        .join(HostGroup, HostGroup.id == HostGroupMember.group_id)
+        .where(
+            HostGroupMember.tenant_id == tenant_id,
+            HostGroupMember.host_id.in_(host_ids),
+            HostGroup.pool.is_not(None),
+        )
+        .order_by(HostGroup.name, HostGroup.id)
+    ):
+        found[host_id] = pool
+    for host_id, pool in own.items():
+        if pool is not None:
+            found[host_id] = pool
+    return found
 
 
 # --- run time ----------------------------------------------------------------------------------

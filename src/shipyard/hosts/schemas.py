@@ -26,6 +26,9 @@ USER_NAME = re.compile(r"^[^\s\x00-\x1f\x7f:]{1,256}$")
 TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")
 MAX_TAGS = 50
 MAX_VARIABLES = 200
+# Worker pool names: a short lowercase slug, as typed in `shipyard worker --pool dc-east`.
+POOL_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?$")
+POOL_RULE = "1-40 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit"
 
 
 def check_address(value: str) -> str:
@@ -37,6 +40,14 @@ def check_address(value: str) -> str:
     if not name or len(name) > 253 or not all(HOSTNAME_LABEL.match(p) for p in name.split(".")):
         raise ValueError("must be an IP address or a host name (letters, digits, '-' and '.')")
     return name
+
+
+def check_pool(value: str) -> str:
+    """A worker pool name (stripped), or ValueError saying the rule."""
+    value = value.strip()
+    if not POOL_NAME.match(value):
+        raise ValueError(f"pool {value!r} must be {POOL_RULE}")
+    return value
 
 
 def check_fingerprint(value: str) -> str:
@@ -151,6 +162,16 @@ class HostFields(InventoryFields):
         max_length=60,
         description="Expected host key, 'SHA256:...'; unset means trust on first use.",
     )
+    pool: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Worker pool that can reach the host; null: its groups' pool, else any.",
+    )
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, value: str | None) -> str | None:
+        return None if value is None else check_pool(value)
 
     @field_validator("ip")
     @classmethod
@@ -233,6 +254,7 @@ class HostRead(BaseModel):
     last_checked_at: datetime | None
     round_trip_ms: int | None
     os_info: str | None
+    pool: str | None = None
     created_at: datetime
     updated_at: datetime
     tags: list[str] = []
@@ -262,6 +284,14 @@ class HostGroupCreate(StrictModel):
     description: str | None = Field(default=None, max_length=2000)
     host_ids: list[UUID] = Field(default_factory=list, max_length=10000)
     variables: list[Variable] = Field(default_factory=list, max_length=MAX_VARIABLES)
+    pool: str | None = Field(
+        default=None, max_length=40, description="Worker pool that can reach its members."
+    )
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, value: str | None) -> str | None:
+        return None if value is None else check_pool(value)
 
     @field_validator("name")
     @classmethod
@@ -284,6 +314,7 @@ class HostGroupUpdate(StrictModel):
     description: str | None = Field(default=None, max_length=2000)
     host_ids: list[UUID] | None = Field(default=None, max_length=10000)
     variables: list[Variable] | None = Field(default=None, max_length=MAX_VARIABLES)
+    pool: str | None = Field(default=None, max_length=40, description="null clears it.")
 
     @field_validator("name")
     @classmethod
@@ -297,11 +328,17 @@ class HostGroupUpdate(StrictModel):
     def _variables(cls, value: list[Variable] | None) -> list[Variable] | None:
         return None if value is None else check_variables(value)
 
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, value: str | None) -> str | None:
+        return None if value is None else check_pool(value)
+
 
 class HostGroupRead(BaseModel):
     id: UUID
     name: str
     description: str | None
+    pool: str | None = None
     host_ids: list[UUID]
     variables: list[VariableRead]
     created_at: datetime
@@ -320,3 +357,54 @@ class Target(StrictModel):
     @classmethod
     def _tags(cls, value: list[str]) -> list[str]:
         return check_tags(value)
+
+
+class ImportCredentials(StrictModel):
+    """What hosts an import creates log in with (Ansible inventories rarely say).
+
+    Applied to created hosts only; a host's own ``ansible_user`` and ``ansible_password`` in
+    the inventory win over these. Write-only, like every credential.
+    """
+
+    user: str | None = Field(
+        default=None, max_length=256, description="For hosts without ansible_user."
+    )
+    auth_method: AuthMethod | None = None
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
+    private_key: str | None = Field(default=None, max_length=16384)
+    private_key_passphrase: str | None = Field(default=None, max_length=1024)
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        if value is not None and not USER_NAME.match(value):
+            raise ValueError("must not contain spaces, colons or control characters")
+        return value
+
+
+class InventoryImport(StrictModel):
+    """An Ansible inventory file's text, INI or YAML."""
+
+    format: Literal["ini", "yaml"]
+    content: str = Field(min_length=1, max_length=4_000_000)
+    credentials: ImportCredentials | None = None
+
+
+class ImportedNames(BaseModel):
+    hosts: list[str] = []
+    groups: list[str] = []
+
+
+class SkippedItem(BaseModel):
+    """Something of the inventory left out, and why; ``owners`` say whose variable it was."""
+
+    kind: Literal["host", "group", "variable"]
+    name: str
+    reason: str
+    owners: list[str] = []
+
+
+class InventoryImportReport(BaseModel):
+    created: ImportedNames
+    updated: ImportedNames
+    skipped: list[SkippedItem]

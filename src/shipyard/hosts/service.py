@@ -54,6 +54,7 @@ EDITABLE = (
     "public_key",
     "host_key_fingerprint",
     "pending_host_key_fingerprint",
+    "pool",
 )
 
 
@@ -322,6 +323,39 @@ async def _saved(session: AsyncSession, host: Host) -> HostRead:
     return await _read(session, host)
 
 
+async def insert_host(
+    *,
+    session: AsyncSession,
+    tenant_id: UUID,
+    data: HostCreate,
+    settings: Settings,
+    derived_key: DerivedKey | None = None,
+) -> Host:
+    """Check and add the host row with its tags and variables; the caller audits."""
+    fields = set(data.model_fields_set) - {"name", "type"} - INVENTORY_FIELDS
+    host = Host(tenant_id=tenant_id, name=data.name, type=data.type, status="unknown")
+    host.is_windows = False
+    state = await _resolve(
+        host,
+        data,
+        fields={f for f in fields if getattr(data, f) is not None},
+        settings=settings,
+        derived_key=derived_key,
+    )
+    await _check_name_free(session, tenant_id=tenant_id, name=data.name)
+    _assign(host, state)
+    session.add(host)
+    await session.flush()
+    await set_host_inventory(
+        session,
+        tenant_id=tenant_id,
+        host_id=host.id,
+        tags=data.tags,
+        variables=data.variables,
+    )
+    return host
+
+
 async def create_host(
     *,
     session: AsyncSession,
@@ -332,29 +366,16 @@ async def create_host(
     derived_key: DerivedKey | None = None,
 ) -> HostRead:
     """Add a host; with ``generate_key``, give it a new key pair too (both audited)."""
-    fields = set(data.model_fields_set) - {"name", "type"} - INVENTORY_FIELDS
-    host = Host(tenant_id=actor.tenant_id, name=data.name, type=data.type, status="unknown")
-    host.is_windows = False
-    state = await _resolve(
-        host,
-        data,
-        fields={f for f in fields if getattr(data, f) is not None},
+    host = await insert_host(
+        session=session,
+        tenant_id=actor.tenant_id,
+        data=data,
         settings=settings,
         derived_key=derived_key,
     )
-    await _check_name_free(session, tenant_id=actor.tenant_id, name=data.name)
-    _assign(host, state)
     public = _new_key_pair(host) if generate_key else None
-    session.add(host)
-    await session.flush()
-    await set_host_inventory(
-        session,
-        tenant_id=actor.tenant_id,
-        host_id=host.id,
-        tags=data.tags,
-        variables=data.variables,
-    )
     read = await _saved(session, host)
+    fields = set(data.model_fields_set) - {"name", "type"} - INVENTORY_FIELDS
     await audit(
         session,
         actor=actor,
@@ -373,26 +394,21 @@ async def create_host(
     return read
 
 
-async def update_host(
+async def change_host(
     *,
     session: AsyncSession,
-    actor: Actor,
-    host_id: UUID,
+    host: Host,
     data: HostUpdate,
     settings: Settings,
-    generate_key: bool = False,
     derived_key: DerivedKey | None = None,
-) -> HostRead:
-    """Change the sent fields (``null`` clears); with ``generate_key``, replace the key pair."""
-    host = await get_host(session=session, tenant_id=actor.tenant_id, host_id=host_id)
+) -> None:
+    """Check and apply the sent fields of ``data`` to ``host``; the caller audits."""
     fields = set(data.model_fields_set)
     for required in ("name", "type", "is_windows"):
         if required in fields and getattr(data, required) is None:
             raise ValidationFailed(f"{required} cannot be null", field=required)
     if "name" in fields and data.name is not None and data.name != host.name:
-        await _check_name_free(
-            session, tenant_id=actor.tenant_id, name=data.name, except_id=host.id
-        )
+        await _check_name_free(session, tenant_id=host.tenant_id, name=data.name, except_id=host.id)
     for optional in INVENTORY_FIELDS & fields:
         if getattr(data, optional) is None:
             raise ValidationFailed(f"{optional} cannot be null", field=optional)
@@ -408,10 +424,27 @@ async def update_host(
     _assign(host, state)
     await set_host_inventory(
         session,
-        tenant_id=actor.tenant_id,
+        tenant_id=host.tenant_id,
         host_id=host.id,
         tags=data.tags,
         variables=data.variables,
+    )
+
+
+async def update_host(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    host_id: UUID,
+    data: HostUpdate,
+    settings: Settings,
+    generate_key: bool = False,
+    derived_key: DerivedKey | None = None,
+) -> HostRead:
+    """Change the sent fields (``null`` clears); with ``generate_key``, replace the key pair."""
+    host = await get_host(session=session, tenant_id=actor.tenant_id, host_id=host_id)
+    await change_host(
+        session=session, host=host, data=data, settings=settings, derived_key=derived_key
     )
     public = _new_key_pair(host) if generate_key else None
     read = await _saved(session, host)
@@ -421,7 +454,7 @@ async def update_host(
         action="host.update",
         resource_type="host",
         resource_id=host.id,
-        details={"fields": sorted(fields)},
+        details={"fields": sorted(data.model_fields_set)},
     )
     if public is not None:
         await _audit_new_key(session, actor=actor, host=host, public=public)
