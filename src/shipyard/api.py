@@ -155,7 +155,9 @@ def build_api_router() -> APIRouter:
     from shipyard.deployments.api import router as deployments_router
     from shipyard.git.api import router as git_router
     from shipyard.hosts.api import groups_router as host_groups_router
+    from shipyard.hosts.api import inventory_router
     from shipyard.hosts.api import router as hosts_router
+    from shipyard.templates.api import router as templates_router
 
     router = APIRouter(prefix=API_PREFIX)
     for domain_router in (
@@ -163,7 +165,9 @@ def build_api_router() -> APIRouter:
         git_router,
         hosts_router,
         host_groups_router,
+        inventory_router,
         deployments_router,
+        templates_router,
         cicd_router,
     ):
         router.include_router(domain_router)
