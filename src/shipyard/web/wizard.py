@@ -1,7 +1,9 @@
 """The deployment wizard's state: carried from step to step in the query string, then validated.
 
 Steps are plain GET forms (nothing changes until the last POST), so the browser's back button
-and reloads behave, and every step can be linked to.
+and reloads behave, and every step can be linked to. The order of ``script_id`` in the query is
+the order the scripts run in: picks are appended, and the scripts step's up/down buttons (plain
+submit buttons, so they work without JavaScript) move one (``move=up:<id>``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ STATE_KEYS = (
     "cicd_before_params",
     "cicd_after",
     "cicd_after_params",
+    "tags",
 )
+MOVES = ("up", "down")
 
 
 def _uuid(value: str) -> UUID | None:
@@ -52,6 +56,7 @@ class WizardState:
     script_ids: list[UUID] = field(default_factory=list)
     arguments: dict[UUID, str] = field(default_factory=dict)
     host_ids: list[UUID] = field(default_factory=list)
+    group_ids: list[UUID] = field(default_factory=list)
 
     @classmethod
     def parse(cls, params: ImmutableMultiDict[str, Any]) -> WizardState:
@@ -75,12 +80,41 @@ class WizardState:
             for raw in params.getlist("host_id")
             if isinstance(raw, str) and (parsed := _uuid(raw))
         ]
+        group_ids = [
+            parsed
+            for raw in params.getlist("group_id")
+            if isinstance(raw, str) and (parsed := _uuid(raw))
+        ]
         return cls(
             values=values,
             script_ids=list(dict.fromkeys(script_ids)),
             arguments=arguments,
             host_ids=list(dict.fromkeys(host_ids)),
+            group_ids=list(dict.fromkeys(group_ids)),
         )
+
+    def move(self, command: str) -> None:
+        """Move one script a place up or down the run order (``up:<id>`` or ``down:<id>``)."""
+        direction, _, raw = command.partition(":")
+        script_id = _uuid(raw)
+        if direction not in MOVES or script_id not in self.script_ids:
+            return
+        index = self.script_ids.index(script_id)
+        other = index - 1 if direction == "up" else index + 1
+        if 0 <= other < len(self.script_ids):
+            order = self.script_ids
+            order[index], order[other] = order[other], order[index]
+
+    @property
+    def tags(self) -> list[str]:
+        """The tags a target asks for: comma- or space-separated, each once."""
+        raw = self.get("tags").replace(",", " ").split()
+        return list(dict.fromkeys(raw))
+
+    @property
+    def by_rule(self) -> bool:
+        """The hosts are (also) chosen by group or tag, resolved when the run starts."""
+        return bool(self.group_ids or self.tags)
 
     def get(self, key: str, default: str = "") -> str:
         return self.values.get(key) or default
@@ -93,6 +127,7 @@ class WizardState:
             pairs += [(f"args_{sid}", text) for sid, text in self.arguments.items()]
         if "hosts" not in skip:
             pairs += [("host_id", str(host_id)) for host_id in self.host_ids]
+            pairs += [("group_id", str(group_id)) for group_id in self.group_ids]
         return pairs
 
     def query(self, *, skip: tuple[str, ...] = ()) -> str:
@@ -157,6 +192,13 @@ class WizardState:
             "options": options,
             "cicd_steps": steps,
         }
+        if self.by_rule:
+            # A rule: the hosts picked plus those of the groups and tags, resolved at start.
+            body["target"] = {
+                "host_ids": body.pop("host_ids"),
+                "group_ids": [str(group_id) for group_id in self.group_ids],
+                "tags": self.tags,
+            }
         if schedule == "later":
             body["scheduled_time"] = self.scheduled_time()
         return body

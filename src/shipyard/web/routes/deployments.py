@@ -38,13 +38,16 @@ async def deployments(
         search=search.strip() or None,
     )
     filters = {"status": status, "search": search, "repository_id": repository_id}
+    # HTMX asks again for the rows alone while a run on the page is live.
     return render(
         request,
-        "deployments/list.html",
+        "deployments/_rows.html" if is_htmx(request) else "deployments/list.html",
         {
             **view.context(),
+            "live": view.live,
             "section": "deployments",
             "is_first_page": not cursor,
+            "cursor": cursor,
             "filters": filters,
             "filtered": any(filters.values()),
             "statuses": DEPLOYMENT_STATUSES,

@@ -11,13 +11,13 @@ from pydantic import ValidationError
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
-from shipyard.db import Database
 from shipyard.deployments import flows, pages
 from shipyard.deployments.schemas import DeploymentCreate
-from shipyard.deps import DatabaseDep, RuntimeDep, SessionDep, acting
+from shipyard.deps import RuntimeDep, SessionDep, acting
 from shipyard.errors import ShipyardError
 from shipyard.git import repositories as repo_service
 from shipyard.hosts.models import HOST_STATUSES
+from shipyard.runtime import Runtime
 from shipyard.web.errors import field_errors, sentence
 from shipyard.web.routes import web_router
 from shipyard.web.templating import render
@@ -26,10 +26,16 @@ from shipyard.web.wizard import STEPS, WizardState
 router = web_router()
 Runner = Annotated[Actor, acting(Permission.RUN_DEPLOYMENTS)]
 LIST_LIMIT = 200
+# Hosts by group and tag need DeploymentCreate.target (the templates-backend's part of issue 13);
+# the hosts step offers them once it is there.
+TARGETS_SUPPORTED = "target" in DeploymentCreate.model_fields
 STEP_OF_FIELD = (
     ("scripts", "scripts"),
     ("script_ids", "scripts"),
     ("host_ids", "hosts"),
+    ("target", "hosts"),
+    ("group_ids", "hosts"),
+    ("tags", "hosts"),
     ("schedule", "options"),
     ("scheduled_time", "options"),
     ("options", "options"),
@@ -67,9 +73,15 @@ async def source(request: Request, actor: Runner, session: SessionDep) -> Respon
 
 @router.get("/deployments/new/scripts")
 async def scripts(
-    request: Request, actor: Runner, runtime: RuntimeDep, repository_id: UUID
+    request: Request,
+    actor: Runner,
+    runtime: RuntimeDep,
+    repository_id: UUID,
+    move: Annotated[str, Query(max_length=60)] = "",
 ) -> Response:
     state = WizardState.parse(request.query_params)
+    if move:
+        state.move(move)
     # A flow (branches and catalogue come from the provider): no session is held across it.
     choices = await flows.script_choices(
         runtime=runtime,
@@ -77,12 +89,16 @@ async def scripts(
         repository_id=repository_id,
         ref=state.get("ref") or None,
     )
+    known = {script.id: script for script in choices.catalogue.scripts} if choices.catalogue else {}
     return _page(
         request,
         "scripts",
         state,
         repository=choices.repository,
         catalogue=choices.catalogue,
+        # The run order first (a script not at this ref shows as such), then the rest to add.
+        chosen=[(script_id, known.get(script_id)) for script_id in state.script_ids],
+        offered=[script for script in known.values() if script.id not in state.script_ids],
         branches=choices.branches,
         message=sentence(choices.problem.message) if choices.problem else None,
     )
@@ -97,18 +113,19 @@ async def hosts(
     status: Annotated[str, Query(max_length=30)] = "",
 ) -> Response:
     state = WizardState.parse(request.query_params)
-    shown = await pages.wizard_hosts(
+    view = await pages.wizard_hosts(
         session=session,
         principal=actor.principal,
         status=status if status in HOST_STATUSES else None,
         search=search.strip() or None,
     )
-    shown_ids = {host.id for host in shown}
+    shown_ids = {host.id for host in view.hosts}
     return _page(
         request,
         "hosts",
         state,
-        hosts=sorted(shown, key=lambda host: host.name.lower()),
+        **view.context(),
+        by_rule_supported=TARGETS_SUPPORTED,
         hidden_selected=[host_id for host_id in state.host_ids if host_id not in shown_ids],
         search=search,
         status_filter=status,
@@ -126,7 +143,7 @@ async def options(request: Request, actor: Runner, session: SessionDep) -> Respo
 async def _review(
     request: Request,
     actor: Actor,
-    db: Database,
+    runtime: Runtime,
     state: WizardState,
     *,
     errors: dict[str, str] | None = None,
@@ -142,14 +159,22 @@ async def _review(
         except ValueError as exc:
             errors = {"cicd_steps": sentence(str(exc))}
     view = await pages.wizard_review(
-        db=db,
+        runtime=runtime,
         principal=actor.principal,
         repository_id=state.get("repository_id"),
-        host_ids=state.host_ids,
+        ref=state.get("ref") or None,
+        scripts=[(sid, state.arguments.get(sid, "")) for sid in state.script_ids],
+        target={
+            "host_ids": state.host_ids,
+            "group_ids": state.group_ids,
+            "tags": state.tags,
+        },
         cicd_job_ids=[state.get(f"cicd_{stage}") for stage in ("before", "after")],
     )
     if view.repository_unknown:
         errors.setdefault("repository_id", "Choose a repository of your team.")
+    if view.target_problem:
+        errors.setdefault("target", sentence(view.target_problem))
     by_step: dict[str, list[str]] = {}
     for field, text in errors.items():
         by_step.setdefault(step_of(field), []).append(f"{field}: {text}" if field else text)
@@ -157,9 +182,7 @@ async def _review(
         request,
         "review",
         state,
-        repository=view.repository,
-        chosen_hosts=view.chosen_hosts,
-        jobs=view.jobs,
+        **view.context(),
         errors_by_step=by_step,
         message=message,
         scheduled_time=_safe_time(state),
@@ -175,8 +198,9 @@ def _safe_time(state: WizardState) -> Any:
 
 
 @router.get("/deployments/new/review")
-async def review(request: Request, actor: Runner, db: DatabaseDep) -> Response:
-    return await _review(request, actor, db, WizardState.parse(request.query_params))
+async def review(request: Request, actor: Runner, runtime: RuntimeDep) -> Response:
+    # Reads the script catalogue (cached) to name the scripts: no session is held across it.
+    return await _review(request, actor, runtime, WizardState.parse(request.query_params))
 
 
 @router.post("/deployments/new")
@@ -186,13 +210,13 @@ async def create(request: Request, actor: Runner, runtime: RuntimeDep) -> Respon
         data = DeploymentCreate.model_validate(state.body())
     except ValidationError as exc:
         return await _review(
-            request, actor, runtime.db, state, errors=field_errors(exc), status_code=422
+            request, actor, runtime, state, errors=field_errors(exc), status_code=422
         )
     except ValueError as exc:
         return await _review(
             request,
             actor,
-            runtime.db,
+            runtime,
             state,
             errors={"cicd_steps": sentence(str(exc))},
             status_code=422,
@@ -204,7 +228,7 @@ async def create(request: Request, actor: Runner, runtime: RuntimeDep) -> Respon
         return await _review(
             request,
             actor,
-            runtime.db,
+            runtime,
             state,
             errors=field_errors(exc),
             message=sentence(exc.message),
