@@ -244,6 +244,9 @@ class DeploymentScriptRead(BaseModel):
     exit_code: int | None
     output: str | None
     error: str | None
+    worker_id: str | None = Field(
+        default=None, description="The worker that ran it (worker pools are checked through it)."
+    )
     created_at: datetime
     updated_at: datetime
 
