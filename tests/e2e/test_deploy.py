@@ -19,6 +19,7 @@ SCRIPTS = {
         '#!/bin/sh\necho "deploying $1 ($2)"\necho "warming caches" >&2\n', executable=True
     ),
     "slow.sh": GitFile("#!/bin/sh\necho started\nsleep 30\necho never\n", executable=True),
+    "notify.sh": GitFile('#!/bin/sh\necho "notified $SHIPYARD_HOST"\n', executable=True),
 }
 
 
@@ -77,9 +78,23 @@ async def test_wizard_to_a_deployment_whose_live_log_reaches_success(
     await page.get_by_label("Repository").select_option(repo["id"])
     await page.get_by_role("button", name="Next: scripts").click()
 
+    # The branch is asked here, once; scripts join the run order as they are added.
+    await expect(page.get_by_label("Branch, tag or commit")).to_have_count(1)
     await expect(page.locator("#script-choices")).to_contain_text("deploy.sh")
+    await page.get_by_role("checkbox", name="notify.sh").check()
+    await page.get_by_role("button", name="Add ticked scripts to the run order").click()
     await page.get_by_role("checkbox", name="deploy.sh").check()
     await page.get_by_label("Arguments for deploy.sh").fill("v1.2 'blue green'")
+    await page.get_by_role("button", name="Add ticked scripts to the run order").click()
+    order = page.locator("#script-order tbody tr")
+    await expect(order).to_have_count(2)
+    await expect(order.nth(0)).to_have_attribute("data-script", "notify.sh")
+    # Reordered with the up button (a plain submit: no script needed); arguments stay.
+    await page.get_by_role("button", name="Move deploy.sh up").click()
+    await expect(order.nth(0)).to_have_attribute("data-script", "deploy.sh")
+    await expect(order.nth(0).locator(".position")).to_have_text("1")
+    await expect(page.get_by_label("Arguments for deploy.sh")).to_have_value("v1.2 'blue green'")
+    await expect(page.get_by_role("button", name="Move deploy.sh up")).to_be_disabled()
     await page.get_by_role("button", name="Next: hosts").click()
 
     # Filtering keeps the choice; picking by status selects every host with it.
@@ -98,6 +113,9 @@ async def test_wizard_to_a_deployment_whose_live_log_reaches_success(
     await page.get_by_role("button", name="Next: review").click()
     summary = page.locator("#summary")
     await expect(summary).to_contain_text("Release 1.2")
+    await expect(page.locator("#summary-scripts li")).to_have_text(
+        ["deploy.sh v1.2 'blue green'", "notify.sh"]
+    )
     await expect(page.locator("#summary-hosts")).to_contain_text("node-1")
     await expect(page.locator("#summary-hosts")).to_contain_text("node-2")
     await expect(summary).to_contain_text("1 hosts at once, stop at the first failure")
@@ -109,9 +127,14 @@ async def test_wizard_to_a_deployment_whose_live_log_reaches_success(
     await expect(page.locator("#log-state")).to_have_text("Finished: success.", timeout=RUN_TIMEOUT)
     await expect(page.locator("#deployment-status")).to_have_text("success")
     results = page.locator("#results")
-    await expect(results.locator("tr")).to_have_count(3)
+    await expect(results.locator("tr")).to_have_count(5)
     for name in ("node-1", "node-2"):
-        await expect(results.locator(f"tr[data-host='{name}'] .exit-code")).to_have_text("0")
+        rows = results.locator(f"tr[data-host='{name}']")
+        # Each host ran the scripts in the order picked.
+        await expect(rows.locator("code")).to_have_text(["deploy.sh", "notify.sh"])
+        await expect(rows.locator(".exit-code")).to_have_text(["0", "0"])
+    text = await log.inner_text()
+    assert text.index("deploying v1.2") < text.index("notified")
     # Standard error lines are in the log too, and the level filter separates them.
     await expect(log).to_contain_text("warming caches")
 
