@@ -69,6 +69,7 @@ SKIP_REASONS = {
     "credentials.private_key",
     "ansible_connection": "Shipyard connects over SSH",
 }
+NO_USER = "no ansible_user: set it in the inventory or send credentials.user"
 ANSIBLE_SETTING = "an Ansible setting with no Shipyard equivalent"
 MAX_GROUP_NAME = 100  # as HostGroupCreate.name
 # Outbound policy checks (DNS lookups) at once.
@@ -228,8 +229,6 @@ def _plan_host(
         HostUpdate.model_validate(update)
     except ValidationError as exc:
         raise _refused(where, _pydantic_message(exc)) from None
-    if planned.user is None:
-        raise _refused(where, "no ansible_user: set it in the inventory or send credentials.user")
     return PlannedHost(
         name=host.name, where=where, create=planned, update=update, variables=variables
     )
@@ -307,8 +306,10 @@ async def apply_import(
     created, updated = ImportedNames(), ImportedNames()
     ids = {}
     for planned in plan.hosts:
+        host = existing.get(planned.name)
+        if host is None and planned.create.user is None:
+            raise _refused(planned.where, NO_USER)
         try:
-            host = existing.get(planned.name)
             if host is None:
                 host = await service.insert_host(
                     session=session,

@@ -1,4 +1,5 @@
-"""Host groups: list, add and edit (members and variables), delete. Reached from the hosts page."""
+"""Host groups: list, add and edit (members, pool, variables), delete; Ansible inventory import.
+Both reached from the hosts page."""
 
 from __future__ import annotations
 
@@ -8,13 +9,20 @@ from uuid import UUID
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
-from shipyard.deps import CurrentUser, SessionDep, acting, attempt
-from shipyard.errors import ShipyardError
-from shipyard.hosts import inventory
-from shipyard.hosts.schemas import HostGroupCreate, HostGroupRead, HostGroupUpdate
+from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting, attempt
+from shipyard.errors import ShipyardError, ValidationFailed
+from shipyard.hosts import inventory, inventory_import
+from shipyard.hosts.schemas import (
+    HostGroupCreate,
+    HostGroupRead,
+    HostGroupUpdate,
+    InventoryImport,
+    InventoryImportReport,
+)
 from shipyard.web.errors import form_failure
 from shipyard.web.inventory_form import form_variables, variable_errors, variable_rows
 from shipyard.web.routes import web_router
@@ -39,6 +47,7 @@ def _payload(values: dict[str, str], member_ids: list[str]) -> dict[str, Any]:
     return {
         "name": values.get("name", ""),
         "description": values.get("description") or None,
+        "pool": values.get("pool") or None,
         "host_ids": member_ids,
         "variables": form_variables(values),
     }
@@ -111,7 +120,11 @@ async def edit_group(
     group = await inventory.read_group(
         session=session, tenant_id=actor.tenant_id, group_id=group_id
     )
-    values = {"name": group.name, "description": group.description or ""}
+    values = {
+        "name": group.name,
+        "description": group.description or "",
+        "pool": group.pool or "",
+    }
     members = [str(host_id) for host_id in group.host_ids]
     return await _form_page(request, session, actor, group=group, values=values, members=members)
 
@@ -139,3 +152,96 @@ async def update_group(
 async def delete_group(group_id: UUID, actor: Admin, session: SessionDep) -> Response:
     await inventory.delete_group(session=session, actor=actor, group_id=group_id)
     return RedirectResponse("/host-groups", status_code=303)
+
+
+# --- Ansible inventory import ------------------------------------------------------------------
+
+IMPORT_FORMATS = ("ini", "yaml")
+# As the API's limit on ``content``; a bigger upload is refused before it is decoded.
+MAX_UPLOAD_BYTES = 4_000_000
+# Content naming any of these is not put back into the form after a refusal.
+SECRET_HINTS = ("password", "_pass", "secret", "token")
+
+
+def _import_page(
+    request: Request,
+    *,
+    values: dict[str, str],
+    report: InventoryImportReport | None = None,
+    error: ValidationError | ShipyardError | None = None,
+) -> Response:
+    errors, message, status_code = form_failure(error)
+    return render(
+        request,
+        "hosts/import.html",
+        {
+            "section": "hosts",
+            "values": values,
+            "errors": errors,
+            "message": message,
+            "formats": IMPORT_FORMATS,
+            "report": report,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/inventory/import")
+async def import_form(request: Request, actor: Admin) -> Response:
+    return _import_page(request, values={"format": "ini"})
+
+
+async def _import_payload(request: Request) -> tuple[dict[str, str], dict[str, Any]]:
+    """The form's visible values (never a secret) and the import body it means."""
+    form = await request.form()
+    text = {key: value for key, value in form.items() if isinstance(value, str)}
+    content = text.get("content", "")
+    upload = form.get("file")
+    raw = b""
+    if isinstance(upload, StarletteUpload):
+        try:
+            if upload.filename:
+                raw = await upload.read(MAX_UPLOAD_BYTES + 1)
+        finally:
+            await upload.close()
+    if raw:
+        if len(raw) > MAX_UPLOAD_BYTES:
+            raise ValidationFailed("the file is larger than 4 MB", field="file")
+        try:
+            content = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationFailed("the file is not UTF-8 text", field="file") from None
+    values = {
+        "format": text.get("format", "ini"),
+        "content": content,
+        "user": text.get("user", "").strip(),
+    }
+    credentials: dict[str, Any] = {}
+    if values["user"]:
+        credentials["user"] = values["user"]
+    if text.get("password"):
+        credentials["password"] = text["password"]
+    if text.get("private_key", "").strip():
+        credentials["private_key"] = text["private_key"].strip() + "\n"
+        if text.get("private_key_passphrase"):
+            credentials["private_key_passphrase"] = text["private_key_passphrase"]
+    payload: dict[str, Any] = {"format": values["format"], "content": content}
+    if credentials:
+        payload["credentials"] = credentials
+    return values, payload
+
+
+# No SessionDep: the flow looks addresses up (DNS) before its one transaction.
+@router.post("/inventory/import")
+async def import_inventory(request: Request, actor: Admin, runtime: RuntimeDep) -> Response:
+    values: dict[str, str] = {"format": "ini"}
+    try:
+        values, payload = await _import_payload(request)
+        data = InventoryImport.model_validate(payload)
+        report = await inventory_import.import_inventory(runtime=runtime, actor=actor, data=data)
+    except (ValidationError, ShipyardError) as exc:
+        if any(name in values.get("content", "") for name in SECRET_HINTS):
+            # The file holds passwords: the page does not carry them back (paste it again).
+            values = {**values, "content": ""}
+        return _import_page(request, values=values, error=exc)
+    return _import_page(request, values={"format": values["format"]}, report=report)

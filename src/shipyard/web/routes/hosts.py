@@ -112,6 +112,8 @@ def _payload(values: dict[str, str], *, editing: bool) -> dict[str, Any]:
         if values.get("private_key"):
             payload["private_key"] = values["private_key"].strip() + "\n"
             payload["private_key_passphrase"] = values.get("private_key_passphrase") or None
+    if "pool" in values:
+        payload["pool"] = values["pool"] or None
     if "tags" in values:
         payload["tags"] = form_tags(values["tags"])
     if "variables_form" in values:
@@ -199,6 +201,7 @@ async def edit_host(request: Request, host_id: UUID, actor: Admin, session: Sess
         "host_key_fingerprint": host.host_key_fingerprint or "",
         "auth": host.auth_method or "password",
         "tags": ", ".join(host.tags),
+        "pool": host.pool or "",
     }
     return _form_page(request, host=host, values=values)
 
