@@ -16,6 +16,7 @@ from shipyard.db import Database
 from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
 from shipyard.git.models import GitOAuthApp, GitProvider, Repository
 from shipyard.hosts.models import Host, HostGroup, HostGroupMember, HostTag, InventoryVariable
+from shipyard.templates.models import Template
 
 PLAINTEXT = {
     "host_password": "host-password-plaintext-1",
@@ -27,6 +28,7 @@ PLAINTEXT = {
     "deploy_secret": "deploy-secret-plaintext7",
     "oauth_client_secret": "oauth-client-secret-plaintext8",
     "inventory_secret": "inventory-secret-plaintext9",
+    "template_secret": "template-secret-plaintext10",
 }
 
 
@@ -44,6 +46,7 @@ class SeededTenant:
     git_oauth_app_id: UUID
     invitation_id: UUID
     host_group_id: UUID
+    template_id: UUID
 
 
 async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> SeededTenant:
@@ -114,7 +117,22 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             created_by=pid,
             secret_environment=json.dumps({"TOKEN": PLAINTEXT["deploy_secret"]}),
         )
-        session.add_all([job, deployment])
+        template = Template(
+            tenant_id=tid,
+            name="release",
+            repository_id=repository.id,
+            ref="main",
+            target={"host_ids": [str(host.id)], "group_ids": [], "tags": []},
+            environment={"REGION": "eu"},
+            secret_environment=json.dumps({"TOKEN": PLAINTEXT["template_secret"]}),
+            parameters=[{"name": "version", "type": "string", "required": False}],
+            created_by=pid,
+        )
+        session.add_all([job, template])
+        await session.flush()
+        deployment.template_id = template.id
+        deployment.parameters = {"version": "1.0"}
+        session.add(deployment)
         await session.flush()
         script = DeploymentScript(
             tenant_id=tid,
@@ -172,4 +190,5 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             git_oauth_app_id=oauth_app.id,
             invitation_id=invitation.id,
             host_group_id=group.id,
+            template_id=template.id,
         )

@@ -48,6 +48,7 @@ async def list_deployments(
     host_id: UUID | None = None,
     created_by: UUID | None = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
+    template_id: UUID | None = None,
 ) -> Page[DeploymentRead]:
     rows, next_cursor = await service.list_deployments(
         session=session,
@@ -58,6 +59,7 @@ async def list_deployments(
         host_id=host_id,
         created_by=created_by,
         search=search,
+        template_id=template_id,
     )
     return Page(items=[service.to_read(row) for row in rows], next_cursor=next_cursor)
 

@@ -40,10 +40,18 @@ async def prepared_scripts(
     logs: LogWriter,
     http: httpx.AsyncClient,
 ) -> AsyncIterator[PreparedScripts]:
-    """Check out the repository, record the commit SHA, map script ids to files; clean up after."""
+    """Check out the repository, record the commit SHA, map script ids to files; clean up after.
+
+    A deployment whose commit was resolved at launch (a template launch, a roll back; or a run
+    resumed after its first checkout) checks out exactly that commit: a branch that moved
+    since does not change what runs.
+    """
     if deployment.repository_id is None:
         raise CheckoutFailed("the deployment's repository was deleted")
+    pinned = deployment.commit_sha
     ref_label = deployment.ref or "the default branch"
+    if pinned:
+        ref_label = f"{ref_label} at commit {pinned}"
     await logs.write("INFO", f"Checking out {ref_label}.")
     try:
         tree = await checkout(
@@ -51,7 +59,7 @@ async def prepared_scripts(
             settings=settings,
             tenant_id=deployment.tenant_id,
             repository_id=deployment.repository_id,
-            ref=deployment.ref,
+            ref=pinned or deployment.ref,
             http=http,
         )
     except ShipyardError as exc:
@@ -78,6 +86,8 @@ async def prepared_scripts(
             script_id: (catalogue[script_id].path, tree.path / catalogue[script_id].path)
             for script_id in deployment.script_ids
         }
-        yield PreparedScripts(commit_sha=tree.commit_sha, ref=tree.ref or "", files=files)
+        # SHIPYARD_REF stays the branch or tag the user chose, even when a commit was pinned.
+        ref = deployment.ref or ("" if pinned else tree.ref or "")
+        yield PreparedScripts(commit_sha=tree.commit_sha, ref=ref, files=files)
     finally:
         await tree.remove()

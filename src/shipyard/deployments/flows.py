@@ -33,9 +33,12 @@ logger = logging.getLogger(__name__)
 
 
 async def _known_scripts(
-    *, runtime: Runtime, actor: Actor, data: DeploymentCreate
+    *, runtime: Runtime, actor: Actor, data: DeploymentCreate, commit_sha: str | None = None
 ) -> frozenset[UUID] | None:
-    """The ids of the script catalogue the deployment's scripts must be in (None: unreadable now)."""
+    """The ids of the script catalogue the deployment's scripts must be in (None: unreadable now).
+
+    Read at ``commit_sha`` when the launch pinned one (the commit that will run), else at the ref.
+    """
     if data.repository_id is None or not data.script_choices():
         return None
     try:
@@ -46,7 +49,7 @@ async def _known_scripts(
         raise service.unknown_repository() from exc
     try:
         # Uncached: a deployment is checked against the catalogue as it is now.
-        scripts = await browser.script_files(browser.default_ref(data.ref))
+        scripts = await browser.script_files(commit_sha or browser.default_ref(data.ref))
     except NotFound as exc:
         raise ValidationFailed(
             exc.message, field="ref" if data.ref else "repository_id", code=exc.code
@@ -64,13 +67,25 @@ async def _known_scripts(
 
 
 async def create_deployment(
-    *, runtime: Runtime, actor: Actor, data: DeploymentCreate, rerun_of: UUID | None = None
+    *,
+    runtime: Runtime,
+    actor: Actor,
+    data: DeploymentCreate,
+    rerun_of: UUID | None = None,
+    trigger: str = "api",
+    launch: service.Launch | None = None,
 ) -> DeploymentRead:
-    """Check the scripts against the repository's catalogue, then store, enqueue and audit."""
+    """Check the scripts against the repository's catalogue, then store, enqueue and audit.
+
+    ``trigger``: ``api`` (REST API) or ``manual`` (web pages); ``launch``: what a template
+    launch records (template, parameter values, the commit resolved at launch).
+    """
     # Wrong on its face (past time, a script twice, scripts without a repository): refused
     # before the slow catalogue read.
     service.check_request(data)
-    known_scripts = await _known_scripts(runtime=runtime, actor=actor, data=data)
+    known_scripts = await _known_scripts(
+        runtime=runtime, actor=actor, data=data, commit_sha=launch.commit_sha if launch else None
+    )
     async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
         deployment = await service.create_deployment(
             session=session,
@@ -79,17 +94,28 @@ async def create_deployment(
             settings=runtime.settings,
             known_scripts=known_scripts,
             rerun_of=rerun_of,
+            trigger=trigger,
+            launch=launch,
         )
         return service.to_read(deployment)
 
 
 async def rerun_deployment(
-    *, runtime: Runtime, actor: Actor, deployment_id: UUID
+    *, runtime: Runtime, actor: Actor, deployment_id: UUID, trigger: str = "api"
 ) -> DeploymentRead:
-    """A new deployment with the same inputs as ``deployment_id``, to run now."""
+    """A new deployment with the same inputs as ``deployment_id`` (template and parameter
+    values included), to run now."""
     async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
         data = await service.rerun_request(session=session, deployment_id=deployment_id)
-    return await create_deployment(runtime=runtime, actor=actor, data=data, rerun_of=deployment_id)
+        launch = await service.rerun_launch(session=session, deployment_id=deployment_id)
+    return await create_deployment(
+        runtime=runtime,
+        actor=actor,
+        data=data,
+        rerun_of=deployment_id,
+        trigger=trigger,
+        launch=launch,
+    )
 
 
 @dataclass

@@ -23,6 +23,7 @@ from shipyard.deployments.redaction import MIN_SECRET_LENGTH
 from shipyard.errors import ValidationFailed
 from shipyard.git.refs import validate_ref
 from shipyard.hosts.environment import refusal_message
+from shipyard.hosts.schemas import Target
 
 # ``interrupted``: the worker running it was stopped (SIGTERM) and its grace period ran out.
 DeploymentStatus = Literal[
@@ -155,6 +156,11 @@ class DeploymentCreate(StrictModel):
         default_factory=list, max_length=100, description="Shorthand for scripts without arguments."
     )
     host_ids: list[UUID] = Field(default_factory=list, max_length=10000)
+    target: Target | None = Field(
+        default=None,
+        description="Hosts by rule (groups and tags), resolved again when the run starts; "
+        "host_ids given beside it join its host_ids.",
+    )
     environment: list[EnvironmentVariable] = Field(default_factory=list, max_length=500)
     schedule: Literal["now", "later"] = "now"
     scheduled_time: datetime | None = None
@@ -197,6 +203,17 @@ class DeploymentUpdate(StrictModel):
         return value
 
 
+Trigger = Literal["manual", "api", "schedule", "webhook"]
+
+
+class LaunchedBy(BaseModel):
+    """Who or what launched a run, as it was at launch (a revoked token keeps its name here)."""
+
+    kind: Literal["user", "token", "schedule", "webhook"]
+    id: UUID | None = None
+    name: str | None = None
+
+
 class DeploymentRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -225,6 +242,15 @@ class DeploymentRead(BaseModel):
     error: str | None
     cancel_requested_at: datetime | None
     rerun_of: UUID | None
+    template_id: UUID | None = None
+    trigger: Trigger = "manual"
+    launched_by: LaunchedBy | None = None
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="The launch's parameter values; a secret one as ***."
+    )
+    target: dict[str, Any] | None = Field(
+        default=None, description="The target rule; host_ids holds the hosts it resolved to."
+    )
 
 
 class DeploymentScriptRead(BaseModel):

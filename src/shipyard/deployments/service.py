@@ -8,6 +8,7 @@ reads it outside any transaction and hands the ids it found to :func:`create_dep
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -16,6 +17,7 @@ from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.accounts.audit import audit
+from shipyard.accounts.models import ApiToken
 from shipyard.accounts.principal import Actor, Principal
 from shipyard.cicd.models import DeploymentCicdMapping
 from shipyard.cicd.schemas import CicdStepRequest, MappingRead
@@ -40,11 +42,28 @@ from shipyard.deployments.schemas import (
 )
 from shipyard.errors import Conflict, NotFound, ValidationFailed
 from shipyard.git.models import Repository
+from shipyard.hosts.inventory import resolve_target
 from shipyard.hosts.models import Host
+from shipyard.hosts.schemas import Target
 from shipyard.jobs import cancel_job, enqueue, reschedule_waiting_job
 from shipyard.pagination import paginate
 
 RUN_TASK = "deployments:run_deployment"
+MASKED = "***"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a template launch records on its deployment besides the request itself."""
+
+    template_id: UUID | None = None
+    # The launch's values with every secret one as MASKED (its value travels in the
+    # request's secret environment, encrypted).
+    parameters: dict[str, Any] = field(default_factory=dict)
+    # The commit the ref resolved to at launch: the run checks out exactly this commit.
+    commit_sha: str | None = None
+    # The audit action (``template.launch``, ``template.rollback``); default deployment.create.
+    audit_action: str | None = None
 
 
 def utcnow() -> datetime:
@@ -170,6 +189,42 @@ def _check_script_ids(script_ids: list[UUID], known_scripts: frozenset[UUID] | N
             )
 
 
+async def launcher(*, session: AsyncSession, actor: Actor) -> dict[str, Any]:
+    """``launched_by`` of a run started by ``actor``: a personal API token, or a person.
+
+    A log-in session (web or ``shipyard login``) is a token too, but the person is who
+    launched: only a personal token (automation) is recorded as a token, by its name.
+    """
+    principal = actor.principal
+    if principal.token_id is not None:
+        token = await session.scalar(
+            select(ApiToken).where(ApiToken.id == principal.token_id, ApiToken.kind == "personal")
+        )
+        if token is not None:
+            return {"kind": "token", "id": str(token.id), "name": token.name}
+    return {"kind": "user", "id": str(principal.user_id), "name": principal.email}
+
+
+async def _target_hosts(
+    session: AsyncSession, tenant_id: UUID, data: DeploymentCreate
+) -> tuple[list[UUID], Target | None]:
+    """The hosts to store now and the rule to store (host_ids beside a target join it).
+
+    The run resolves the rule again when it starts; the hosts it means now are stored too,
+    so a run that starts before that resolution still has them.
+    """
+    if data.target is None:
+        return list(data.host_ids), None
+    rule = data.target.model_copy(
+        update={"host_ids": list(dict.fromkeys([*data.host_ids, *data.target.host_ids]))}
+    )
+    try:
+        hosts = await resolve_target(session=session, tenant_id=tenant_id, target=rule)
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.message, field=f"target.{exc.field}", code=exc.code) from exc
+    return hosts, rule
+
+
 async def create_deployment(
     *,
     session: AsyncSession,
@@ -178,11 +233,15 @@ async def create_deployment(
     settings: Settings,
     known_scripts: frozenset[UUID] | None,
     rerun_of: UUID | None = None,
+    trigger: str = "api",
+    launch: Launch | None = None,
 ) -> Deployment:
     """Validate, store, enqueue and audit a deployment, all in the caller's transaction.
 
     ``known_scripts`` are the ids of the repository's script catalogue at the deployment's ref,
-    read beforehand by the creation flow (``None`` when it could not be read).
+    read beforehand by the creation flow (``None`` when it could not be read). ``trigger`` is
+    ``api`` from the REST API and ``manual`` from the web pages; ``launch`` carries what a
+    template launch records (template, parameter values, the commit pinned at launch).
     """
     scheduled_at = check_request(data)
     repository = await _check_repository(session, data.repository_id)
@@ -190,10 +249,15 @@ async def create_deployment(
     script_ids = [choice.script_id for choice in choices]
     if repository is not None and choices:
         _check_script_ids(script_ids, known_scripts)
-    await _check_hosts(session, data.host_ids, settings)
-    if choices and not data.host_ids:
-        raise ValidationFailed("scripts need at least one host", field="host_ids")
-    if data.host_ids and not choices:
+    host_ids, target = await _target_hosts(session, actor.tenant_id, data)
+    await _check_hosts(session, host_ids, settings)
+    if choices and not host_ids:
+        raise ValidationFailed(
+            "scripts need at least one host"
+            + (": the target matches no host now" if target is not None else ""),
+            field="target" if target is not None else "host_ids",
+        )
+    if host_ids and not choices:
         raise ValidationFailed("hosts are given but no script to run on them", field="scripts")
     if not choices and not data.cicd_steps:
         raise ValidationFailed("a deployment needs scripts to run or CI/CD steps", field="scripts")
@@ -208,7 +272,8 @@ async def create_deployment(
         schedule=data.schedule,
         scheduled_time=scheduled_at,
         script_ids=script_ids,
-        host_ids=list(data.host_ids),
+        host_ids=host_ids,
+        target=target.model_dump(mode="json") if target is not None else None,
         script_arguments={
             str(choice.script_id): choice.arguments for choice in choices if choice.arguments
         },
@@ -219,6 +284,11 @@ async def create_deployment(
         options=data.options.model_dump(),
         created_by=actor.user_id,
         rerun_of=rerun_of,
+        trigger=trigger,
+        launched_by=await launcher(session=session, actor=actor),
+        template_id=launch.template_id if launch else None,
+        parameters=dict(launch.parameters) if launch else {},
+        commit_sha=launch.commit_sha if launch else None,
     )
     session.add(deployment)
     await session.flush()
@@ -237,17 +307,21 @@ async def create_deployment(
     )
     await session.flush()
     await session.refresh(deployment)
+    action = "deployment.rerun" if rerun_of else "deployment.create"
     await audit(
         session,
         actor=actor,
-        action="deployment.rerun" if rerun_of else "deployment.create",
+        action=launch.audit_action if launch and launch.audit_action else action,
         resource_type="deployment",
         resource_id=deployment.id,
         details={
             "name": deployment.name,
             "hosts": len(deployment.host_ids),
             "schedule": deployment.schedule,
+            "trigger": trigger,
             **({"rerun_of": str(rerun_of)} if rerun_of else {}),
+            **({"template_id": str(launch.template_id)} if launch and launch.template_id else {}),
+            **({"commit_sha": launch.commit_sha} if launch and launch.commit_sha else {}),
         },
     )
     return deployment
@@ -285,8 +359,11 @@ async def list_deployments(
     host_id: UUID | None = None,
     created_by: UUID | None = None,
     search: str | None = None,
+    template_id: UUID | None = None,
 ) -> tuple[list[Deployment], str | None]:
     statement: Select[Any] = select(Deployment).where(tenant_clause(session, Deployment.tenant_id))
+    if template_id:
+        statement = statement.where(Deployment.template_id == template_id)
     if status:
         statement = statement.where(Deployment.status == status)
     if repository_id:
@@ -385,6 +462,17 @@ async def cancel_deployment(
     return deployment
 
 
+async def rerun_launch(*, session: AsyncSession, deployment_id: UUID) -> Launch | None:
+    """What a re-run keeps of a template launch: its template and parameter values.
+
+    The ref is resolved again (as for every re-run), so the commit is not kept.
+    """
+    source = await get_deployment(session=session, deployment_id=deployment_id)
+    if source.template_id is None and not source.parameters:
+        return None
+    return Launch(template_id=source.template_id, parameters=dict(source.parameters))
+
+
 async def rerun_request(*, session: AsyncSession, deployment_id: UUID) -> DeploymentCreate:
     """The request that creates a new deployment with ``deployment_id``'s inputs, to run now."""
     source = await get_deployment(session=session, deployment_id=deployment_id)
@@ -408,7 +496,9 @@ async def rerun_request(*, session: AsyncSession, deployment_id: UUID) -> Deploy
             )
             for script_id in source.script_ids
         ],
-        host_ids=list(source.host_ids),
+        # A run by rule is run by its rule again (it may mean other hosts now).
+        host_ids=[] if source.target is not None else list(source.host_ids),
+        target=Target.model_validate(source.target) if source.target is not None else None,
         environment=environment,
         options=ExecutionOptions.model_validate(source.options),
         cicd_steps=[

@@ -14,6 +14,7 @@ from shipyard.accounts.principal import Actor, Principal, RequestContext
 from shipyard.errors import NotFound, ProviderError, ValidationFailed
 from shipyard.git import local, oauth, repositories, service
 from shipyard.git.browse import Browser
+from shipyard.git.credentials import clone_source
 from shipyard.git.gitcmd import GitCommandFailed
 from shipyard.git.models import GitProvider
 from shipyard.git.oauth_state import verify_state
@@ -253,6 +254,44 @@ async def script_catalogue(
     """
     browser = await open_browser(runtime=runtime, principal=principal, repository_id=repository_id)
     return await browser.script_files(browser.default_ref(ref))
+
+
+async def resolve_commit(
+    *, runtime: Runtime, principal: Principal, repository_id: UUID, ref: str | None
+) -> str:
+    """The full commit SHA ``ref`` means now, read from the server with git (no transaction).
+
+    A branch resolves to its newest commit, a tag to its commit, a SHA is checked to exist;
+    ``None`` means the repository's default branch. The fetch lands in the clone cache the
+    run's checkout uses, so the run then finds the commit there. An unknown ref is a 422
+    naming ``ref``.
+    """
+    browser = await open_browser(runtime=runtime, principal=principal, repository_id=repository_id)
+    chosen = browser.default_ref(ref)
+    settings = runtime.settings
+    source = await clone_source(
+        db=runtime.db,
+        settings=settings,
+        tenant_id=principal.tenant_id,
+        repository_id=repository_id,
+        http=runtime.http,
+    )
+    try:
+        _, sha = await local.resolve(
+            settings.clone_cache_dir / str(principal.tenant_id),
+            source.clone_url,
+            chosen,
+            source.credentials,
+            time_limit=settings.git_clone_timeout_seconds,
+            policy=runtime.outbound,
+        )
+    except NotFound as exc:
+        raise ValidationFailed(
+            f"ref {chosen!r} is not a branch, tag or commit of the repository",
+            field="ref",
+            code="ref_not_found",
+        ) from exc
+    return sha
 
 
 # Reads for pages that ran a flow: each in a short transaction of its own.

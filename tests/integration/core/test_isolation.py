@@ -33,6 +33,7 @@ def id_for(path: str, param: str, seeded: SeededTenant) -> str:
         "app_id": seeded.git_oauth_app_id,
         "invitation_id": seeded.invitation_id,
         "group_id": seeded.host_group_id,
+        "template_id": seeded.template_id,
         # Account-level ids: a random one, which no tenant owns.
         "token_id": uuid.UUID(int=1),
         "member_id": uuid.UUID(int=2),
@@ -40,6 +41,13 @@ def id_for(path: str, param: str, seeded: SeededTenant) -> str:
     if param not in mapping:
         raise AssertionError(f"the sweep does not know path parameter {{{param}}} of {path}")
     return str(mapping[param])
+
+
+def body_for(path: str, seeded: SeededTenant) -> dict[str, Any]:
+    """A body the route accepts as well-formed, so that what it answers is about the resource."""
+    if path == "/api/v1/templates/{template_id}/rollback":
+        return {"deployment_id": str(seeded.deployment_id)}
+    return {}
 
 
 def concrete_url(path: str, seeded: SeededTenant) -> str:
@@ -86,6 +94,7 @@ def test_sweep_covers_every_domain() -> None:
         "/api/v1/deployments/",
         "/api/v1/cicd-providers/",
         "/api/v1/host-groups/",
+        "/api/v1/templates/",
     ):
         assert any(path.startswith(prefix) for path in paths), prefix
 
@@ -98,7 +107,7 @@ async def test_every_endpoint_hides_other_tenants_resources(
         url = concrete_url(path, seeded)
         kwargs: dict[str, Any] = {"headers": other_admin.headers}
         if method in ("POST", "PUT", "PATCH"):
-            kwargs["json"] = {}
+            kwargs["json"] = body_for(path, seeded)
         response = await client.request(method, url, **kwargs)
         if response.status_code != 404:
             failures.append(f"{method} {path} -> {response.status_code} {response.text[:200]}")
@@ -112,6 +121,7 @@ async def test_lists_never_show_other_tenants_rows(
     for path in (
         "/api/v1/hosts",
         "/api/v1/host-groups",
+        "/api/v1/templates",
         "/api/v1/git-providers",
         "/api/v1/repositories",
         "/api/v1/deployments",
@@ -141,6 +151,7 @@ async def test_rls_blocks_raw_queries_without_the_tenant_setting(
         "cicd_providers",
         "cicd_jobs",
         "deployment_cicd_mappings",
+        "templates",
         "profiles",
         "users",
         "tenants",

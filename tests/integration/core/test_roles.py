@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from shipyard.db import Database
-from tests.integration.core.test_isolation import api_operations, concrete_url
+from tests.integration.core.test_isolation import api_operations, body_for, concrete_url
 from tests.support.api import Account, add_member
 from tests.support.seed import SeededTenant, seed_tenant
 
@@ -20,9 +20,10 @@ SELF_SERVICE = (
     re.compile(r"^/api/v1/me$"),
     re.compile(r"^/api/v1/repositories/\{repository_id\}/pin$"),
 )
-# What developers may do besides: run deployments and test hosts.
+# What developers may do besides: run deployments, test hosts, edit and launch templates.
 DEVELOPER_EXTRA = (
     re.compile(r"^/api/v1/deployments"),
+    re.compile(r"^/api/v1/templates"),
     re.compile(r"^/api/v1/hosts/\{host_id\}/test$"),
     re.compile(r"^/api/v1/hosts/test-all$"),
 )
@@ -63,7 +64,7 @@ async def test_forbidden_actions_are_403_and_allowed_ones_are_not(
         url = url.replace("{member_id}", admin.user_id)
         kwargs: dict[str, Any] = {"headers": member.headers}
         if method in ("POST", "PUT", "PATCH"):
-            kwargs["json"] = {}
+            kwargs["json"] = body_for(path, seeded)
         response = await client.request(method, url, **kwargs)
         if allowed(role, path):
             if response.status_code == 403 or response.status_code >= 500:
@@ -91,6 +92,9 @@ async def test_viewer_reads_everything(
         f"/api/v1/hosts/{seeded.host_id}",
         "/api/v1/host-groups",
         f"/api/v1/host-groups/{seeded.host_group_id}",
+        "/api/v1/templates",
+        f"/api/v1/templates/{seeded.template_id}",
+        f"/api/v1/templates/{seeded.template_id}/runs",
     ):
         response = await client.get(path, headers=viewer.headers)
         assert response.status_code == 200, (path, response.text)
