@@ -459,13 +459,12 @@ async def effective_pools(
     found: dict[UUID, str | None] = {host_id: None for host_id in host_ids}
     if not host_ids:
         return found
-    own = dict(
-        (
-            await session.execute(
-                select(Host.id, Host.pool).where(Host.tenant_id == tenant_id, Host.id.in_(host_ids))
-            )
-        ).tuples()
-    )
+    own: dict[UUID, str | None] = {
+        host_id: pool
+        for host_id, pool in await session.execute(
+            select(Host.id, Host.pool).where(Host.tenant_id == tenant_id, Host.id.in_(host_ids))
+        )
+    }
     # Ordered by name so that the last row per host is the last-named group with a pool.
     for host_id, pool in await session.execute(
         select(HostGroupMember.host_id, HostGroup.pool)
