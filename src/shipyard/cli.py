@@ -379,8 +379,11 @@ def _register_domain_commands() -> None:
     from shipyard.cicd.cli import app as cicd_app
     from shipyard.deployments.cli import app as deploy_app
     from shipyard.hosts.cli import app as hosts_app
+    from shipyard.hosts.inventory_cli import groups_app, inventory_app
 
     app.add_typer(hosts_app, name="hosts")
+    app.add_typer(groups_app, name="groups")
+    app.add_typer(inventory_app, name="inventory")
     app.add_typer(deploy_app, name="deploy")
     app.add_typer(cicd_app, name="cicd")
 
