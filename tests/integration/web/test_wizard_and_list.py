@@ -126,6 +126,58 @@ async def test_wizard_asks_the_branch_once_keeps_the_picked_order_and_names_it_a
     assert body["script_ids"] == [ids[n] for n in ("c.sh", "b.sh", "a.sh")]
 
 
+async def test_wizard_targets_a_group_and_tag_and_records_a_manual_run(
+    client: httpx.AsyncClient, admin: Account, script_repo: ScriptRepoFactory
+) -> None:
+    repo = await script_repo(admin, FILES)
+    hosts = {}
+    for name, tags in (("app-1", ["web"]), ("app-2", ["db"]), ("edge-1", ["web"])):
+        created = await client.post(
+            "/api/v1/hosts",
+            headers=admin.headers,
+            json={
+                "name": name,
+                "ip": "127.0.0.1",
+                "port": 22,
+                "user": "u",
+                "password": "unused",
+                "tags": tags,
+            },
+        )
+        assert created.status_code == 201, created.text
+        hosts[name] = created.json()["id"]
+    group = await client.post(
+        "/api/v1/host-groups",
+        headers=admin.headers,
+        json={"name": "prod", "host_ids": [hosts["app-1"], hosts["app-2"]]},
+    )
+    assert group.status_code == 201, group.text
+    group_id = group.json()["id"]
+    base = {"name": "By rule", "repository_id": repo.id, "script_id": repo.scripts["a.sh"]}
+    async with browser_client(client, admin) as http:
+        step = (await http.get("/deployments/new/hosts", params=base)).text
+        assert f'name="group_id" value="{group_id}"' in step and "prod" in step
+        assert '<option value="web">' in step and '<option value="db">' in step
+
+        state = {**base, "group_id": group_id, "tags": "web"}
+        review = (await http.get("/deployments/new/review", params=state)).text
+        target = review.split('id="summary-target"', 1)[1].split("</dd>", 1)[0]
+        assert "group prod and tag web" in target
+        shown = review.split('id="summary-hosts"', 1)[1].split("</dd>", 1)[0]
+        assert "app-1" in shown and "app-2" not in shown and "edge-1" not in shown
+
+        token = await csrf_token(http)
+        created = await http.post("/deployments/new", data={"csrf_token": token, **state})
+        assert created.status_code == 303, created.text
+        deployment_id = created.headers["location"].rsplit("/", 1)[1]
+        page = (await http.get(f"/deployments/{deployment_id}")).text
+        assert "group prod and tag web" in page
+    read = (await client.get(f"/api/v1/deployments/{deployment_id}", headers=admin.headers)).json()
+    assert read["target"]["group_ids"] == [group_id] and read["target"]["tags"] == ["web"]
+    assert read["trigger"] == "manual"
+    assert read["launched_by"]["kind"] == "user" and read["launched_by"]["name"]
+
+
 @contextmanager
 def _statements(db: Database) -> Iterator[list[str]]:
     """The SQL statements run on ``db`` while inside the block."""

@@ -117,7 +117,7 @@ async def rerun(
 ) -> Response:
     # A flow (it reads the script catalogue): no session is held across it.
     deployment = await flows.rerun_deployment(
-        runtime=runtime, actor=actor, deployment_id=deployment_id
+        runtime=runtime, actor=actor, deployment_id=deployment_id, trigger="manual"
     )
     target = f"/deployments/{deployment.id}"
     if is_htmx(request):

@@ -26,9 +26,6 @@ from shipyard.web.wizard import STEPS, WizardState
 router = web_router()
 Runner = Annotated[Actor, acting(Permission.RUN_DEPLOYMENTS)]
 LIST_LIMIT = 200
-# Hosts by group and tag need DeploymentCreate.target (the templates-backend's part of issue 13);
-# the hosts step offers them once it is there.
-TARGETS_SUPPORTED = "target" in DeploymentCreate.model_fields
 STEP_OF_FIELD = (
     ("scripts", "scripts"),
     ("script_ids", "scripts"),
@@ -125,7 +122,6 @@ async def hosts(
         "hosts",
         state,
         **view.context(),
-        by_rule_supported=TARGETS_SUPPORTED,
         hidden_selected=[host_id for host_id in state.host_ids if host_id not in shown_ids],
         search=search,
         status_filter=status,
@@ -223,7 +219,9 @@ async def create(request: Request, actor: Runner, runtime: RuntimeDep) -> Respon
         )
     try:
         # A flow (it reads the script catalogue): this route holds no session across it.
-        deployment = await flows.create_deployment(runtime=runtime, actor=actor, data=data)
+        deployment = await flows.create_deployment(
+            runtime=runtime, actor=actor, data=data, trigger="manual"
+        )
     except ShipyardError as exc:
         return await _review(
             request,
