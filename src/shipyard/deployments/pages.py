@@ -379,6 +379,8 @@ class WizardReview(PageView):
     group_names: list[str] = field(default_factory=list)
     # Why the hosts could not be resolved (an unknown group, a bad tag).
     target_problem: str | None = None
+    # The catalogue could be read (else a script without a path is not known to be missing).
+    catalogue_read: bool = True
 
 
 def _uuid(value: str) -> UUID | None:
@@ -390,17 +392,17 @@ def _uuid(value: str) -> UUID | None:
 
 async def _script_paths(
     runtime: Runtime, principal: Principal, repository_id: UUID | None, ref: str | None
-) -> dict[UUID, str]:
-    """The catalogue's paths by id (briefly cached); empty when it cannot be read now."""
+) -> dict[UUID, str] | None:
+    """The catalogue's paths by id (briefly cached); None when it cannot be read now."""
     if repository_id is None:
-        return {}
+        return None
     try:
         browser = await open_browser(
             runtime=runtime, principal=principal, repository_id=repository_id
         )
         catalogue = await browser.scripts(ref)
     except ShipyardError:
-        return {}
+        return None
     return {script.id: script.path for script in catalogue.scripts}
 
 
@@ -429,9 +431,12 @@ async def wizard_review(
             chosen_hosts=[],
             jobs={},
             scripts=[
-                ScriptChosen(script_id=script_id, path=paths.get(script_id), arguments=arguments)
+                ScriptChosen(
+                    script_id=script_id, path=(paths or {}).get(script_id), arguments=arguments
+                )
                 for script_id, arguments in scripts
             ],
+            catalogue_read=paths is not None,
         )
         if repository_id:
             try:
