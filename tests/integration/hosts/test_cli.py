@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -106,3 +107,69 @@ async def test_errors_are_one_line_with_an_exit_code(cli_env: dict[str, str]) ->
         {"SHIPYARD_URL": cli_env["SHIPYARD_URL"], "SHIPYARD_TOKEN": ""}, "hosts", "list"
     )
     assert code == 1 and "SHIPYARD_TOKEN" in err
+
+
+CLI_INVENTORY = """
+[web]
+web[1:2] ansible_host=127.0.0.1 ansible_user=deploy
+
+[prod:children]
+web
+"""
+
+
+async def test_hosts_groups_and_inventory_import_end_to_end(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    password = canary.remember("cli-host-pass-7713", "host password")
+    code, out, err = shipyard_in(
+        cli_env,
+        password + "\n",
+        "hosts", "create", "api-1", "--ip", "127.0.0.1", "--user", "deploy",
+        "--password-stdin", "--tag", "web", "--tag", "eu", "--pool", "dc-east",
+    )  # fmt: skip
+    assert code == 0, out + err
+    assert "api-1" in out and "tags: eu, web" in out and "pool: dc-east" in out
+    assert password not in out
+    code, out, err = shipyard(cli_env, "hosts", "update", "api-1", "--tag", "api", "--no-pool")
+    assert code == 0, out + err
+    assert "tags: api" in out and "pool: -" in out
+
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(CLI_INVENTORY)
+    code, out, err = shipyard(cli_env, "inventory", "import", str(inventory))
+    assert code == 0, out + err
+    assert "created hosts (2): web1, web2" in out and "created groups (2): web, prod" in out
+    code, out, err = shipyard(cli_env, "inventory", "import", str(inventory), "--format", "ini")
+    assert code == 0 and "updated hosts (2): web1, web2" in out and "created hosts (0)" in out
+    broken = tmp_path / "broken.yml"
+    broken.write_text("all:\n  hosts: [1, 2]\n")
+    code, _, err = shipyard(cli_env, "inventory", "import", str(broken))
+    assert code == 1 and "all.hosts" in err and "HTTP 422" in err
+
+    code, out, err = shipyard(
+        cli_env, "groups", "create", "edge", "--host", "api-1", "--pool", "dc-west"
+    )
+    assert code == 0, out + err
+    assert "edge" in out and "dc-west" in out and "api-1" in out
+    code, out, _ = shipyard(cli_env, "groups", "add-hosts", "edge", "web1", "web2")
+    assert code == 0 and all(name in out for name in ("api-1", "web1", "web2"))
+    code, out, _ = shipyard(cli_env, "groups", "remove-hosts", "edge", "api-1")
+    assert code == 0 and "api-1" not in out and "web1" in out
+    code, out, _ = shipyard(cli_env, "groups", "update", "edge", "--name", "edge2", "--no-pool")
+    assert code == 0 and "edge2" in out and "dc-west" not in out
+    code, out, _ = shipyard(cli_env, "groups", "list")
+    assert code == 0 and all(name in out for name in ("edge2", "prod", "web"))
+    code, out, _ = shipyard(cli_env, "groups", "delete", "edge2")
+    assert code == 0 and "deleted host group edge2" in out
+    code, _, err = shipyard(cli_env, "groups", "delete", "edge2")
+    assert code == 1 and "no host group named 'edge2'" in err
+    code, out, _ = shipyard(cli_env, "hosts", "delete", "api-1")
+    assert code == 0 and "deleted host api-1" in out
+
+
+def shipyard_in(env: dict[str, str], stdin: str, *args: str) -> tuple[int, str, str]:
+    """``shipyard`` with ``stdin`` as its standard input."""
+    result = CliRunner().invoke(app, list(args), env=env, input=stdin)
+    canary.save_output("shipyard-hosts", result.stdout, result.stderr)
+    return result.exit_code, result.stdout, result.stderr
