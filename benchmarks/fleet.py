@@ -45,6 +45,8 @@ FINAL = {"success", "failed", "partial", "cancelled", "interrupted"}
 RUN_TIMEOUT = 300.0
 WORKER_START_TIMEOUT = 60.0
 CREATE_CONCURRENCY = 8
+# The issue's fleet: 64 sshd processes of 16 ports (1,024 endpoints), of which 1,000 are used.
+SSHD_PROCESSES = 64
 TARGETS = {"ratio": 1.3, "seconds": 25.0, "rss_mib": 600.0}
 
 
@@ -147,7 +149,7 @@ async def build_stack(root: Path, count: int, cleanup: Cleanup) -> Stack:
     cleanup.add("sshd fleet", fleet.stop)
     # Whole sshd processes of 16 ports (64 for 1,000 hosts: 1,024 endpoints), the first
     # ``count`` used.
-    processes = -(-count // PORTS_PER_PROCESS)
+    processes = max(-(-count // PORTS_PER_PROCESS), SSHD_PROCESSES)
     endpoints = fleet.ensure(processes * PORTS_PER_PROCESS)[:count]
     return Stack(
         root=root,
@@ -314,6 +316,72 @@ def load_averages() -> tuple[float, float, float]:
     return float(one), float(five), float(fifteen)
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and everything below it: its own time, its reaped children's
+    (cutime/cstime: an sshd listener's finished sessions and their shells), and its live
+    children's, recursively."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+
+    def one(current: int, reaped: bool) -> float:
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        # Fields after the name: utime, stime, cutime, cstime are 12-15 (0-based 11-14).
+        ticks = int(fields[11]) + int(fields[12])
+        if reaped:
+            ticks += int(fields[13]) + int(fields[14])
+        return ticks / TICK + sum(one(child, reaped) for child in children.get(current, []))
+
+    return one(pid, True)
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds spent by each side of the benchmark between two readings."""
+
+    stack: Stack
+    worker_pid: int
+    postgres_pid: int | None
+
+    def read(self) -> dict[str, float]:
+        import resource
+
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self_usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "sshd and the scripts": sum(
+                tree_cpu(p.pid) for p in self.stack.fleet.processes if p.pid is not None
+            ),
+            "worker": tree_cpu(self.worker_pid),
+            "PostgreSQL": tree_cpu(self.postgres_pid) if self.postgres_pid else float("nan"),
+            "executor-alone client": children.ru_utime + children.ru_stime,
+            "benchmark process (API, git server, polling)": self_usage.ru_utime
+            + self_usage.ru_stime,
+        }
+
+    @staticmethod
+    def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {name: round(after[name] - before[name], 2) for name in before}
+
+
+def postgres_pid(root: Path) -> int | None:
+    """The embedded PostgreSQL's postmaster (its data directory is under ``root``)."""
+    pid_file = root / "pg" / "pgdata" / "postmaster.pid"
+    for candidate in (pid_file, *root.glob("pg/**/postmaster.pid")):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int(candidate.read_text().split()[0])
+    return None
+
+
 async def shipyard_round(stack: Stack, launcher: Launcher, number: int) -> dict[str, Any]:
     before = time.perf_counter()
     deployment_id = await launcher.launch(number)
@@ -327,6 +395,15 @@ async def shipyard_round(stack: Stack, launcher: Launcher, number: int) -> dict[
     else:
         raise TimeoutError(f"deployment {deployment_id} still {status} after {RUN_TIMEOUT:.0f} s")
     observed = time.perf_counter() - before
+    if status != "success":
+        error = sql(stack, "SELECT error FROM deployments WHERE id = %s", deployment_id)[0][0]
+        last = sql(
+            stack,
+            "SELECT level, message FROM deployment_logs WHERE deployment_id = %s"
+            " AND level <> 'INFO' ORDER BY timestamp DESC LIMIT 5",
+            deployment_id,
+        )
+        print(f"deployment {deployment_id} ended {status}: {error}; {last}", flush=True)
     (created, started, completed) = sql(
         stack,
         "SELECT created_at, started_at, completed_at FROM deployments WHERE id = %s",
@@ -352,6 +429,16 @@ async def shipyard_round(stack: Stack, launcher: Launcher, number: int) -> dict[
         "SELECT count(DISTINCT host_id) FROM deployment_scripts WHERE deployment_id = %s",
         deployment_id,
     )[0][0]
+    # The run's own log lines (not a host's), as offsets from the launch: where the time went.
+    timeline = [
+        (round((at - created).total_seconds(), 3), message[:100])
+        for at, message in sql(
+            stack,
+            "SELECT timestamp, message FROM deployment_logs WHERE deployment_id = %s"
+            " AND host_id IS NULL ORDER BY seq",
+            deployment_id,
+        )
+    ]
     return {
         "deployment_id": deployment_id,
         "status": status,
@@ -359,7 +446,7 @@ async def shipyard_round(stack: Stack, launcher: Launcher, number: int) -> dict[
         "observed_seconds": observed,
         "stages": {
             "queued (created_at to started_at)": (started - created).total_seconds(),
-            "checkout and script rows (started_at to first script start)": (
+            "claim, target, checkout, script rows, first connection (started_at to first script start)": (
                 (first_start - started).total_seconds() if first_start else float("nan")
             ),
             "fan-out (first script start to last script end)": (
@@ -369,6 +456,8 @@ async def shipyard_round(stack: Stack, launcher: Launcher, number: int) -> dict[
                 (completed - last_end).total_seconds() if last_end else float("nan")
             ),
         },
+        "timeline": timeline,
+        "first_script_start": (first_start - created).total_seconds() if first_start else None,
         "hosts": hosts,
         "ok": hosts - len(failed),
         "failed": failed,
@@ -525,6 +614,24 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"| {stage} | {statistics.median(r['stages'][stage] for r in ship):.2f} |")
     lines += [
         "",
+        "CPU seconds per round (median; sessions and scripts are counted in their sshd "
+        "listener once reaped):",
+        "",
+        "| process | Shipyard round | executor-alone round |",
+        "|---|---:|---:|",
+    ]
+    for part in ship[0]["cpu"]:
+        lines.append(
+            f"| {part} | {statistics.median(r['cpu'][part] for r in ship):.1f} | "
+            f"{statistics.median(r['cpu'][part] for r in alone):.1f} |"
+        )
+    first_ship = statistics.median(r["first_script_start"] for r in ship)
+    first_alone = statistics.median(r["first_script_start"] for r in alone)
+    lines += [
+        "",
+        f"First script start after the launch (median): Shipyard {first_ship:.2f} s, the executor "
+        f"alone {first_alone:.2f} s after its fan-out began.",
+        "",
         "Settings (the worker's real knobs, defaults unless said): deployment option "
         f"`parallelism` {k['parallelism']} (ExecutionOptions' maximum); `SHIPYARD_SSH_MAX_CONNECTIONS` "
         f"{k['ssh_max_connections']}, `SHIPYARD_SSH_MAX_CONNECTIONS_PER_HOST` "
@@ -560,21 +667,30 @@ async def main_async(options: argparse.Namespace, cleanup: Cleanup) -> dict[str,
     cleanup.add("worker", worker.stop)
     worker.wait_ready()
     idle_rss = worker.status("VmHWM")
+    meter = CpuMeter(stack, worker.process.pid, postgres_pid(root))
     results: dict[str, Any] = {"shipyard": [], "executor": []}
     load_before = load_averages()
     for number in range(options.rounds):
         order = ["shipyard", "executor"] if number % 2 == 0 else ["executor", "shipyard"]
+        order = [name for name in order if name in options.clients]
         for name in order:
             settle(stack)
+            before = meter.read()
             if name == "shipyard":
                 outcome = await shipyard_round(stack, launcher, number)
             else:
                 outcome = executor_round(stack, options.parallelism)
+            # Sessions end (and are reaped into their listener's time) shortly after the run.
+            settle(stack)
+            outcome["cpu"] = CpuMeter.delta(before, meter.read())
             results[name].append(outcome)
             print(
                 f"round {number + 1} {name}: {outcome['seconds']:.2f} s, "
                 f"{outcome['ok']}/{outcome['hosts']} ok, failed {dict(list(outcome['failed'].items())[:3])}"
                 + (f", stages {outcome['stages']}" if "stages" in outcome else "")
+                + f", first script start {outcome.get('first_script_start')}"
+                + (f", timeline {outcome['timeline']}" if "timeline" in outcome else "")
+                + f", cpu {outcome['cpu']}"
                 + f", load {load_averages()}",
                 flush=True,
             )
@@ -615,6 +731,13 @@ def main() -> None:
     parser.add_argument("--parallelism", type=int, default=1000)
     parser.add_argument("--worker-concurrency", type=int, default=50)
     parser.add_argument(
+        "--clients",
+        nargs="+",
+        choices=["shipyard", "executor"],
+        default=["shipyard", "executor"],
+        help="Run only these (diagnosis; the comparison needs both).",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="Run the worker under cProfile (slower; diagnosis)."
     )
     parser.add_argument("--output", type=Path, help="Write the section to this file.")
@@ -631,10 +754,12 @@ def main() -> None:
         results = asyncio.run(main_async(options, cleanup))
     finally:
         cleanup.run()
-    body = render(results)
-    print(body)
     if options.json:
         options.json.write_text(json.dumps(results, indent=2, default=str))
+    if not (results["shipyard"] and results["executor"]):
+        return  # a diagnosis run: the rounds were printed above
+    body = render(results)
+    print(body)
     if options.output:
         options.output.write_text(body)
     if options.write:

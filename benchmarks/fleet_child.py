@@ -83,6 +83,7 @@ async def executor_alone(hosts_file: Path, script: Path, parallelism: int) -> di
     executor = Executor.from_settings(get_settings())
     semaphore = asyncio.Semaphore(parallelism)
     environment = {name: "bench" for name in RUN_ENVIRONMENT}
+    script_starts: list[float] = []
 
     async def one(host: dict[str, Any]) -> tuple[str, str | None]:
         target = HostTarget(
@@ -102,6 +103,8 @@ async def executor_alone(hosts_file: Path, script: Path, parallelism: int) -> di
             try:
                 async with executor.connect(target) as conn:
                     workdir = await conn.make_temp_dir()
+                    # Where a deployment marks its script row running: comparable offsets.
+                    script_starts.append(time.perf_counter())
                     path = await conn.upload(script, workdir, f"000-{script.name}")
                     result = await conn.run_script(
                         path,
@@ -128,6 +131,7 @@ async def executor_alone(hosts_file: Path, script: Path, parallelism: int) -> di
         "seconds": seconds,
         "ok": len(hosts) - len(failed),
         "failed": failed,
+        "first_script_start": min(script_starts, default=started) - started,
         "peak_rss_mib": peak_rss_mib(),
     }
 
