@@ -6,10 +6,17 @@ import contextlib
 import ipaddress
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from shipyard.hosts.environment import refusal_message
 from shipyard.hosts.executor.base import HostStatus
@@ -48,6 +55,14 @@ def check_pool(value: str) -> str:
     if not POOL_NAME.match(value):
         raise ValueError(f"pool {value!r} must be {POOL_RULE}")
     return value
+
+
+def _pool_or_none(value: str | None) -> str | None:
+    return None if value is None else check_pool(value)
+
+
+# A worker pool field: null means none of its own.
+PoolName = Annotated[str | None, Field(max_length=40), AfterValidator(_pool_or_none)]
 
 
 def check_fingerprint(value: str) -> str:
@@ -162,16 +177,10 @@ class HostFields(InventoryFields):
         max_length=60,
         description="Expected host key, 'SHA256:...'; unset means trust on first use.",
     )
-    pool: str | None = Field(
+    pool: PoolName = Field(
         default=None,
-        max_length=40,
         description="Worker pool that can reach the host; null: its groups' pool, else any.",
     )
-
-    @field_validator("pool")
-    @classmethod
-    def _pool(cls, value: str | None) -> str | None:
-        return None if value is None else check_pool(value)
 
     @field_validator("ip")
     @classmethod
@@ -284,14 +293,7 @@ class HostGroupCreate(StrictModel):
     description: str | None = Field(default=None, max_length=2000)
     host_ids: list[UUID] = Field(default_factory=list, max_length=10000)
     variables: list[Variable] = Field(default_factory=list, max_length=MAX_VARIABLES)
-    pool: str | None = Field(
-        default=None, max_length=40, description="Worker pool that can reach its members."
-    )
-
-    @field_validator("pool")
-    @classmethod
-    def _pool(cls, value: str | None) -> str | None:
-        return None if value is None else check_pool(value)
+    pool: PoolName = Field(default=None, description="Worker pool that can reach its members.")
 
     @field_validator("name")
     @classmethod
@@ -314,7 +316,7 @@ class HostGroupUpdate(StrictModel):
     description: str | None = Field(default=None, max_length=2000)
     host_ids: list[UUID] | None = Field(default=None, max_length=10000)
     variables: list[Variable] | None = Field(default=None, max_length=MAX_VARIABLES)
-    pool: str | None = Field(default=None, max_length=40, description="null clears it.")
+    pool: PoolName = Field(default=None, description="null clears it.")
 
     @field_validator("name")
     @classmethod
@@ -327,11 +329,6 @@ class HostGroupUpdate(StrictModel):
     @classmethod
     def _variables(cls, value: list[Variable] | None) -> list[Variable] | None:
         return None if value is None else check_variables(value)
-
-    @field_validator("pool")
-    @classmethod
-    def _pool(cls, value: str | None) -> str | None:
-        return None if value is None else check_pool(value)
 
 
 class HostGroupRead(BaseModel):
