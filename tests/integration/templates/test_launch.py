@@ -139,3 +139,61 @@ async def test_launch_targets_group_and_tag_with_parameters_and_masked_secret(
         assert secret not in response.text
     template_read = reads[2].json()
     assert template_read["last_success"]["deployment_id"] == second["id"]
+
+
+async def test_launch_pins_the_commit_and_roll_back_runs_the_earlier_one(
+    deploy: DeployBuilder,
+) -> None:
+    repo = await deploy.repo({"show.sh": GitFile('#!/bin/sh\necho "release=first"\n')})
+    first_sha = repo.hosted.head()
+    (host,) = await deploy.hosts(1)
+    template = await api(
+        deploy,
+        "POST",
+        "/templates",
+        {
+            "name": "pinned",
+            "repository_id": repo.id,
+            "scripts": [{"script_id": repo.scripts["show.sh"]}],
+            "target": {"host_ids": [host["id"]]},
+        },
+    )
+    assert template.status_code == 201, template.text
+    template_id = template.json()["id"]
+
+    # Launched with no worker running: the branch moves before the run starts, and the run
+    # still checks out the commit the launch resolved.
+    launched = await api(deploy, "POST", f"/templates/{template_id}/launch", {})
+    assert launched.status_code == 201, launched.text
+    assert launched.json()["commit_sha"] == first_sha
+    second_sha = repo.hosted.commit({"show.sh": GitFile('#!/bin/sh\necho "release=second"\n')})
+    deploy.worker.start()
+    first = await deploy.wait(launched.json()["id"])
+    assert first["status"] == "success", first
+    assert first["commit_sha"] == first_sha
+    assert "release=first" in await deploy.messages(first["id"])
+
+    newer = await api(deploy, "POST", f"/templates/{template_id}/launch", {})
+    assert newer.status_code == 201, newer.text
+    second = await deploy.wait(newer.json()["id"])
+    assert second["commit_sha"] == second_sha
+    assert "release=second" in await deploy.messages(second["id"])
+    read = await api(deploy, "GET", f"/templates/{template_id}")
+    assert read.json()["last_success"]["commit_sha"] == second_sha
+
+    rolled = await api(
+        deploy, "POST", f"/templates/{template_id}/rollback", {"deployment_id": first["id"]}
+    )
+    assert rolled.status_code == 201, rolled.text
+    assert rolled.json()["commit_sha"] == first_sha
+    back = await deploy.wait(rolled.json()["id"])
+    assert back["status"] == "success", back
+    messages = await deploy.messages(back["id"])
+    assert "release=first" in messages and "release=second" not in messages
+
+    # Only a successful run of this very template can be rolled back to.
+    failed_repo_run = await api(
+        deploy, "POST", f"/templates/{template_id}/rollback", {"deployment_id": str(uuid.uuid4())}
+    )
+    assert failed_repo_run.status_code == 422
+    assert failed_repo_run.json()["error"]["details"]["errors"][0]["field"] == "deployment_id"
