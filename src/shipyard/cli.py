@@ -380,12 +380,16 @@ def _register_domain_commands() -> None:
     from shipyard.deployments.cli import app as deploy_app
     from shipyard.hosts.cli import app as hosts_app
     from shipyard.hosts.inventory_cli import groups_app, inventory_app
+    from shipyard.templates.cli import app as templates_app
+    from shipyard.templates.cli import run_template
 
     app.add_typer(hosts_app, name="hosts")
     app.add_typer(groups_app, name="groups")
     app.add_typer(inventory_app, name="inventory")
     app.add_typer(deploy_app, name="deploy")
     app.add_typer(cicd_app, name="cicd")
+    app.add_typer(templates_app, name="templates")
+    app.command("run")(run_template)
 
 
 _register_domain_commands()
