@@ -10,15 +10,18 @@ in one process (tests, benchmarks) never share task objects.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -252,6 +255,93 @@ async def waiting_job_with_queueing_lock(session: AsyncSession, *, lock: str) ->
     return int(job_id) if job_id is not None else None
 
 
+# Worker pools ------------------------------------------------------------------------------
+# A pool's jobs wait on the queue ``pool:<name>``; only workers started with that pool take them.
+# A pooled worker says it is alive by holding a shared advisory lock per pool on a connection
+# of its own: PostgreSQL drops the lock with the connection, so a dead worker cannot look alive.
+POOL_QUEUE_PREFIX = "pool:"
+POOL_LOCK_NAMESPACE = 0x5059  # "PY": the first key of every pool's advisory lock
+
+
+def pool_queue(pool: str) -> str:
+    return f"{POOL_QUEUE_PREFIX}{pool}"
+
+
+def worker_queues(pools: Iterable[str]) -> list[str]:
+    """The queues a worker listens to: the default one, plus one per pool it serves."""
+    return [DEFAULT_QUEUE, *(pool_queue(pool) for pool in sorted(set(pools)))]
+
+
+def _pool_lock_key(pool: str) -> int:
+    return zlib.crc32(pool_queue(pool).encode()) & 0x7FFFFFFF
+
+
+@contextlib.asynccontextmanager
+async def pool_presence(database_url: str, pools: Iterable[str]) -> AsyncIterator[None]:
+    """Hold this worker's presence in ``pools`` (see :func:`pool_workers_alive`) for the block."""
+    names = sorted(set(pools))
+    if not names:
+        yield
+        return
+    connection = await psycopg.AsyncConnection.connect(to_libpq_url(database_url), autocommit=True)
+    try:
+        for name in names:
+            await connection.execute(
+                "SELECT pg_advisory_lock_shared(%s, %s)",
+                (POOL_LOCK_NAMESPACE, _pool_lock_key(name)),
+            )
+        yield
+    finally:
+        await connection.close()
+
+
+POOL_WORKERS_ALIVE = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND classid = CAST(:namespace AS oid) AND objid = CAST(:key AS oid) AND objsubid = 2"
+)
+
+
+async def pool_workers_alive(session: AsyncSession, pool: str) -> int:
+    """How many running workers serve ``pool`` now."""
+    count = await session.scalar(
+        POOL_WORKERS_ALIVE, {"namespace": POOL_LOCK_NAMESPACE, "key": _pool_lock_key(pool)}
+    )
+    return int(count or 0)
+
+
+JOB_STATES = text(
+    "SELECT j.id, j.status, (w.last_heartbeat IS NOT NULL AND"
+    " w.last_heartbeat > now() - make_interval(secs => :alive_within)) AS worker_alive"
+    " FROM procrastinate_jobs j LEFT JOIN procrastinate_workers w ON w.id = j.worker_id"
+    " WHERE j.id = ANY(:ids)"
+)
+
+
+@dataclass(frozen=True)
+class JobState:
+    """Where a job is: ``waiting``, ``running`` or ``finished``; while running, whether the
+    worker running it still sends procrastinate's heartbeat."""
+
+    job_id: int
+    phase: str
+    worker_alive: bool
+
+
+async def job_states(
+    session: AsyncSession, job_ids: Iterable[int], *, alive_within: float
+) -> dict[int, JobState]:
+    """The state of each job of ``job_ids`` (a job that is gone counts as finished)."""
+    ids = list(job_ids)
+    found = {job_id: JobState(job_id, "finished", False) for job_id in ids}
+    rows = await session.execute(JOB_STATES, {"ids": ids, "alive_within": alive_within})
+    for job_id, status, alive in rows:
+        phase = {"todo": "waiting", "doing": "running", "aborting": "running"}.get(
+            str(status), "finished"
+        )
+        found[int(job_id)] = JobState(int(job_id), phase, bool(alive))
+    return found
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}-{id(object()):x}"
 
@@ -265,16 +355,21 @@ async def run_job_worker(
     poll_interval: float,
     wait: bool = True,
     shutdown_timeout: float,
+    database_url: str,
+    pools: Iterable[str] = (),
 ) -> None:
-    """Run ``app``'s worker on every queue until stopped (or, with ``wait=False``, until idle).
+    """Run ``app``'s worker on the default queue and the queues of ``pools`` until stopped (or,
+    with ``wait=False``, until idle); while it runs it is counted alive in each of ``pools``.
 
     Cancelling this stops fetching jobs and waits for the running ones, for at most
     ``shutdown_timeout`` seconds, then cancels what is left.
     """
-    async with app.open_async():
+    pools = list(pools)
+    async with app.open_async(), pool_presence(database_url, pools):
         await app.run_worker_async(
             concurrency=concurrency,
             name=name,
+            queues=worker_queues(pools),
             wait=wait,
             additional_context=dict(context),
             install_signal_handlers=False,

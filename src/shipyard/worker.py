@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
+from collections.abc import Iterable
 
 from sqlalchemy import text
 
@@ -34,6 +36,36 @@ FIRST_RESTART_DELAY = 0.5
 SHUTDOWN_MARGIN_SECONDS = 20.0
 
 
+def parse_pools(value: str | Iterable[str]) -> list[str]:
+    """Pool names from ``--pool`` values or SHIPYARD_WORKER_POOLS: comma lists, blanks dropped."""
+    items = [value] if isinstance(value, str) else list(value)
+    names = {name.strip() for item in items for name in item.split(",")}
+    return sorted(name for name in names if name)
+
+
+_open_file_limit_logged = False
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise this process's open-file soft limit to its hard limit; returns (soft, hard).
+
+    A run over a thousand hosts holds thousands of sockets, beyond the usual soft limit of
+    1,024. Logged once per process.
+    """
+    global _open_file_limit_logged
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard and (hard == resource.RLIM_INFINITY or soft < hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            logger.warning("could not raise the open-file limit from %s: %s", soft, exc)
+    if not _open_file_limit_logged:
+        _open_file_limit_logged = True
+        logger.info("open-file limit: %s (hard limit %s)", soft, hard)
+    return soft, hard
+
+
 class WorkerGaveUp(Exception):
     """The worker could not keep running (the database stayed away) and stopped trying."""
 
@@ -45,13 +77,19 @@ async def run_worker(
     name: str | None = None,
     wait: bool = True,
     drain: Drain | None = None,
+    pools: Iterable[str] | None = None,
 ) -> None:
-    """Run a worker on every queue until stopped (or, with ``wait=False``, until idle).
+    """Run a worker until stopped (or, with ``wait=False``, until idle): unpooled jobs, and the
+    jobs of ``pools`` (default: SHIPYARD_WORKER_POOLS).
 
     To shut down gracefully, call ``drain.begin(grace)`` and then cancel this: no new job
     starts, running deployments finish within the grace period or end ``interrupted``.
     """
     settings = runtime.settings
+    served = parse_pools(settings.worker_pools if pools is None else pools)
+    raise_open_file_limit()
+    if served:
+        logger.info("worker serves pools %s besides unpooled jobs", ", ".join(served))
     app = create_job_app(runtime.db.url, TASK_SETS)
     heartbeats = DeploymentHeartbeats(
         runtime.db, interval=settings.worker_heartbeat_seconds, drain=drain
@@ -62,12 +100,14 @@ async def run_worker(
             app,
             concurrency=concurrency,
             name=name or worker_name(),
-            context={"runtime": runtime, "heartbeats": heartbeats},
+            context={"runtime": runtime, "heartbeats": heartbeats, "pools": frozenset(served)},
             poll_interval=settings.worker_poll_interval_seconds,
             wait=wait,
             shutdown_timeout=settings.worker_shutdown_grace_seconds
             + runtime.executor.kill_grace
             + SHUTDOWN_MARGIN_SECONDS,
+            database_url=runtime.db.url,
+            pools=served,
         )
     finally:
         beating.cancel()

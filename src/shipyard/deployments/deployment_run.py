@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard import metrics
 from shipyard.cicd.models import DeploymentCicdMapping
@@ -25,13 +27,22 @@ from shipyard.deployments.heartbeats import Beat, DeploymentHeartbeats
 from shipyard.deployments.host_run import HostOutcome, HostRun, PlannedScript
 from shipyard.deployments.logs import LogWriter, notify_deployment
 from shipyard.deployments.models import FINAL_DEPLOYMENT_STATUSES, Deployment, DeploymentScript
+from shipyard.deployments.pools import (
+    PartFollower,
+    end_unfinished,
+    enqueue_parts,
+    host_pools,
+    outcomes_from_rows,
+    split_by_pool,
+)
 from shipyard.deployments.redaction import Redactor
 from shipyard.deployments.schemas import ExecutionOptions
 from shipyard.deployments.script_rows import ScriptRowWriter
 from shipyard.deployments.service import secret_environment
-from shipyard.errors import ShipyardError
-from shipyard.hosts.inventory import HostEnvironment, host_environments
-from shipyard.hosts.models import Host
+from shipyard.errors import ShipyardError, ValidationFailed
+from shipyard.hosts.inventory import HostEnvironment, host_environments, resolve_target
+from shipyard.hosts.models import Host, HostGroup
+from shipyard.hosts.schemas import Target
 from shipyard.hosts.service import build_target, record_fingerprint
 from shipyard.logs import log_context
 
@@ -84,6 +95,7 @@ class DeploymentRun:
         tenant_id: UUID,
         worker_id: str,
         heartbeats: DeploymentHeartbeats,
+        pools: frozenset[str] = frozenset(),
     ) -> None:
         self.db = runtime.db
         self.settings = runtime.settings
@@ -94,6 +106,11 @@ class DeploymentRun:
         self.state = RunState(deployment_id=deployment_id, tenant_id=tenant_id, worker_id=worker_id)
         # Each host's inventory variables (its groups', then its own), read when the run starts.
         self.inventory: dict[UUID, HostEnvironment] = {}
+        # The worker pools this worker serves: their hosts run here, other pools' in parts.
+        self.pools = pools
+        # What resolving the deployment's target rule said (logged once the log is open).
+        self.target_note: str | None = None
+        self.target_error: str | None = None
 
     async def run(self) -> None:
         # Every line written while it runs (ours and the libraries') names the deployment.
@@ -131,12 +148,17 @@ class DeploymentRun:
             self._announce_drain(logs),
         ):
             await logs.write("INFO", f"Deployment started on worker {self.state.worker_id}.")
-            error: str | None = None
+            if self.target_note is not None:
+                await logs.write("INFO", self.target_note)
+            error: str | None = self.target_error
+            if error is not None:
+                await logs.write("ERROR", error)
             try:
-                await self._run_cicd(deployment, "before", logs)
-                if deployment.script_ids:
-                    await self._run_hosts(deployment, hosts, options, secrets, logs)
-                await self._run_cicd(deployment, "after", logs)
+                if error is None:
+                    await self._run_cicd(deployment, "before", logs)
+                    if deployment.script_ids:
+                        await self._run_hosts(deployment, hosts, options, secrets, logs)
+                    await self._run_cicd(deployment, "after", logs)
             except DeploymentAborted as exc:
                 error = str(exc)
                 await logs.write("ERROR", error)
@@ -180,9 +202,33 @@ class DeploymentRun:
             deployment.started_at = deployment.started_at or now
             deployment.worker_id = self.state.worker_id
             deployment.heartbeat_at = now
+            if deployment.target is not None:
+                await self._resolve_target(session, deployment)
             await notify_deployment(session, deployment.id)
             await session.flush()
             return deployment
+
+    async def _resolve_target(self, session: AsyncSession, deployment: Deployment) -> None:
+        """Turn the run's target rule into hosts now, recorded in ``host_ids``."""
+        try:
+            rule = Target.model_validate(deployment.target)
+        except ValidationError:
+            self.target_error = "The deployment's target rule is not valid: nothing to run on."
+            return
+        label = await describe_target(session, rule)
+        try:
+            host_ids = await resolve_target(
+                session=session, tenant_id=self.state.tenant_id, target=rule
+            )
+        except ValidationFailed as exc:
+            self.target_error = f"Target {label} cannot be resolved: {exc.message}."
+            return
+        deployment.host_ids = host_ids
+        if not host_ids:
+            self.target_error = f"Target {label} resolved to no host: nothing to run on."
+            return
+        count = len(host_ids)
+        self.target_note = f"Target {label} resolved to {count} host{'s' if count != 1 else ''}."
 
     async def _finish(self, status: str, error: str | None) -> None:
         async with self.db.session(tenant_id=self.state.tenant_id) as session:
@@ -215,8 +261,9 @@ class DeploymentRun:
         succeeded = sum(1 for outcome in self.state.outcomes.values() if outcome.succeeded)
         if self.state.interrupted or any(o.interrupted for o in self.state.outcomes.values()):
             # Shutting down left work undone: neither a success nor the scripts' failure.
+            who = f"worker {self.state.worker_id}" if self.state.interrupted else "a worker"
             return "interrupted", (
-                f"Deployment interrupted: worker {self.state.worker_id} shut down "
+                f"Deployment interrupted: {who} shut down "
                 f"({succeeded} of {total} hosts had finished every script)."
             )
         if error is not None or self.state.cicd_failed:
@@ -232,9 +279,15 @@ class DeploymentRun:
         status = "failed" if succeeded == 0 else "partial"
         return status, f"Deployment {status}: {succeeded} of {total} hosts succeeded."
 
+    def _register_beat(self) -> Beat:
+        return self.heartbeats.register(self.state.deployment_id, self.state.worker_id)
+
+    def _unregister_beat(self) -> None:
+        self.heartbeats.unregister(self.state.deployment_id)
+
     @contextlib.asynccontextmanager
     async def _heartbeat(self) -> AsyncIterator[None]:
-        beat = self.heartbeats.register(self.state.deployment_id, self.state.worker_id)
+        beat = self._register_beat()
         watcher = asyncio.create_task(self._follow(beat))
         try:
             yield
@@ -242,7 +295,7 @@ class DeploymentRun:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            self.heartbeats.unregister(self.state.deployment_id)
+            self._unregister_beat()
 
     @contextlib.asynccontextmanager
     async def _announce_drain(self, logs: LogWriter) -> AsyncIterator[None]:
@@ -330,10 +383,103 @@ class DeploymentRun:
         for host_id in missing:
             await logs.write("ERROR", f"Host {host_id} was deleted before the deployment ran.")
             self.state.outcomes[host_id] = HostOutcome(host_id, succeeded=False)
+        pools = await host_pools(
+            self.db, tenant_id=self.state.tenant_id, host_ids=[host.id for host in hosts]
+        )
+        here, elsewhere = split_by_pool([host.id for host in hosts], pools, self.pools)
         async with prepared_scripts(
             db=self.db, settings=self.settings, deployment=deployment, logs=logs, http=self.http
         ) as prepared:
-            await self._run_prepared(deployment, hosts, options, secrets, logs, prepared)
+            if not elsewhere:
+                await self._run_prepared(deployment, hosts, options, secrets, logs, prepared)
+                return
+            await self._run_split(
+                deployment, hosts, here, elsewhere, pools, options, secrets, logs, prepared
+            )
+
+    async def _run_split(
+        self,
+        deployment: Deployment,
+        hosts: list[Host],
+        here: list[UUID],
+        elsewhere: dict[str, list[UUID]],
+        pools: dict[UUID, str | None],
+        options: ExecutionOptions,
+        secrets: dict[str, str],
+        logs: LogWriter,
+        prepared: PreparedScripts,
+    ) -> None:
+        """Run this worker's hosts while one part per other pool runs on that pool's workers."""
+        # Every host's rows exist before any part starts: a part that never runs leaves them
+        # to be ended here, and the run's page lists every host from the start.
+        plans = await self._plan_rows(deployment, hosts, prepared.files)
+        for pool in sorted({p for host_id in here if (p := pools.get(host_id)) is not None}):
+            count = sum(1 for host_id in here if pools[host_id] == pool)
+            await logs.write(
+                "INFO",
+                f"Pool {pool}: {count} host{'s' if count != 1 else ''} run here "
+                f"(worker {self.state.worker_id} serves the pool).",
+            )
+        parts = await enqueue_parts(
+            self.db,
+            tenant_id=self.state.tenant_id,
+            deployment_id=deployment.id,
+            coordinator_id=self.state.worker_id,
+            elsewhere=elsewhere,
+        )
+        for part in parts:
+            count = len(part.host_ids)
+            await logs.write(
+                "INFO",
+                f"Pool {part.pool}: {count} host{'s' if count != 1 else ''} sent to the "
+                f"pool's workers (job {part.job_id}).",
+            )
+
+        async def log(level: str, message: str) -> None:
+            await logs.write(level, message)
+
+        follower = PartFollower(
+            db=self.db,
+            settings=self.settings,
+            tenant_id=self.state.tenant_id,
+            deployment_id=deployment.id,
+            parts=parts,
+            log=log,
+            stop=self.state.stop,
+            kill_grace=self.executor.kill_grace,
+        )
+        local_hosts = [host for host in hosts if host.id in set(here)]
+        results = await asyncio.gather(
+            self._run_prepared(
+                deployment, local_hosts, options, secrets, logs, prepared, plans=plans
+            ),
+            # A worker shutting down does not wait for parts running on other workers.
+            follower.follow(give_up_on_stop=lambda: self.state.interrupted),
+            return_exceptions=True,
+        )
+        remote = [host_id for part in parts for host_id in part.host_ids]
+        # Parts still running when this gives up (a cancel they did not honour in time).
+        unfinished = [host_id for part in parts if not part.done for host_id in part.host_ids]
+        if unfinished and self.state.cancelled:
+            await end_unfinished(
+                self.db,
+                tenant_id=self.state.tenant_id,
+                deployment_id=deployment.id,
+                host_ids=unfinished,
+                status="cancelled",
+                error="deployment cancelled",
+            )
+        self.state.outcomes.update(
+            await outcomes_from_rows(
+                self.db,
+                tenant_id=self.state.tenant_id,
+                deployment_id=deployment.id,
+                host_ids=remote,
+            )
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _run_prepared(
         self,
@@ -343,8 +489,11 @@ class DeploymentRun:
         secrets: dict[str, str],
         logs: LogWriter,
         prepared: PreparedScripts,
+        *,
+        plans: dict[UUID, list[PlannedScript]] | None = None,
     ) -> None:
-        plans = await self._plan_rows(deployment, hosts, prepared.files)
+        if plans is None:
+            plans = await self._plan_rows(deployment, hosts, prepared.files)
         environment = {
             **deployment.environment,
             **secrets,
@@ -374,6 +523,7 @@ class DeploymentRun:
                     executor=self.executor,
                     target=build_target(host, settings=self.settings),
                     host_id=host.id,
+                    worker_id=self.state.worker_id,
                     scripts=plans[host.id],
                     environment=self._host_environment(host, environment),
                     timeout=timeout,
@@ -553,3 +703,155 @@ class DeploymentRun:
                 self.state.cicd_failed = True
                 summary = getattr(result, "summary", "A CI/CD step failed")
                 raise DeploymentAborted(f"{summary}; the deployment stops here.")
+
+
+async def describe_target(session: AsyncSession, rule: Target) -> str:
+    """The rule in words: "group prod + tag web", "2 listed hosts + groups a, b"."""
+    words: list[str] = []
+    if rule.host_ids:
+        count = len(rule.host_ids)
+        words.append(f"{count} listed host{'s' if count != 1 else ''}")
+    if rule.group_ids:
+        names: dict[UUID, str] = {
+            group_id: name
+            for group_id, name in await session.execute(
+                select(HostGroup.id, HostGroup.name).where(HostGroup.id.in_(rule.group_ids))
+            )
+        }
+        shown = [names.get(group_id, str(group_id)) for group_id in rule.group_ids]
+        words.append(f"group{'s' if len(shown) != 1 else ''} {', '.join(shown)}")
+    if rule.tags:
+        words.append(f"tag{'s' if len(rule.tags) != 1 else ''} {', '.join(rule.tags)}")
+    return " + ".join(words) or "(an empty rule)"
+
+
+class DeploymentPart(DeploymentRun):
+    """One pool's hosts of a deployment another worker coordinates (deployments.pools).
+
+    It runs them as the coordinator runs its own (batches, parallelism and failure rules within
+    the part), writing the same script rows and log lines, and follows the coordinator's run:
+    a cancel request stops it, and so does the run ending or changing hands.
+    """
+
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        deployment_id: UUID,
+        tenant_id: UUID,
+        worker_id: str,
+        heartbeats: DeploymentHeartbeats,
+        pool: str,
+        host_ids: list[UUID],
+        coordinator_id: str,
+    ) -> None:
+        super().__init__(
+            runtime=runtime,
+            deployment_id=deployment_id,
+            tenant_id=tenant_id,
+            worker_id=worker_id,
+            heartbeats=heartbeats,
+        )
+        self.pool = pool
+        self.host_ids = host_ids
+        self.coordinator_id = coordinator_id
+
+    def _register_beat(self) -> Beat:
+        return self.heartbeats.watch(self, self.state.deployment_id, self.coordinator_id)
+
+    def _unregister_beat(self) -> None:
+        self.heartbeats.unwatch(self)
+
+    async def _load_part(self) -> Deployment | None:
+        async with self.db.session(tenant_id=self.state.tenant_id) as session:
+            deployment = await session.get(Deployment, self.state.deployment_id)
+        if (
+            deployment is None
+            or deployment.status != "in_progress"
+            or deployment.worker_id != self.coordinator_id
+            or deployment.cancel_requested_at is not None
+        ):
+            return None
+        # Only this part's hosts, in the run's order.
+        chosen = set(self.host_ids)
+        deployment.host_ids = [host_id for host_id in deployment.host_ids if host_id in chosen]
+        return deployment
+
+    async def _run(self) -> None:
+        deployment = await self._load_part()
+        if deployment is None:
+            return
+        options = ExecutionOptions.model_validate(deployment.options)
+        secrets = secret_environment(deployment)
+        hosts = await self._load_hosts(deployment)
+        self.inventory = await self._load_inventory(hosts)
+        redactor = Redactor(
+            [
+                *secrets.values(),
+                *(value for env in self.inventory.values() for value in env.secret.values()),
+                *(h.password for h in hosts),
+                *(h.private_key for h in hosts),
+                *(h.private_key_passphrase for h in hosts),
+            ]
+        )
+        count = len(deployment.host_ids)
+        async with (
+            LogWriter(
+                self.db,
+                tenant_id=self.state.tenant_id,
+                deployment_id=deployment.id,
+                redactor=redactor,
+            ) as logs,
+            ScriptRowWriter(self.db, tenant_id=self.state.tenant_id) as self.rows,
+            self._heartbeat(),
+            self._announce_drain(logs),
+        ):
+            await logs.write(
+                "INFO",
+                f"Pool {self.pool}: worker {self.state.worker_id} runs "
+                f"{count} host{'s' if count != 1 else ''}.",
+            )
+            error: str | None = None
+            try:
+                await self._run_hosts_here(deployment, hosts, options, secrets, logs)
+            except ShipyardError as exc:
+                error = exc.message
+            except Exception as exc:
+                logger.exception("part %s of deployment %s crashed", self.pool, deployment.id)
+                error = f"internal error: {type(exc).__name__}"
+            if self.state.lost_ownership:
+                return
+            if error is not None:
+                await logs.write("ERROR", f"Pool {self.pool}: {error}")
+            succeeded = sum(1 for outcome in self.state.outcomes.values() if outcome.succeeded)
+            await logs.write(
+                "INFO" if succeeded == count else "WARNING",
+                f"Pool {self.pool}: {succeeded} of {count} host{'s' if count != 1 else ''} "
+                "succeeded.",
+            )
+        if error is not None:
+            # The coordinator reads the part's outcome from the rows.
+            await end_unfinished(
+                self.db,
+                tenant_id=self.state.tenant_id,
+                deployment_id=deployment.id,
+                host_ids=deployment.host_ids,
+                status="failed",
+                error=error,
+            )
+
+    async def _run_hosts_here(
+        self,
+        deployment: Deployment,
+        hosts: list[Host],
+        options: ExecutionOptions,
+        secrets: dict[str, str],
+        logs: LogWriter,
+    ) -> None:
+        missing = set(deployment.host_ids) - {host.id for host in hosts}
+        for host_id in missing:
+            await logs.write("ERROR", f"Host {host_id} was deleted before the deployment ran.")
+        async with prepared_scripts(
+            db=self.db, settings=self.settings, deployment=deployment, logs=logs, http=self.http
+        ) as prepared:
+            await self._run_prepared(deployment, hosts, options, secrets, logs, prepared)

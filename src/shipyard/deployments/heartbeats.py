@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import tuple_, update
+from sqlalchemy import select, tuple_, update
 
 from shipyard.db import Database
 from shipyard.deployments.models import Deployment
@@ -77,6 +77,7 @@ class DeploymentHeartbeats:
         self._db = db
         self._interval = interval
         self._beats: dict[UUID, Beat] = {}
+        self._watched: dict[object, tuple[UUID, Beat]] = {}
         self.drain = drain or Drain()
 
     def register(self, deployment_id: UUID, worker_id: str) -> Beat:
@@ -87,6 +88,16 @@ class DeploymentHeartbeats:
     def unregister(self, deployment_id: UUID) -> None:
         self._beats.pop(deployment_id, None)
 
+    def watch(self, key: object, deployment_id: UUID, coordinator_id: str) -> Beat:
+        """Follow a deployment another worker runs (this one runs a part of it): its beat stops
+        on a cancel request, or when the run ended or changed hands."""
+        beat = Beat(worker_id=coordinator_id)
+        self._watched[key] = (deployment_id, beat)
+        return beat
+
+    def unwatch(self, key: object) -> None:
+        self._watched.pop(key, None)
+
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
@@ -96,6 +107,36 @@ class DeploymentHeartbeats:
                 logger.warning("deployment heartbeat failed; retrying", exc_info=True)
 
     async def beat(self) -> None:
+        await self._beat_owned()
+        await self._follow_watched()
+
+    async def _follow_watched(self) -> None:
+        watched = dict(self._watched)
+        if not watched:
+            return
+        ids = {deployment_id for deployment_id, _ in watched.values()}
+        async with self._db.session(system=True) as session:
+            rows = (
+                await session.execute(
+                    select(
+                        Deployment.id,
+                        Deployment.status,
+                        Deployment.worker_id,
+                        Deployment.cancel_requested_at,
+                    ).where(Deployment.id.in_(ids))
+                )
+            ).all()
+        found = {row.id: row for row in rows}
+        for deployment_id, beat in watched.values():
+            row = found.get(deployment_id)
+            if row is None or row.status != "in_progress" or row.worker_id != beat.worker_id:
+                beat.lost_ownership = True
+                beat.stop.set()
+            elif row.cancel_requested_at is not None and not beat.cancelled:
+                beat.cancelled = True
+                beat.stop.set()
+
+    async def _beat_owned(self) -> None:
         beats = dict(self._beats)
         if not beats:
             return

@@ -82,6 +82,7 @@ class HostRun:
         rows: ScriptRowWriter,
         on_fingerprint: FingerprintCallback | None,
         drain: Drain | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self.db = db
         self.tenant_id = tenant_id
@@ -95,6 +96,8 @@ class HostRun:
         self.rows = rows
         self.on_fingerprint = on_fingerprint
         self.drain = drain or Drain()
+        # Recorded on each script row this run touches (worker pools are checked through it).
+        self.worker_id = worker_id
         self.finished: set[UUID] = set()
 
     def _finish_rest(self, scripts: list[PlannedScript], status: str, error: str | None) -> None:
@@ -102,7 +105,13 @@ class HostRun:
         now = utcnow()
         for script in scripts:
             if script.row_id not in self.finished:
-                self.rows.update(script.row_id, status=status, error=error, completed_at=now)
+                self.rows.update(
+                    script.row_id,
+                    status=status,
+                    error=error,
+                    completed_at=now,
+                    worker_id=self.worker_id,
+                )
                 self.finished.add(script.row_id)
 
     async def event(self, level: str, message: str, row_id: UUID | None = None) -> None:
@@ -167,6 +176,7 @@ class HostRun:
             script.row_id,
             status="running",
             started_at=utcnow(),
+            worker_id=self.worker_id,
             error=None,
             remote_temp_dir=workdir,
             remote_pid=None,

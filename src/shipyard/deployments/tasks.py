@@ -1,10 +1,11 @@
-"""Background jobs: run a deployment; sweep deployments whose worker was lost."""
+"""Background jobs: run a deployment, and a pool's part of one; sweep deployments whose worker
+was lost."""
 
 from __future__ import annotations
 
 from uuid import UUID
 
-from shipyard.deployments.deployment_run import DeploymentRun
+from shipyard.deployments.deployment_run import DeploymentPart, DeploymentRun
 from shipyard.deployments.recovery import recover_lost_deployments
 from shipyard.jobs import JobRun, TaskSet
 
@@ -19,8 +20,32 @@ async def run_deployment(job: JobRun, deployment_id: str, tenant_id: str) -> Non
         tenant_id=UUID(tenant_id),
         worker_id=f"{job.worker_name}#{job.job_id}",
         heartbeats=job.extras["heartbeats"],
+        pools=job.extras.get("pools", frozenset()),
     )
     await run.run()
+
+
+@tasks.task("run_part")
+async def run_part(
+    job: JobRun,
+    deployment_id: str,
+    tenant_id: str,
+    pool: str,
+    host_ids: list[str],
+    coordinator_id: str,
+) -> None:
+    """Run one pool's hosts of a deployment (queued on ``pool:<name>`` by its coordinator)."""
+    part = DeploymentPart(
+        runtime=job.runtime,
+        deployment_id=UUID(deployment_id),
+        tenant_id=UUID(tenant_id),
+        worker_id=f"{job.worker_name}#{job.job_id}",
+        heartbeats=job.extras["heartbeats"],
+        pool=pool,
+        host_ids=[UUID(host_id) for host_id in host_ids],
+        coordinator_id=coordinator_id,
+    )
+    await part.run()
 
 
 @tasks.task(
