@@ -25,6 +25,7 @@ NAVIGATION = (
     ("repositories", "Repositories", "/repositories"),
     ("hosts", "Hosts", "/hosts"),
     ("deployments", "Deployments", "/deployments"),
+    ("templates", "Templates", "/templates"),
     ("cicd", "CI/CD", "/cicd"),
     ("settings", "Settings", "/settings"),
 )

@@ -24,6 +24,7 @@ def build_router() -> APIRouter:
         providers,
         repositories,
         settings,
+        templates,
         wizard,
     )
 
@@ -39,6 +40,7 @@ def build_router() -> APIRouter:
         repositories,
         hosts,
         groups,
+        templates,
         wizard,
         deployments,
     )
