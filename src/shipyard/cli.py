@@ -310,6 +310,26 @@ def restore_command(
     run_guarded(action)
 
 
+POOL_OPTION = typer.Option(
+    "--pool",
+    help="Also run the jobs of this worker pool (repeat or comma-separate; default: "
+    "SHIPYARD_WORKER_POOLS). Hosts without a pool run on any worker.",
+)
+
+
+def with_pools(settings: Settings, pools: list[str] | None) -> Settings:
+    """``settings`` with the pools given by --pool (which replace SHIPYARD_WORKER_POOLS)."""
+    from shipyard.worker import parse_pools
+
+    if not pools:
+        return settings
+    names = parse_pools(pools)
+    for name in names:
+        if len(name) > 100 or any(char.isspace() for char in name):
+            fail(f"--pool {name!r}: a pool name is at most 100 characters, without spaces")
+    return settings.model_copy(update={"worker_pools": ",".join(names)})
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
@@ -318,11 +338,12 @@ def serve(
         bool, typer.Option("--worker/--no-worker", help="Run a job worker in-process.")
     ] = True,
     concurrency: Annotated[int | None, typer.Option(help="In-process worker concurrency.")] = None,
+    pool: Annotated[list[str] | None, POOL_OPTION] = None,
 ) -> None:
     """Upgrade the database, then serve the API and web UI (with a worker unless --no-worker)."""
     from shipyard.server import serve_forever
 
-    settings = get_settings()
+    settings = with_pools(get_settings(), pool)
 
     def action() -> None:
         with database_urls(settings) as urls:
@@ -351,12 +372,13 @@ def worker_command(
         int | None, typer.Option(help="Jobs run at once by this worker.")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Worker name shown in logs.")] = None,
+    pool: Annotated[list[str] | None, POOL_OPTION] = None,
 ) -> None:
     """Run a job worker against the configured database (start several to scale out)."""
     from shipyard import schema
     from shipyard.server import work_forever
 
-    settings = get_settings()
+    settings = with_pools(get_settings(), pool)
 
     def action() -> None:
         with database_urls(settings) as urls:
