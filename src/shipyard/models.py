@@ -10,7 +10,9 @@ from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScr
 from shipyard.git.models import GitProvider, ProfileRepositoryPin, Repository
 from shipyard.hosts.models import Host, HostGroup, HostGroupMember, HostTag, InventoryVariable
 from shipyard.orm import Base
+from shipyard.schedules.models import Schedule, ScheduleFire
 from shipyard.templates.models import Template
+from shipyard.webhooks.models import Webhook, WebhookDelivery
 
 metadata = Base.metadata
 
@@ -39,6 +41,10 @@ TENANT_TABLES = (
     "host_tags",
     "inventory_variables",
     "templates",
+    "schedules",
+    "schedule_fires",
+    "webhooks",
+    "webhook_deliveries",
 )
 
 __all__ = [
@@ -61,9 +67,13 @@ __all__ = [
     "Profile",
     "ProfileRepositoryPin",
     "Repository",
+    "Schedule",
+    "ScheduleFire",
     "Template",
     "Tenant",
     "User",
+    "Webhook",
+    "WebhookDelivery",
     "configure",
     "metadata",
 ]

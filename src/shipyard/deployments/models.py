@@ -122,6 +122,13 @@ class Deployment(TimestampMixin, Base):
     # The target rule ({host_ids, group_ids, tags}) when launched with one; ``host_ids`` holds
     # the hosts it resolved to when the run started.
     target: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # What fired it, for trigger 'schedule' or 'webhook' (0012).
+    schedule_id: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("schedules.id", ondelete="SET NULL"), index=True
+    )
+    webhook_id: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("webhooks.id", ondelete="SET NULL"), index=True
+    )
 
 
 class DeploymentScript(TimestampMixin, Base):
