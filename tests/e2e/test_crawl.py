@@ -14,7 +14,7 @@ from tests.support.browser import LiveServer, api_add_member, api_signup, use_se
 from tests.support.browser_crawl import crawl
 from tests.support.browser_seed import populate_tenant
 
-NAVIGATION = ("/", "/repositories", "/hosts", "/deployments", "/cicd", "/settings")
+NAVIGATION = ("/", "/repositories", "/hosts", "/deployments", "/templates", "/cicd", "/settings")
 
 
 @pytest.fixture
