@@ -119,13 +119,27 @@ async def test_launch_targets_group_and_tag_with_parameters_and_masked_secret(
         [web_a["id"], web_b["id"]]
     )
 
+    # A re-run keeps the template, the values and the rule (the secret from its encrypted store).
+    rerun = await api(deploy, "POST", f"/deployments/{second['id']}/rerun")
+    assert rerun.status_code == 201, rerun.text
+    assert rerun.json()["template_id"] == template_id
+    assert rerun.json()["parameters"] == run["parameters"]
+    assert rerun.json()["target"] == second["target"]
+    rerun_done = await deploy.wait(rerun.json()["id"])
+    assert rerun_done["status"] == "success", rerun_done
+    assert "password=***" in await deploy.messages(rerun_done["id"])
+
     # The secret is in no API answer: the template, its runs, the runs and their logs.
     runs = await api(deploy, "GET", f"/templates/{template_id}/runs")
     assert runs.status_code == 200, runs.text
-    assert [item["id"] for item in runs.json()["items"]] == [second["id"], run["id"]]
+    assert [item["id"] for item in runs.json()["items"]] == [
+        rerun_done["id"],
+        second["id"],
+        run["id"],
+    ]
     assert runs.json()["items"][1]["duration_seconds"] is not None
     listed = await api(deploy, "GET", "/deployments", params={"template_id": template_id})
-    assert {item["id"] for item in listed.json()["items"]} == {second["id"], run["id"]}
+    assert len(listed.json()["items"]) == 3
     reads = [
         runs,
         listed,
@@ -138,7 +152,7 @@ async def test_launch_targets_group_and_tag_with_parameters_and_masked_secret(
         assert response.status_code == 200, response.text
         assert secret not in response.text
     template_read = reads[2].json()
-    assert template_read["last_success"]["deployment_id"] == second["id"]
+    assert template_read["last_success"]["deployment_id"] == rerun_done["id"]
 
 
 async def test_launch_pins_the_commit_and_roll_back_runs_the_earlier_one(
