@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import select
 
+from shipyard.accounts.models import AuditEvent
+from shipyard.db import Database
 from tests.support import canary
 from tests.support.api import Account
 from tests.support.browser_http import browser_client, csrf_token
@@ -12,7 +15,7 @@ PAGE_PASSWORD = canary.remember("page-import-pass-8812", "inventory password")
 
 
 async def test_import_page_paste_and_upload_show_the_report(
-    client: httpx.AsyncClient, admin: Account
+    client: httpx.AsyncClient, admin: Account, db: Database
 ) -> None:
     async with browser_client(client, admin) as http:
         hosts_page = await http.get("/hosts")
@@ -60,6 +63,17 @@ async def test_import_page_paste_and_upload_show_the_report(
         )
         assert broken.status_code == 422
         assert "Line 3: unknown section kind" in broken.text and PAGE_PASSWORD not in broken.text
+    async with db.session(system=True) as session:
+        audited = list(
+            await session.scalars(
+                select(AuditEvent.details)
+                .where(AuditEvent.action == "inventory.import")
+                .order_by(AuditEvent.created_at)
+            )
+        )
+    # The web path writes the same audit entry as the API; the refused file writes none.
+    assert [entry["format"] for entry in audited] == ["ini", "yaml"]
+    assert audited[1]["updated"] == {"hosts": 1, "groups": 1}
 
 
 async def test_pool_on_host_and_group_forms(client: httpx.AsyncClient, admin: Account) -> None:
