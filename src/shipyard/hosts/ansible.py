@@ -230,10 +230,11 @@ def _ini_host_line(inventory: AnsibleInventory, group: AnsibleGroup, line: str, 
         return
     pattern, port = _host_and_port(tokens[0], where)
     variables: dict[str, str] = {}
-    for token in tokens[1:]:
+    for index, token in enumerate(tokens[1:], start=1):
         name, equals, value = token.partition("=")
         if not equals or not name:
-            raise InventoryError(where, f"{token!r} is not name=value")
+            # Not echoed: a value split at a space may be part of a password.
+            raise InventoryError(where, f"item {index} after the host name is not name=value")
         variables[name] = value
     if port is not None:
         variables.setdefault("ansible_port", port)
