@@ -28,7 +28,7 @@ from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.deployments.host_run import HostOutcome
 from shipyard.deployments.models import DeploymentScript
-from shipyard.hosts.models import Host, HostGroup, HostGroupMember
+from shipyard.hosts.inventory import effective_pools
 from shipyard.jobs import cancel_job, enqueue, job_states, pool_queue, pool_workers_alive
 
 logger = logging.getLogger(__name__)
@@ -56,27 +56,11 @@ class Part:
 async def host_pools(
     db: Database, *, tenant_id: UUID, host_ids: Sequence[UUID]
 ) -> dict[UUID, str | None]:
-    """Each host's pool (None: any worker): its own, else its groups' (by group name, the last
-    one naming a pool winning, as for group variables)."""
-    # TODO(issue 13): hosts.inventory.effective_pools once it has landed (same rule).
-    found: dict[UUID, str | None] = dict.fromkeys(host_ids)
+    """Each host's pool (None: any worker): its own, else its groups' (hosts.inventory)."""
     if not host_ids:
-        return found
+        return {}
     async with db.session(tenant_id=tenant_id) as session:
-        by_group = await session.execute(
-            select(HostGroupMember.host_id, HostGroup.pool)
-            .join(HostGroup, HostGroup.id == HostGroupMember.group_id)
-            .where(HostGroupMember.host_id.in_(host_ids), HostGroup.pool.is_not(None))
-            .order_by(HostGroup.name, HostGroup.id)
-        )
-        for host_id, pool in by_group:
-            found[host_id] = pool
-        own = await session.execute(
-            select(Host.id, Host.pool).where(Host.id.in_(host_ids), Host.pool.is_not(None))
-        )
-        for host_id, pool in own:
-            found[host_id] = pool
-    return found
+        return await effective_pools(session=session, tenant_id=tenant_id, host_ids=host_ids)
 
 
 def split_by_pool(
