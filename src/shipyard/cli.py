@@ -319,14 +319,15 @@ POOL_OPTION = typer.Option(
 
 def with_pools(settings: Settings, pools: list[str] | None) -> Settings:
     """``settings`` with the pools given by --pool (which replace SHIPYARD_WORKER_POOLS)."""
+    from shipyard.hosts.schemas import check_pool
     from shipyard.worker import parse_pools
 
-    if not pools:
-        return settings
-    names = parse_pools(pools)
+    names = parse_pools(pools or settings.worker_pools)
     for name in names:
-        if len(name) > 100 or any(char.isspace() for char in name):
-            fail(f"--pool {name!r}: a pool name is at most 100 characters, without spaces")
+        try:
+            check_pool(name)  # the rule hosts and groups name their pool by
+        except ValueError as exc:
+            fail(f"{'--pool' if pools else 'SHIPYARD_WORKER_POOLS'}: {exc}")
     return settings.model_copy(update={"worker_pools": ",".join(names)})
 
 
