@@ -207,6 +207,8 @@ def show(deployment_id: str) -> None:
                 "id",
                 "ref",
                 "commit_sha",
+                "template_id",
+                "trigger",
                 "created_at",
                 "started_at",
                 "completed_at",
@@ -214,6 +216,15 @@ def show(deployment_id: str) -> None:
             ):
                 if deployment.get(key):
                     console.print(f"  {key}: {deployment[key]}", highlight=False)
+            launched_by = deployment.get("launched_by") or {}
+            if launched_by:
+                who = launched_by.get("name") or launched_by.get("id") or ""
+                console.print(f"  launched by: {launched_by['kind']} {who}", highlight=False)
+            if deployment.get("parameters"):
+                # Secret values come back as *** already.
+                console.print(
+                    f"  parameters: {json.dumps(deployment['parameters'])}", highlight=False
+                )
             console.print(host_table(api, deployment_id))
         except ApiError as exc:
             fail(str(exc))

@@ -129,3 +129,6 @@ async def test_run_by_name_with_params_waits_and_exits_with_the_outcome(
         assert item["launched_by"]["name"] == "ci-bot"
         assert item["parameters"]["DB_PASSWORD"] == "***"
     assert secret not in runs.text
+    code, output = await shipyard(base_url, token, "deploy", "show", launched[0]["id"])
+    assert code == 0, output
+    assert "launched by: token ci-bot" in output and '"DB_PASSWORD": "***"' in output
