@@ -69,6 +69,7 @@ SKIP_REASONS = {
     "credentials.private_key",
     "ansible_connection": "Shipyard connects over SSH",
 }
+NOT_AN_ADDRESS = "no ansible_host, and the name is not an IP address or a host name"
 NO_USER = "no ansible_user: set it in the inventory or send credentials.user"
 ANSIBLE_SETTING = "an Ansible setting with no Shipyard equivalent"
 MAX_GROUP_NAME = 100  # as HostGroupCreate.name
@@ -167,11 +168,10 @@ def _depths(inventory: AnsibleInventory) -> dict[str, int]:
 
 
 def _connection(
-    inventory: AnsibleInventory, host: AnsibleHost, groups: list[str]
+    inventory: AnsibleInventory, host: AnsibleHost, groups: list[str], depths: dict[str, int]
 ) -> dict[str, str]:
     """The host's connection settings as Ansible resolves them: ``all``, then groups by depth
     and name, then the host's own."""
-    depths = _depths(inventory)
     settings: dict[str, str] = {}
     chain = [ALL, *sorted(groups, key=lambda name: (depths.get(name, 1), name))]
     for name in chain:
@@ -228,6 +228,8 @@ def _plan_host(
         )
         HostUpdate.model_validate(update)
     except ValidationError as exc:
+        if exc.errors()[0].get("loc") == ("ip",) and address == host.name:
+            raise _refused(where, NOT_AN_ADDRESS) from None
         raise _refused(where, _pydantic_message(exc)) from None
     return PlannedHost(
         name=host.name, where=where, create=planned, update=update, variables=variables
@@ -247,8 +249,9 @@ def plan_import(data: InventoryImport) -> ImportPlan:
     for name, hosts in members.items():
         for host_name in hosts:
             groups_of[host_name].append(name)
+    depths = _depths(inventory)
     for host in inventory.hosts.values():
-        connection = _connection(inventory, host, groups_of[host.name])
+        connection = _connection(inventory, host, groups_of[host.name], depths)
         kind = connection.get("ansible_connection", "ssh")
         if kind == "local":
             skips.add(

@@ -216,6 +216,7 @@ async def test_broken_inventories_are_422_naming_where_and_write_nothing(
             "line 3: host bad"
         ),
         ("ini", "[web]\nnouser\n"): "line 2: host nouser: no ansible_user",
+        ("ini", "[web]\nweb_1 ansible_user=u\n"): "host web_1: no ansible_host, and the name",
         ("ini", "[web]\nh1 ansible_user=u ansible_port=99999\n"): "line 2: host h1",
         ("yaml", "all:\n  hosts:\n    h1: {ansible_user: u\n"): "line",
         ("yaml", "all:\n  childs: {}\n"): "all.childs",
