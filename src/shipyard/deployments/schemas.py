@@ -251,6 +251,12 @@ class DeploymentRead(BaseModel):
     target: dict[str, Any] | None = Field(
         default=None, description="The target rule; host_ids holds the hosts it resolved to."
     )
+    schedule_id: UUID | None = Field(
+        default=None, description="The schedule that fired it (trigger schedule)."
+    )
+    webhook_id: UUID | None = Field(
+        default=None, description="The webhook whose delivery fired it (trigger webhook)."
+    )
 
 
 class DeploymentScriptRead(BaseModel):

@@ -64,6 +64,18 @@ class Launch:
     commit_sha: str | None = None
     # The audit action (``template.launch``, ``template.rollback``); default deployment.create.
     audit_action: str | None = None
+    # What fired a run with trigger ``schedule`` / ``webhook`` (issue 14).
+    schedule_id: UUID | None = None
+    webhook_id: UUID | None = None
+    # ``launched_by`` of a triggered run ({kind: schedule|webhook, id, name}); else the actor.
+    launched_by: dict[str, Any] | None = None
+    # Held: stored 'scheduled' with its job parked at HELD_UNTIL, started by whoever releases it
+    # (a schedule's overlap policy 'queue': the run waits for the template's running one).
+    held: bool = False
+
+
+# Where a held run's job waits until it is released (moved to now): never reached.
+HELD_UNTIL = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def utcnow() -> datetime:
@@ -243,13 +255,74 @@ async def create_deployment(
     ``api`` from the REST API and ``manual`` from the web pages; ``launch`` carries what a
     template launch records (template, parameter values, the commit pinned at launch).
     """
+    deployment = await store_deployment(
+        session=session,
+        tenant_id=actor.tenant_id,
+        created_by=actor.user_id,
+        launched_by=(
+            launch.launched_by
+            if launch is not None and launch.launched_by is not None
+            else await launcher(session=session, actor=actor)
+        ),
+        data=data,
+        settings=settings,
+        known_scripts=known_scripts,
+        rerun_of=rerun_of,
+        trigger=trigger,
+        launch=launch,
+    )
+    action = "deployment.rerun" if rerun_of else "deployment.create"
+    await audit(
+        session,
+        actor=actor,
+        action=launch.audit_action if launch and launch.audit_action else action,
+        resource_type="deployment",
+        resource_id=deployment.id,
+        details=audit_details(deployment, rerun_of=rerun_of, launch=launch),
+    )
+    return deployment
+
+
+def audit_details(
+    deployment: Deployment, *, rerun_of: UUID | None = None, launch: Launch | None = None
+) -> dict[str, Any]:
+    """What the audit entry of a new deployment says (never a secret value)."""
+    return {
+        "name": deployment.name,
+        "hosts": len(deployment.host_ids),
+        "schedule": deployment.schedule,
+        "trigger": deployment.trigger,
+        **({"rerun_of": str(rerun_of)} if rerun_of else {}),
+        **({"template_id": str(launch.template_id)} if launch and launch.template_id else {}),
+        **({"commit_sha": launch.commit_sha} if launch and launch.commit_sha else {}),
+        **({"schedule_id": str(launch.schedule_id)} if launch and launch.schedule_id else {}),
+        **({"webhook_id": str(launch.webhook_id)} if launch and launch.webhook_id else {}),
+        **({"held": True} if launch and launch.held else {}),
+    }
+
+
+async def store_deployment(
+    *,
+    session: AsyncSession,
+    tenant_id: UUID,
+    created_by: UUID | None,
+    launched_by: dict[str, Any],
+    data: DeploymentCreate,
+    settings: Settings,
+    known_scripts: frozenset[UUID] | None,
+    rerun_of: UUID | None = None,
+    trigger: str = "api",
+    launch: Launch | None = None,
+) -> Deployment:
+    """Validate, store and enqueue a deployment in the caller's transaction (no audit entry:
+    :func:`create_deployment` writes a person's, a trigger writes its own)."""
     scheduled_at = check_request(data)
     repository = await _check_repository(session, data.repository_id)
     choices = data.script_choices()
     script_ids = [choice.script_id for choice in choices]
     if repository is not None and choices:
         _check_script_ids(script_ids, known_scripts)
-    host_ids, target = await _target_hosts(session, actor.tenant_id, data)
+    host_ids, target = await _target_hosts(session, tenant_id, data)
     await _check_hosts(session, host_ids, settings)
     if choices and not host_ids:
         raise ValidationFailed(
@@ -262,13 +335,14 @@ async def create_deployment(
     if not choices and not data.cicd_steps:
         raise ValidationFailed("a deployment needs scripts to run or CI/CD steps", field="scripts")
     secrets = {variable.name: variable.value for variable in data.environment if variable.secret}
+    held = launch is not None and launch.held
     deployment = Deployment(
-        tenant_id=actor.tenant_id,
+        tenant_id=tenant_id,
         name=data.name,
         description=data.description,
         repository_id=data.repository_id,
         ref=data.ref,
-        status="scheduled" if scheduled_at else "pending",
+        status="scheduled" if scheduled_at or held else "pending",
         schedule=data.schedule,
         scheduled_time=scheduled_at,
         script_ids=script_ids,
@@ -282,49 +356,45 @@ async def create_deployment(
         },
         secret_environment=json.dumps(secrets) if secrets else None,
         options=data.options.model_dump(),
-        created_by=actor.user_id,
+        created_by=created_by,
         rerun_of=rerun_of,
         trigger=trigger,
-        launched_by=await launcher(session=session, actor=actor),
+        launched_by=launched_by,
         template_id=launch.template_id if launch else None,
         parameters=dict(launch.parameters) if launch else {},
         commit_sha=launch.commit_sha if launch else None,
+        schedule_id=launch.schedule_id if launch else None,
+        webhook_id=launch.webhook_id if launch else None,
     )
     session.add(deployment)
     await session.flush()
     if data.cicd_steps:
         await prepare_steps(
             session=session,
-            tenant_id=actor.tenant_id,
+            tenant_id=tenant_id,
             deployment_id=deployment.id,
             steps=data.cicd_steps,
         )
     deployment.job_id = await enqueue(
         session,
         task=RUN_TASK,
-        args={"deployment_id": str(deployment.id), "tenant_id": str(actor.tenant_id)},
-        scheduled_at=scheduled_at,
+        args={"deployment_id": str(deployment.id), "tenant_id": str(tenant_id)},
+        scheduled_at=HELD_UNTIL if held else scheduled_at,
     )
     await session.flush()
     await session.refresh(deployment)
-    action = "deployment.rerun" if rerun_of else "deployment.create"
-    await audit(
-        session,
-        actor=actor,
-        action=launch.audit_action if launch and launch.audit_action else action,
-        resource_type="deployment",
-        resource_id=deployment.id,
-        details={
-            "name": deployment.name,
-            "hosts": len(deployment.host_ids),
-            "schedule": deployment.schedule,
-            "trigger": trigger,
-            **({"rerun_of": str(rerun_of)} if rerun_of else {}),
-            **({"template_id": str(launch.template_id)} if launch and launch.template_id else {}),
-            **({"commit_sha": launch.commit_sha} if launch and launch.commit_sha else {}),
-        },
-    )
     return deployment
+
+
+async def release_held(session: AsyncSession, deployment: Deployment, *, when: datetime) -> bool:
+    """Start a held run now (its job moved from HELD_UNTIL to ``when``); False if it is gone."""
+    if deployment.status != "scheduled" or deployment.job_id is None:
+        return False
+    if not await reschedule_waiting_job(session, job_id=deployment.job_id, when=when):
+        return False
+    deployment.status = "pending"
+    await notify_deployment(session, deployment.id)
+    return True
 
 
 async def get_deployment(

@@ -1,0 +1,140 @@
+"""Launching a template from a trigger (a schedule's fire, a webhook's delivery): DB only.
+
+A person's launch (:mod:`shipyard.templates.flows`) resolves the ref to a commit over the
+network first; a trigger must not wait on another system inside the transaction that records
+its fire or delivery, so here the commit is either given (a push's ``after``) or left unset
+and resolved by the worker when it checks the repository out (the run records it). The
+script ids are checked against that checkout too. Everything else is the launch's own checks
+(:func:`shipyard.templates.service.launch_plan`): a value refused by a launch is refused here,
+with a :class:`~shipyard.errors.ValidationFailed` naming ``parameters.<name>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shipyard.accounts.principal import Actor, Principal
+from shipyard.accounts.service import record_audit
+from shipyard.config import Settings, get_settings
+from shipyard.deployments import service as deployments
+from shipyard.deployments.models import Deployment
+from shipyard.errors import NotFound
+from shipyard.templates import service
+from shipyard.templates.models import Template
+
+TRIGGERS = ("schedule", "webhook")
+# The role a trigger launches with: it was authorised when the schedule or webhook was saved
+# by someone who may manage the template; at fire time it acts for the template itself.
+_TRIGGER_ROLE = "admin"
+_NOBODY = UUID(int=0)
+
+
+def _trigger_actor(tenant_id: UUID, launched_by: Mapping[str, Any]) -> Actor:
+    """The actor :func:`service.launch_plan` checks; never stored (no person launched)."""
+    return Actor(
+        principal=Principal(
+            user_id=_NOBODY,
+            tenant_id=tenant_id,
+            role=_TRIGGER_ROLE,
+            email=f"{launched_by.get('kind', 'trigger')}:{launched_by.get('id', '')}",
+        )
+    )
+
+
+async def launch_from_trigger(
+    *,
+    session: AsyncSession,
+    tenant_id: UUID,
+    template_id: UUID,
+    values: Mapping[str, Any],
+    trigger: str,
+    launched_by: dict[str, Any],
+    commit_sha: str | None = None,
+    schedule_id: UUID | None = None,
+    webhook_id: UUID | None = None,
+    settings: Settings | None = None,
+) -> Deployment:
+    """Create and enqueue a run of the template in the caller's transaction, and audit it.
+
+    ``values`` are the launch's parameter values in clear (secret ones included: they go only
+    into the run's encrypted environment, the run shows ``***``). ``trigger`` is ``schedule``
+    or ``webhook``; ``launched_by`` is ``{kind: schedule|webhook, id, name}`` and is what the
+    run and the audit entry say launched it. ``commit_sha`` pins the commit (a push's
+    ``after``); without it the worker resolves the template's ref at checkout time.
+    ``session`` may be a tenant's or a system session: the template is looked up in
+    ``tenant_id`` explicitly. Raises NotFound (template gone) or ValidationFailed (a value,
+    the target, the template's content), leaving the transaction for the caller to record it.
+    """
+    if trigger not in TRIGGERS:
+        raise ValueError(f"trigger must be one of {TRIGGERS}, not {trigger!r}")
+    owner = await session.scalar(select(Template.tenant_id).where(Template.id == template_id))
+    if owner != tenant_id:
+        raise NotFound("template not found", code="template_not_found")
+    plan = await service.launch_plan(
+        session=session,
+        actor=_trigger_actor(tenant_id, launched_by),
+        template_id=template_id,
+        values=values,
+    )
+    launch = deployments.Launch(
+        template_id=plan.template_id,
+        parameters=plan.values.shown,
+        commit_sha=commit_sha,
+        audit_action="template.launch",
+        schedule_id=schedule_id,
+        webhook_id=webhook_id,
+        launched_by=dict(launched_by),
+    )
+    return await store_triggered(
+        session=session,
+        tenant_id=tenant_id,
+        plan=plan,
+        launch=launch,
+        trigger=trigger,
+        settings=settings,
+    )
+
+
+async def store_triggered(
+    *,
+    session: AsyncSession,
+    tenant_id: UUID,
+    plan: service.LaunchPlan,
+    launch: deployments.Launch,
+    trigger: str,
+    settings: Settings | None = None,
+) -> Deployment:
+    """Store, enqueue and audit the run of ``plan`` (``launch.launched_by`` says who fired it).
+
+    The scheduler uses it directly for a held run (``launch.held``: overlap policy queue).
+    """
+    assert launch.launched_by is not None
+    deployment = await deployments.store_deployment(
+        session=session,
+        tenant_id=tenant_id,
+        created_by=None,
+        launched_by=launch.launched_by,
+        data=plan.request,
+        settings=settings or get_settings(),
+        known_scripts=None,
+        trigger=trigger,
+        launch=launch,
+    )
+    await record_audit(
+        session=session,
+        tenant_id=tenant_id,
+        actor_id=None,
+        action=launch.audit_action or "template.launch",
+        resource_type="deployment",
+        resource_id=deployment.id,
+        details={
+            **deployments.audit_details(deployment, launch=launch),
+            "launched_by": launch.launched_by,
+        },
+    )
+    return deployment
