@@ -283,6 +283,7 @@ async def create_group(
         # Variable names only: values (secret or not) stay out of the audit log.
         details={
             "name": group.name,
+            "pool": group.pool,
             "host_ids": [str(host_id) for host_id in dict.fromkeys(data.host_ids)],
             "variables": [variable.name for variable in data.variables],
         },
