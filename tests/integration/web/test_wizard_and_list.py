@@ -112,6 +112,12 @@ async def test_wizard_asks_the_branch_once_keeps_the_picked_order_and_names_it_a
             for host_id in hosts.values()
         )
 
+        # "Save as template" is offered last; its page carries the same choices.
+        offer = re.search(r'href="(/templates/from-wizard\?[^"]+)"', review)
+        assert offer and review.index('action="/deployments/new"') < offer.start()
+        save = await http.get(offer.group(1).replace("&amp;", "&"))
+        assert save.status_code == 200 and ids["b.sh"] in save.text
+
         token = await csrf_token(http)
         form: dict[str, list[str]] = {"csrf_token": [token]}
         for key, value in state:
