@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # Largest request body accepted (bytes); larger ones get 413 before they are read whole.
     # Routes that need more declare their own cap with shipyard.web.limits.max_request_bytes.
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Inbound webhook deliveries per hook and per process: a bucket of `burst`, refilled at
+    # `per_minute` (429 with Retry-After when empty), checked before the database is touched.
+    webhook_rate_per_minute: int = Field(default=60, ge=1)
+    webhook_rate_burst: int = Field(default=20, ge=1)
 
     session_token_ttl_hours: int = Field(default=24, ge=1, le=24 * 90)
     # Failed log-ins slow the next attempt (per account and per address) by
