@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -26,6 +26,7 @@ from shipyard.hosts.executor import Executor
 from shipyard.models import configure as configure_models
 from shipyard.outbound.client import build_http_client
 from shipyard.outbound.policy import OutboundPolicy
+from shipyard.webhooks.ratelimit import HookRateLimiter
 
 DEFAULT_POOL_SIZE = 10
 
@@ -51,6 +52,10 @@ class Runtime:
     # One LISTEN connection that wakes every live-log stream this process serves.
     broadcaster: LogBroadcaster
     clock: Clock
+    # Inbound webhook deliveries per hook, counted in this process before any query.
+    webhook_limiter: HookRateLimiter = field(
+        default_factory=lambda: HookRateLimiter(per_minute=60, burst=20)
+    )
 
 
 def build_runtime(settings: Settings, *, db: Database, clock: Clock | None = None) -> Runtime:
@@ -72,6 +77,9 @@ def build_runtime(settings: Settings, *, db: Database, clock: Clock | None = Non
         browse_cache=TTLCache(settings.git_browse_cache_ttl_seconds),
         broadcaster=LogBroadcaster(db.url),
         clock=clock or SystemClock(),
+        webhook_limiter=HookRateLimiter(
+            per_minute=settings.webhook_rate_per_minute, burst=settings.webhook_rate_burst
+        ),
     )
 
 
