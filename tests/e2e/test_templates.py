@@ -70,7 +70,7 @@ async def test_template_made_in_the_form_previews_and_launches_to_success(
     await page.get_by_role("button", name="Create template").click()
 
     await expect(page.get_by_role("heading", name="release")).to_be_visible()
-    await expect(page.locator("#definition-scripts")).to_contain_text("deploy.sh {{version}}")
+    await expect(page.locator("#definition-scripts")).to_contain_text("deploy.sh {{ version }}")
     # Required, so labelled "version *".
     version = page.locator("#f-param-version")
     await version.fill("x.y")

@@ -36,21 +36,32 @@ SIMPLE_FIELDS = (
     "script_timeout_seconds",
 )
 CHECKBOXES = ("stop_on_failure", "admin_only")
-# ``{{ version }}`` holds spaces; joined before splitting so a shell-like split keeps it whole.
+# ``{{ version }}`` holds spaces: set aside while splitting, so a shell-like split keeps it whole.
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+# A placeholder is set aside while the text is split (private-use characters mark its place).
+HELD = "\ue000"
+HELD_TOKEN = re.compile(HELD + r"(\d+)" + HELD)
 PLAIN_WORD = re.compile(r"^[\w@%+=:,./{}-]+$")
 LIST_SEPARATORS = re.compile(r"\s*[\n,]\s*")
 
 
 def split_arguments(text: str) -> list[str]:
-    """Arguments as a shell splits them; ``{{ name }}`` stays one piece of its word."""
-    return shlex.split(PLACEHOLDER.sub(r"{{\1}}", text))
+    """Arguments as a shell splits them; ``{{ name }}`` stays whole (spaces and all) in its word."""
+    placeholders: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        placeholders.append(match.group(0))
+        return f"{HELD}{len(placeholders) - 1}{HELD}"
+
+    words = shlex.split(PLACEHOLDER.sub(hold, text))
+    return [HELD_TOKEN.sub(lambda m: placeholders[int(m.group(1))], word) for word in words]
 
 
 def join_arguments(arguments: Sequence[str]) -> str:
     """The inverse of :func:`split_arguments`, quoting only where a word needs it."""
     return " ".join(
-        argument if PLAIN_WORD.match(argument) else shlex.quote(argument) for argument in arguments
+        argument if PLAIN_WORD.match(PLACEHOLDER.sub("{{}}", argument)) else shlex.quote(argument)
+        for argument in arguments
     )
 
 
@@ -169,7 +180,7 @@ class TemplateForm:
                 type=_text(_get(item, "type")) or "string",
                 required=bool(_get(item, "required")),
                 default=_text(_get(item, "default")),
-                choices="\n".join(str(choice) for choice in _get(item, "choices") or []),
+                choices=", ".join(str(choice) for choice in _get(item, "choices") or []),
                 pattern=_text(_get(item, "pattern")),
                 min=_text(_get(item, "min")),
                 max=_text(_get(item, "max")),

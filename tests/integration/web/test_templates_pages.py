@@ -127,7 +127,7 @@ async def test_create_edit_with_field_errors_and_viewer_read_only(
             repo.scripts["build.sh"],
             repo.scripts["ship.sh"],
         ]
-        assert stored["scripts"][1]["arguments"] == ["--version={{version}}", "two words"]
+        assert stored["scripts"][1]["arguments"] == ["--version={{ version }}", "two words"]
         assert stored["target"] == {
             "host_ids": [host["id"]],
             "group_ids": [group["id"]],
@@ -142,10 +142,11 @@ async def test_create_edit_with_field_errors_and_viewer_read_only(
 
         listed = text_of(await http.get("/templates"))
         assert "release" in listed and repo.hosted.default_branch in listed
-        assert "group prod" in listed and "tag web" in listed and "never run" in listed
+        assert "1 host plus hosts in group prod tagged web" in listed and "never run" in listed
 
         page = text_of(await http.get(f"/templates/{template_id}"))
         assert secret not in page
+        assert f"{host['name']} plus hosts in group prod tagged web" in page
         # Scripts are listed in run order by id; their paths are swapped in after the page.
         assert page.index(repo.scripts["build.sh"]) < page.index(repo.scripts["ship.sh"])
         loader = re.search(r'hx-get="(/templates/script-names\?[^"]+)"', page)

@@ -17,7 +17,7 @@ from shipyard.web.template_form import (
 
 def test_arguments_split_like_a_shell_keeping_placeholders_whole() -> None:
     words = split_arguments("--version={{ version }} 'two words' {{ COUNT}}")
-    assert words == ["--version={{version}}", "two words", "{{COUNT}}"]
+    assert words == ["--version={{ version }}", "two words", "{{ COUNT}}"]
     assert split_arguments(join_arguments(words)) == words
 
 
