@@ -31,8 +31,8 @@ groups_app = typer.Typer(
 )
 inventory_app = typer.Typer(no_args_is_help=True, help="Inventory: import an Ansible inventory.")
 
-# The CLI's own bound on a file to send (the API refuses more than 4 MB of content anyway).
-MAX_FILE_BYTES = 4_000_000
+# The CLI's own bound on a file to send (the API refuses more content anyway).
+MAX_FILE_BYTES = 1_000_000
 
 
 def group_by_name_or_id(api: ApiClient, ref: str) -> dict[str, Any]:
@@ -216,7 +216,7 @@ def import_inventory(
         fail("--format must be ini or yaml", EXIT_USAGE)
     try:
         if file.stat().st_size > MAX_FILE_BYTES:
-            fail(f"{file} is larger than 4 MB", EXIT_USAGE)
+            fail(f"{file} is larger than 1 MB", EXIT_USAGE)
         content = file.read_text(encoding="utf-8")
         private_key = key_file.read_text() if key_file is not None else None
     except (OSError, UnicodeDecodeError) as exc:

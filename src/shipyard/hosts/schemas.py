@@ -383,7 +383,8 @@ class InventoryImport(StrictModel):
     """An Ansible inventory file's text, INI or YAML."""
 
     format: Literal["ini", "yaml"]
-    content: str = Field(min_length=1, max_length=4_000_000)
+    # Under the server's default body cap (SHIPYARD_MAX_REQUEST_BYTES, 1 MiB) with room for JSON.
+    content: str = Field(min_length=1, max_length=1_000_000)
     credentials: ImportCredentials | None = None
 
 

@@ -158,7 +158,7 @@ async def delete_group(group_id: UUID, actor: Admin, session: SessionDep) -> Res
 
 IMPORT_FORMATS = ("ini", "yaml")
 # As the API's limit on ``content``; a bigger upload is refused before it is decoded.
-MAX_UPLOAD_BYTES = 4_000_000
+MAX_UPLOAD_BYTES = 1_000_000
 # Content naming any of these is not put back into the form after a refusal.
 SECRET_HINTS = ("password", "_pass", "secret", "token")
 
@@ -206,7 +206,7 @@ async def _import_payload(request: Request) -> tuple[dict[str, str], dict[str, A
             await upload.close()
     if raw:
         if len(raw) > MAX_UPLOAD_BYTES:
-            raise ValidationFailed("the file is larger than 4 MB", field="file")
+            raise ValidationFailed("the file is larger than 1 MB", field="file")
         try:
             content = raw.decode("utf-8")
         except UnicodeDecodeError:
