@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Select, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +26,6 @@ from shipyard.deployments import service as deployments
 from shipyard.deployments.models import Deployment
 from shipyard.deployments.schemas import (
     DeploymentCreate,
-    EnvironmentVariable,
     ExecutionOptions,
     ScriptChoice,
 )
@@ -425,6 +425,21 @@ class LaunchPlan:
         )
 
 
+def _request(**fields: Any) -> DeploymentCreate:
+    """The deployment request of a launch; what the deployment rules refuse is a 422 naming it.
+
+    Rendered arguments can outgrow the argument limit (a long text parameter in ``{{ }}``), and
+    a stored definition can predate today's rules: never a 500.
+    """
+    try:
+        return DeploymentCreate(**fields)
+    except PydanticValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "parameters"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise ValidationFailed(f"{where}: {message}", field=where) from exc
+
+
 def _check_launcher(actor: Actor, template: Template) -> None:
     actor.require(Permission.RUN_DEPLOYMENTS)
     if template.admin_only:
@@ -459,21 +474,22 @@ async def launch_plan(
     for name, value in checked.secret.items():
         environment[name], env_values[name] = True, value
     target = Target.model_validate(template.target)
-    request = DeploymentCreate(
+    request = _request(
         name=template.name,
         description=template.description,
         repository_id=template.repository_id,
         ref=template.ref,
+        # Plain data, so the deployment rules check it all and name what they refuse.
         scripts=[
-            ScriptChoice(
-                script_id=item["script_id"],
-                arguments=params.render(item.get("arguments", []), checked.plain),
-            )
+            {
+                "script_id": item["script_id"],
+                "arguments": params.render(item.get("arguments", []), checked.plain),
+            }
             for item in template.scripts
         ],
         target=target,
         environment=[
-            EnvironmentVariable(name=name, value=env_values[name], secret=secret)
+            {"name": name, "value": env_values[name], "secret": secret}
             for name, secret in environment.items()
         ],
         options=ExecutionOptions.model_validate(template.options),

@@ -151,6 +151,18 @@ async def test_save_refuses_bad_definitions_naming_the_field(
     assert secret.status_code == 422
     assert error_fields(secret) == ["scripts.0.arguments"]
     assert "environment variable token" in secret.json()["error"]["message"]
+    # A value that makes an argument too long is a 422 too (never a 500).
+    long_notes = await make_template(
+        client,
+        admin,
+        repository_id=repo.id,
+        parameters=[{"name": "notes", "type": "text"}],
+        scripts=[{"script_id": script_id, "arguments": ["{{ notes }}"]}],
+    )
+    assert long_notes.status_code == 201, long_notes.text
+    too_long = await preview(client, admin, long_notes.json()["id"], {"notes": "n" * 5000})
+    assert too_long.status_code == 422, too_long.text
+    assert error_fields(too_long) == ["scripts.0.arguments"]
 
 
 async def test_secret_environment_is_write_only_and_kept_when_resent_without_value(
