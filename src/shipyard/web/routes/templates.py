@@ -406,12 +406,29 @@ async def _template_page(
         ),
         None,
     )
-    repositories, _ = await repo_service.list_repositories(
-        session=session, principal=principal, limit=LIST_LIMIT, cursor=None
+    # Names for the definition, read only for what the template refers to.
+    tenant_id = principal.tenant_id
+    repository = (
+        await repo_service.read_repository(
+            session=session, principal=principal, repository_id=template.repository_id
+        )
+        if template.repository_id
+        else None
     )
-    groups = await inventory.read_groups(session=session, tenant_id=principal.tenant_id)
-    hosts = await inventory.host_choices(session=session, tenant_id=principal.tenant_id)
-    jobs = await pages.wizard_jobs(session=session, principal=principal)
+    target = template.target
+    groups = (
+        await inventory.read_groups(session=session, tenant_id=tenant_id)
+        if target.group_ids
+        else []
+    )
+    hosts = (
+        await inventory.host_choices(session=session, tenant_id=tenant_id)
+        if target.host_ids
+        else []
+    )
+    jobs = (
+        await pages.wizard_jobs(session=session, principal=principal) if template.cicd_steps else []
+    )
     return render(
         request,
         "templates/detail.html",
@@ -427,9 +444,7 @@ async def _template_page(
             "launch_shown": shown_launch_values(template.parameters, form),
             "preview": preview,
             "script_paths": script_paths or {},
-            "repository_name": next(
-                (r.full_name for r in repositories if r.id == template.repository_id), None
-            ),
+            "repository_name": repository.full_name if repository else None,
             "group_names": {g.id: g.name for g in groups},
             "host_names": dict(hosts),
             "job_names": {str(job.id): job.name for job in jobs},
