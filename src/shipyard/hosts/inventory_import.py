@@ -214,12 +214,14 @@ def _plan_host(
         update["password"] = password
     create: dict[str, Any] = {"name": host.name, **update}
     create.setdefault("user", sent.user)
-    if password is None and sent.password is not None:
+    if password is not None:
+        # The inventory's own password for this host wins over the import's default log-in.
+        create["auth_method"] = "password"
+    else:
         create["password"] = sent.password
-    if sent.private_key is not None:
-        create["private_key"] = sent.private_key
-        create["private_key_passphrase"] = sent.private_key_passphrase
-    if sent.auth_method is not None:
+        if sent.private_key is not None:
+            create["private_key"] = sent.private_key
+            create["private_key_passphrase"] = sent.private_key_passphrase
         create["auth_method"] = sent.auth_method
     variables = _variables(host.vars, f"host {host.name}", skips)
     try:

@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import yaml
 from sqlalchemy import select
 
 from shipyard.accounts.models import AuditEvent
@@ -13,6 +14,7 @@ from shipyard.db import Database
 from shipyard.hosts.inventory import host_environments
 from tests.support import canary
 from tests.support.api import Account, add_member, error_fields
+from tests.support.sshd import SSHEndpoint
 
 INVENTORY_PASSWORD = canary.remember("inventory-ssh-pass-9931", "inventory password")
 DEFAULT_PASSWORD = canary.remember("import-default-pw-5520", "import default password")
@@ -238,3 +240,42 @@ async def test_import_needs_manage_hosts(client: httpx.AsyncClient, admin: Accou
     viewer = await add_member(client, admin, "viewer")
     response = await import_inventory(client, viewer, "h1 ansible_user=u\n", "ini")
     assert response.status_code == 403
+
+
+async def test_imported_hosts_log_in_with_the_inventory_password_or_the_sent_key(
+    client: httpx.AsyncClient, admin: Account, ssh_endpoint: SSHEndpoint
+) -> None:
+    content = yaml.safe_dump(
+        {
+            "all": {
+                "vars": {"ansible_port": ssh_endpoint.port},
+                "children": {
+                    "by_password": {
+                        "hosts": {
+                            "pw-host": {
+                                "ansible_host": ssh_endpoint.host,
+                                "ansible_user": ssh_endpoint.user,
+                                "ansible_ssh_pass": ssh_endpoint.password,
+                            }
+                        }
+                    },
+                    "by_key": {"hosts": {"key-host": {"ansible_host": ssh_endpoint.host}}},
+                },
+            }
+        }
+    )
+    response = await import_inventory(
+        client,
+        admin,
+        content,
+        "yaml",
+        credentials={"user": ssh_endpoint.user, "private_key": ssh_endpoint.private_key},
+    )
+    assert response.status_code == 200, response.text
+    assert ssh_endpoint.password not in response.text
+    hosts = await hosts_by_name(client, admin)
+    assert hosts["pw-host"]["auth_method"] == "password"
+    assert hosts["key-host"]["auth_method"] == "key" and hosts["key-host"]["public_key"]
+    for name in ("pw-host", "key-host"):
+        tested = await client.post(f"/api/v1/hosts/{hosts[name]['id']}/test", headers=admin.headers)
+        assert tested.json()["status"] == "online", (name, tested.text)
