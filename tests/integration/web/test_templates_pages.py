@@ -319,6 +319,8 @@ async def test_launch_form_preview_launch_runs_and_roll_back(deploy: DeployBuild
         second_run = await deploy.wait(second.headers["location"].rsplit("/", 1)[1])
         assert second_run["status"] == "success" and second_run["commit_sha"] != first_commit
 
+        listed = text_of(await http.get("/templates"))
+        assert f"<code>{second_run['commit_sha'][:8]}</code>" in listed
         runs = text_of(await http.get(f"/templates/{template_id}"))
         assert f'<code id="last-success-commit">{second_run["commit_sha"]}</code>' in runs
         history = runs.split('id="template-runs"')[1]
