@@ -70,7 +70,13 @@ async def test_create_edit_with_field_errors_and_viewer_read_only(
     group = await api(client, admin, "POST", "/host-groups", {"name": "prod"})
     async with browser_client(client, admin) as http:
         token = await csrf_token(http, "/templates/new")
-        # "Show the scripts" re-renders the form with the repository's catalogue.
+        # "Show the scripts" re-renders the form with the repository's catalogue (and says so
+        # when no repository is chosen yet), keeping what was typed.
+        early = await http.post(
+            "/templates/new", data={"csrf_token": token, "action": "scripts", "name": "early"}
+        )
+        assert early.status_code == 200 and "Choose a repository first" in early.text
+        assert 'value="early"' in early.text
         shown = await http.post(
             "/templates/new",
             data={"csrf_token": token, "action": "scripts", "repository_id": repo.id},

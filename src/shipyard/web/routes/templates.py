@@ -236,7 +236,7 @@ async def _catalogue(
     """The form with the repository's scripts offered (a flow: call before any query)."""
     repository_id = form.values.get("repository_id")
     if not repository_id:
-        return form, None
+        return form, "Choose a repository first, then show its scripts."
     try:
         choices = await deployment_flows.script_choices(
             runtime=runtime,
@@ -245,11 +245,11 @@ async def _catalogue(
             ref=form.values.get("ref") or None,
         )
     except ValueError:
-        return form, "choose a repository"
+        return form, "Choose a repository first, then show its scripts."
     except ShipyardError as exc:
-        return form, sentence(exc.message)
+        return form, "The script catalogue could not be read: " + sentence(exc.message)
     if choices.problem is not None:
-        return form, sentence(choices.problem.message)
+        return form, "The script catalogue could not be read: " + sentence(choices.problem.message)
     if choices.catalogue is not None:
         form.with_catalogue(choices.catalogue.scripts)
     return form, None
