@@ -4,6 +4,7 @@ twice fires once; presets; start and end; validation naming the field."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -15,13 +16,11 @@ NEW_YORK = "America/New_York"
 
 
 def local(times: list[datetime], tz: str) -> list[str]:
-    from zoneinfo import ZoneInfo
-
     return [at.astimezone(ZoneInfo(tz)).isoformat() for at in times]
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_berlin_spring_forward_skips_the_missing_wall_time() -> None:
