@@ -219,6 +219,8 @@ async def test_broken_inventories_are_422_naming_where_and_write_nothing(
         ),
         ("ini", "[web]\nnouser\n"): "line 2: host nouser: no ansible_user",
         ("ini", "[web]\nweb_1 ansible_user=u\n"): "host web_1: no ansible_host, and the name",
+        # The outbound policy, as for the hosts API: the metadata address is always refused.
+        ("ini", "[web]\nmeta ansible_host=169.254.169.254 ansible_user=u\n"): "line 2: host meta",
         ("ini", "[web]\nh1 ansible_user=u ansible_port=99999\n"): "line 2: host h1",
         ("yaml", "all:\n  hosts:\n    h1: {ansible_user: u\n"): "line",
         ("yaml", "all:\n  childs: {}\n"): "all.childs",
