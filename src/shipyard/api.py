@@ -157,6 +157,8 @@ def build_api_router() -> APIRouter:
     from shipyard.hosts.api import groups_router as host_groups_router
     from shipyard.hosts.api import inventory_router
     from shipyard.hosts.api import router as hosts_router
+    from shipyard.schedules.api import router as schedules_router
+    from shipyard.schedules.api import templates_router as template_schedules_router
     from shipyard.templates.api import router as templates_router
 
     router = APIRouter(prefix=API_PREFIX)
@@ -168,6 +170,8 @@ def build_api_router() -> APIRouter:
         inventory_router,
         deployments_router,
         templates_router,
+        template_schedules_router,
+        schedules_router,
         cicd_router,
     ):
         router.include_router(domain_router)
