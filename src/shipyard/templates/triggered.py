@@ -58,6 +58,7 @@ async def launch_from_trigger(
     schedule_id: UUID | None = None,
     webhook_id: UUID | None = None,
     settings: Settings | None = None,
+    held: bool = False,
 ) -> Deployment:
     """Create and enqueue a run of the template in the caller's transaction, and audit it.
 
@@ -67,7 +68,8 @@ async def launch_from_trigger(
     run and the audit entry say launched it. ``commit_sha`` pins the commit (a push's
     ``after``); without it the worker resolves the template's ref at checkout time.
     ``session`` may be a tenant's or a system session: the template is looked up in
-    ``tenant_id`` explicitly. Raises NotFound (template gone) or ValidationFailed (a value,
+    ``tenant_id`` explicitly. ``held`` (a schedule's overlap policy queue) stores the run
+    'scheduled' with its job parked until :func:`deployments.service.release_held`. Raises NotFound (template gone) or ValidationFailed (a value,
     the target, the template's content), leaving the transaction for the caller to record it.
     """
     if trigger not in TRIGGERS:
@@ -89,6 +91,7 @@ async def launch_from_trigger(
         schedule_id=schedule_id,
         webhook_id=webhook_id,
         launched_by=dict(launched_by),
+        held=held,
     )
     return await store_triggered(
         session=session,
