@@ -370,6 +370,7 @@ async def test_save_as_template_from_the_wizard(deploy: DeployBuilder) -> None:
         ("script_id", build),
         (f"args_{ship}", "--fast"),
         ("host_id", host["id"]),
+        ("tags", "web"),
         ("parallelism", "3"),
     ]
     async with browser_client(client, admin) as http:
@@ -391,5 +392,6 @@ async def test_save_as_template_from_the_wizard(deploy: DeployBuilder) -> None:
         (ship, ["--fast"]),
         (build, []),
     ]
-    assert stored["target"]["host_ids"] == [host["id"]]
+    # The hosts picked plus the rule (any host tagged web), resolved at each launch.
+    assert stored["target"] == {"host_ids": [host["id"]], "group_ids": [], "tags": ["web"]}
     assert stored["options"]["parallelism"] == 3
