@@ -81,6 +81,8 @@ async def test_template_made_in_the_form_previews_and_launches_to_success(
     await expect(page.locator("#preview-commit")).to_have_text(hosted.head())
     await expect(page.locator("#preview-scripts")).to_have_text("deploy.sh 2.0")
     await expect(page.locator("#preview-hosts")).to_contain_text("node-1")
+    # Previewed in place (HTMX swapped the launch card): still the template's own address.
+    await expect(page).to_have_url(re.compile(r"/templates/[0-9a-f-]{36}$"))
     await page.get_by_role("button", name="Launch").click()
 
     await expect(page).to_have_url(re.compile(r"/deployments/[0-9a-f-]{36}$"))
