@@ -130,6 +130,25 @@ class ProviderClient(ABC):
         self, repo: RepoRef, *, ref: str, path: str, max_bytes: int
     ) -> FileData: ...
 
+    # -- repository webhooks (Shipyard's trigger URLs registered at the provider) ----------
+    async def create_hook(self, repo: RepoRef, *, url: str, secret: str, events: list[str]) -> str:
+        """Create a JSON push hook delivering to ``url`` signed with ``secret``; its id there.
+
+        ``events`` are Shipyard's kinds (push, tag, release), mapped to the provider's.
+        """
+        raise NotImplementedError(f"{self.type} does not register webhooks")
+
+    async def delete_hook(self, repo: RepoRef, hook_id: str) -> None:
+        """Remove a hook created by :meth:`create_hook` (already gone: nothing to do)."""
+        raise NotImplementedError(f"{self.type} does not register webhooks")
+
+    async def send_json(self, method: str, path: str, body: Any | None = None) -> Any:
+        """A write to the API (JSON in, JSON or nothing out), through the shared layer."""
+        response = await self.api.request(method, self.url(path), json=body)
+        if response.status_code == 204 or not response.content:
+            return None
+        return decode_json(response, self.host)
+
     # -- OAuth 2 authorization code ---------------------------------------------------------
     @property
     @abstractmethod

@@ -27,6 +27,8 @@ from shipyard.git.providers.github import (
     contents_entry,
     contents_file,
     contents_path,
+    delete_ignoring_gone,
+    github_events,
     github_style_repository,
     last_page,
     repo_path,
@@ -114,3 +116,21 @@ class GiteaClient(ProviderClient):
     async def read_file(self, repo: RepoRef, *, ref: str, path: str, max_bytes: int) -> FileData:
         body = await self.get_json(contents_path(repo, path), {"ref": ref})
         return contents_file(body, path=path, max_bytes=max_bytes)
+
+    async def create_hook(self, repo: RepoRef, *, url: str, secret: str, events: list[str]) -> str:
+        # POST /repos/{owner}/{repo}/hooks (Gitea's CreateHookOption): type "gitea" signs
+        # with X-Gitea-Signature; tag pushes arrive as `push`.
+        body = await self.send_json(
+            "POST",
+            f"{repo_path(repo)}/hooks",
+            {
+                "type": "gitea",
+                "active": True,
+                "events": github_events(events),
+                "config": {"url": url, "content_type": "json", "secret": secret},
+            },
+        )
+        return str(require(body, "id", int, where="hook"))
+
+    async def delete_hook(self, repo: RepoRef, hook_id: str) -> None:
+        await delete_ignoring_gone(self, f"{repo_path(repo)}/hooks/{segment(hook_id)}")

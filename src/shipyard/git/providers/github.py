@@ -136,6 +136,42 @@ class GitHubClient(ProviderClient):
         body = await self.get_json(contents_path(repo, path), {"ref": ref})
         return contents_file(body, path=path, max_bytes=max_bytes)
 
+    async def create_hook(self, repo: RepoRef, *, url: str, secret: str, events: list[str]) -> str:
+        # POST /repos/{owner}/{repo}/hooks (docs.github.com/rest/repos/webhooks): a tag push
+        # is a `push` event on GitHub.
+        body = await self.send_json(
+            "POST",
+            f"{repo_path(repo)}/hooks",
+            {
+                "name": "web",
+                "active": True,
+                "events": github_events(events),
+                "config": {
+                    "url": url,
+                    "content_type": "json",
+                    "secret": secret,
+                    "insecure_ssl": "0",
+                },
+            },
+        )
+        return str(require(body, "id", int, where="hook"))
+
+    async def delete_hook(self, repo: RepoRef, hook_id: str) -> None:
+        await delete_ignoring_gone(self, f"{repo_path(repo)}/hooks/{segment(hook_id)}")
+
+
+def github_events(kinds: list[str]) -> list[str]:
+    """GitHub's (and Gitea's) hook events for Shipyard's kinds: tags arrive as pushes."""
+    events = ["push"] if {"push", "tag"} & set(kinds) else []
+    if "release" in kinds:
+        events.append("release")
+    return events or ["push"]
+
+
+async def delete_ignoring_gone(client: ProviderClient, path: str) -> None:
+    """DELETE ``path``; a hook someone already removed at the provider is not an error."""
+    await client.api.request("DELETE", client.url(path), passthrough=(404, 410))
+
 
 def contents_entry(item: Any) -> TreeEntry:
     """One item of a contents-API directory listing (GitHub and Gitea share the shape)."""

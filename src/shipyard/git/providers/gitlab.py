@@ -26,7 +26,7 @@ from shipyard.git.providers.base import (
     optional_str,
     require,
 )
-from shipyard.git.providers.github import decode_content
+from shipyard.git.providers.github import decode_content, delete_ignoring_gone
 from shipyard.outbound.api import segment
 
 GITLAB_COM = "https://gitlab.com"
@@ -188,3 +188,23 @@ class GitLabClient(ProviderClient):
         if size > max_bytes:
             return FileData(path=clean, size=size, data=None)
         return FileData(path=clean, size=size, data=decode_content(body, where="file"))
+
+    async def create_hook(self, repo: RepoRef, *, url: str, secret: str, events: list[str]) -> str:
+        # POST /projects/:id/hooks (docs.gitlab.com/api/project_webhooks): the secret is the
+        # hook's `token`, sent back as X-Gitlab-Token.
+        body = await self.send_json(
+            "POST",
+            f"{self._project(repo)}/hooks",
+            {
+                "url": url,
+                "token": secret,
+                "push_events": "push" in events,
+                "tag_push_events": "tag" in events,
+                "releases_events": "release" in events,
+                "enable_ssl_verification": True,
+            },
+        )
+        return str(require(body, "id", int, where="hook"))
+
+    async def delete_hook(self, repo: RepoRef, hook_id: str) -> None:
+        await delete_ignoring_gone(self, f"{self._project(repo)}/hooks/{segment(hook_id)}")
