@@ -99,6 +99,9 @@ class Forge:
         self.codes: dict[str, tuple[str, str, str]] = {}
         self.refresh_tokens: dict[str, tuple[str, str]] = {}
         self.faults: list[Fault] = []
+        # Repository webhooks: repo id -> hook id -> the provider's hook object, plus the
+        # secret it was given under "_secret" (never part of an answer).
+        self.hooks: dict[int, dict[int, dict[str, Any]]] = {}
         self.requests: list[Recorded] = []
         self.latency = 0.0
         self.in_flight = 0
@@ -302,6 +305,21 @@ class Forge:
                 (r for r in self.repos.values() if r.members is None or login in r.members),
                 key=lambda repo: repo.id,
             )
+
+    def add_hook(self, repo: FakeRepo, hook: dict[str, Any]) -> dict[str, Any]:
+        """Store a hook of ``repo`` under a new id (set in ``hook["id"]``)."""
+        with self.lock:
+            hook["id"] = next(self._ids)
+            self.hooks.setdefault(repo.id, {})[hook["id"]] = hook
+            return hook
+
+    def remove_hook(self, repo: FakeRepo, hook_id: int) -> bool:
+        with self.lock:
+            return self.hooks.get(repo.id, {}).pop(hook_id, None) is not None
+
+    def repo_hooks(self, repo: FakeRepo) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.hooks.get(repo.id, {}).values())
 
     def find(self, owner: str, name: str) -> FakeRepo | None:
         with self.lock:

@@ -117,3 +117,11 @@ async def _answer(
                 response.headers[header] = value
     recorded.status = response.status_code
     return response
+
+
+async def read_json_body(request: Request) -> None:
+    """Parse a write's JSON body into ``request.state.json`` (handlers are synchronous)."""
+    try:
+        request.state.json = await request.json()
+    except ValueError:
+        request.state.json = None

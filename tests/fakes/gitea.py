@@ -33,7 +33,7 @@ from tests.fakes.common_git import (
     git_resolve,
     git_tree,
 )
-from tests.fakes.common_http import ThreadedApp, serve
+from tests.fakes.common_http import ThreadedApp, read_json_body, serve
 
 MAX_RESPONSE_ITEMS = 50
 
@@ -142,6 +142,13 @@ class FakeGitea:
 
             return Route(f"/api/v1{path}", endpoint)
 
+        def write(path: str, handler: Any, methods: tuple[str, ...]) -> Route:
+            async def endpoint(request: Request) -> Response:
+                await read_json_body(request)
+                return await serve(self.forge, request, handler, unauthorized=self.unauthorized)
+
+            return Route(f"/api/v1{path}", endpoint, methods=list(methods))
+
         return Starlette(
             routes=[
                 api("/user", self.get_user),
@@ -151,10 +158,63 @@ class FakeGitea:
                 api("/repos/{owner}/{repo}/contents", self.contents),
                 api("/repos/{owner}/{repo}/contents/{path:path}", self.contents),
                 api("/repos/{owner}/{repo}/git/trees/{ref:path}", self.git_tree),
+                write("/repos/{owner}/{repo}/hooks", self.hooks, ("GET", "POST")),
+                write("/repos/{owner}/{repo}/hooks/{hook_id:int}", self.hook, ("GET", "DELETE")),
                 Route("/login/oauth/authorize", self.authorize),
                 Route("/login/oauth/access_token", self.access_token, methods=["POST"]),
             ]
         )
+
+    # -- repository webhooks (Gitea's API: CreateHookOption, Hook) -------------------------
+    def hook_json(self, repo: FakeRepo, hook: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": hook["id"],
+            "type": hook["type"],
+            "branch_filter": "",
+            "config": {k: v for k, v in hook["config"].items() if k != "secret"},
+            "events": hook["events"],
+            "authorization_header": "",
+            "active": hook["active"],
+            "updated_at": "2020-01-01T00:00:00Z",
+            "created_at": "2020-01-01T00:00:00Z",
+        }
+
+    def hooks(self, request: Request, user: FakeUser | None) -> Response:
+        repo = self._repo(request, user)
+        if repo is None:
+            return self.error(404, "The target couldn't be found.")
+        if request.method == "GET":
+            return JSONResponse([self.hook_json(repo, h) for h in self.forge.repo_hooks(repo)])
+        body = request.state.json
+        config = body.get("config") if isinstance(body, dict) else None
+        if not isinstance(config, dict) or not config.get("url") or not config.get("content_type"):
+            return self.error(422, "Missing config option: url / content_type")
+        hook = self.forge.add_hook(
+            repo,
+            {
+                "type": body.get("type", "gitea"),
+                "active": bool(body.get("active", False)),
+                "events": list(body.get("events") or ["push"]),
+                "config": dict(config),
+                "_secret": config.get("secret"),
+            },
+        )
+        return JSONResponse(self.hook_json(repo, hook), status_code=201)
+
+    def hook(self, request: Request, user: FakeUser | None) -> Response:
+        repo = self._repo(request, user)
+        hook_id = request.path_params["hook_id"]
+        found = (
+            next((h for h in self.forge.repo_hooks(repo) if h["id"] == hook_id), None)
+            if repo
+            else None
+        )
+        if repo is None or found is None:
+            return self.error(404, "The target couldn't be found.")
+        if request.method == "DELETE":
+            self.forge.remove_hook(repo, hook_id)
+            return Response(status_code=204)
+        return JSONResponse(self.hook_json(repo, found))
 
     def paged(self, request: Request, items: list[Any]) -> Response:
         limit = int_arg(request, "limit", MAX_RESPONSE_ITEMS, high=MAX_RESPONSE_ITEMS)

@@ -33,7 +33,7 @@ from tests.fakes.common_git import (
     git_resolve,
     git_tree,
 )
-from tests.fakes.common_http import ThreadedApp, serve
+from tests.fakes.common_http import ThreadedApp, read_json_body, serve
 
 DOCS = "https://docs.github.com/rest"
 SECONDARY_LIMIT_MESSAGE = (
@@ -186,6 +186,13 @@ class FakeGitHub:
 
             return Route(f"/api/v3{path}", endpoint, methods=list(methods))
 
+        def write(path: str, handler: Any, methods: tuple[str, ...]) -> Route:
+            async def endpoint(request: Request) -> Response:
+                await read_json_body(request)
+                return await serve(self.forge, request, handler, unauthorized=unauthorized)
+
+            return Route(f"/api/v3{path}", endpoint, methods=list(methods))
+
         return Starlette(
             routes=[
                 api("/user", self.get_user),
@@ -195,6 +202,8 @@ class FakeGitHub:
                 api("/repos/{owner}/{repo}/contents", self.contents),
                 api("/repos/{owner}/{repo}/contents/{path:path}", self.contents),
                 api("/repos/{owner}/{repo}/git/trees/{ref:path}", self.git_tree),
+                write("/repos/{owner}/{repo}/hooks", self.hooks, ("GET", "POST")),
+                write("/repos/{owner}/{repo}/hooks/{hook_id:int}", self.hook, ("GET", "DELETE")),
                 Route("/login/oauth/authorize", self.authorize),
                 Route("/login/oauth/access_token", self.access_token, methods=["POST"]),
             ]
@@ -351,6 +360,72 @@ class FakeGitHub:
                 "truncated": False,
             }
         )
+
+    # -- repository webhooks (docs.github.com/rest/repos/webhooks) -------------------------
+    def hook_json(self, repo: FakeRepo, hook: dict[str, Any]) -> dict[str, Any]:
+        api = f"{self.api_url}/repos/{repo.full_name}/hooks/{hook['id']}"
+        config = dict(hook["config"])
+        if "secret" in config:
+            config["secret"] = "********"  # GitHub never shows a hook's secret again
+        return {
+            "type": "Repository",
+            "id": hook["id"],
+            "name": "web",
+            "active": hook["active"],
+            "events": hook["events"],
+            "config": config,
+            "updated_at": "2020-01-01T00:00:00Z",
+            "created_at": "2020-01-01T00:00:00Z",
+            "url": api,
+            "test_url": f"{api}/test",
+            "ping_url": f"{api}/pings",
+            "deliveries_url": f"{api}/deliveries",
+            "last_response": {"code": None, "status": "unused", "message": None},
+        }
+
+    def hooks(self, request: Request, user: FakeUser | None) -> Response:
+        repo = self._repo(request, user)
+        if repo is None:
+            return error(404, "Not Found", f"{DOCS}/repos/webhooks#create-a-repository-webhook")
+        if request.method == "GET":
+            return JSONResponse([self.hook_json(repo, h) for h in self.forge.repo_hooks(repo)])
+        body = request.state.json
+        config = body.get("config") if isinstance(body, dict) else None
+        if not isinstance(config, dict) or not config.get("url"):
+            return JSONResponse(
+                {
+                    "message": "Validation Failed",
+                    "errors": [{"resource": "Hook", "code": "custom", "message": "url is missing"}],
+                    "documentation_url": f"{DOCS}/repos/webhooks#create-a-repository-webhook",
+                    "status": "422",
+                },
+                status_code=422,
+            )
+        hook = self.forge.add_hook(
+            repo,
+            {
+                "active": bool(body.get("active", True)),
+                "events": list(body.get("events") or ["push"]),
+                "config": dict(config),
+                "_secret": config.get("secret"),
+            },
+        )
+        return JSONResponse(self.hook_json(repo, hook), status_code=201)
+
+    def hook(self, request: Request, user: FakeUser | None) -> Response:
+        repo = self._repo(request, user)
+        hook_id = request.path_params["hook_id"]
+        found = (
+            next((h for h in self.forge.repo_hooks(repo) if h["id"] == hook_id), None)
+            if repo
+            else None
+        )
+        if repo is None or found is None:
+            return error(404, "Not Found", f"{DOCS}/repos/webhooks#delete-a-repository-webhook")
+        if request.method == "DELETE":
+            self.forge.remove_hook(repo, hook_id)
+            return Response(status_code=204)
+        return JSONResponse(self.hook_json(repo, found))
 
     # -- OAuth web flow -------------------------------------------------------------------
     async def authorize(self, request: Request) -> Response:

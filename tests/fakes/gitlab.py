@@ -35,7 +35,7 @@ from tests.fakes.common_git import (
     git_resolve,
     git_tree,
 )
-from tests.fakes.common_http import ThreadedApp, serve
+from tests.fakes.common_http import ThreadedApp, read_json_body, serve
 
 # GitLab stops counting past this many rows (performance); then only x-next-page says more.
 COUNT_LIMIT = 10_000
@@ -158,6 +158,15 @@ class FakeGitLab:
 
             return Route(f"/api/v4{path}", endpoint, methods=list(methods))
 
+        def write(path: str, handler: Any, methods: tuple[str, ...]) -> Route:
+            async def endpoint(request: Request) -> Response:
+                await read_json_body(request)
+                return await serve(
+                    self.forge, request, handler, unauthorized=unauthorized, schemes=("bearer",)
+                )
+
+            return Route(f"/api/v4{path}", endpoint, methods=list(methods))
+
         return Starlette(
             routes=[
                 api("/user", self.get_user),
@@ -171,10 +180,69 @@ class FakeGitLab:
                     self.file,
                     methods=("GET", "HEAD"),
                 ),
+                write("/projects/{id:int}/hooks", self.hooks, ("GET", "POST")),
+                write("/projects/{id:int}/hooks/{hook_id:int}", self.hook, ("GET", "DELETE")),
                 Route("/oauth/authorize", self.authorize),
                 Route("/oauth/token", self.token, methods=["POST"]),
             ]
         )
+
+    # -- project webhooks (docs.gitlab.com/api/project_webhooks) ----------------------------
+    EVENT_FLAGS = ("push_events", "tag_push_events", "releases_events", "merge_requests_events")
+
+    def hook_json(self, repo: FakeRepo, hook: dict[str, Any]) -> dict[str, Any]:
+        body = {
+            "id": hook["id"],
+            "url": hook["url"],
+            "name": None,
+            "description": None,
+            "project_id": repo.id,
+            "enable_ssl_verification": hook["enable_ssl_verification"],
+            "created_at": "2020-01-01T00:00:00.000Z",
+            "alert_status": "executable",
+            "disabled_until": None,
+            "url_variables": [],
+            "push_events_branch_filter": None,
+            "branch_filter_strategy": "wildcard",
+            "custom_webhook_template": None,
+        }
+        body.update({flag: hook[flag] for flag in self.EVENT_FLAGS})
+        return body  # the token is never shown again
+
+    def hooks(self, request: Request, user: FakeUser | None) -> Response:
+        repo = self._project(request, user)
+        if repo is None:
+            return message(404, "404 Project Not Found")
+        if request.method == "GET":
+            return JSONResponse([self.hook_json(repo, h) for h in self.forge.repo_hooks(repo)])
+        body = request.state.json
+        if not isinstance(body, dict) or not body.get("url"):
+            return JSONResponse({"error": "url is missing"}, status_code=400)
+        hook: dict[str, Any] = {
+            "url": body["url"],
+            "enable_ssl_verification": bool(body.get("enable_ssl_verification", True)),
+            "_secret": body.get("token"),
+        }
+        # GitLab's defaults: push events on, the others off.
+        for flag in self.EVENT_FLAGS:
+            hook[flag] = bool(body.get(flag, flag == "push_events"))
+        stored = self.forge.add_hook(repo, hook)
+        return JSONResponse(self.hook_json(repo, stored), status_code=201)
+
+    def hook(self, request: Request, user: FakeUser | None) -> Response:
+        repo = self._project(request, user)
+        hook_id = request.path_params["hook_id"]
+        found = (
+            next((h for h in self.forge.repo_hooks(repo) if h["id"] == hook_id), None)
+            if repo
+            else None
+        )
+        if repo is None or found is None:
+            return message(404, "404 Not found")
+        if request.method == "DELETE":
+            self.forge.remove_hook(repo, hook_id)
+            return Response(status_code=204)
+        return JSONResponse(self.hook_json(repo, found))
 
     def paged(self, request: Request, items: list[Any], *, default_per_page: int = 20) -> Response:
         per_page = int_arg(request, "per_page", default_per_page, high=100)
