@@ -17,6 +17,7 @@ from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScr
 from shipyard.git.models import GitOAuthApp, GitProvider, Repository
 from shipyard.hosts.models import Host, HostGroup, HostGroupMember, HostTag, InventoryVariable
 from shipyard.templates.models import Template
+from shipyard.webhooks.models import Webhook, WebhookDelivery
 
 PLAINTEXT = {
     "host_password": "host-password-plaintext-1",
@@ -29,6 +30,7 @@ PLAINTEXT = {
     "oauth_client_secret": "oauth-client-secret-plaintext8",
     "inventory_secret": "inventory-secret-plaintext9",
     "template_secret": "template-secret-plaintext10",
+    "webhook_secret": "webhook-secret-plaintext11",
 }
 
 
@@ -47,6 +49,7 @@ class SeededTenant:
     invitation_id: UUID
     host_group_id: UUID
     template_id: UUID
+    webhook_id: UUID
 
 
 async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> SeededTenant:
@@ -176,6 +179,29 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
                 InventoryVariable(tenant_id=tid, host_id=host.id, name="REGION", value="eu"),
             ]
         )
+        # A generic hook: registering it at a provider is refused before any network call.
+        webhook = Webhook(
+            tenant_id=tid,
+            template_id=template.id,
+            provider="generic",
+            secret=PLAINTEXT["webhook_secret"],
+            events=["push"],
+            created_by=pid,
+        )
+        session.add(webhook)
+        await session.flush()
+        session.add(
+            WebhookDelivery(
+                tenant_id=tid,
+                webhook_id=webhook.id,
+                delivery_id="seeded-delivery",
+                event="push",
+                verdict="ran",
+                reason="seeded",
+                deployment_id=deployment.id,
+                ref="refs/heads/main",
+            )
+        )
         await session.flush()
         return SeededTenant(
             tenant_id=tid,
@@ -191,4 +217,5 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             invitation_id=invitation.id,
             host_group_id=group.id,
             template_id=template.id,
+            webhook_id=webhook.id,
         )

@@ -34,6 +34,7 @@ def id_for(path: str, param: str, seeded: SeededTenant) -> str:
         "invitation_id": seeded.invitation_id,
         "group_id": seeded.host_group_id,
         "template_id": seeded.template_id,
+        "webhook_id": seeded.webhook_id,
         # Account-level ids: a random one, which no tenant owns.
         "token_id": uuid.UUID(int=1),
         "member_id": uuid.UUID(int=2),
@@ -47,6 +48,8 @@ def body_for(path: str, seeded: SeededTenant) -> dict[str, Any]:
     """A body the route accepts as well-formed, so that what it answers is about the resource."""
     if path == "/api/v1/templates/{template_id}/rollback":
         return {"deployment_id": str(seeded.deployment_id)}
+    if path == "/api/v1/templates/{template_id}/webhooks":
+        return {"provider": "generic"}
     return {}
 
 
@@ -74,6 +77,8 @@ def tenant_routes() -> list[tuple[str, str]]:
         if not params or path.startswith(("/api/v1/auth/tokens", "/api/v1/tenant/members")):
             continue
         if path.startswith("/api/v1/git-providers/oauth/"):  # {provider_type}: not a resource id
+            continue
+        if path.startswith("/api/v1/hooks/"):  # inbound webhooks: public, the signature decides
             continue
         found.append((method, path))
     return found
@@ -122,6 +127,7 @@ async def test_lists_never_show_other_tenants_rows(
         "/api/v1/hosts",
         "/api/v1/host-groups",
         "/api/v1/templates",
+        "/api/v1/webhooks",
         "/api/v1/git-providers",
         "/api/v1/repositories",
         "/api/v1/deployments",

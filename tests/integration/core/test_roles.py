@@ -24,6 +24,7 @@ SELF_SERVICE = (
 DEVELOPER_EXTRA = (
     re.compile(r"^/api/v1/deployments"),
     re.compile(r"^/api/v1/templates"),
+    re.compile(r"^/api/v1/webhooks"),
     re.compile(r"^/api/v1/hosts/\{host_id\}/test$"),
     re.compile(r"^/api/v1/hosts/test-all$"),
 )
@@ -33,8 +34,10 @@ def unsafe_routes() -> list[tuple[str, str]]:
     routes = [
         (method, path)
         for method, path in api_operations()
-        # The OAuth callback is reached by the provider's redirect, not by a member.
-        if method in UNSAFE and not path.startswith("/api/v1/git-providers/oauth/")
+        # The OAuth callback is reached by the provider's redirect, not by a member; inbound
+        # webhook deliveries are authenticated by their signature alone.
+        if method in UNSAFE
+        and not path.startswith(("/api/v1/git-providers/oauth/", "/api/v1/hooks/"))
     ]
     assert len(routes) >= 25
     return routes
@@ -95,6 +98,8 @@ async def test_viewer_reads_everything(
         "/api/v1/templates",
         f"/api/v1/templates/{seeded.template_id}",
         f"/api/v1/templates/{seeded.template_id}/runs",
+        "/api/v1/webhooks",
+        f"/api/v1/webhooks/{seeded.webhook_id}/deliveries",
     ):
         response = await client.get(path, headers=viewer.headers)
         assert response.status_code == 200, (path, response.text)
