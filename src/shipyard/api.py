@@ -160,6 +160,8 @@ def build_api_router() -> APIRouter:
     from shipyard.schedules.api import router as schedules_router
     from shipyard.schedules.api import templates_router as template_schedules_router
     from shipyard.templates.api import router as templates_router
+    from shipyard.webhooks.api import hooks_router
+    from shipyard.webhooks.api import router as webhooks_router
 
     router = APIRouter(prefix=API_PREFIX)
     for domain_router in (
@@ -172,6 +174,8 @@ def build_api_router() -> APIRouter:
         templates_router,
         template_schedules_router,
         schedules_router,
+        webhooks_router,
+        hooks_router,
         cicd_router,
     ):
         router.include_router(domain_router)
