@@ -78,7 +78,7 @@ def _clip(value: str | None, limit: int) -> str | None:
     if value is None:
         return None
     # Printable ASCII only: the id is stored and shown; a provider's GUID always is.
-    cleaned = "".join(ch for ch in value if 32 < ord(ch) < 127)
+    cleaned = "".join(ch for ch in value if 32 <= ord(ch) < 127).strip()
     return cleaned[:limit] or None
 
 
