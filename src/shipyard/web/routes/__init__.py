@@ -23,8 +23,10 @@ def build_router() -> APIRouter:
         hosts,
         providers,
         repositories,
+        schedules,
         settings,
         templates,
+        webhooks,
         wizard,
     )
 
@@ -41,6 +43,8 @@ def build_router() -> APIRouter:
         hosts,
         groups,
         templates,
+        schedules,
+        webhooks,
         wizard,
         deployments,
     )
