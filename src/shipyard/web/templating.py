@@ -26,6 +26,7 @@ NAVIGATION = (
     ("hosts", "Hosts", "/hosts"),
     ("deployments", "Deployments", "/deployments"),
     ("templates", "Templates", "/templates"),
+    ("schedules", "Schedules", "/schedules"),
     ("cicd", "CI/CD", "/cicd"),
     ("settings", "Settings", "/settings"),
 )
