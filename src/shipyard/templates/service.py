@@ -120,6 +120,24 @@ async def last_successes(
     return {row.template_id: row for row in rows if row.template_id is not None}
 
 
+async def last_runs(
+    *, session: AsyncSession, template_ids: Sequence[UUID]
+) -> dict[UUID, TemplateRun]:
+    """The newest run of each template, whatever its status (one query for a whole list)."""
+    if not template_ids:
+        return {}
+    rows = await session.scalars(
+        select(Deployment)
+        .where(
+            Deployment.template_id.in_(template_ids),
+            tenant_clause(session, Deployment.tenant_id),
+        )
+        .order_by(Deployment.template_id, Deployment.created_at.desc(), Deployment.id.desc())
+        .ext(distinct_on(Deployment.template_id))
+    )
+    return {row.template_id: run_read(row) for row in rows if row.template_id is not None}
+
+
 async def read_template(*, session: AsyncSession, template_id: UUID) -> TemplateRead:
     """One template with its last successful run."""
     template = await get_template(session=session, template_id=template_id)

@@ -73,13 +73,9 @@ def _may_launch(principal: Principal, template: TemplateRead) -> bool:
 @router.get("/templates")
 async def templates(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
     found, _ = await service.list_templates(session=session, limit=LIST_LIMIT, cursor=None)
-    last_runs = {}
-    for template in found:  # TODO(templates-backend): one query for the whole list
-        runs, _ = await service.list_runs(
-            session=session, template_id=template.id, limit=1, cursor=None
-        )
-        if runs:
-            last_runs[template.id] = runs[0]
+    last_runs = await service.last_runs(
+        session=session, template_ids=[template.id for template in found]
+    )
     repositories, _ = await repo_service.list_repositories(
         session=session, principal=principal, limit=LIST_LIMIT, cursor=None
     )
