@@ -18,6 +18,7 @@ from shipyard.git.tasks import tasks as git_tasks
 from shipyard.hosts.tasks import tasks as host_tasks
 from shipyard.jobs import TaskSet, create_job_app, run_job_worker, worker_name
 from shipyard.runtime import Runtime
+from shipyard.schedules.tasks import tasks as schedule_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ TASK_SETS: tuple[TaskSet, ...] = (
     host_tasks,
     cicd_tasks,
     account_tasks,
+    schedule_tasks,
 )
 # A worker that ran this long before stopping was healthy: its next failure starts a new count.
 HEALTHY_RUN_SECONDS = 60.0

@@ -386,11 +386,12 @@ async def store_deployment(
     return deployment
 
 
-async def release_held(session: AsyncSession, deployment: Deployment, *, when: datetime) -> bool:
-    """Start a held run now (its job moved from HELD_UNTIL to ``when``); False if it is gone."""
+async def release_held(session: AsyncSession, deployment: Deployment) -> bool:
+    """Start a held run now (its job moved from HELD_UNTIL to the machine's now, which the job
+    queue runs by); False when it is no longer waiting."""
     if deployment.status != "scheduled" or deployment.job_id is None:
         return False
-    if not await reschedule_waiting_job(session, job_id=deployment.job_id, when=when):
+    if not await reschedule_waiting_job(session, job_id=deployment.job_id, when=utcnow()):
         return False
     deployment.status = "pending"
     await notify_deployment(session, deployment.id)

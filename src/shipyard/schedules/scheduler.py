@@ -340,11 +340,11 @@ async def fire_due(
     return result
 
 
-async def release_queued(session: AsyncSession, *, now: datetime) -> list[UUID]:
+async def release_queued(session: AsyncSession) -> list[UUID]:
     """Start the oldest held run of each template whose previous run has ended.
 
     A transaction-scoped advisory lock per template keeps two ticks from releasing two runs of
-    one template at once; the held run's job is moved from far away to ``now``.
+    one template at once; the held run's job is moved from far away to now.
     """
     candidates = (
         await session.execute(
@@ -387,7 +387,7 @@ async def release_queued(session: AsyncSession, *, now: datetime) -> list[UUID]:
         )
         if held is None:
             continue
-        if await deployments.release_held(session, held, when=now):
+        if await deployments.release_held(session, held):
             released.append(held.id)
     await session.flush()
     return released

@@ -35,7 +35,7 @@ async def tick(runtime: Runtime) -> TickResult:
         if result.schedules < BATCH:
             break
     async with runtime.db.session(system=True) as session:
-        total.released = await release_queued(session, now=runtime.clock.now())
+        total.released = await release_queued(session)
     return total
 
 

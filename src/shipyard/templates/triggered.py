@@ -69,8 +69,9 @@ async def launch_from_trigger(
     ``after``); without it the worker resolves the template's ref at checkout time.
     ``session`` may be a tenant's or a system session: the template is looked up in
     ``tenant_id`` explicitly. ``held`` (a schedule's overlap policy queue) stores the run
-    'scheduled' with its job parked until :func:`deployments.service.release_held`. Raises NotFound (template gone) or ValidationFailed (a value,
-    the target, the template's content), leaving the transaction for the caller to record it.
+    'scheduled' with its job parked until :func:`deployments.service.release_held`. Raises
+    NotFound (template gone) or ValidationFailed (a value, the target, the template's
+    content), leaving the transaction for the caller to record it.
     """
     if trigger not in TRIGGERS:
         raise ValueError(f"trigger must be one of {TRIGGERS}, not {trigger!r}")
