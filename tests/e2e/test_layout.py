@@ -15,7 +15,7 @@ from tests.support.browser import LiveServer, api_signup, use_session
 from tests.support.browser_seed import populate_tenant
 
 SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-NAVIGATION = ("/", "/repositories", "/hosts", "/deployments", "/cicd", "/settings")
+NAVIGATION = ("/", "/repositories", "/hosts", "/deployments", "/templates", "/cicd", "/settings")
 # Elements sticking out to the right of the screen, outside any scrolling box (for the message).
 WIDER_THAN_SCREEN = """() => [...document.querySelectorAll('body *')]
   .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-wrap, .mainnav, pre'))
