@@ -176,9 +176,9 @@ async def test_schedule_form_preview_pause_resume_and_fire_history(
     viewer = await add_member(client, admin, "viewer")
     async with browser_client(client, viewer) as http:
         token = await csrf_token(http, schedule_url)
-        page = await http.get(schedule_url)
-        assert page.status_code == 200 and "Fire history" in page.text
-        assert f"{schedule_url}/pause" not in page.text and "Delete" not in page.text
+        seen = await http.get(schedule_url)
+        assert seen.status_code == 200 and "Fire history" in seen.text
+        assert f"{schedule_url}/pause" not in seen.text and "Delete" not in seen.text
         assert (await http.get(new)).status_code == 403
         refused = await http.post(f"{schedule_url}/pause", data={"csrf_token": token})
         assert refused.status_code == 403
