@@ -20,6 +20,10 @@ CHECKS := build/checks
 # Line+branch coverage of src/shipyard the full suite must reach. It only goes up: raise it when
 # the suite covers more, never lower it to make a change pass.
 COVERAGE_FLOOR := 85
+# pytest-xdist workers for `make pytest` (auto: one per core). Each worker has its own embedded
+# PostgreSQL, sshd fleet, Chromium and temp dirs; a file's tests stay on one worker (module
+# fixtures such as the live server start once). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= auto
 
 .PHONY: run test lint typecheck pytest bench system-deps clean lock lock-upgrade smoke-lowest wheel-check
 
@@ -70,7 +74,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP) system-deps
-	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --cov --cov-report=term \
+		--cov-fail-under=$(COVERAGE_FLOOR)
 
 test: lint typecheck pytest  ## Lint, type-check and run the whole suite
 

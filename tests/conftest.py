@@ -89,11 +89,49 @@ def _logging_levels(secret_canary: None) -> Iterator[None]:
         yield
 
 
+# Under pytest-xdist each worker collects its own logs, outputs and dumps; it hands them over with
+# its secrets (``workeroutput``) and the controller searches them all, so no worker's leak passes.
+CANARY_HANDOFF = "secret_canary"
+CANARY_PARTS = pytest.StashKey[list[dict[str, Any]]]()
+CANARY_ERRORS = pytest.StashKey[list[str]]()
+
+
+def _xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    """xdist controller: take a finished worker's canary collection."""
+    config: pytest.Config = node.config
+    parts = config.stash.setdefault(CANARY_PARTS, [])
+    errors = config.stash.setdefault(CANARY_ERRORS, [])
+    output = getattr(node, "workeroutput", None) or {}
+    if CANARY_HANDOFF not in output:
+        worker = getattr(node, "workerinput", {}).get("workerid", "?")
+        errors.append(f"xdist worker {worker} handed over no canary data ({error or 'no output'})")
+    elif output[CANARY_HANDOFF] is not None:  # None: the worker ran no test
+        part = output[CANARY_HANDOFF]
+        if all(seen["root"] != part["root"] for seen in parts):  # an interrupted worker: twice
+            parts.append(part)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    report = canary.finish()
+    config = session.config
+    if _xdist_worker(config):
+        config.workeroutput[CANARY_HANDOFF] = canary.handoff()  # type: ignore[attr-defined]
+        return
+    if config.pluginmanager.has_plugin("dsession"):  # the xdist controller
+        parts = config.stash.get(CANARY_PARTS, [])
+        errors = config.stash.get(CANARY_ERRORS, [])
+        if not parts and not errors:
+            return
+        report: canary.Report | None = canary.search(parts, errors)
+    else:
+        report = canary.finish()
     if report is None:
         return
-    session.config.stash[CANARY_REPORT] = report
+    config.stash[CANARY_REPORT] = report
     if report.failed:
         # The run fails even when every test passed: a secret reached a log, a dump or a file.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -103,6 +103,7 @@ class Report:
     cost: str = ""
     errors: list[str] = field(default_factory=list)
     more: int = 0
+    kept: list[Path] = field(default_factory=list)  # each session's canary folder (xdist: many)
 
     @property
     def failed(self) -> bool:
@@ -127,8 +128,9 @@ class Report:
             out.append(f"... and {self.more} more lines")
         out += [f"error: {error}" for error in self.errors]
         out += [f"excused: {note}" for note in self.excused]
-        if self.failed and self.root is not None:
-            out.append(f"the logs, CLI output and database dumps are kept in {self.root}")
+        if self.failed:
+            for root in self.kept or ([self.root] if self.root is not None else []):
+                out.append(f"the logs, CLI output and database dumps are kept in {root}")
         return out
 
 
@@ -504,8 +506,12 @@ def start(root: Path, *, data_dir: Path) -> None:
     exclude(data_dir / "secret.keys", "the key file holds the Fernet keys by design")
 
 
-def finish() -> Report | None:
-    """Stop collecting and search everything; None if the canary never started."""
+def handoff() -> dict[str, Any] | None:
+    """Stop collecting and return what there is to search, as plain data; None if never started.
+
+    Under pytest-xdist each worker hands this to the controller (``workeroutput``), which searches
+    every worker's collection at once with :func:`search`.
+    """
     with _canary.lock:
         root, handler = _canary.root, _canary.handler
         roots, excluded = list(_canary.roots), dict(_canary.excluded)
@@ -521,13 +527,56 @@ def finish() -> Report | None:
         handler.close()
         if isinstance(handler, _CountingHandler):
             records, log_seconds = handler.records, handler.seconds
+    return {
+        "root": str(root),
+        "roots": [str(path) for path in roots],
+        "excluded": {str(path): why for path, why in excluded.items()},
+        "secrets": secrets,
+        "records": records,
+        "log_seconds": log_seconds,
+        "outputs": outputs,
+        "dumps": dumps,
+        "dump_seconds": dump_seconds,
+    }
+
+
+def search(collected: Sequence[Mapping[str, Any]], errors: Sequence[str] = ()) -> Report:
+    """Search what one or more sessions (xdist workers) collected, each for every secret of all.
+
+    A secret one worker made is searched in every worker's files too. ``errors`` (e.g. a worker
+    that sent nothing) fail the report as a hit does.
+    """
+    secrets: dict[str, str] = {}
+    roots: list[Path] = []
+    excluded: dict[Path, str] = {}
+    for part in collected:
+        for secret, kind in part["secrets"].items():
+            secrets.setdefault(secret, kind)
+        roots += [Path(path) for path in part["roots"]]
+        excluded.update({Path(path): why for path, why in part["excluded"].items()})
     report = scan(secrets, roots, excluded)
-    report.root = root
+    report.errors += list(errors)
+    kept = [Path(part["root"]) for part in collected]
+    report.root = kept[0] if len(kept) == 1 else (kept[0].parent if kept else None)
+    report.kept = kept
+    records = sum(part["records"] for part in collected)
+    log_seconds = sum(part["log_seconds"] for part in collected)
+    dumps = sum(part["dumps"] for part in collected)
+    dump_seconds = sum(part["dump_seconds"] for part in collected)
+    outputs = sum(part["outputs"] for part in collected)
+    sessions = f" from {len(collected)} workers" if len(collected) > 1 else ""
     report.cost = (
         f"collected {records} log records ({log_seconds:.1f} s), {outputs} CLI outputs, "
-        f"{dumps} database dumps ({dump_seconds:.1f} s)"
+        f"{dumps} database dumps ({dump_seconds:.1f} s){sessions}"
     )
     if not report.failed:
         # Nothing to look at: the dumps and DEBUG logs would only fill /tmp run after run.
-        shutil.rmtree(root, ignore_errors=True)
+        for root in kept:
+            shutil.rmtree(root, ignore_errors=True)
     return report
+
+
+def finish() -> Report | None:
+    """Stop collecting and search everything; None if the canary never started."""
+    collected = handoff()
+    return None if collected is None else search([collected])

@@ -114,13 +114,25 @@ def test_creates_a_secret_and_logs_it():
 """
 
 
-def run_mini_session(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def run_mini_session(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
     """A pytest session with the suite's conftest (its canary) and one test that logs a secret."""
     secret = planted()
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["tests.conftest"]\n')
     (tmp_path / "test_mini.py").write_text(MINI_SESSION.format(secret=secret))
+    (tmp_path / "test_quiet.py").write_text("def test_nothing_secret():\n    pass\n")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:cov", "."],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:cov",
+            *options,
+            ".",
+        ],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -138,4 +150,15 @@ def test_a_session_that_logs_a_secret_fails_loudly_though_its_tests_pass(tmp_pat
     assert "SECRET CANARY: SECRETS LEAKED" in result.stdout
     assert "planted secret (raw) in " in result.stdout and "python.log:" in result.stdout
     assert "the token is ***" in result.stdout
-    assert "1 passed, 1 leaked (secret canary)" in result.stdout
+    assert "2 passed, 1 leaked (secret canary)" in result.stdout
+
+
+def test_a_leak_in_one_xdist_worker_fails_the_whole_run(tmp_path: Path) -> None:
+    # `make pytest` runs on xdist workers: the controller searches what every worker collected.
+    # One worker is enough to cross the worker-to-controller hand-over (and starts one process
+    # fewer than two would).
+    result = run_mini_session(tmp_path, "-n", "1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "SECRET CANARY: SECRETS LEAKED" in result.stdout
+    assert "planted secret (raw) in " in result.stdout and "python.log:" in result.stdout
+    assert "2 passed, 1 leaked (secret canary)" in result.stdout
