@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from shipyard.config import Settings
 from shipyard.db import Database
+from shipyard.deployments.cli import app
 from tests.fixtures.deployments import HostsFactory, ScriptRepoFactory, WorkerControl
 from tests.integration.deployments.conftest import SCRIPTS
 from tests.support import canary
@@ -26,20 +26,19 @@ async def base_url(db: Database, settings: Settings) -> AsyncIterator[str]:
 
 
 async def cli(base_url: str, token: str, *args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "shipyard",
-        "deploy",
-        *args,
-        env={**os.environ, "SHIPYARD_URL": base_url, "SHIPYARD_TOKEN": token, "COLUMNS": "200"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    """``shipyard deploy ARGS`` in-process, on a thread so this loop keeps serving the API.
+
+    The command as a separate process (entry point, exit codes, one-line errors) is
+    tests/integration/core/test_cli.py's subject; a child per call here cost a Python start-up.
+    """
+    env = {"SHIPYARD_URL": base_url, "SHIPYARD_TOKEN": token, "COLUMNS": "200"}
+    result = await asyncio.wait_for(
+        asyncio.to_thread(CliRunner().invoke, app, list(args), env=env), timeout=120
     )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
-    canary.save_output("shipyard-deploy", output)
-    assert process.returncode is not None
-    return process.returncode, output.decode()
+    canary.save_output("shipyard-deploy", result.output)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a child would have died with this traceback
+    return result.exit_code, result.output
 
 
 async def test_create_wait_follows_the_log_and_exits_with_the_outcome(
