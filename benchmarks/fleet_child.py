@@ -43,6 +43,34 @@ def raise_open_file_limit() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
+HANDSHAKE_LIMIT_ENV = "SHIPYARD_BENCH_HANDSHAKE_LIMIT"
+
+
+def limit_handshakes() -> int | None:
+    """An experiment, not Shipyard's behaviour: with ``SHIPYARD_BENCH_HANDSHAKE_LIMIT=N``, at
+    most N SSH connections of this process are opening (TCP, key exchange, authentication) at
+    once, and the connect timeout counts from when one may start. Open connections stay capped
+    by ``SHIPYARD_SSH_MAX_CONNECTIONS`` as before. Applied to the worker and the executor-alone
+    client alike."""
+    import os
+
+    limit = int(os.environ.get(HANDSHAKE_LIMIT_ENV, "0") or 0)
+    if limit <= 0:
+        return None
+    from shipyard.hosts.executor import executor as module
+
+    original = module.Executor._open_ssh
+    gate: dict[int, asyncio.Semaphore] = {}
+
+    async def gated(self: Any, target: Any) -> Any:
+        semaphore = gate.setdefault(id(asyncio.get_running_loop()), asyncio.Semaphore(limit))
+        async with semaphore:
+            return await original(self, target)
+
+    module.Executor._open_ssh = gated  # type: ignore[method-assign]
+    return limit
+
+
 def peak_rss_mib() -> float:
     """This process's resident-set high-water mark (VmHWM), in MiB."""
     with open("/proc/self/status") as handle:
@@ -57,6 +85,7 @@ def run_worker(concurrency: int, profile: str | None) -> None:
     from shipyard.cli import main
 
     raise_open_file_limit()
+    limit_handshakes()
     sys.argv = ["shipyard", "worker", "--concurrency", str(concurrency)]
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
@@ -151,6 +180,7 @@ def main() -> None:
         run_worker(options.concurrency, options.profile)
         return
     raise_open_file_limit()
+    limit_handshakes()
     result = asyncio.run(executor_alone(options.hosts, options.script, options.parallelism))
     print(json.dumps(result), flush=True)
 
