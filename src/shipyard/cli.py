@@ -403,6 +403,7 @@ def _register_domain_commands() -> None:
     from shipyard.deployments.cli import app as deploy_app
     from shipyard.hosts.cli import app as hosts_app
     from shipyard.hosts.inventory_cli import groups_app, inventory_app
+    from shipyard.schedules.cli import app as schedules_app
     from shipyard.templates.cli import app as templates_app
     from shipyard.templates.cli import run_template
 
@@ -412,6 +413,7 @@ def _register_domain_commands() -> None:
     app.add_typer(deploy_app, name="deploy")
     app.add_typer(cicd_app, name="cicd")
     app.add_typer(templates_app, name="templates")
+    app.add_typer(schedules_app, name="schedules")
     app.command("run")(run_template)
 
 
