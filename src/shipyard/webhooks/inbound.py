@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -178,8 +178,9 @@ async def _claim(
         .values(**values)
         .on_conflict_do_nothing(
             index_elements=["webhook_id", "delivery_id"],
-            index_where=(WebhookDelivery.verdict != "duplicate")
-            & WebhookDelivery.delivery_id.is_not(None),
+            # The partial index's own predicate, as a literal: PostgreSQL infers the index
+            # from it (a bound parameter would not match).
+            index_where=text("verdict <> 'duplicate' AND delivery_id IS NOT NULL"),
         )
         .returning(WebhookDelivery.id)
     )
