@@ -16,6 +16,7 @@ from shipyard.db import Database
 from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
 from shipyard.git.models import GitOAuthApp, GitProvider, Repository
 from shipyard.hosts.models import Host, HostGroup, HostGroupMember, HostTag, InventoryVariable
+from shipyard.schedules.models import Schedule, ScheduleFire
 from shipyard.templates.models import Template
 from shipyard.webhooks.models import Webhook, WebhookDelivery
 
@@ -31,6 +32,7 @@ PLAINTEXT = {
     "inventory_secret": "inventory-secret-plaintext9",
     "template_secret": "template-secret-plaintext10",
     "webhook_secret": "webhook-secret-plaintext11",
+    "schedule_secret": "schedule-secret-plaintext12",
 }
 
 
@@ -50,6 +52,7 @@ class SeededTenant:
     host_group_id: UUID
     template_id: UUID
     webhook_id: UUID
+    schedule_id: UUID
 
 
 async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> SeededTenant:
@@ -202,6 +205,28 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
                 ref="refs/heads/main",
             )
         )
+        # A schedule (its secret parameter value encrypted) with one fire on record.
+        schedule = Schedule(
+            tenant_id=tid,
+            template_id=template.id,
+            cron="0 3 * * *",
+            timezone="Europe/Berlin",
+            parameters={},
+            secret_parameters=json.dumps({"TOKEN": PLAINTEXT["schedule_secret"]}),
+            next_fire_at=datetime.now(UTC) + timedelta(days=1),
+            created_by=pid,
+        )
+        session.add(schedule)
+        await session.flush()
+        session.add(
+            ScheduleFire(
+                tenant_id=tid,
+                schedule_id=schedule.id,
+                fire_time=datetime.now(UTC) - timedelta(days=1),
+                verdict="ran",
+                deployment_id=deployment.id,
+            )
+        )
         await session.flush()
         return SeededTenant(
             tenant_id=tid,
@@ -218,4 +243,5 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             host_group_id=group.id,
             template_id=template.id,
             webhook_id=webhook.id,
+            schedule_id=schedule.id,
         )

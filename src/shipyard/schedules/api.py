@@ -64,9 +64,7 @@ async def list_schedules(
 
 
 @router.post("/preview", response_model=NextTimes)
-async def preview_schedule(
-    data: PreviewRequest, principal: CurrentUser, runtime: RuntimeDep
-) -> NextTimes:
+async def preview_schedule(data: PreviewRequest, actor: Editor, runtime: RuntimeDep) -> NextTimes:
     """The next fire times of a cron line before it is saved, in its zone and in UTC."""
     return service.preview(data=data, now=runtime.clock.now())
 

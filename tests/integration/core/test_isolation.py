@@ -35,6 +35,7 @@ def id_for(path: str, param: str, seeded: SeededTenant) -> str:
         "group_id": seeded.host_group_id,
         "template_id": seeded.template_id,
         "webhook_id": seeded.webhook_id,
+        "schedule_id": seeded.schedule_id,
         # Account-level ids: a random one, which no tenant owns.
         "token_id": uuid.UUID(int=1),
         "member_id": uuid.UUID(int=2),
@@ -50,6 +51,8 @@ def body_for(path: str, seeded: SeededTenant) -> dict[str, Any]:
         return {"deployment_id": str(seeded.deployment_id)}
     if path == "/api/v1/templates/{template_id}/webhooks":
         return {"provider": "generic"}
+    if path == "/api/v1/templates/{template_id}/schedules":
+        return {"cron": "0 3 * * *"}
     return {}
 
 
@@ -100,6 +103,7 @@ def test_sweep_covers_every_domain() -> None:
         "/api/v1/cicd-providers/",
         "/api/v1/host-groups/",
         "/api/v1/templates/",
+        "/api/v1/schedules/",
     ):
         assert any(path.startswith(prefix) for path in paths), prefix
 

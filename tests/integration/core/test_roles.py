@@ -25,6 +25,7 @@ DEVELOPER_EXTRA = (
     re.compile(r"^/api/v1/deployments"),
     re.compile(r"^/api/v1/templates"),
     re.compile(r"^/api/v1/webhooks"),
+    re.compile(r"^/api/v1/schedules"),
     re.compile(r"^/api/v1/hosts/\{host_id\}/test$"),
     re.compile(r"^/api/v1/hosts/test-all$"),
 )
@@ -100,6 +101,10 @@ async def test_viewer_reads_everything(
         f"/api/v1/templates/{seeded.template_id}/runs",
         "/api/v1/webhooks",
         f"/api/v1/webhooks/{seeded.webhook_id}/deliveries",
+        "/api/v1/schedules",
+        f"/api/v1/schedules/{seeded.schedule_id}",
+        f"/api/v1/schedules/{seeded.schedule_id}/next",
+        f"/api/v1/schedules/{seeded.schedule_id}/fires",
     ):
         response = await client.get(path, headers=viewer.headers)
         assert response.status_code == 200, (path, response.text)
