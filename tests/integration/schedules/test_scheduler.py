@@ -252,3 +252,34 @@ async def test_overlap_policies_against_a_run_still_going(
             .where(Deployment.template_id == UUID(template_id))
         )
     assert count == 3  # the manual run, the allowed and the queued one; nothing for skip
+
+
+async def test_a_fire_the_changed_template_refuses_is_recorded_failed(
+    deploy: DeployBuilder, db: Database, settings: Settings
+) -> None:
+    template_id = await make_template(deploy, "#!/bin/sh\necho never\n")
+    await api(
+        deploy,
+        "PATCH",
+        f"/templates/{template_id}",
+        {"parameters": [{"name": "version", "type": "string", "pattern": "[0-9.]+"}]},
+    )
+    schedule = await make_schedule(deploy, template_id, parameters={"version": "1.0"})
+    # The template changes after the schedule was saved: its value is no longer accepted.
+    await api(
+        deploy,
+        "PATCH",
+        f"/templates/{template_id}",
+        {"parameters": [{"name": "version", "type": "string", "pattern": "[a-z]+"}]},
+    )
+    fire_time = datetime.fromisoformat(schedule["next_fire_at"])
+    async with runtimes(settings, db, MovableClock(fire_time + timedelta(seconds=2)), 1) as (rt,):
+        await tick(rt)
+    (row,) = await fires(db, schedule["id"])
+    assert row.verdict == "failed"
+    assert row.deployment_id is None
+    assert (row.reason or "").startswith("parameters.version:"), row.reason
+    assert await runs_of(db, schedule["id"]) == []
+    after = await api(deploy, "GET", f"/schedules/{schedule['id']}")
+    assert after["last_fire"]["verdict"] == "failed"
+    assert datetime.fromisoformat(after["next_fire_at"]) > fire_time
