@@ -1,4 +1,5 @@
-"""``shipyard templates`` (list, show, create, delete, preview) and ``shipyard run TEMPLATE``.
+"""``shipyard templates`` (list, show, create, update, delete, preview, rollback) and
+``shipyard run TEMPLATE``.
 
 Secret parameter values never travel on the command line (argv is visible to other users of
 the machine and lands in shell history): they come from ``--param-stdin NAME`` or a prompt.
@@ -171,6 +172,61 @@ def create(
             fail(str(exc))
             return
     console.print(f"created template {created['id']} ({created['name']})", highlight=False)
+
+
+@app.command("update")
+def update(
+    template: str,
+    file: Annotated[
+        Path,
+        typer.Option(
+            "--file", help="The fields to change as JSON (the API's PATCH body).", exists=True
+        ),
+    ],
+) -> None:
+    """Change a template (by id or name) from a JSON file of the fields to change."""
+    try:
+        body = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        fail(f"{file}: not a JSON document ({exc})")
+        return
+    with client() as api:
+        try:
+            found = find(api, template)
+            changed = api.patch(f"/templates/{found['id']}", json=body)
+        except ApiError as exc:
+            fail(str(exc))
+            return
+    console.print(f"updated template {changed['id']} ({changed['name']})", highlight=False)
+
+
+@app.command("rollback")
+def rollback(
+    template: Annotated[str, typer.Argument(help="Template id or name.")],
+    deployment_id: Annotated[
+        str, typer.Argument(help="An earlier successful run of the template (see `show`).")
+    ],
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the run; exit non-zero unless it succeeds.")
+    ] = False,
+) -> None:
+    """Launch the template again at the commit (and with the values) of an earlier successful run."""
+    with client() as api:
+        try:
+            found = find(api, template)
+            run = api.post(
+                f"/templates/{found['id']}/rollback", json={"deployment_id": deployment_id}
+            )
+        except ApiError as exc:
+            fail(str(exc))
+            return
+        console.print(
+            f"rolled {found['name']} back: deployment {run['id']} at commit "
+            f"{(run['commit_sha'] or '')[:12]} ({styled(run['status'])})",
+            highlight=False,
+        )
+        if wait:
+            raise typer.Exit(follow(api, run["id"]))
 
 
 @app.command("delete")

@@ -132,3 +132,27 @@ async def test_run_by_name_with_params_waits_and_exits_with_the_outcome(
     code, output = await shipyard(base_url, token, "deploy", "show", launched[0]["id"])
     assert code == 0, output
     assert "launched by: token ci-bot" in output and '"DB_PASSWORD": "***"' in output
+
+    # Roll back to the successful run: its values (the secret from its encrypted environment).
+    succeeded = next(item for item in launched if item["status"] == "success")
+    code, output = await shipyard(
+        base_url, token, "templates", "rollback", "cli release", succeeded["id"], "--wait"
+    )
+    assert code == 0, output
+    assert "version=1.2 args=v1.2 password=***" in output
+    assert secret not in output
+    code, output = await shipyard(
+        base_url, token, "templates", "rollback", "cli release", launched[0]["id"]
+    )
+    assert code == 1 and "only a successful run" in output, output
+
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps({"description": "released from the command line"}))
+    code, output = await shipyard(
+        base_url, token, "templates", "update", "cli release", "--file", str(patch)
+    )
+    assert code == 0, output
+    found = await client.get(
+        "/api/v1/templates", headers=admin.headers, params={"name": "cli release"}
+    )
+    assert found.json()["items"][0]["description"] == "released from the command line"
