@@ -44,7 +44,10 @@ PREVIEW_COUNT = 10
 
 
 def _preview(form: ScheduleForm, now: Any) -> tuple[NextTimes | None, dict[str, str]]:
-    """The next fire times of the typed cron line, or the errors naming its fields."""
+    """The next fire times of the typed cron line, or the errors naming its fields (nothing
+    yet while the line is blank)."""
+    if not form.values.get("cron"):
+        return None, {}
     try:
         data = PreviewRequest.model_validate(form.preview_payload(PREVIEW_COUNT))
         return service.preview(data=data, now=now), {}
