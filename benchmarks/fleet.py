@@ -667,7 +667,23 @@ def render(results: dict[str, Any]) -> str:
             else ""
         ),
     ]
+    lines += ["", HOW]
     return "\n".join(lines) + "\n"
+
+
+HOW = """\
+How: `.venv/bin/python -m benchmarks.fleet` (as root; `--rounds 1` or `--hosts 100` for a quick
+look, `--write` to update this section). It starts an embedded PostgreSQL, the API in-process, a
+local git server with the script (`echo ok; hostname`) and 64 sshd processes of 16 loopback ports;
+creates the hosts through the API (key authentication, host keys already trusted) and one group of
+them all, and a template on that group. Runs execute in a real `shipyard worker` process; the
+benchmark and the worker raise their open-file soft limit to the hard limit
+(`shipyard.worker.raise_open_file_limit`). Each round runs both clients back to back in a rotated
+order, after the previous client's sshd sessions are gone: Shipyard is timed from the launch's
+`created_at` to its `completed_at`; the executor alone (a fresh interpreter, the worker's executor
+built from the same settings) does the same per-host work at the same parallelism without a
+database (connect, temporary directory, upload, environment file, run, clean up) and is timed around
+its fan-out. Peak memory is the worker's VmHWM; CPU seconds come from `/proc/<pid>/stat`."""
 
 
 # Main ---------------------------------------------------------------------------------------
