@@ -406,6 +406,7 @@ def _register_domain_commands() -> None:
     from shipyard.schedules.cli import app as schedules_app
     from shipyard.templates.cli import app as templates_app
     from shipyard.templates.cli import run_template
+    from shipyard.webhooks.cli import app as webhooks_app
 
     app.add_typer(hosts_app, name="hosts")
     app.add_typer(groups_app, name="groups")
@@ -414,6 +415,7 @@ def _register_domain_commands() -> None:
     app.add_typer(cicd_app, name="cicd")
     app.add_typer(templates_app, name="templates")
     app.add_typer(schedules_app, name="schedules")
+    app.add_typer(webhooks_app, name="webhooks")
     app.command("run")(run_template)
 
 
