@@ -23,6 +23,7 @@ from shipyard.db import Database
 from shipyard.schedules.models import Schedule
 from shipyard.schedules.scheduler import fire_due
 from tests.builders.deployments import DeployBuilder
+from tests.builders.git import GitSyncBuilder
 from tests.support import canary
 from tests.support.api import Account, add_member
 from tests.support.browser_http import browser_client, csrf_token
@@ -297,3 +298,54 @@ async def test_webhook_secret_once_rotation_delivery_log_and_viewer(
             await http.post(f"{hook_page}/rotate", data={"csrf_token": token})
         ).status_code == 403
         assert (await http.get(new)).status_code == 403
+
+
+async def test_webhook_registered_at_and_removed_from_github_from_its_page(
+    git_sync: GitSyncBuilder, client: httpx.AsyncClient, admin: Account
+) -> None:
+    provider = await git_sync.connect("github", user="ada", repositories=1)
+    await git_sync.synced(provider)
+    (upstream,) = provider.upstream
+    repository = (await api(client, admin, "GET", f"/repositories?provider_id={provider.id}"))[
+        "items"
+    ][0]
+    template = await api(
+        client,
+        admin,
+        "POST",
+        "/templates",
+        {"name": "from-github", "repository_id": repository["id"], "ref": "main"},
+    )
+    new = f"/templates/{template['id']}/webhooks/new"
+    async with browser_client(client, admin) as http:
+        token = await csrf_token(http, new)
+        created = await http.post(
+            new, data={"csrf_token": token, "provider": "github", "events": ["push", "release"]}
+        )
+        assert created.status_code == 201, created.text
+        secret_match = re.search(r'<code id="hook-secret">([^<]+)</code>', created.text)
+        assert secret_match
+        secret = canary.remember(html.unescape(secret_match.group(1)), "webhook secret (web)")
+        hook_id = re.findall(r'href="/webhooks/([0-9a-f-]+)"', created.text)[0]
+        hook_page = f"/webhooks/{hook_id}"
+        page = await http.get(hook_page)
+        assert "not registered by Shipyard" in page.text and "Register at the provider" in page.text
+
+        registered = await http.post(f"{hook_page}/register", data={"csrf_token": token})
+        assert registered.status_code == 200, registered.text
+        (hook,) = provider.fake.forge.repo_hooks(upstream)
+        assert hook["_secret"] == secret and hook["events"] == ["push", "release"]
+        assert f"registered by Shipyard (hook id {hook['id']})" in registered.text
+        assert "Remove from the provider" in registered.text and secret not in registered.text
+        twice = await http.post(f"{hook_page}/register", data={"csrf_token": token})
+        assert twice.status_code == 409 and "registered at the provider already" in twice.text
+
+        removed = await http.post(f"{hook_page}/unregister", data={"csrf_token": token})
+        assert removed.status_code == 200 and "Removed from the provider." in removed.text
+        assert provider.fake.forge.repo_hooks(upstream) == []
+        deleted = await http.post(
+            f"{hook_page}/delete", data={"csrf_token": token, "template_id": template["id"]}
+        )
+        assert deleted.status_code == 303
+        assert deleted.headers["location"] == f"/templates/{template['id']}"
+        assert (await http.get(hook_page)).status_code == 404

@@ -77,8 +77,9 @@ async def schedules(request: Request, principal: CurrentUser, session: SessionDe
 
 
 @router.post("/schedules/preview")
-async def preview(request: Request, principal: CurrentUser, runtime: RuntimeDep) -> Response:
-    """The preview card alone (HTMX, as the cron line or the zone changes)."""
+async def preview(request: Request, actor: Manager, runtime: RuntimeDep) -> Response:
+    """The preview card alone (HTMX, as the cron line or the zone changes); as the API's
+    preview, for those who may save a schedule."""
     form = ScheduleForm.from_form(await request.form())
     shown, errors = _preview(form, runtime.clock.now())
     return render(
