@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import cProfile
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -24,23 +23,11 @@ SCRIPT_TIMEOUT = 3600.0  # ExecutionOptions.script_timeout_seconds' default
 
 
 def raise_open_file_limit() -> tuple[int, int]:
-    """Raise RLIMIT_NOFILE's soft limit to the hard limit, as a worker does at start-up.
+    """Raise RLIMIT_NOFILE's soft limit to the hard limit exactly as a worker does at start-up
+    (children inherit it); returns (soft, hard)."""
+    from shipyard.worker import raise_open_file_limit as raise_limit
 
-    Uses the worker's own function once it exists; children inherit the raised limit.
-    """
-    try:
-        from shipyard import worker
-
-        raise_limit = getattr(worker, "raise_open_file_limit", None)
-    except ImportError:  # pragma: no cover - the package is always installed here
-        raise_limit = None
-    if callable(raise_limit):
-        raise_limit()
-    else:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY or soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
+    return raise_limit()
 
 
 HANDSHAKE_LIMIT_ENV = "SHIPYARD_BENCH_HANDSHAKE_LIMIT"
