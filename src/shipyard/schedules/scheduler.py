@@ -351,7 +351,13 @@ async def release_queued(session: AsyncSession) -> list[UUID]:
         await session.execute(
             select(Deployment.template_id, func.min(ScheduleFire.fire_time))
             .join(ScheduleFire, ScheduleFire.deployment_id == Deployment.id)
-            .where(ScheduleFire.verdict == "queued", Deployment.status == "scheduled")
+            # Driven by the few 'scheduled' runs (deployments' status index), not by the
+            # fire history, which only grows.
+            .where(
+                Deployment.status == "scheduled",
+                Deployment.schedule_id.is_not(None),
+                ScheduleFire.verdict == "queued",
+            )
             .group_by(Deployment.template_id)
         )
     ).all()
