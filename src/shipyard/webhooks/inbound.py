@@ -294,10 +294,12 @@ async def receive_delivery(
 ) -> Outcome:
     """Everything an inbound ``POST /hooks/{id}`` does; raises NotFound, RateLimited or
     DeliveryRefused for the route to answer 404, 429 or 401."""
-    wait = runtime.webhook_limiter.take(webhook_id, runtime.clock.monotonic())
+    # Parsed first (no query): the bucket is keyed by the id itself, so spelling one id in
+    # upper case does not open a second bucket.
+    hook_id = _parse_id(webhook_id)
+    wait = runtime.webhook_limiter.take(str(hook_id), runtime.clock.monotonic())
     if wait:
         raise RateLimited("too many deliveries to this hook; try again later", retry_after=wait)
-    hook_id = _parse_id(webhook_id)
     async with runtime.db.session(system=True) as session:
         hook = await find_hook(session=session, webhook_id=hook_id)
     if hook is None:
