@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     ssh_connect_timeout: float = Field(default=10.0, gt=0)
     ssh_max_connections: int = Field(default=400, ge=1)
     ssh_max_connections_per_host: int = Field(default=4, ge=1)
+    # SSH handshakes (TCP, key exchange, authentication) in progress at once. The connect
+    # time-out runs from the moment a handshake may start: hundreds started together share the
+    # CPU and all finish late, so a large fleet would otherwise time out in waves.
+    ssh_max_handshakes: int = Field(default=128, ge=1)
     host_test_concurrency: int = Field(default=50, ge=1)
 
     git_sync_interval_minutes: int = Field(default=60, ge=0)

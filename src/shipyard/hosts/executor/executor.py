@@ -49,6 +49,7 @@ class Executor:
         *,
         max_connections: int = 400,
         max_connections_per_host: int = 4,
+        max_handshakes: int = 128,
         connect_timeout: float = 10.0,
         allow_local: bool = False,
         kill_grace: float = 2.0,
@@ -62,6 +63,9 @@ class Executor:
         # Every SSH address is checked (after DNS) when a connection opens, not only when saved.
         self.outbound = outbound
         self._global = asyncio.Semaphore(max_connections)
+        # Handshakes in progress (see Settings.ssh_max_handshakes); the connect time-out starts
+        # once one of these is held, so waiting for a turn never counts against a host.
+        self._handshakes = asyncio.Semaphore(max_handshakes)
         self._hosts: dict[tuple[str, str, int], _HostSlot] = {}
         # Decrypted keys by digest of (key, passphrase): passphrase KDFs cost ~1 s of CPU each.
         self._keys: OrderedDict[bytes, asyncio.Future[asyncssh.SSHKey]] = OrderedDict()
@@ -73,6 +77,7 @@ class Executor:
         return cls(
             max_connections=settings.ssh_max_connections,
             max_connections_per_host=settings.ssh_max_connections_per_host,
+            max_handshakes=settings.ssh_max_handshakes,
             connect_timeout=settings.ssh_connect_timeout,
             allow_local=settings.allow_local_hosts,
             outbound=outbound or OutboundPolicy.from_settings(settings),
@@ -145,7 +150,8 @@ class Executor:
         slot.users += 1
         try:
             async with slot.semaphore, self._global:
-                connection = await self._open(target)
+                async with self._handshakes:
+                    connection = await self._open(target)
                 try:
                     yield connection
                 finally:
