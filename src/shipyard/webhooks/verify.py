@@ -9,7 +9,7 @@ secret itself), so the time a wrong signature takes does not say how much of it 
   repeats).
 - **GitLab** (docs.gitlab.com, "Webhooks"): ``X-Gitlab-Token`` carries the secret token itself;
   the event is ``X-Gitlab-Event`` (``Push Hook``, ``Tag Push Hook``, ``Release Hook``). The
-  delivery id is ``Idempotency-Key`` (GitLab 17.4+: "consistent across webhook retries"),
+  delivery id is ``Idempotency-Key`` (recent GitLab: "consistent across webhook retries"),
   else ``X-Gitlab-Event-UUID`` (one per event). ``X-Gitlab-Webhook-UUID`` is *not* used: GitLab
   draws it afresh for every request, so a retry would never look like a duplicate.
 - **Gitea** (docs.gitea.com, "Webhooks"): ``X-Gitea-Signature: <hex HMAC-SHA256 of the body>``
