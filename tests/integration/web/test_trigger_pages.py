@@ -166,6 +166,7 @@ async def test_schedule_form_preview_pause_resume_and_fire_history(
             re.S,
         )
         assert fire, history.text
+        assert re.search(r'data-verdict="ran">\s*<td>[^<]+ 02:30 CE', history.text)  # its zone
         run = await api(client, admin, "GET", f"/deployments/{fire.group(1)}")
         assert run["trigger"] == "schedule" and run["schedule_id"] == schedule_id
         assert 'data-verdict="ran"' in (await http.get("/schedules")).text

@@ -19,6 +19,7 @@ from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
 from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting, attempt
 from shipyard.errors import ShipyardError
+from shipyard.schedules import cron as crons
 from shipyard.schedules import service
 from shipyard.schedules.schemas import NextTimes, PreviewRequest, ScheduleCreate
 from shipyard.templates import service as templates
@@ -199,6 +200,10 @@ async def _schedule_page(
     fires, _ = await service.list_fires(
         session=session, schedule_id=schedule_id, limit=FIRES_LIMIT, cursor=None
     )
+    try:
+        fire_local = {f.id: crons.in_zone(f.fire_time, schedule.timezone) for f in fires}
+    except ShipyardError:  # a zone gone from the system's tz database: UTC only
+        fire_local = {}
     return render(
         request,
         "schedules/detail.html",
@@ -208,6 +213,7 @@ async def _schedule_page(
             "template": template,
             "preview": upcoming,
             "fires": fires,
+            "fire_local": fire_local,
             "notice": notice,
             "overlap_policies": dict(OVERLAP_POLICIES),
             "missed_policies": dict(MISSED_POLICIES),
