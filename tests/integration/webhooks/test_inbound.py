@@ -233,6 +233,51 @@ async def test_pings_unknown_hooks_rate_limit_and_body_cap(
     assert ping.status_code == 200, ping.text
     assert ping.json()["verdict"] == "filtered" and "ping" in ping.json()["reason"]
 
+    # A required parameter the payload lacks (no default): the launch's own check refuses it,
+    # naming the parameter; an object mapped into a parameter is refused the same way.
+    strict = await api(
+        client,
+        deploy.admin,
+        "POST",
+        "/templates",
+        {
+            "name": "strict",
+            "repository_id": repo.id,
+            "scripts": [{"script_id": repo.scripts["show.sh"]}],
+            "target": (await api(client, deploy.admin, "GET", f"/templates/{template_id}")).json()[
+                "target"
+            ],
+            "parameters": [
+                {"name": "version", "type": "string", "required": True},
+                {"name": "who", "type": "string"},
+            ],
+        },
+    )
+    assert strict.status_code == 201, strict.text
+    _, strict_path, strict_secret = await make_hook(
+        deploy,
+        strict.json()["id"],
+        provider="github",
+        parameter_map={"version": "release.name"},
+    )
+    push = push_payload("github", ref="refs/heads/main", after=repo.hosted.head())
+    h, b = signed("github", "hmac", strict_secret, push)
+    missing = await deliver(client, strict_path, h, b)
+    assert missing.status_code == 422, missing.text
+    assert missing.json()["verdict"] == "refused"
+    assert missing.json()["reason"].startswith("parameters.version")
+    object_hook, object_path, object_secret = await make_hook(
+        deploy,
+        strict.json()["id"],
+        provider="github",
+        parameter_map={"version": "after", "who": "pusher"},
+    )
+    h, b = signed("github", "hmac", object_secret, push)
+    refused = await deliver(client, object_path, h, b)
+    assert refused.status_code == 422 and refused.json()["reason"].startswith("parameters.who")
+    (entry,) = await deliveries(deploy, object_hook)
+    assert entry["verdict"] == "refused" and entry["deployment_id"] is None
+
     # Unknown and malformed ids: the same 404, revealing nothing.
     unknown = await deliver(
         client, "/api/v1/hooks/00000000-0000-0000-0000-000000000001", ping_headers, ping_body
