@@ -234,3 +234,15 @@ def test_rate_limit_bucket_refills_and_says_when() -> None:
     assert limiter.take("other", 1.0) == 0  # buckets are per hook
     limiter.take("third", 1.0)
     assert len(limiter._buckets) == 2  # the least recently seen id was dropped
+
+
+def test_github_form_content_type_carries_the_payload_field() -> None:
+    from urllib.parse import urlencode
+
+    from shipyard.webhooks.inbound import _payload
+
+    body = urlencode({"payload": '{"ref": "refs/heads/main"}'}).encode()
+    assert _payload(body, "application/x-www-form-urlencoded") == {"ref": "refs/heads/main"}
+    assert _payload(b'{"a": 1}', "application/json") == {"a": 1}
+    with pytest.raises(ValueError):
+        _payload(b"not json", "application/json")
