@@ -10,14 +10,16 @@ sees them. Parameter values come from the same fields as a template's launch for
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 
+from shipyard.schedules.schemas import ScheduleRead
 from shipyard.web.template_form import launch_values
 
 # Offered in the cron field's list (a datalist: any line may still be typed).
@@ -39,6 +41,7 @@ MISSED_POLICIES = (
     ("skip", "Skip them (each recorded as missed)"),
     ("run_once", "Run once at start-up for all of them"),
 )
+MASKED = "***"
 TEXT_FIELDS = (
     "name",
     "cron",
@@ -112,6 +115,41 @@ class ScheduleForm:
         )
 
     @classmethod
+    def from_schedule(cls, schedule: ScheduleRead, kinds: Mapping[str, str]) -> ScheduleForm:
+        """The form of a stored schedule: times as wall times in its zone, its values in the
+        parameter fields (a secret one blank: it is write-only)."""
+        zone = _zone(schedule.timezone)
+
+        def wall(at: datetime | None) -> str:
+            if at is None:
+                return ""
+            return (at.astimezone(zone) if zone else at).strftime("%Y-%m-%dT%H:%M")
+
+        values = {
+            "name": schedule.name or "",
+            "cron": schedule.cron,
+            "timezone": schedule.timezone,
+            "overlap_policy": schedule.overlap_policy,
+            "missed_policy": schedule.missed_policy,
+            "starts_at": wall(schedule.starts_at),
+            "ends_at": wall(schedule.ends_at),
+        }
+        items: list[tuple[str, str | UploadFile]] = []
+        for name, value in schedule.parameters.items():
+            kind = kinds.get(name)
+            if kind is None or kind == "secret":
+                continue
+            items.append((f"kind.{name}", kind))
+            if kind == "multi_choice" and isinstance(value, list):
+                items.extend((f"param.{name}", str(item)) for item in value)
+            elif kind == "boolean":
+                if value:
+                    items.append((f"param.{name}", "1"))
+            else:
+                items.append((f"param.{name}", str(value)))
+        return cls(values=values, enabled=schedule.enabled, form=FormData(items))
+
+    @classmethod
     def from_form(cls, form: FormData) -> ScheduleForm:
         values = {}
         for name in TEXT_FIELDS:
@@ -146,6 +184,14 @@ class ScheduleForm:
             "missed_policy": values.get("missed_policy") or "skip",
         }
         body.update(self.window())
+        return body
+
+    def update_payload(self, stored_secrets: set[str]) -> dict[str, Any]:
+        """The body of ``ScheduleUpdate``: every field; a stored secret left blank is sent as
+        ``***`` (the service keeps the stored value)."""
+        body = self.payload()
+        for name in stored_secrets:
+            body["parameters"].setdefault(name, MASKED)
         return body
 
     def preview_payload(self, count: int = 10) -> dict[str, Any]:

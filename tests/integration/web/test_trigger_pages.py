@@ -149,12 +149,28 @@ async def test_schedule_form_preview_pause_resume_and_fire_history(
         assert resumed.status_code == 303
         assert 'data-state="enabled"' in (await http.get(schedule_url)).text
 
+        # Edit: the stored values in the form (not the secret); left blank, the secret is kept.
+        edit = await http.get(f"{schedule_url}/edit")
+        assert edit.status_code == 200 and secret not in edit.text
+        assert 'value="30 2 * * *"' in edit.text and 'value="Europe/Berlin"' in edit.text
+        assert 'value="1.2"' in edit.text and "Stored — type to replace" in text_of(edit)
+        changed = {**form, "cron": "0 3 * * *", "param.TOKEN": "", "action": "save"}
+        bad_edit = await http.post(f"{schedule_url}/edit", data={**changed, "cron": "0 3 * *"})
+        assert bad_edit.status_code == 422 and 'id="e-cron"' in bad_edit.text
+        assert 'value="0 3 * *"' in bad_edit.text
+        edited = await http.post(f"{schedule_url}/edit", data=changed)
+        assert edited.status_code == 303, edited.text
+        assert "At 03:00" in (await http.get(schedule_url)).text
+        stored_api = await api(client, admin, "GET", f"/schedules/{schedule_id}")
+        assert stored_api["parameters"] == {"version": "1.2", "TOKEN": "***"}
+
         # A fire (the scheduler's transaction at the fire time): the history names the run.
         async with db.session(system=True) as session:
             stored = await session.scalar(
                 select(Schedule).where(Schedule.id == uuid.UUID(schedule_id))
             )
             assert stored is not None and stored.next_fire_at is not None
+            assert json.loads(stored.secret_parameters or "{}") == {"TOKEN": secret}
             due = stored.next_fire_at
         async with db.session(system=True) as session:
             result = await fire_due(session, now=due + timedelta(seconds=1), settings=settings)
@@ -166,7 +182,7 @@ async def test_schedule_form_preview_pause_resume_and_fire_history(
             re.S,
         )
         assert fire, history.text
-        assert re.search(r'data-verdict="ran">\s*<td>[^<]+ 02:30 CE', history.text)  # its zone
+        assert re.search(r'data-verdict="ran">\s*<td>[^<]+ 03:00 CE', history.text)  # its zone
         run = await api(client, admin, "GET", f"/deployments/{fire.group(1)}")
         assert run["trigger"] == "schedule" and run["schedule_id"] == schedule_id
         assert 'data-verdict="ran"' in (await http.get("/schedules")).text

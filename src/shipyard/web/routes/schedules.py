@@ -21,7 +21,13 @@ from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting, attempt
 from shipyard.errors import ShipyardError
 from shipyard.schedules import cron as crons
 from shipyard.schedules import service
-from shipyard.schedules.schemas import NextTimes, PreviewRequest, ScheduleCreate
+from shipyard.schedules.schemas import (
+    NextTimes,
+    PreviewRequest,
+    ScheduleCreate,
+    ScheduleRead,
+    ScheduleUpdate,
+)
 from shipyard.templates import service as templates
 from shipyard.templates.schemas import TemplateRead
 from shipyard.web.errors import form_failure, sentence
@@ -104,6 +110,7 @@ def _form_page(
     status_code: int = 200,
     preview: NextTimes | None = None,
     preview_errors: dict[str, str] | None = None,
+    schedule: ScheduleRead | None = None,
 ) -> Response:
     errors = errors or {}
     own = {"name", "cron", "timezone", "overlap_policy", "missed_policy", "starts_at", "ends_at"}
@@ -127,9 +134,21 @@ def _form_page(
             "missed_policies": MISSED_POLICIES,
             "preview": preview,
             "preview_errors": preview_errors or {},
+            "schedule": schedule,
+            "stored_secrets": _stored_secrets(schedule),
+            "form_action": f"/schedules/{schedule.id}/edit"
+            if schedule
+            else f"/templates/{template.id}/schedules/new",
         },
         status_code=status_code,
     )
+
+
+def _stored_secrets(schedule: ScheduleRead | None) -> set[str]:
+    """Names of the schedule's secret values (shown as ***; kept when left blank)."""
+    if schedule is None:
+        return set()
+    return {name for name, value in schedule.parameters.items() if value == service.MASKED}
 
 
 @router.get("/templates/{template_id}/schedules/new")
@@ -175,6 +194,67 @@ async def create_schedule(
             request, template, form, errors=errors, message=message, status_code=status_code
         )
     return RedirectResponse(f"/schedules/{created.id}", status_code=303)
+
+
+@router.get("/schedules/{schedule_id}/edit")
+async def edit_schedule(
+    request: Request, schedule_id: UUID, actor: Manager, session: SessionDep
+) -> Response:
+    schedule = await service.read_schedule(session=session, schedule_id=schedule_id)
+    template = await templates.read_template(session=session, template_id=schedule.template_id)
+    kinds = {p.name: p.type for p in template.parameters}
+    form = ScheduleForm.from_schedule(schedule, kinds)
+    return _form_page(request, template, form, schedule=schedule)
+
+
+@router.post("/schedules/{schedule_id}/edit")
+async def update_schedule(
+    request: Request, schedule_id: UUID, actor: Manager, runtime: RuntimeDep, session: SessionDep
+) -> Response:
+    raw = await request.form()
+    form = ScheduleForm.from_form(raw)
+    schedule = await service.read_schedule(session=session, schedule_id=schedule_id)
+    template = await templates.read_template(session=session, template_id=schedule.template_id)
+    now = runtime.clock.now()
+    if raw.get("action") == "preview":
+        shown, problems = _preview(form, now)
+        return _form_page(
+            request,
+            template,
+            form,
+            errors=problems,
+            status_code=422 if problems else 200,
+            preview=shown,
+            preview_errors=problems,
+            schedule=schedule,
+        )
+    try:
+        data = ScheduleUpdate.model_validate(form.update_payload(_stored_secrets(schedule)))
+        async with attempt(session):
+            await service.update_schedule(
+                session=session, actor=actor, schedule_id=schedule_id, data=data, now=now
+            )
+    except LocalTimeError as exc:
+        return _form_page(
+            request,
+            template,
+            form,
+            errors={exc.field: sentence(str(exc))},
+            status_code=422,
+            schedule=schedule,
+        )
+    except (ValidationError, ShipyardError) as exc:
+        errors, message, status_code = form_failure(exc)
+        return _form_page(
+            request,
+            template,
+            form,
+            errors=errors,
+            message=message,
+            status_code=status_code,
+            schedule=schedule,
+        )
+    return RedirectResponse(f"/schedules/{schedule_id}", status_code=303)
 
 
 # --- a schedule's page -----------------------------------------------------------------------
