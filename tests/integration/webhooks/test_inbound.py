@@ -3,6 +3,7 @@ delivery log, the rate limit and body cap, and the pushed commit run on a real s
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -217,6 +218,15 @@ async def test_each_provider_verifies_filters_and_deduplicates(
         provider, auth, new_secret, push_payload(provider, ref="refs/heads/release/1", after=sha)
     )
     assert (await deliver(deploy.client, path, new_headers, new_body)).status_code == 202
+
+    # Copies of one delivery arriving together: the database lets exactly one run.
+    copy_headers, copy_body = signed(
+        provider, auth, new_secret, push_payload(provider, ref="refs/heads/main", after=sha)
+    )
+    statuses = await asyncio.gather(
+        *(deliver(deploy.client, path, copy_headers, copy_body) for _ in range(4))
+    )
+    assert sorted(answer.status_code for answer in statuses) == [200, 200, 200, 202]
 
 
 async def test_pings_unknown_hooks_rate_limit_and_body_cap(
