@@ -290,6 +290,21 @@ async def test_webhook_secret_once_rotation_delivery_log_and_viewer(
         assert 'data-verdict="duplicate"' in log and 'data-verdict="filtered"' in log
         assert "feature/x" in log and secret not in log
 
+        # Disabled: a delivery is verified and logged, and runs nothing.
+        assert (
+            await http.post(f"{hook_page}/disable", data={"csrf_token": token})
+        ).status_code == 303
+        body, headers = github_push("main")
+        off = await client.post(
+            f"/api/v1/hooks/{hook_id}", content=body, headers=signed(secret, body, headers)
+        )
+        assert off.json() == {**off.json(), "verdict": "filtered", "deployment_id": None}
+        assert "the hook is disabled" in text_of(await http.get(hook_page))
+        assert (
+            await http.post(f"{hook_page}/enable", data={"csrf_token": token})
+        ).status_code == 303
+        assert 'badge-muted">disabled' not in (await http.get(hook_page)).text
+
         rotated = await http.post(f"{hook_page}/rotate", data={"csrf_token": token})
         assert rotated.status_code == 200 and rotated.headers["cache-control"] == "no-store"
         new_match = re.search(r'<code id="hook-secret">([^<]+)</code>', rotated.text)

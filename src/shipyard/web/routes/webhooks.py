@@ -33,7 +33,7 @@ from shipyard.web.routes import web_router
 from shipyard.web.templating import is_htmx, render
 from shipyard.web.webhook_form import EVENTS, GENERIC_AUTH, PROVIDERS, WebhookForm
 from shipyard.webhooks import flows, service
-from shipyard.webhooks.schemas import WebhookCreate, WebhookCreated, WebhookRead
+from shipyard.webhooks.schemas import WebhookCreate, WebhookCreated, WebhookRead, WebhookUpdate
 
 router = web_router()
 Manager = Annotated[Actor, acting(Permission.MANAGE_TEMPLATES)]
@@ -245,6 +245,35 @@ async def rotate(
         session=session, template_id=created.webhook.template_id
     )
     return _secret_page(request, template, created, rotated=True)
+
+
+@router.post("/webhooks/{webhook_id}/enable")
+async def enable(
+    webhook_id: UUID, actor: Manager, runtime: RuntimeDep, session: SessionDep
+) -> Response:
+    await service.update_webhook(
+        session=session,
+        actor=actor,
+        webhook_id=webhook_id,
+        data=WebhookUpdate(enabled=True),
+        settings=runtime.settings,
+    )
+    return RedirectResponse(f"/webhooks/{webhook_id}", status_code=303)
+
+
+@router.post("/webhooks/{webhook_id}/disable")
+async def disable(
+    webhook_id: UUID, actor: Manager, runtime: RuntimeDep, session: SessionDep
+) -> Response:
+    """Deliveries are still verified and logged (filtered: the hook is disabled); none runs."""
+    await service.update_webhook(
+        session=session,
+        actor=actor,
+        webhook_id=webhook_id,
+        data=WebhookUpdate(enabled=False),
+        settings=runtime.settings,
+    )
+    return RedirectResponse(f"/webhooks/{webhook_id}", status_code=303)
 
 
 async def _remote(
