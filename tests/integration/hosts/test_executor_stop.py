@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from shipyard.errors import HostError
 from shipyard.hosts.executor import Executor, OutputLine
+from shipyard.hosts.executor.processes import ProcessConnection, StartedProcess
 from tests.support.sshd import PrivateEndpoint, SSHEndpoint, processes_of, wait_until_gone
 
 
@@ -139,3 +141,51 @@ async def test_host_going_away_mid_run_is_a_host_error(
         with pytest.raises(HostError) as raised:
             await asyncio.wait_for(run, 15)
         assert raised.value.code == "connection_lost"
+
+
+async def test_a_cancel_while_the_process_is_starting_still_stops_it(
+    executor: Executor, ssh_endpoint: SSHEndpoint
+) -> None:
+    """The process may already run on the host before its start returns (the channel's round
+    trip); a cancel that lands then must still end it rather than leave it running."""
+    marker = tag()
+    async with executor.connect(ssh_endpoint.target()) as conn:
+        assert isinstance(conn, ProcessConnection)
+        real_start = conn.start
+        running = asyncio.Event()
+
+        async def slow_to_return(
+            command_line: str, *, env: Mapping[str, str] | None = None
+        ) -> StartedProcess:
+            process = await real_start(command_line, env=env)
+            running.set()
+            # Widen the window a busy machine opens by chance: it runs, start has not returned.
+            await asyncio.sleep(1.0)
+            return process
+
+        conn.start = slow_to_return  # type: ignore[method-assign]
+
+        async def started(pattern: str) -> None:
+            await asyncio.wait_for(running.wait(), 10)
+            for _ in range(100):
+                if processes_of(ssh_endpoint.user, pattern):
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"{pattern} never started")
+
+        # The caller's task is cancelled.
+        task = asyncio.create_task(conn.run(f"sleep {marker}1"))
+        await started(f"sleep {marker}1")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert wait_until_gone(ssh_endpoint.user, f"sleep {marker}1", timeout=5) == []
+
+        # The connection is cancelled (what a deployment's cancel does).
+        running.clear()
+        run = asyncio.create_task(conn.run(f"sleep {marker}2"))
+        await started(f"sleep {marker}2")
+        await conn.cancel()
+        result = await asyncio.wait_for(run, 15)
+        assert result.cancelled and result.exit_status is None
+        assert wait_until_gone(ssh_endpoint.user, f"sleep {marker}2", timeout=5) == []

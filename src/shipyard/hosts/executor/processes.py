@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -25,6 +25,9 @@ from shipyard.hosts.executor.streams import ByteReader, OutputPump, Tail
 # How long a killed process may take to close its output before the channel is torn down.
 DRAIN_AFTER_KILL_SECONDS = 5.0
 PID_WAIT_SECONDS = 2.0
+# A run cancelled while its process was being started waits this long for the start to finish,
+# so that a process already running on the host is found and stopped rather than left behind.
+START_WAIT_SECONDS = 10.0
 
 
 def utcnow() -> datetime:
@@ -239,7 +242,9 @@ class ProcessConnection(HostConnection):
         runs = list(self._active)
         for active in runs:
             active.cancelled = True
-        await asyncio.gather(*(self._stop(active) for active in runs), return_exceptions=True)
+        # A run still starting is stopped by ``execute`` as soon as its start returns.
+        started = [active for active in runs if active.drain is not None]
+        await asyncio.gather(*(self._stop(active) for active in started), return_exceptions=True)
 
     async def close(self) -> None:
         if self._closed:
@@ -281,22 +286,42 @@ class ProcessConnection(HostConnection):
                     return False
             return True
 
-        process = await self.start(command_line, env=env)
-        active.process = process
-        if not self.uses_marker and process.pid is not None:
-            active.pid.set_result(process.pid)
         tail = Tail()
         stdout = OutputPump("stdout", on_output, tail)
         stderr = OutputPump("stderr", on_output, tail, take_marker)
-        active.pumps = [stdout, stderr]
-        active.drain = asyncio.ensure_future(self._drain(process, stdout, stderr))
+
+        def begin(process: StartedProcess) -> asyncio.Future[None]:
+            active.process = process
+            if not self.uses_marker and process.pid is not None:
+                active.pid.set_result(process.pid)
+            active.pumps = [stdout, stderr]
+            active.drain = asyncio.ensure_future(self._drain(process, stdout, stderr))
+            return active.drain
+
+        # Known before it starts: a cancel that lands while the process is being started (it may
+        # already run on the host) must still find it and stop it.
         self._active.add(active)
+        starting = asyncio.ensure_future(self.start(command_line, env=env))
+        try:
+            process = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            active.cancelled = True
+            await self._stop_when_started(active, starting, begin)
+            self._active.discard(active)
+            raise
+        except BaseException:
+            self._active.discard(active)
+            raise
+        drain = begin(process)
+        if active.cancelled:
+            # conn.cancel() came while it was starting.
+            self._stop(active)
         timed_out = False
         try:
-            await asyncio.wait_for(asyncio.shield(active.drain), timeout)
+            await asyncio.wait_for(asyncio.shield(drain), timeout)
         except TimeoutError:
-            if active.drain.done() and active.drain.exception() is not None:
-                raise self._lost(active.drain.exception()) from active.drain.exception()
+            if drain.done() and drain.exception() is not None:
+                raise self._lost(drain.exception()) from drain.exception()
             timed_out = True
             await self._stop(active)
         except asyncio.CancelledError:
@@ -357,6 +382,26 @@ class ProcessConnection(HostConnection):
     async def _drain(process: StartedProcess, stdout: OutputPump, stderr: OutputPump) -> None:
         await asyncio.gather(stdout.run(process.stdout), stderr.run(process.stderr))
         await process.wait()
+
+    async def _stop_when_started(
+        self,
+        active: ActiveRun,
+        starting: asyncio.Future[StartedProcess],
+        begin: Callable[[StartedProcess], asyncio.Future[None]],
+    ) -> None:
+        """The caller was cancelled during the start: stop the process if it did start."""
+        done, _ = await asyncio.wait({starting}, timeout=START_WAIT_SECONDS)
+        if not done:
+            starting.cancel()
+            return
+        if starting.cancelled() or starting.exception() is not None:
+            return
+        begin(starting.result())
+        stopper = self._stop(active)
+        self._stoppers.add(stopper)
+        stopper.add_done_callback(self._stoppers.discard)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(stopper)
 
     def _stop(self, active: ActiveRun) -> asyncio.Task[None]:
         """Kill the run's process group once, however many callers ask."""
