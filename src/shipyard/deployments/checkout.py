@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -16,7 +17,7 @@ from shipyard.db import Database
 from shipyard.deployments.logs import LogWriter
 from shipyard.deployments.models import Deployment
 from shipyard.errors import ShipyardError
-from shipyard.git.clone import checkout, scan_scripts
+from shipyard.git.clone import shared_checkout
 
 
 class CheckoutFailed(ShipyardError):
@@ -29,6 +30,12 @@ class PreparedScripts:
     ref: str
     # script id -> (repository-relative path, local file)
     files: dict[UUID, tuple[str, Path]]
+
+
+def requested_at(deployment: Deployment) -> datetime | None:
+    """When the run asked for its ref: its due time, or when it was created."""
+    moments = [m for m in (deployment.created_at, deployment.scheduled_time) if m is not None]
+    return max(moments) if moments else None
 
 
 @contextlib.asynccontextmanager
@@ -44,7 +51,10 @@ async def prepared_scripts(
 
     A deployment whose commit was resolved at launch (a template launch, a roll back; or a run
     resumed after its first checkout) checks out exactly that commit: a branch that moved
-    since does not change what runs.
+    since does not change what runs. The working tree is shared with the worker's other runs of
+    the same commit (git.clone.shared_checkout): runs that start together make one fetch and
+    one worktree, removed when the last of them ends. A branch run resolves the branch at or
+    after the moment it was due, and records the commit it ran.
     """
     if deployment.repository_id is None:
         raise CheckoutFailed("the deployment's repository was deleted")
@@ -54,13 +64,14 @@ async def prepared_scripts(
         ref_label = f"{ref_label} at commit {pinned}"
     await logs.write("INFO", f"Checking out {ref_label}.")
     try:
-        tree = await checkout(
+        tree = await shared_checkout(
             db=db,
             settings=settings,
             tenant_id=deployment.tenant_id,
             repository_id=deployment.repository_id,
             ref=pinned or deployment.ref,
             http=http,
+            not_before=requested_at(deployment),
         )
     except ShipyardError as exc:
         raise CheckoutFailed(f"checkout of {ref_label} failed: {exc.message}") from exc
@@ -72,9 +83,7 @@ async def prepared_scripts(
                 .where(Deployment.id == deployment.id)
                 .values(commit_sha=tree.commit_sha)
             )
-        catalogue = {
-            script.id: script for script in await scan_scripts(tree.path, deployment.repository_id)
-        }
+        catalogue = {script.id: script for script in await tree.scripts(deployment.repository_id)}
         missing = [
             str(script_id) for script_id in deployment.script_ids if script_id not in catalogue
         ]
