@@ -10,10 +10,13 @@ in one process (tests, benchmarks) never share task objects.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
+import logging
 import socket
+import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +33,8 @@ from shipyard.logs import log_context
 
 if TYPE_CHECKING:
     from shipyard.runtime import Runtime
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_QUEUE = "default"
 FINISHED_JOB_RETENTION_HOURS = 72
@@ -183,7 +188,13 @@ async def cancel_job(session: AsyncSession, job_id: int) -> bool:
 # Named statements on procrastinate's tables, for what its API cannot do in our transaction.
 RESCHEDULE_WAITING_JOB = text(
     "UPDATE procrastinate_jobs SET scheduled_at = :when "
-    "WHERE id = :job_id AND status = 'todo' RETURNING id"
+    "WHERE id = :job_id AND status = 'todo' RETURNING id, queue_name"
+)
+# What procrastinate's insert trigger sends; here it tells the workers' due-time timers (see
+# wake_at_due_times) that a waiting job moved. Delivered when the transaction commits.
+NOTIFY_JOB_MOVED = text(
+    "SELECT pg_notify('procrastinate_queue_v1#' || CAST(:queue AS text), "
+    "json_build_object('type', 'job_inserted', 'job_id', CAST(:job_id AS bigint))::text)"
 )
 WAITING_JOB_WITH_QUEUEING_LOCK = text(
     "SELECT id FROM procrastinate_jobs WHERE queueing_lock = :lock AND status = 'todo'"
@@ -245,8 +256,13 @@ async def queue_snapshot(session: AsyncSession, *, alive_within: float) -> Queue
 
 async def reschedule_waiting_job(session: AsyncSession, *, job_id: int, when: datetime) -> bool:
     """Move a job that has not started to ``when``; False when it has started (or is gone)."""
-    moved = await session.execute(RESCHEDULE_WAITING_JOB, {"when": when, "job_id": job_id})
-    return moved.scalar_one_or_none() is not None
+    moved = (
+        await session.execute(RESCHEDULE_WAITING_JOB, {"when": when, "job_id": job_id})
+    ).one_or_none()
+    if moved is None:
+        return False
+    await session.execute(NOTIFY_JOB_MOVED, {"queue": moved.queue_name, "job_id": job_id})
+    return True
 
 
 async def waiting_job_with_queueing_lock(session: AsyncSession, *, lock: str) -> int | None:
@@ -365,15 +381,115 @@ async def run_job_worker(
     ``shutdown_timeout`` seconds, then cancels what is left.
     """
     pools = list(pools)
-    async with app.open_async(), pool_presence(database_url, pools):
+    queues = worker_queues(pools)
+    async with (
+        app.open_async(),
+        pool_presence(database_url, pools),
+        due_time_wakeups(database_url, queues),
+    ):
         await app.run_worker_async(
             concurrency=concurrency,
             name=name,
-            queues=worker_queues(pools),
+            queues=queues,
             wait=wait,
             additional_context=dict(context),
             install_signal_handlers=False,
-            # Scheduled jobs are found by polling; this bounds how late one can start.
+            # New jobs wake the worker by LISTEN/NOTIFY, and so do jobs falling due (the
+            # due-time timer); the poll is the fallback should a notification be lost.
             fetch_job_polling_interval=poll_interval,
             shutdown_graceful_timeout=shutdown_timeout,
         )
+
+
+# Waking workers when scheduled jobs fall due -------------------------------------------------
+# procrastinate wakes its workers by NOTIFY when a job is inserted, but a job scheduled for later
+# is found only by the worker's next poll after it falls due. Each worker keeps a timer set to
+# the earliest due time among the waiting jobs of its queues and, when it fires, sends the
+# NOTIFY procrastinate's insert trigger sends: every worker listening on that queue fetches at
+# once. The timer is re-read whenever a job is inserted or moved (the same notifications), so a
+# run due in a second starts within milliseconds of its time without a tiny poll interval.
+WAKE_REFRESH_SECONDS = 30.0  # re-read the due times at least this often
+WAKE_DEBOUNCE_SECONDS = 0.02  # a burst of inserts is read once
+WAKE_RETRY_SECONDS = 5.0
+
+
+def queue_channel(queue: str) -> str:
+    """procrastinate's notification channel of ``queue``."""
+    return f"procrastinate_queue_v1#{queue}"
+
+
+async def _due_waits(
+    connection: psycopg.AsyncConnection[Any], queues: list[str]
+) -> dict[str, float]:
+    cursor = await connection.execute(
+        "SELECT queue_name, extract(epoch FROM min(scheduled_at) - clock_timestamp())"
+        " FROM procrastinate_jobs WHERE status = 'todo' AND queue_name = ANY(%s)"
+        " AND scheduled_at > clock_timestamp() GROUP BY queue_name",
+        (queues,),
+    )
+    return {str(queue): float(wait) for queue, wait in await cursor.fetchall()}
+
+
+async def _wake_loop(database_url: str, queues: list[str]) -> None:
+    from psycopg import sql
+
+    async with await psycopg.AsyncConnection.connect(
+        to_libpq_url(database_url), autocommit=True
+    ) as connection:
+        for queue in queues:
+            await connection.execute(
+                sql.SQL("LISTEN {}").format(sql.Identifier(queue_channel(queue)))
+            )
+        while True:
+            waits = await _due_waits(connection, queues)
+            read_at = time.monotonic()
+            delay = min([WAKE_REFRESH_SECONDS, *waits.values()])
+            heard = False
+            async for _ in connection.notifies(timeout=max(delay, 0.0), stop_after=1):
+                heard = True
+            if heard:
+                # More may follow (a batch of inserts): gather them, then re-read once.
+                async for _ in connection.notifies(timeout=WAKE_DEBOUNCE_SECONDS):
+                    pass
+                continue
+            elapsed = time.monotonic() - read_at
+            due = [queue for queue, wait in waits.items() if wait <= elapsed]
+            for queue in due:
+                await connection.execute(
+                    "SELECT pg_notify(%s, %s)",
+                    (queue_channel(queue), json.dumps({"type": "job_inserted", "job_id": None})),
+                )
+            if due:
+                logger.debug("woke workers for jobs due on %s", ", ".join(due))
+
+
+async def wake_at_due_times(database_url: str, queues: Iterable[str]) -> None:
+    """Run the due-time timer of a worker serving ``queues`` until cancelled (see above).
+
+    A lost connection is retried; meanwhile the worker's poll still finds due jobs.
+    """
+    names = sorted(set(queues))
+    while True:
+        try:
+            await _wake_loop(database_url, names)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning(
+                "due-time wake-ups stopped (%s); polling meanwhile, retrying in %.0f s",
+                type(exc).__name__,
+                WAKE_RETRY_SECONDS,
+            )
+            await asyncio.sleep(WAKE_RETRY_SECONDS)
+
+
+@contextlib.asynccontextmanager
+async def due_time_wakeups(database_url: str, queues: Iterable[str]) -> AsyncIterator[None]:
+    """Keep :func:`wake_at_due_times` running for the block."""
+    task = asyncio.create_task(wake_at_due_times(database_url, queues), name="due-time-wakeups")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
