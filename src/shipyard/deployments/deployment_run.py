@@ -118,11 +118,23 @@ class DeploymentRun:
             await self._run()
 
     async def _run(self) -> None:
-        deployment = await self._claim()
+        intake = self.heartbeats.intake
+        with intake.claiming():
+            deployment = await self._claim()
         if deployment is None:
             return
         metrics.DEPLOYMENTS_STARTED.inc()
         started = time.monotonic()
+        # Owned and heartbeated from the claim on; the heavy work waits for the worker's other
+        # claims of the moment (Intake), then goes on without queueing again.
+        beat = self._register_beat()
+        try:
+            await intake.settled()
+            await self._run_claimed(deployment, beat, started)
+        finally:
+            self._unregister_beat()
+
+    async def _run_claimed(self, deployment: Deployment, beat: Beat, started: float) -> None:
         options = ExecutionOptions.model_validate(deployment.options)
         secrets = secret_environment(deployment)
         hosts = await self._load_hosts(deployment)
@@ -144,7 +156,7 @@ class DeploymentRun:
                 redactor=redactor,
             ) as logs,
             ScriptRowWriter(self.db, tenant_id=self.state.tenant_id) as self.rows,
-            self._heartbeat(),
+            self._heartbeat(beat),
             self._announce_drain(logs),
         ):
             await logs.write("INFO", f"Deployment started on worker {self.state.worker_id}.")
@@ -286,8 +298,8 @@ class DeploymentRun:
         self.heartbeats.unregister(self.state.deployment_id)
 
     @contextlib.asynccontextmanager
-    async def _heartbeat(self) -> AsyncIterator[None]:
-        beat = self._register_beat()
+    async def _heartbeat(self, beat: Beat | None = None) -> AsyncIterator[None]:
+        beat = beat or self._register_beat()
         watcher = asyncio.create_task(self._follow(beat))
         try:
             yield

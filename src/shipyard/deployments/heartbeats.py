@@ -12,7 +12,9 @@ what still runs is stopped and the deployments end ``interrupted``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
@@ -62,6 +64,50 @@ class Drain:
             self.expired.set()
 
 
+class Intake:
+    """The runs this worker is claiming: a claimed run's heavy work (loading hosts, the checkout,
+    SSH) waits until the worker has claimed what is due, for at most ``max_wait`` seconds.
+
+    When a thousand runs fall due at once, each claim is one short transaction, but the first
+    runs' checkouts and SSH handshakes would otherwise share the CPU with the claims of the
+    later ones and make them late. A claimed run is owned, ``in_progress`` and heartbeated
+    while it waits; a lone run waits ``quiet`` seconds (no other claim began meanwhile).
+    """
+
+    def __init__(self, *, quiet: float = 0.02, max_wait: float = 2.0) -> None:
+        self.quiet = quiet
+        self.max_wait = max_wait
+        self._claiming = 0
+        self._settled = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @contextlib.contextmanager
+    def claiming(self) -> Iterator[None]:
+        self._claiming += 1
+        self._settled.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            yield
+        finally:
+            self._claiming -= 1
+            if self._claiming == 0:
+                self._timer = asyncio.get_running_loop().call_later(self.quiet, self._settle)
+
+    def _settle(self) -> None:
+        self._timer = None
+        if self._claiming == 0:
+            self._settled.set()
+
+    async def settled(self) -> None:
+        """Return once no claim has been under way for ``quiet`` s, or after ``max_wait`` s."""
+        if self._claiming == 0 and self._timer is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), self.max_wait)
+
+
 @dataclass
 class Beat:
     """What the heartbeat tells one running deployment."""
@@ -79,6 +125,7 @@ class DeploymentHeartbeats:
         self._beats: dict[UUID, Beat] = {}
         self._watched: dict[object, tuple[UUID, Beat]] = {}
         self.drain = drain or Drain()
+        self.intake = Intake()
 
     def register(self, deployment_id: UUID, worker_id: str) -> Beat:
         beat = Beat(worker_id=worker_id)
