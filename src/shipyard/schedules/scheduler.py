@@ -67,6 +67,7 @@ def _due_times(schedule: Schedule, now: datetime) -> tuple[list[datetime], int |
     assert schedule.next_fire_at is not None
     times = [schedule.next_fire_at]
     dropped: int | None = 0
+    step = 2  # usually the next time is already ahead: walk little, then more
     for round_ in range(_MAX_ROUNDS + 1):
         if round_ == _MAX_ROUNDS:
             # A very long downtime of a frequent schedule: walk only its last day.
@@ -84,7 +85,7 @@ def _due_times(schedule: Schedule, now: datetime) -> tuple[list[datetime], int |
                 schedule.cron,
                 schedule.timezone,
                 times[-1],
-                _STEP,
+                step,
                 schedule.starts_at,
                 schedule.ends_at,
             )
@@ -96,6 +97,7 @@ def _due_times(schedule: Schedule, now: datetime) -> tuple[list[datetime], int |
             times = times[-(MAX_MISSED_RECORDED + 1) :]
         if len(later) < len(found) or not found:
             break
+        step = min(step * 4, _STEP)
     return times, dropped
 
 

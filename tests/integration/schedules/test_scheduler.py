@@ -2,9 +2,8 @@
 ``serve``-style worker and concurrent ticks; downtime (run_once: one catch-up run; skip:
 missed rows); overlap policies against a run that is still going on a real sshd host.
 
-Time is moved on an injectable clock, never waited for: the schedules fire on the first of a
-month, which the machine's clock (the workers' own periodic ticks in other tests) never reaches
-during a test.
+Time is moved on an injectable clock, never waited for. Where a worker runs on the machine's
+clock, the schedules fire on the first of a month, which that clock never reaches in a test.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +31,7 @@ from tests.builders.deployments import DeployBuilder
 from tests.support.git_server import GitFile
 
 MONTHLY = "0 0 1 * *"
+BURST = 12
 
 
 class MovableClock:
@@ -126,9 +126,33 @@ async def test_each_fire_time_fires_once_with_two_workers_a_serve_worker_and_rac
     deploy: DeployBuilder, db: Database, settings: Settings
 ) -> None:
     template_id = await make_template(deploy, "#!/bin/sh\necho scheduled-run\n")
-    schedule = await make_schedule(deploy, template_id, overlap_policy="allow")
+    # Every minute: the workers run every periodic task on the moved clock (the accounts
+    # purge too), so it stays within minutes of the machine's (log-in sessions stay valid).
+    # All start at one minute two minutes ahead, however long creating them takes.
+    begin = (datetime.now(UTC) + timedelta(minutes=2)).replace(second=0, microsecond=0)
+    schedule = await make_schedule(
+        deploy,
+        template_id,
+        overlap_policy="allow",
+        cron="* * * * *",
+        starts_at=begin.isoformat(),
+    )
     start = datetime.fromisoformat(schedule["next_fire_at"])
-    expected = first_of_months(start, 3)
+    assert start == begin
+    expected = [start + timedelta(minutes=index) for index in range(3)]
+    # A burst at the first time: more schedules due at once than one transaction takes, so
+    # ticks drain in parallel and call other workers in (schedules:drain).
+    burst = [
+        await make_schedule(
+            deploy,
+            template_id,
+            overlap_policy="allow",
+            cron="* * * * *",
+            starts_at=begin.isoformat(),
+            ends_at=(begin + timedelta(seconds=1)).isoformat(),
+        )
+        for _ in range(BURST)
+    ]
     clock = MovableClock(start - timedelta(seconds=5))
     fast = settings.model_copy(
         update={"worker_poll_interval_seconds": 0.2, "worker_heartbeat_seconds": 0.3}
@@ -150,7 +174,9 @@ async def test_each_fire_time_fires_once_with_two_workers_a_serve_worker_and_rac
                 await asyncio.gather(*(tick(rt) for rt in (racer_a, racer_b)))
             rows = await fires(db, schedule["id"])
             runs = await runs_of(db, schedule["id"])
-            for run in runs:
+            burst_fires = [await fires(db, item["id"]) for item in burst]
+            burst_runs = [await runs_of(db, item["id"]) for item in burst]
+            for run in [*runs, *(run for group in burst_runs for run in group)]:
                 done = await deploy.wait(str(run.id))
                 assert done["status"] == "success", done
         finally:
@@ -164,10 +190,13 @@ async def test_each_fire_time_fires_once_with_two_workers_a_serve_worker_and_rac
     assert len(runs) == 3
     assert sorted(str(row.deployment_id) for row in rows) == sorted(str(run.id) for run in runs)
     assert {run.trigger for run in runs} == {"schedule"}
+    for item, item_fires, item_runs in zip(burst, burst_fires, burst_runs, strict=True):
+        assert [(row.fire_time, row.verdict) for row in item_fires] == [(start, "ran")], item
+        assert [run.id for run in item_runs] == [item_fires[0].deployment_id]
     assert {run.launched_by["kind"] for run in runs if run.launched_by} == {"schedule"}
     after = await api(deploy, "GET", f"/schedules/{schedule['id']}")
     assert after["last_fire_at"] is not None
-    assert datetime.fromisoformat(after["next_fire_at"]) == first_of_months(start, 4)[-1]
+    assert datetime.fromisoformat(after["next_fire_at"]) == start + timedelta(minutes=3)
 
 
 @pytest.mark.parametrize("policy", ["run_once", "skip"])
