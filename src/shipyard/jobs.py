@@ -18,7 +18,7 @@ import logging
 import socket
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -175,6 +175,33 @@ async def enqueue(
         },
     )
     return int(result.scalar_one())
+
+
+async def enqueue_many(
+    session: AsyncSession,
+    *,
+    task: str,
+    jobs: Sequence[tuple[dict[str, Any], datetime | None]],
+    queue: str = DEFAULT_QUEUE,
+    priority: int = 0,
+) -> list[int]:
+    """Defer many ``task`` jobs ((args, scheduled_at) each) in one statement, in the session's
+    transaction; their ids (match them to their rows by their args, not by position)."""
+    if not jobs:
+        return []
+    rows: list[str] = []
+    values: dict[str, Any] = {"queue": queue, "task": task, "priority": priority}
+    for index, (args, scheduled_at) in enumerate(jobs):
+        rows.append(
+            f"ROW(:queue, :task, :priority, NULL, NULL, CAST(:a{index} AS jsonb), "
+            f"CAST(:s{index} AS timestamptz))::procrastinate_job_to_defer_v1"
+        )
+        values[f"a{index}"] = json.dumps(args)
+        values[f"s{index}"] = scheduled_at
+    result = await session.execute(
+        text(f"SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[{', '.join(rows)}]))"), values
+    )
+    return [int(job_id) for job_id in result.scalars()]
 
 
 async def cancel_job(session: AsyncSession, job_id: int) -> bool:
