@@ -189,17 +189,21 @@ async def enqueue_many(
     transaction; their ids (match them to their rows by their args, not by position)."""
     if not jobs:
         return []
-    rows: list[str] = []
-    values: dict[str, Any] = {"queue": queue, "task": task, "priority": priority}
-    for index, (args, scheduled_at) in enumerate(jobs):
-        rows.append(
-            f"ROW(:queue, :task, :priority, NULL, NULL, CAST(:a{index} AS jsonb), "
-            f"CAST(:s{index} AS timestamptz))::procrastinate_job_to_defer_v1"
-        )
-        values[f"a{index}"] = json.dumps(args)
-        values[f"s{index}"] = scheduled_at
     result = await session.execute(
-        text(f"SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[{', '.join(rows)}]))"), values
+        text(
+            "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY("
+            "SELECT ROW(:queue, :task, :priority, NULL, NULL, CAST(a AS jsonb), s)"
+            "::procrastinate_job_to_defer_v1 "
+            "FROM unnest(CAST(:args AS text[]), CAST(:scheduled AS timestamptz[])) "
+            "WITH ORDINALITY AS t(a, s, n) ORDER BY n)))"
+        ),
+        {
+            "queue": queue,
+            "task": task,
+            "priority": priority,
+            "args": [json.dumps(args) for args, _ in jobs],
+            "scheduled": [scheduled_at for _, scheduled_at in jobs],
+        },
     )
     return [int(job_id) for job_id in result.scalars()]
 
