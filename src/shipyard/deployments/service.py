@@ -8,12 +8,13 @@ reads it outside any transaction and hands the ids it found to :func:`create_dep
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import Select, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.accounts.audit import audit
@@ -45,7 +46,7 @@ from shipyard.git.models import Repository
 from shipyard.hosts.inventory import resolve_target
 from shipyard.hosts.models import Host
 from shipyard.hosts.schemas import Target
-from shipyard.jobs import cancel_job, enqueue, reschedule_waiting_job
+from shipyard.jobs import cancel_job, enqueue, enqueue_many, reschedule_waiting_job
 from shipyard.pagination import paginate
 
 RUN_TASK = "deployments:run_deployment"
@@ -284,14 +285,28 @@ async def create_deployment(
 
 
 def audit_details(
-    deployment: Deployment, *, rerun_of: UUID | None = None, launch: Launch | None = None
+    deployment: Deployment | Mapping[str, Any],
+    *,
+    rerun_of: UUID | None = None,
+    launch: Launch | None = None,
 ) -> dict[str, Any]:
-    """What the audit entry of a new deployment says (never a secret value)."""
+    """What the audit entry of a new deployment (or its stored columns) says (never a secret
+    value)."""
+    row: Mapping[str, Any] = (
+        deployment
+        if isinstance(deployment, Mapping)
+        else {
+            "name": deployment.name,
+            "host_ids": deployment.host_ids,
+            "schedule": deployment.schedule,
+            "trigger": deployment.trigger,
+        }
+    )
     return {
-        "name": deployment.name,
-        "hosts": len(deployment.host_ids),
-        "schedule": deployment.schedule,
-        "trigger": deployment.trigger,
+        "name": row["name"],
+        "hosts": len(row["host_ids"]),
+        "schedule": row["schedule"],
+        "trigger": row["trigger"],
         **({"rerun_of": str(rerun_of)} if rerun_of else {}),
         **({"template_id": str(launch.template_id)} if launch and launch.template_id else {}),
         **({"commit_sha": launch.commit_sha} if launch and launch.commit_sha else {}),
@@ -301,21 +316,27 @@ def audit_details(
     }
 
 
-async def store_deployment(
+@dataclass(frozen=True)
+class Placement:
+    """What a request's checks against the database found: the same for every request of one
+    template (its repository, scripts and target), so a trigger's batch checks it once."""
+
+    scheduled_at: datetime | None
+    script_ids: list[UUID]
+    host_ids: list[UUID]
+    target: Target | None
+
+
+async def check_placement(
     *,
     session: AsyncSession,
     tenant_id: UUID,
-    created_by: UUID | None,
-    launched_by: dict[str, Any],
     data: DeploymentCreate,
     settings: Settings,
     known_scripts: frozenset[UUID] | None,
-    rerun_of: UUID | None = None,
-    trigger: str = "api",
-    launch: Launch | None = None,
-) -> Deployment:
-    """Validate, store and enqueue a deployment in the caller's transaction (no audit entry:
-    :func:`create_deployment` writes a person's, a trigger writes its own)."""
+) -> Placement:
+    """The request's checks: schedule, repository, script ids, target and hosts (ValidationFailed
+    naming the field)."""
     scheduled_at = check_request(data)
     repository = await _check_repository(session, data.repository_id)
     choices = data.script_choices()
@@ -334,37 +355,93 @@ async def store_deployment(
         raise ValidationFailed("hosts are given but no script to run on them", field="scripts")
     if not choices and not data.cicd_steps:
         raise ValidationFailed("a deployment needs scripts to run or CI/CD steps", field="scripts")
+    return Placement(
+        scheduled_at=scheduled_at, script_ids=script_ids, host_ids=host_ids, target=target
+    )
+
+
+def deployment_fields(
+    *,
+    tenant_id: UUID,
+    created_by: UUID | None,
+    launched_by: dict[str, Any],
+    data: DeploymentCreate,
+    placement: Placement,
+    rerun_of: UUID | None = None,
+    trigger: str = "api",
+    launch: Launch | None = None,
+) -> dict[str, Any]:
+    """The columns of a new deployment (its job_id is set once its job is deferred)."""
+    choices = data.script_choices()
     secrets = {variable.name: variable.value for variable in data.environment if variable.secret}
     held = launch is not None and launch.held
-    deployment = Deployment(
-        tenant_id=tenant_id,
-        name=data.name,
-        description=data.description,
-        repository_id=data.repository_id,
-        ref=data.ref,
-        status="scheduled" if scheduled_at or held else "pending",
-        schedule=data.schedule,
-        scheduled_time=scheduled_at,
-        script_ids=script_ids,
-        host_ids=host_ids,
-        target=target.model_dump(mode="json") if target is not None else None,
-        script_arguments={
+    target = placement.target
+    return {
+        "tenant_id": tenant_id,
+        "name": data.name,
+        "description": data.description,
+        "repository_id": data.repository_id,
+        "ref": data.ref,
+        "status": "scheduled" if placement.scheduled_at or held else "pending",
+        "schedule": data.schedule,
+        "scheduled_time": placement.scheduled_at,
+        "script_ids": list(placement.script_ids),
+        "host_ids": list(placement.host_ids),
+        "target": target.model_dump(mode="json") if target is not None else None,
+        "script_arguments": {
             str(choice.script_id): choice.arguments for choice in choices if choice.arguments
         },
-        environment={
+        "environment": {
             variable.name: variable.value for variable in data.environment if not variable.secret
         },
-        secret_environment=json.dumps(secrets) if secrets else None,
-        options=data.options.model_dump(),
-        created_by=created_by,
-        rerun_of=rerun_of,
-        trigger=trigger,
-        launched_by=launched_by,
-        template_id=launch.template_id if launch else None,
-        parameters=dict(launch.parameters) if launch else {},
-        commit_sha=launch.commit_sha if launch else None,
-        schedule_id=launch.schedule_id if launch else None,
-        webhook_id=launch.webhook_id if launch else None,
+        "secret_environment": json.dumps(secrets) if secrets else None,
+        "options": data.options.model_dump(),
+        "created_by": created_by,
+        "rerun_of": rerun_of,
+        "trigger": trigger,
+        "launched_by": launched_by,
+        "template_id": launch.template_id if launch else None,
+        "parameters": dict(launch.parameters) if launch else {},
+        "commit_sha": launch.commit_sha if launch else None,
+        "schedule_id": launch.schedule_id if launch else None,
+        "webhook_id": launch.webhook_id if launch else None,
+    }
+
+
+async def store_deployment(
+    *,
+    session: AsyncSession,
+    tenant_id: UUID,
+    created_by: UUID | None,
+    launched_by: dict[str, Any],
+    data: DeploymentCreate,
+    settings: Settings,
+    known_scripts: frozenset[UUID] | None,
+    rerun_of: UUID | None = None,
+    trigger: str = "api",
+    launch: Launch | None = None,
+) -> Deployment:
+    """Validate, store and enqueue a deployment in the caller's transaction (no audit entry:
+    :func:`create_deployment` writes a person's, a trigger writes its own)."""
+    placement = await check_placement(
+        session=session,
+        tenant_id=tenant_id,
+        data=data,
+        settings=settings,
+        known_scripts=known_scripts,
+    )
+    held = launch is not None and launch.held
+    deployment = Deployment(
+        **deployment_fields(
+            tenant_id=tenant_id,
+            created_by=created_by,
+            launched_by=launched_by,
+            data=data,
+            placement=placement,
+            rerun_of=rerun_of,
+            trigger=trigger,
+            launch=launch,
+        )
     )
     session.add(deployment)
     await session.flush()
@@ -379,11 +456,79 @@ async def store_deployment(
         session,
         task=RUN_TASK,
         args={"deployment_id": str(deployment.id), "tenant_id": str(tenant_id)},
-        scheduled_at=HELD_UNTIL if held else scheduled_at,
+        scheduled_at=HELD_UNTIL if held else placement.scheduled_at,
     )
     await session.flush()
     await session.refresh(deployment)
     return deployment
+
+
+@dataclass(frozen=True)
+class NewDeployment:
+    """One deployment of :func:`insert_deployments`: checked already (its placement)."""
+
+    data: DeploymentCreate
+    placement: Placement
+    launch: Launch
+    launched_by: dict[str, Any]
+
+
+async def insert_deployments(
+    *,
+    session: AsyncSession,
+    tenant_id: UUID,
+    items: Sequence[NewDeployment],
+    trigger: str,
+) -> list[dict[str, Any]]:
+    """Store and enqueue many checked deployments in the caller's transaction: one insert, one
+    defer of all their jobs, one update of their job ids (no audit entry: the caller writes
+    them). The stored columns of each (with its ``id``), in order."""
+    rows = [
+        {
+            "id": uuid4(),
+            **deployment_fields(
+                tenant_id=tenant_id,
+                created_by=None,
+                launched_by=item.launched_by,
+                data=item.data,
+                placement=item.placement,
+                trigger=trigger,
+                launch=item.launch,
+            ),
+        }
+        for item in items
+    ]
+    if not rows:
+        return rows
+    await session.execute(insert(Deployment), rows)
+    for item, row in zip(items, rows, strict=True):
+        if item.data.cicd_steps:
+            await prepare_steps(
+                session=session,
+                tenant_id=tenant_id,
+                deployment_id=row["id"],
+                steps=item.data.cicd_steps,
+            )
+    job_ids = await enqueue_many(
+        session,
+        task=RUN_TASK,
+        jobs=[
+            (
+                {"deployment_id": str(row["id"]), "tenant_id": str(tenant_id)},
+                HELD_UNTIL if item.launch.held else item.placement.scheduled_at,
+            )
+            for item, row in zip(items, rows, strict=True)
+        ],
+    )
+    # Matched by the job's args (the defer function's result order is not a promise).
+    await session.execute(
+        text(
+            "UPDATE deployments AS d SET job_id = j.id FROM procrastinate_jobs AS j "
+            "WHERE j.id = ANY(:job_ids) AND d.id = CAST(j.args->>'deployment_id' AS uuid)"
+        ),
+        {"job_ids": job_ids},
+    )
+    return rows
 
 
 async def release_held(session: AsyncSession, deployment: Deployment) -> bool:

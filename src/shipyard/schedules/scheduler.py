@@ -10,20 +10,24 @@ them may run it at once. What keeps a fire to at most once is the database, not 
   that same transaction. A tick that finds the row already there (a schedule re-armed by an
   edit or a resume racing a tick) launches nothing.
 
-The run is created by :func:`shipyard.templates.triggered.launch_from_trigger`: no network
-(the commit is resolved by the worker at checkout).
+The runs are created by :class:`shipyard.templates.triggered.TriggerBatch` (checked exactly as
+:func:`~shipyard.templates.triggered.launch_from_trigger` checks one): no network (the commit is
+resolved by the worker at checkout). A batch of due schedules costs a few statements whatever
+its size: one insert of all its fire rows, per template one insert of its runs, one defer of
+their jobs and one insert of their audit entries, one update of the verdicts.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import exists, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import exists, func, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.config import Settings
@@ -33,7 +37,7 @@ from shipyard.errors import ShipyardError
 from shipyard.schedules import cron as crons
 from shipyard.schedules import service
 from shipyard.schedules.models import Schedule, ScheduleFire
-from shipyard.templates.triggered import launch_from_trigger
+from shipyard.templates.triggered import TriggerBatch
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +65,20 @@ def _launched_by(schedule: Schedule) -> dict[str, Any]:
     return {"kind": "schedule", "id": str(schedule.id), "name": schedule.name or schedule.cron}
 
 
+@functools.lru_cache(maxsize=4096)
+def _next_times(
+    cron: str,
+    tz: str,
+    after: datetime,
+    count: int,
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+) -> tuple[datetime, ...]:
+    """:func:`crons.next_times`, remembered: a burst is many schedules with few distinct cron
+    lines due at one instant (``0 * * * *`` on many templates), so most walks are the same."""
+    return tuple(crons.next_times(cron, tz, after, count, starts_at, ends_at))
+
+
 def _due_times(schedule: Schedule, now: datetime) -> tuple[list[datetime], int | None]:
     """The fire times from ``next_fire_at`` up to ``now``: at most MAX_MISSED_RECORDED + 1 (the
     newest ones), and how many older ones were left out (None: too many to count)."""
@@ -72,7 +90,7 @@ def _due_times(schedule: Schedule, now: datetime) -> tuple[list[datetime], int |
         if round_ == _MAX_ROUNDS:
             # A very long downtime of a frequent schedule: walk only its last day.
             times, dropped = [], None
-            found = crons.next_times(
+            found = _next_times(
                 schedule.cron,
                 schedule.timezone,
                 now - timedelta(days=1),
@@ -81,7 +99,7 @@ def _due_times(schedule: Schedule, now: datetime) -> tuple[list[datetime], int |
                 schedule.ends_at,
             )
         else:
-            found = crons.next_times(
+            found = _next_times(
                 schedule.cron,
                 schedule.timezone,
                 times[-1],
@@ -101,144 +119,6 @@ def _due_times(schedule: Schedule, now: datetime) -> tuple[list[datetime], int |
     return times, dropped
 
 
-async def _running_run(session: AsyncSession, template_id: UUID) -> Deployment | None:
-    deployment: Deployment | None = await session.scalar(
-        select(Deployment)
-        .where(Deployment.template_id == template_id, Deployment.status.in_(RUNNING))
-        .order_by(Deployment.created_at)
-        .limit(1)
-    )
-    return deployment
-
-
-async def _held_run(session: AsyncSession, template_id: UUID) -> Deployment | None:
-    """A run of the template queued by a schedule and not released yet."""
-    deployment: Deployment | None = await session.scalar(
-        select(Deployment)
-        .join(ScheduleFire, ScheduleFire.deployment_id == Deployment.id)
-        .where(
-            Deployment.template_id == template_id,
-            Deployment.status == "scheduled",
-            ScheduleFire.verdict == "queued",
-        )
-        .order_by(ScheduleFire.fire_time)
-        .limit(1)
-    )
-    return deployment
-
-
-async def _claim(
-    session: AsyncSession, schedule: Schedule, fire_time: datetime, verdict: str, reason: str | None
-) -> UUID | None:
-    """Insert the fire row; its id when this transaction is the one that fires it."""
-    inserted = await session.execute(
-        insert(ScheduleFire)
-        .values(
-            tenant_id=schedule.tenant_id,
-            schedule_id=schedule.id,
-            fire_time=fire_time,
-            verdict=verdict,
-            reason=reason,
-        )
-        .on_conflict_do_nothing(index_elements=["schedule_id", "fire_time"])
-        .returning(ScheduleFire.id)
-    )
-    fire_id: UUID | None = inserted.scalar_one_or_none()
-    return fire_id
-
-
-async def _set_fire(
-    session: AsyncSession,
-    fire_id: UUID,
-    *,
-    verdict: str,
-    reason: str | None,
-    deployment_id: UUID | None = None,
-) -> None:
-    await session.execute(
-        update(ScheduleFire)
-        .where(ScheduleFire.id == fire_id)
-        .values(verdict=verdict, reason=reason, deployment_id=deployment_id)
-    )
-
-
-async def _fire(
-    session: AsyncSession,
-    schedule: Schedule,
-    fire_time: datetime,
-    *,
-    settings: Settings,
-    result: TickResult,
-    note: str | None = None,
-) -> None:
-    """Fire ``schedule`` at ``fire_time`` once: record it and, per the overlap policy, launch."""
-    fire_id = await _claim(session, schedule, fire_time, "ran", note)
-    if fire_id is None:
-        return  # another transaction fired this time already
-    result.fired += 1
-    running = await _running_run(session, schedule.template_id)
-    policy = schedule.overlap_policy
-    if running is not None and policy == "skip":
-        await _set_fire(
-            session,
-            fire_id,
-            verdict="skipped",
-            reason=f"the previous run {running.id} is still {running.status} (overlap policy skip)",
-        )
-        return
-    held = policy == "queue" and (
-        running is not None or await _held_run(session, schedule.template_id) is not None
-    )
-    try:
-        async with session.begin_nested():
-            deployment = await launch_from_trigger(
-                session=session,
-                tenant_id=schedule.tenant_id,
-                template_id=schedule.template_id,
-                values=service.launch_values(schedule),
-                trigger="schedule",
-                launched_by=_launched_by(schedule),
-                schedule_id=schedule.id,
-                settings=settings,
-                held=held,
-            )
-    except ShipyardError as exc:
-        # The template changed since the schedule was saved (a parameter now refused, no
-        # host matches the target): the fire is recorded as failed, with the reason.
-        field_name = getattr(exc, "field", None)
-        await _set_fire(
-            session,
-            fire_id,
-            verdict="failed",
-            reason=f"{field_name}: {exc.message}" if field_name else exc.message,
-        )
-        return
-    result.launched.append(deployment.id)
-    if held:
-        behind = running.id if running is not None else "an earlier queued run"
-        reason = f"queued: starts when run {behind} ends (overlap policy queue)"
-        await _set_fire(
-            session,
-            fire_id,
-            verdict="queued",
-            reason=_join(note, reason),
-            deployment_id=deployment.id,
-        )
-    else:
-        alongside = (
-            f"ran alongside run {running.id} (overlap policy allow)"
-            if running is not None
-            else None
-        )
-        await _set_fire(
-            session,
-            fire_id,
-            verdict="ran",
-            reason=_join(note, alongside),
-            deployment_id=deployment.id,
-        )
-
-
 def _join(*parts: str | None) -> str | None:
     found = [part for part in parts if part]
     return "; ".join(found) if found else None
@@ -251,17 +131,25 @@ def _stamp(at: datetime, schedule: Schedule) -> str:
         return at.isoformat()
 
 
-async def _process(
-    session: AsyncSession,
-    schedule: Schedule,
-    *,
-    now: datetime,
-    settings: Settings,
-    result: TickResult,
-) -> None:
+@dataclass
+class _Fire:
+    """One fire time of one schedule in this tick: ``ran`` (to launch, ``reason`` its note) or
+    ``missed`` (recorded only). ``fire_id`` is set when this transaction's insert claimed it."""
+
+    schedule: Schedule
+    fire_time: datetime
+    verdict: str
+    reason: str | None
+    fire_id: UUID | None = None
+
+
+def _plan(schedule: Schedule, now: datetime) -> list[_Fire]:
+    """The fire rows of ``schedule`` due at ``now`` (missed ones per the downtime policy), in
+    order; moves the schedule on to its next fire time."""
     times, dropped = _due_times(schedule, now)
     on_time = [at for at in times if now - at <= GRACE]
     missed = [at for at in times if now - at > GRACE]
+    planned: list[_Fire] = []
     if missed:
         first = _stamp(missed[0], schedule)
         down = f"Shipyard was not running at this time (noticed {now - missed[-1]} after it)"
@@ -274,24 +162,14 @@ async def _process(
         )
         if schedule.missed_policy == "run_once" and not on_time:
             # One catch-up run for every missed fire, on the newest one's row.
-            for at in missed[:-1]:
-                await _claim(
-                    session,
-                    schedule,
-                    at,
-                    "missed",
-                    f"{down}; caught up by one run at {_stamp(missed[-1], schedule)}",
-                )
+            caught = f"{down}; caught up by one run at {_stamp(missed[-1], schedule)}"
+            planned.extend(_Fire(schedule, at, "missed", caught) for at in missed[:-1])
             count = f"{len(missed) + dropped}" if dropped is not None else "many"
-            await _fire(
-                session,
-                schedule,
-                missed[-1],
-                settings=settings,
-                result=result,
-                note=f"catch-up run for {count} missed fire(s) since {first} "
-                f"(missed policy run_once){more}",
+            note = (
+                f"catch-up run for {count} missed fire(s) since {first} "
+                f"(missed policy run_once){more}"
             )
+            planned.append(_Fire(schedule, missed[-1], "ran", note))
         else:
             why = (
                 f"{down}; the run at {_stamp(on_time[0], schedule)} covers it "
@@ -299,12 +177,208 @@ async def _process(
                 if on_time
                 else f"{down} (missed policy skip)"
             )
-            for index, at in enumerate(missed):
-                await _claim(session, schedule, at, "missed", why + (more if index == 0 else ""))
-    for at in on_time:
-        await _fire(session, schedule, at, settings=settings, result=result)
+            planned.extend(
+                _Fire(schedule, at, "missed", why + (more if index == 0 else ""))
+                for index, at in enumerate(missed)
+            )
+    planned.extend(_Fire(schedule, at, "ran", None) for at in on_time)
     schedule.last_fire_at = times[-1]
-    schedule.next_fire_at = service.next_fire(schedule, after=max(now, times[-1]))
+    following = _next_times(
+        schedule.cron,
+        schedule.timezone,
+        max(now, times[-1]),
+        1,
+        schedule.starts_at,
+        schedule.ends_at,
+    )
+    schedule.next_fire_at = following[0] if following else None
+    return planned
+
+
+_CLAIM = text(
+    "INSERT INTO schedule_fires (tenant_id, schedule_id, fire_time, verdict, reason) "
+    "SELECT * FROM unnest(CAST(:tenants AS uuid[]), CAST(:schedules AS uuid[]), "
+    "CAST(:times AS timestamptz[]), CAST(:verdicts AS text[]), CAST(:reasons AS text[])) "
+    "ON CONFLICT (schedule_id, fire_time) DO NOTHING "
+    "RETURNING id, schedule_id, fire_time"
+)
+
+
+async def _claim_all(session: AsyncSession, planned: list[_Fire]) -> None:
+    """Insert every fire row in one statement ``ON CONFLICT DO NOTHING``: a row another
+    transaction inserted first is not returned, and its fire is not this transaction's."""
+    if not planned:
+        return
+    inserted = await session.execute(
+        _CLAIM,
+        {
+            "tenants": [fire.schedule.tenant_id for fire in planned],
+            "schedules": [fire.schedule.id for fire in planned],
+            "times": [fire.fire_time for fire in planned],
+            "verdicts": [fire.verdict for fire in planned],
+            "reasons": [fire.reason for fire in planned],
+        },
+    )
+    claimed = {(schedule_id, at): fire_id for fire_id, schedule_id, at in inserted}
+    for fire in planned:
+        fire.fire_id = claimed.get((fire.schedule.id, fire.fire_time))
+
+
+_SET_FIRES = text(
+    "UPDATE schedule_fires AS f SET verdict = v.verdict, reason = v.reason, "
+    "deployment_id = CAST(v.deployment_id AS uuid) "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:verdicts AS text[]), CAST(:reasons AS text[]), "
+    "CAST(:deployments AS text[])) AS v(id, verdict, reason, deployment_id) "
+    "WHERE f.id = CAST(v.id AS uuid)"
+)
+
+
+@dataclass
+class _Verdicts:
+    """The fire rows' final verdicts, written in one statement."""
+
+    ids: list[str] = field(default_factory=list)
+    verdicts: list[str] = field(default_factory=list)
+    reasons: list[str | None] = field(default_factory=list)
+    deployments: list[str | None] = field(default_factory=list)
+
+    def extend(self, other: _Verdicts) -> None:
+        self.ids.extend(other.ids)
+        self.verdicts.extend(other.verdicts)
+        self.reasons.extend(other.reasons)
+        self.deployments.extend(other.deployments)
+
+    def set(
+        self, fire_id: UUID, verdict: str, reason: str | None, deployment_id: UUID | None = None
+    ) -> None:
+        self.ids.append(str(fire_id))
+        self.verdicts.append(verdict)
+        self.reasons.append(reason)
+        self.deployments.append(str(deployment_id) if deployment_id else None)
+
+    async def write(self, session: AsyncSession) -> None:
+        if self.ids:
+            await session.execute(
+                _SET_FIRES,
+                {
+                    "ids": self.ids,
+                    "verdicts": self.verdicts,
+                    "reasons": self.reasons,
+                    "deployments": self.deployments,
+                },
+            )
+
+
+def _failed(exc: ShipyardError) -> str:
+    field_name = getattr(exc, "field", None)
+    return f"{field_name}: {exc.message}" if field_name else exc.message
+
+
+async def _overlap_state(
+    session: AsyncSession, template_ids: set[UUID]
+) -> tuple[dict[UUID, tuple[UUID, str]], set[UUID]]:
+    """Per template: its oldest run still going (id, status), and whether a held run waits."""
+    running = {
+        template_id: (deployment_id, status)
+        for template_id, deployment_id, status in await session.execute(
+            select(Deployment.template_id, Deployment.id, Deployment.status)
+            .where(Deployment.template_id.in_(template_ids), Deployment.status.in_(RUNNING))
+            .order_by(Deployment.template_id, Deployment.created_at)
+            .ext(distinct_on(Deployment.template_id))
+        )
+        if template_id is not None
+    }
+    held = set(
+        await session.scalars(
+            select(Deployment.template_id)
+            .join(ScheduleFire, ScheduleFire.deployment_id == Deployment.id)
+            .where(
+                Deployment.template_id.in_(template_ids),
+                Deployment.status == "scheduled",
+                ScheduleFire.verdict == "queued",
+            )
+            .distinct()
+        )
+    )
+    return running, {template_id for template_id in held if template_id is not None}
+
+
+async def _launch_template(
+    session: AsyncSession,
+    template_id: UUID,
+    fires: list[_Fire],
+    *,
+    running: tuple[UUID, str] | None,
+    held_waiting: bool,
+    settings: Settings,
+    verdicts: _Verdicts,
+    result: TickResult,
+) -> None:
+    """Apply the overlap policy to each claimed fire of one template, in order, and launch the
+    runs together (one batch: the template read and checked once)."""
+    batch = TriggerBatch(
+        session=session,
+        tenant_id=fires[0].schedule.tenant_id,
+        template_id=template_id,
+        trigger="schedule",
+        settings=settings,
+    )
+    # What each launch said, resolved once the runs have ids: (fire, index, held, running
+    # then: a stored run, or the index of a run of this batch).
+    launched: list[tuple[_Fire, int, bool, tuple[UUID, str] | int | None]] = []
+    current: tuple[UUID, str] | int | None = running
+    for fire in fires:
+        schedule = fire.schedule
+        assert fire.fire_id is not None
+        policy = schedule.overlap_policy
+        if current is not None and policy == "skip":
+            launched.append((fire, -1, False, current))
+            continue
+        held = policy == "queue" and (current is not None or held_waiting)
+        try:
+            index = await batch.add(
+                values=service.launch_values(schedule),
+                launched_by=_launched_by(schedule),
+                schedule_id=schedule.id,
+                held=held,
+            )
+        except ShipyardError as exc:
+            # The template changed since the schedule was saved (a parameter now refused, no
+            # host matches the target): the fire is recorded as failed, with the reason.
+            verdicts.set(fire.fire_id, "failed", _failed(exc))
+            continue
+        launched.append((fire, index, held, current))
+        if held:
+            held_waiting = True
+        elif current is None:
+            current = index
+    ids = await batch.store()
+    for fire, index, held, ahead in launched:
+        assert fire.fire_id is not None
+        before: tuple[UUID, str] | None = (
+            (ids[ahead], "pending") if isinstance(ahead, int) else ahead
+        )
+        if index < 0:
+            assert before is not None
+            verdicts.set(
+                fire.fire_id,
+                "skipped",
+                f"the previous run {before[0]} is still {before[1]} (overlap policy skip)",
+            )
+            continue
+        deployment_id = ids[index]
+        result.launched.append(deployment_id)
+        if held:
+            behind = before[0] if before is not None else "an earlier queued run"
+            reason = f"queued: starts when run {behind} ends (overlap policy queue)"
+            verdicts.set(fire.fire_id, "queued", _join(fire.reason, reason), deployment_id)
+        else:
+            alongside = (
+                f"ran alongside run {before[0]} (overlap policy allow)"
+                if before is not None
+                else None
+            )
+            verdicts.set(fire.fire_id, "ran", _join(fire.reason, alongside), deployment_id)
 
 
 async def fire_due(
@@ -312,7 +386,11 @@ async def fire_due(
 ) -> TickResult:
     """Fire the schedules due at ``now`` (up to ``batch`` of them), in this transaction.
 
-    ``session`` is a system session (schedules of every tenant).
+    ``session`` is a system session (schedules of every tenant). The whole batch costs a few
+    statements: the due schedules, one insert of every fire row (only the rows it returns are
+    this transaction's to launch), the overlap state of their templates, per template one
+    insert of its runs, one defer of their jobs and one insert of their audit entries, and one
+    update of the fire rows' verdicts.
     """
     result = TickResult()
     schedules = (
@@ -329,16 +407,49 @@ async def fire_due(
             .with_for_update(skip_locked=True)
         )
     ).all()
+    planned: list[_Fire] = []
     for schedule in schedules:
         result.schedules += 1
         try:
-            async with session.begin_nested():
-                await _process(session, schedule, now=now, settings=settings, result=result)
+            planned.extend(_plan(schedule, now))
         except Exception:
             # One broken schedule (say, a zone removed from the system's tz database) must not
             # stop the others: it is pushed an hour on and logged.
             logger.exception("schedule %s could not fire; retrying in an hour", schedule.id)
             schedule.next_fire_at = now + timedelta(hours=1)
+    await _claim_all(session, planned)
+    by_template: dict[UUID, list[_Fire]] = {}
+    for fire in planned:
+        if fire.fire_id is not None and fire.verdict == "ran":
+            result.fired += 1
+            by_template.setdefault(fire.schedule.template_id, []).append(fire)
+    verdicts = _Verdicts()
+    if by_template:
+        running, held = await _overlap_state(session, set(by_template))
+        for template_id, fires in by_template.items():
+            decided, launched = _Verdicts(), TickResult()
+            try:
+                async with session.begin_nested():
+                    await _launch_template(
+                        session,
+                        template_id,
+                        fires,
+                        running=running.get(template_id),
+                        held_waiting=template_id in held,
+                        settings=settings,
+                        verdicts=decided,
+                        result=launched,
+                    )
+                verdicts.extend(decided)
+                result.launched.extend(launched.launched)
+            except Exception:
+                logger.exception("the runs of template %s could not be stored", template_id)
+                for fire in fires:
+                    assert fire.fire_id is not None
+                    verdicts.set(
+                        fire.fire_id, "failed", "the run could not be stored (see the log)"
+                    )
+    await verdicts.write(session)
     await session.flush()
     return result
 

@@ -23,8 +23,8 @@ tasks = TaskSet("schedules")
 # Schedules per transaction, and transactions a tick runs at once (SKIP LOCKED lets them take
 # different schedules): many schedules due in the same second fire in parallel, each
 # transaction short.
-TICK_BATCH = 10
-DRAINERS = 4
+TICK_BATCH = 200
+DRAINERS = 2
 # Transactions per drainer per tick at most (the rest: next second).
 MAX_ROUNDS = 50
 # Helper jobs a busy tick defers so that other workers drain too.

@@ -475,51 +475,96 @@ async def _host_names(
     return [(host_id, names[host_id]) for host_id in host_ids if host_id in names]
 
 
-async def launch_plan(
-    *, session: AsyncSession, actor: Actor, template_id: UUID, values: Mapping[str, Any]
-) -> LaunchPlan:
-    """Check the caller may launch it and the values; the deployment request it makes."""
-    template = await get_template(session=session, template_id=template_id)
-    _check_launcher(actor, template)
-    parameters = [params.Parameter.model_validate(item) for item in template.parameters]
-    checked = params.check_launch(parameters, values, masked=deployments.MASKED)
-    environment = dict.fromkeys(template.environment, False) | dict.fromkeys(
-        _secret_environment(template), True
-    )
-    env_values = {**template.environment, **_secret_environment(template)}
-    for name, value in checked.plain.items():
-        environment[name], env_values[name] = False, value
-    for name, value in checked.secret.items():
-        environment[name], env_values[name] = True, value
-    target = Target.model_validate(template.target)
-    request = _request(
+@dataclass(frozen=True)
+class PreparedLaunch:
+    """A template's part of every launch of it (read and validated once): a trigger's batch
+    plans all its fires of one template from one of these."""
+
+    template_id: UUID
+    name: str
+    description: str | None
+    repository_id: UUID | None
+    ref: str | None
+    scripts: list[dict[str, Any]]
+    parameters: list[params.Parameter]
+    # The template's own environment: name -> secret, and the values.
+    environment: dict[str, bool]
+    env_values: dict[str, str]
+    target: Target
+    options: ExecutionOptions
+    cicd_steps: list[CicdStepRequest]
+
+
+def prepare_launch(template: Template) -> PreparedLaunch:
+    secret_environment = _secret_environment(template)
+    return PreparedLaunch(
+        template_id=template.id,
         name=template.name,
         description=template.description,
         repository_id=template.repository_id,
         ref=template.ref,
+        scripts=list(template.scripts),
+        parameters=[params.Parameter.model_validate(item) for item in template.parameters],
+        environment=dict.fromkeys(template.environment, False)
+        | dict.fromkeys(secret_environment, True),
+        env_values={**template.environment, **secret_environment},
+        target=Target.model_validate(template.target),
+        options=ExecutionOptions.model_validate(template.options),
+        cicd_steps=[CicdStepRequest.model_validate(step) for step in template.cicd_steps],
+    )
+
+
+def plan_request(
+    prepared: PreparedLaunch, values: Mapping[str, Any]
+) -> tuple[DeploymentCreate, params.LaunchValues]:
+    """The deployment request of a launch with ``values`` (checked: ValidationFailed naming
+    ``parameters.<name>`` or the request's field)."""
+    checked = params.check_launch(prepared.parameters, values, masked=deployments.MASKED)
+    environment = dict(prepared.environment)
+    env_values = dict(prepared.env_values)
+    for name, value in checked.plain.items():
+        environment[name], env_values[name] = False, value
+    for name, value in checked.secret.items():
+        environment[name], env_values[name] = True, value
+    request = _request(
+        name=prepared.name,
+        description=prepared.description,
+        repository_id=prepared.repository_id,
+        ref=prepared.ref,
         # Plain data, so the deployment rules check it all and name what they refuse.
         scripts=[
             {
                 "script_id": item["script_id"],
                 "arguments": params.render(item.get("arguments", []), checked.plain),
             }
-            for item in template.scripts
+            for item in prepared.scripts
         ],
-        target=target,
+        target=prepared.target,
         environment=[
             {"name": name, "value": env_values[name], "secret": secret}
             for name, secret in environment.items()
         ],
-        options=ExecutionOptions.model_validate(template.options),
-        cicd_steps=[CicdStepRequest.model_validate(step) for step in template.cicd_steps],
+        options=prepared.options,
+        cicd_steps=prepared.cicd_steps,
     )
+    return request, checked
+
+
+async def launch_plan(
+    *, session: AsyncSession, actor: Actor, template_id: UUID, values: Mapping[str, Any]
+) -> LaunchPlan:
+    """Check the caller may launch it and the values; the deployment request it makes."""
+    template = await get_template(session=session, template_id=template_id)
+    _check_launcher(actor, template)
+    prepared = prepare_launch(template)
+    request, checked = plan_request(prepared, values)
     return LaunchPlan(
         template_id=template.id,
         repository_id=template.repository_id,
         ref=template.ref,
         request=request,
         values=checked,
-        hosts=await _host_names(session, actor.tenant_id, target),
+        hosts=await _host_names(session, actor.tenant_id, prepared.target),
     )
 
 

@@ -12,18 +12,20 @@ with a :class:`~shipyard.errors.ValidationFailed` naming ``parameters.<name>``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shipyard.accounts.models import AuditEvent
 from shipyard.accounts.principal import Actor, Principal
 from shipyard.accounts.service import record_audit
 from shipyard.config import Settings, get_settings
 from shipyard.deployments import service as deployments
 from shipyard.deployments.models import Deployment
-from shipyard.errors import NotFound
+from shipyard.errors import NotFound, ShipyardError
 from shipyard.templates import service
 from shipyard.templates.models import Template
 
@@ -142,3 +144,116 @@ async def store_triggered(
         },
     )
     return deployment
+
+
+@dataclass
+class TriggerBatch:
+    """Many trigger launches of one template in the caller's transaction, planned from one read
+    of the template and stored together (one insert of the runs, one defer of their jobs, one
+    insert of their audit entries): what a scheduler tick does with a burst of fires.
+
+    Each launch is checked exactly as :func:`launch_from_trigger` checks one (its values, then
+    the template's repository, target and hosts: those once per batch, they do not depend on
+    the values); :meth:`add` raises what that launch would raise, storing nothing.
+    """
+
+    session: AsyncSession
+    tenant_id: UUID
+    template_id: UUID
+    trigger: str
+    settings: Settings
+    _prepared: service.PreparedLaunch | ShipyardError | None = None
+    _placement: deployments.Placement | ShipyardError | None = None
+    _items: list[deployments.NewDeployment] = field(default_factory=list)
+
+    async def open(self) -> None:
+        """Read the template (NotFound outside ``tenant_id``); a refusal is kept for each add."""
+        if self.trigger not in TRIGGERS:
+            raise ValueError(f"trigger must be one of {TRIGGERS}, not {self.trigger!r}")
+        template = await self.session.scalar(
+            select(Template).where(Template.id == self.template_id)
+        )
+        if template is None or template.tenant_id != self.tenant_id:
+            self._prepared = NotFound("template not found", code="template_not_found")
+            return
+        try:
+            self._prepared = service.prepare_launch(template)
+        except ShipyardError as exc:
+            self._prepared = exc
+
+    async def add(
+        self,
+        *,
+        values: Mapping[str, Any],
+        launched_by: dict[str, Any],
+        commit_sha: str | None = None,
+        schedule_id: UUID | None = None,
+        webhook_id: UUID | None = None,
+        held: bool = False,
+    ) -> int:
+        """Check one launch and keep it for :meth:`store`; its index there."""
+        if self._prepared is None:
+            await self.open()
+        prepared = self._prepared
+        if isinstance(prepared, ShipyardError):
+            raise prepared
+        assert prepared is not None
+        request, checked = service.plan_request(prepared, values)
+        if self._placement is None:
+            try:
+                self._placement = await deployments.check_placement(
+                    session=self.session,
+                    tenant_id=self.tenant_id,
+                    data=request,
+                    settings=self.settings,
+                    known_scripts=None,
+                )
+            except ShipyardError as exc:
+                self._placement = exc
+        if isinstance(self._placement, ShipyardError):
+            raise self._placement
+        self._items.append(
+            deployments.NewDeployment(
+                data=request,
+                placement=self._placement,
+                launched_by=dict(launched_by),
+                launch=deployments.Launch(
+                    template_id=prepared.template_id,
+                    parameters=checked.shown,
+                    commit_sha=commit_sha,
+                    audit_action="template.launch",
+                    schedule_id=schedule_id,
+                    webhook_id=webhook_id,
+                    launched_by=dict(launched_by),
+                    held=held,
+                ),
+            )
+        )
+        return len(self._items) - 1
+
+    async def store(self) -> list[UUID]:
+        """Store, enqueue and audit every launch added; the runs' ids in the order added."""
+        rows = await deployments.insert_deployments(
+            session=self.session, tenant_id=self.tenant_id, items=self._items, trigger=self.trigger
+        )
+        if rows:
+            await self.session.execute(
+                insert(AuditEvent),
+                [
+                    {
+                        "tenant_id": self.tenant_id,
+                        "actor_profile_id": None,
+                        "action": item.launch.audit_action or "template.launch",
+                        "resource_type": "deployment",
+                        "resource_id": row["id"],
+                        "details": {
+                            **deployments.audit_details(row, launch=item.launch),
+                            "launched_by": item.launched_by,
+                        },
+                        "ip_address": None,
+                    }
+                    for item, row in zip(self._items, rows, strict=True)
+                ],
+            )
+        self._items = []
+        return [row["id"] for row in rows]
