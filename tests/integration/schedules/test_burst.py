@@ -145,3 +145,57 @@ async def test_a_burst_of_schedules_due_in_one_second_fires_each_once(
         assert entry.details["launched_by"]["kind"] == "schedule"
         assert UUID(entry.details["schedule_id"]) in ids
     assert set(moved) == {datetime(due.year + due.month // 12, due.month % 12 + 1, 1, tzinfo=UTC)}
+
+
+async def test_a_burst_with_overlap_policy_skip_runs_one_and_skips_the_rest(
+    deploy: DeployBuilder, db: Database, settings: Settings
+) -> None:
+    """In one batch, the first fire's run is "the previous run" of the ones after it."""
+    repo = await deploy.repo({"job.sh": GitFile("#!/bin/sh\necho one\n")})
+    (host,) = await deploy.hosts(1)
+    template = await api(
+        deploy,
+        "POST",
+        "/templates",
+        {
+            "name": "burst-skip",
+            "repository_id": repo.id,
+            "ref": repo.hosted.default_branch,
+            "scripts": [{"script_id": repo.scripts["job.sh"]}],
+            "target": {"host_ids": [host["id"]]},
+        },
+    )
+    template_id = UUID(template["id"])
+    due = (datetime.now(UTC) + timedelta(days=40)).replace(second=0, microsecond=0)
+    async with db.session(system=True) as session:
+        schedules = [
+            Schedule(
+                tenant_id=UUID(deploy.admin.tenant_id),
+                template_id=template_id,
+                cron="0 0 1 * *",
+                overlap_policy="skip",
+                next_fire_at=due,
+            )
+            for _ in range(30)
+        ]
+        session.add_all(schedules)
+        await session.flush()
+        ids = {schedule.id for schedule in schedules}
+    async with runtimes(settings, db, MovableClock(due + timedelta(seconds=1)), 1) as (one,):
+        result = await tick(one, helpers=False)
+    assert result.fired == 30
+    async with db.session(system=True) as session:
+        rows = (
+            await session.scalars(select(ScheduleFire).where(ScheduleFire.schedule_id.in_(ids)))
+        ).all()
+        runs = (
+            await session.scalars(select(Deployment).where(Deployment.template_id == template_id))
+        ).all()
+    (run,) = runs
+    ran = [row for row in rows if row.verdict == "ran"]
+    skipped = [row for row in rows if row.verdict == "skipped"]
+    assert [(row.deployment_id, row.reason) for row in ran] == [(run.id, None)]
+    assert len(skipped) == 29
+    assert {(row.deployment_id, row.reason) for row in skipped} == {
+        (None, f"the previous run {run.id} is still pending (overlap policy skip)")
+    }
