@@ -323,10 +323,19 @@ class Database:
                 pool_size=max(2, pool_size // 2),
                 prepared_statements=prepared_statements,
             )
-        for engine in {self.engine, self.system_engine}:
+        # The worker's liveness statements (deployment heartbeats) get a connection of their
+        # own: on the shared pools they queued behind hundreds of runs' log writes, and a worker
+        # whose heartbeat waits past the lost-worker limit has its runs taken from it.
+        self.heartbeat_engine = create_engine(
+            self.system_url, pool_size=1, prepared_statements=prepared_statements
+        )
+        for engine in {self.engine, self.system_engine, self.heartbeat_engine}:
             bind_keyring(engine.sync_engine.dialect, keyring)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.system_sessionmaker = async_sessionmaker(self.system_engine, expire_on_commit=False)
+        self.heartbeat_sessionmaker = async_sessionmaker(
+            self.heartbeat_engine, expire_on_commit=False
+        )
 
     @property
     def separate_logins(self) -> bool:
@@ -344,6 +353,14 @@ class Database:
             async with session.begin():
                 yield session
 
+    @asynccontextmanager
+    async def heartbeat_session(self) -> AsyncIterator[AsyncSession]:
+        """A cross-tenant session on the heartbeat's own connection (never waits on the pools)."""
+        async with self.heartbeat_sessionmaker() as session:
+            set_scope(session, Scope(system=True))
+            async with session.begin():
+                yield session
+
     async def warm_up(self, connections: int) -> None:
         """Open ``connections`` pooled connections now rather than on first use."""
         held = [await self.engine.connect() for _ in range(connections)]
@@ -354,6 +371,7 @@ class Database:
         await self.engine.dispose()
         if self.system_engine is not self.engine:
             await self.system_engine.dispose()
+        await self.heartbeat_engine.dispose()
 
 
 # --- is row-level security in force? ----------------------------------------------------------

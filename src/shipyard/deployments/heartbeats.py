@@ -166,7 +166,7 @@ class DeploymentHeartbeats:
         if not watched:
             return
         ids = {deployment_id for deployment_id, _ in watched.values()}
-        async with self._db.session(system=True) as session:
+        async with self._db.heartbeat_session() as session:
             rows = (
                 await session.execute(
                     select(
@@ -193,7 +193,7 @@ class DeploymentHeartbeats:
             return
         keys = [(deployment_id, beat.worker_id) for deployment_id, beat in beats.items()]
         # System scope: one worker runs deployments of many tenants.
-        async with self._db.session(system=True) as session:
+        async with self._db.heartbeat_session() as session:
             rows = (
                 await session.execute(
                     update(Deployment)
