@@ -122,7 +122,9 @@ def summary(lags: list[float], count: int) -> dict[str, float]:
     }
 
 
-async def poll_rows(conninfo: str, query: str, args: tuple[Any, ...], want: int, bound: float):
+async def poll_rows(
+    conninfo: str, query: str, args: tuple[Any, ...], want: int, bound: float
+) -> list[Any]:
     import psycopg
 
     rows: list[Any] = []
@@ -136,7 +138,9 @@ async def poll_rows(conninfo: str, query: str, args: tuple[Any, ...], want: int,
     return rows
 
 
-async def bare_arm(stack: Stack, count: int, *, concurrency: int, poll: float, lead: float):
+async def bare_arm(
+    stack: Stack, count: int, *, concurrency: int, poll: float, lead: float
+) -> dict[str, float]:
     import psycopg
 
     conninfo = libpq(stack)
@@ -185,7 +189,7 @@ async def shipyard_arm(
     poll: float,
     lead: float,
     label: str,
-):
+) -> dict[str, float]:
     body = {
         "name": label,
         "repository_id": stack.repository_id,
