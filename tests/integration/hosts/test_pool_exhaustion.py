@@ -125,8 +125,10 @@ async def test_thirty_silent_host_tests_leave_the_api_answering(
                 f"only {listener.accepted} of {CONCURRENT_TESTS} tests reached the host"
             )
             await asyncio.sleep(0.05)
+        # The best of three: a read queued behind the pool waits every time (until a test ends,
+        # seconds away), while a loaded machine's scheduling hiccup delays one read, not three.
         timings = {
-            path: await _timed_get(pooled_client, path, admin)
+            path: min([await _timed_get(pooled_client, path, admin) for _ in range(3)])
             for path in ("/api/v1/hosts", "/healthz")
         }
         assert not any(task.done() for task in tests), "the reads must overlap the tests"
