@@ -10,7 +10,7 @@ SCRIPTS = {
         'echo "region=$REGION"\necho "to stderr" >&2\n'
     ),
     "check.sh": GitFile(
-        '#!/bin/sh\ncase "$SHIPYARD_HOST" in *bad*) echo "check failed on $SHIPYARD_HOST"; exit 3;; esac\n'
+        '#!/bin/sh\ncase "$SHIPYARD_HOST" in bad-*) echo "check failed on $SHIPYARD_HOST"; exit 3;; esac\n'
         'echo "check ok"\n'
     ),
     "slow.sh": GitFile('#!/bin/sh\necho "slow started $1"\nsleep "${2:-30}"\necho "slow done"\n'),
