@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 import shlex
 from collections.abc import Mapping, Sequence
 
@@ -127,6 +128,19 @@ def posix_kill(pid: int, *, grace_seconds: float) -> str:
 
 POSIX_MAKE_TEMP_DIR = 'mktemp -d "${TMPDIR:-/tmp}/shipyard.XXXXXXXXXX"'
 POSIX_PROBE = "uname -srm"
+# Where SSH connections create their temporary directories through SFTP (one mkdir, no shell):
+# SFTP cannot expand ${TMPDIR:-/tmp}, so the default of POSIX_MAKE_TEMP_DIR is used as is.
+# Safe in a shared /tmp: an exclusive mkdir of an unguessable name, mode 0700.
+POSIX_TEMP_ROOT = "/tmp"  # noqa: S108
+
+
+def posix_temp_dir_path(root: str = POSIX_TEMP_ROOT) -> str:
+    """A fresh, unguessable directory path under ``root`` (80 random bits, like mktemp's name).
+
+    Creating it with one SFTP mkdir is exclusive: mkdir(2) fails when the name exists, even as
+    a symbolic link, so nobody can hand us a directory of theirs under that name.
+    """
+    return f"{root.rstrip('/')}/shipyard.{secrets.token_hex(10)}"
 
 
 def posix_remove_dirs(paths: Sequence[str]) -> str:
