@@ -56,6 +56,10 @@ asyncio.run(main())
 """
 
 
+# Where workers write their logs (set from --worker-logs): one file per arm and worker.
+WORKER_LOGS: list[Path | None] = [None]
+
+
 def libpq(stack: Stack) -> str:
     from shipyard.db import to_libpq_url
 
@@ -65,10 +69,11 @@ def libpq(stack: Stack) -> str:
 class Process:
     """A worker process started here, stopped by its PID (TERM, then KILL after a bound)."""
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path | None = None) -> None:
+        # The worker's own log (its errors say why a run failed), kept when --worker-logs is set.
+        self.log = log.open("ab") if log is not None else None
+        output = self.log if self.log is not None else subprocess.DEVNULL
+        self.process = subprocess.Popen(argv, env=env, stdout=output, stderr=output)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -77,6 +82,8 @@ class Process:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+        if self.log is not None:
+            self.log.close()
 
 
 def registered_workers(stack: Stack) -> int:
@@ -96,7 +103,11 @@ def start_workers(stack: Stack, arm: str, concurrency: int, poll: float) -> list
         argv.append(str(poll))
     else:
         argv = [sys.executable, "-m", "shipyard", "worker", "--concurrency", str(concurrency)]
-    workers = [Process(argv, env), Process(argv, env)]
+    logs = WORKER_LOGS[0]
+    workers = [
+        Process(argv, env, logs / f"{arm}-worker-{index}.log" if logs is not None else None)
+        for index in (1, 2)
+    ]
     # Interpreter start-up, imports and connections stay outside every measurement (on a loaded
     # machine they take far longer than any fixed pause).
     deadline = time.monotonic() + 180
@@ -351,7 +362,14 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.5, help="Poll interval of both arms (s).")
     parser.add_argument("--lead", type=float, default=10.0, help="Seconds between setup and due.")
     parser.add_argument("--json", help="Also write the results to this file.")
-    asyncio.run(main_async(parser.parse_args()))
+    parser.add_argument(
+        "--worker-logs", type=Path, help="Keep the workers' logs in this directory."
+    )
+    args = parser.parse_args()
+    if args.worker_logs is not None:
+        args.worker_logs.mkdir(parents=True, exist_ok=True)
+        WORKER_LOGS[0] = args.worker_logs
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

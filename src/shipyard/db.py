@@ -199,8 +199,16 @@ def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | No
     return urls.owner, embedded
 
 
+# Seconds a transaction waits for a pooled connection before failing (SQLAlchemy's default).
+DEFAULT_POOL_TIMEOUT = 30.0
+
+
 def create_engine(
-    url: str, *, pool_size: int = 10, prepared_statements: bool = True
+    url: str,
+    *,
+    pool_size: int = 10,
+    prepared_statements: bool = True,
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT,
 ) -> AsyncEngine:
     """An engine on ``url``; tenant transactions switch to the application role at BEGIN."""
     connect_args: dict[str, Any] = {}
@@ -213,6 +221,7 @@ def create_engine(
         pool_size=pool_size,
         # A small overflow: several processes share one server's connection limit (100 by default).
         max_overflow=min(pool_size, 5),
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
         # No startup `options` (PgBouncer refuses or drops them): the role is set per transaction.
         connect_args=connect_args,
@@ -306,6 +315,7 @@ class Database:
         pool_size: int = 10,
         system_url: str | None = None,
         prepared_statements: bool = True,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> None:
         # The mappers are configured by the runtime (shipyard.models.configure), which knows
         # every domain; this plumbing module knows none of them.
@@ -313,7 +323,10 @@ class Database:
         self.system_url = system_url or url
         self.keyring = keyring
         self.engine = create_engine(
-            url, pool_size=pool_size, prepared_statements=prepared_statements
+            url,
+            pool_size=pool_size,
+            prepared_statements=prepared_statements,
+            pool_timeout=pool_timeout,
         )
         self.system_engine = self.engine
         if self.separate_logins:
@@ -322,12 +335,14 @@ class Database:
                 self.system_url,
                 pool_size=max(2, pool_size // 2),
                 prepared_statements=prepared_statements,
+                pool_timeout=pool_timeout,
             )
-        # The worker's liveness statements (deployment heartbeats) get a connection of their
-        # own: on the shared pools they queued behind hundreds of runs' log writes, and a worker
-        # whose heartbeat waits past the lost-worker limit has its runs taken from it.
+        # The worker's ownership statements (claiming runs, deployment heartbeats) get
+        # connections of their own: on the shared pools they queued behind hundreds of runs'
+        # log writes, so claims of runs due now waited seconds, and a worker whose heartbeat
+        # waits past the lost-worker limit has its runs taken from it.
         self.heartbeat_engine = create_engine(
-            self.system_url, pool_size=1, prepared_statements=prepared_statements
+            self.system_url, pool_size=2, prepared_statements=prepared_statements
         )
         for engine in {self.engine, self.system_engine, self.heartbeat_engine}:
             bind_keyring(engine.sync_engine.dialect, keyring)
@@ -355,7 +370,8 @@ class Database:
 
     @asynccontextmanager
     async def heartbeat_session(self) -> AsyncIterator[AsyncSession]:
-        """A cross-tenant session on the heartbeat's own connection (never waits on the pools)."""
+        """A cross-tenant session on the ownership connections (claims and heartbeats: they never
+        wait behind the pools' log writes)."""
         async with self.heartbeat_sessionmaker() as session:
             set_scope(session, Scope(system=True))
             async with session.begin():

@@ -19,7 +19,7 @@ from shipyard.accounts.passwords import Passwords
 from shipyard.clock import Clock, SystemClock
 from shipyard.config import Settings
 from shipyard.crypto import Keyring, load_keyring
-from shipyard.db import Database, require_row_level_security
+from shipyard.db import DEFAULT_POOL_TIMEOUT, Database, require_row_level_security
 from shipyard.deployments.stream import LogBroadcaster
 from shipyard.git.browse import TTLCache
 from shipyard.hosts.executor import Executor
@@ -97,6 +97,7 @@ async def open_runtime(
     system_database_url: str | None = None,
     db: Database | None = None,
     pool_size: int = DEFAULT_POOL_SIZE,
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     warm_connections: int = 0,
     verify_row_level_security: bool = False,
 ) -> AsyncIterator[Runtime]:
@@ -114,6 +115,7 @@ async def open_runtime(
             database_url,
             keyring=load_keyring(settings),
             pool_size=pool_size,
+            pool_timeout=pool_timeout,
             system_url=system_database_url,
             prepared_statements=settings.database_prepared_statements,
         )

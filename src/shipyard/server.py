@@ -24,6 +24,10 @@ from shipyard.worker import WorkerGaveUp, stop_worker, supervise_worker
 logger = logging.getLogger(__name__)
 
 WORKER_POOL_SIZE = 20
+# A worker's runs wait for a pooled connection rather than fail: when hundreds of runs start
+# at once (a thousand due in one second) the first seconds of their reads and log writes queue
+# on the pool, and 30 s (SQLAlchemy's default) failed runs that a longer wait carries through.
+WORKER_POOL_TIMEOUT = 300.0
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -132,6 +136,7 @@ async def work_forever(
             system_database_url=system_database_url,
             verify_row_level_security=True,
             pool_size=WORKER_POOL_SIZE,
+            pool_timeout=WORKER_POOL_TIMEOUT,
             warm_connections=WORKER_POOL_SIZE,
         ) as runtime,
         worker_metrics(runtime, port=settings.worker_metrics_port),
