@@ -13,6 +13,8 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from shipyard.webhooks.schemas import WebhookRead
+
 PROVIDERS = (
     ("github", "GitHub"),
     ("gitlab", "GitLab"),
@@ -50,6 +52,18 @@ class WebhookForm:
         return cls(values={"provider": "github", "auth": "hmac"})
 
     @classmethod
+    def from_hook(cls, hook: WebhookRead) -> WebhookForm:
+        """The form of a stored hook, for its edit page."""
+        values = {
+            "provider": hook.provider,
+            "auth": hook.auth,
+            **{name: "\n".join(getattr(hook, name)) for name in PATTERN_FIELDS},
+        }
+        return cls(
+            values=values, events=list(hook.events), map_rows=list(hook.parameter_map.items())
+        )
+
+    @classmethod
     def from_form(cls, form: FormData) -> WebhookForm:
         values: dict[str, str] = {}
         for name in ("provider", "auth", *PATTERN_FIELDS):
@@ -85,5 +99,14 @@ class WebhookForm:
             **{name: patterns(self.values.get(name, "")) for name in PATTERN_FIELDS},
         }
         if body["provider"] == "generic":
+            body["auth"] = self.values.get("auth") or "hmac"
+        return body
+
+    def update_payload(self, provider: str) -> dict[str, Any]:
+        """The body of ``WebhookUpdate``: every editable field (lists replace the stored ones);
+        the provider is the stored hook's (it cannot change: its secret and URL follow it)."""
+        body = self.payload()
+        body.pop("provider")
+        if provider == "generic":
             body["auth"] = self.values.get("auth") or "hmac"
         return body

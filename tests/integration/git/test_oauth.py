@@ -157,6 +157,10 @@ async def test_connecting_by_oauth_stores_encrypted_tokens_with_expiry(
     assert query["redirect_uri"] == [app["redirect_uri"]]
     assert query["response_type"] == ["code"]
     assert query["state"][0].count(".") == 1
+    # The scopes let Shipyard register a template's webhook on the repository later on.
+    hook_scope = {"gitlab": "api", "gitea": "write:repository"}.get(kind)
+    if hook_scope is not None:
+        assert hook_scope in query["scope"][0].split(), query["scope"]
     callback = await consent(client, admin, kind, fake, "linus")
     response = await follow_callback(client, callback)
     assert response.status_code == 201, response.text

@@ -290,6 +290,28 @@ async def test_webhook_secret_once_rotation_delivery_log_and_viewer(
         assert 'data-verdict="duplicate"' in log and 'data-verdict="filtered"' in log
         assert "feature/x" in log and secret not in log
 
+        # The filters and the parameter map are edited on the hook's own form; the URL and the
+        # secret stay.
+        edit = await http.get(f"{hook_page}/edit")
+        assert edit.status_code == 200 and "main\nrelease/*" in text_of(edit)
+        assert 'value="head_commit.id"' in edit.text and 'name="provider"' not in edit.text
+        kept = {"csrf_token": token, "branches": "main\nfeature/*", "map_name_0": "version"}
+        refused_edit = await http.post(
+            f"{hook_page}/edit", data={**kept, "map_path_0": "head_commit.id"}
+        )
+        assert refused_edit.status_code == 422 and 'id="e-events"' in refused_edit.text
+        assert "main\nfeature/*" in text_of(refused_edit)
+        saved = await http.post(
+            f"{hook_page}/edit", data={**kept, "events": "push", "map_path_0": "head_commit.id"}
+        )
+        assert saved.status_code == 303, saved.text
+        assert "main, feature/*" in text_of(await http.get(hook_page))
+        other, other_headers = github_push("feature/x")
+        widened = await client.post(
+            f"/api/v1/hooks/{hook_id}", content=other, headers=signed(secret, other, other_headers)
+        )
+        assert widened.json()["verdict"] == "ran", widened.text
+
         # Disabled: a delivery is verified and logged, and runs nothing.
         assert (
             await http.post(f"{hook_page}/disable", data={"csrf_token": token})

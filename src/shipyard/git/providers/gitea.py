@@ -45,7 +45,9 @@ class GiteaClient(ProviderClient):
     type: ClassVar[str] = "gitea"
     auth_scheme: ClassVar[str] = "token"
     per_page: ClassVar[int] = GITEA_PAGE_SIZE
-    oauth_scopes: ClassVar[str] = "read:repository read:user read:organization"
+    # write:repository: registering a template's webhook (POST /repos/{owner}/{repo}/hooks)
+    # needs it; read:repository alone is refused.
+    oauth_scopes: ClassVar[str] = "write:repository read:user read:organization"
 
     @property
     def api_base(self) -> str:

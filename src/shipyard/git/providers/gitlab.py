@@ -46,7 +46,9 @@ def parse_time(value: Any) -> datetime | None:
 class GitLabClient(ProviderClient):
     type: ClassVar[str] = "gitlab"
     default_server: ClassVar[str | None] = GITLAB_COM
-    oauth_scopes: ClassVar[str] = "read_api read_repository read_user"
+    # `api` rather than `read_api`: registering a template's webhook on a project (POST
+    # /projects/:id/hooks) needs write access to the API; read_api alone answers 403.
+    oauth_scopes: ClassVar[str] = "api read_repository read_user"
 
     @property
     def api_base(self) -> str:

@@ -109,6 +109,8 @@ def _form_page(
     template: TemplateRead,
     form: WebhookForm,
     error: ValidationError | ShipyardError | None = None,
+    *,
+    hook: WebhookRead | None = None,
 ) -> Response:
     errors, message, status_code = form_failure(error)
     # Errors of list items (branches.0) and map entries (parameter_map.version) shown by their field.
@@ -130,6 +132,8 @@ def _form_page(
             "auths": GENERIC_AUTH,
             "events": EVENTS,
             "parameter_names": [p.name for p in template.parameters],
+            "hook": hook,
+            "providers_by_value": dict(PROVIDERS),
         },
         status_code=status_code,
     )
@@ -234,6 +238,41 @@ async def webhook_page(
     return await _hook_page(request, session, runtime, principal, webhook_id)
 
 
+@router.get("/webhooks/{webhook_id}/edit")
+async def edit_webhook_page(
+    request: Request, webhook_id: UUID, actor: Manager, runtime: RuntimeDep, session: SessionDep
+) -> Response:
+    hook = await service.read_webhook(
+        session=session, webhook_id=webhook_id, settings=runtime.settings
+    )
+    template = await templates.read_template(session=session, template_id=hook.template_id)
+    return _form_page(request, template, WebhookForm.from_hook(hook), hook=hook)
+
+
+@router.post("/webhooks/{webhook_id}/edit")
+async def edit_webhook(
+    request: Request, webhook_id: UUID, actor: Manager, runtime: RuntimeDep, session: SessionDep
+) -> Response:
+    form = WebhookForm.from_form(await request.form())
+    hook = await service.read_webhook(
+        session=session, webhook_id=webhook_id, settings=runtime.settings
+    )
+    template = await templates.read_template(session=session, template_id=hook.template_id)
+    try:
+        data = WebhookUpdate.model_validate(form.update_payload(hook.provider))
+        async with attempt(session):
+            await service.update_webhook(
+                session=session,
+                actor=actor,
+                webhook_id=webhook_id,
+                data=data,
+                settings=runtime.settings,
+            )
+    except (ValidationError, ShipyardError) as exc:
+        return _form_page(request, template, form, exc, hook=hook)
+    return RedirectResponse(f"/webhooks/{webhook_id}", status_code=303)
+
+
 @router.post("/webhooks/{webhook_id}/rotate")
 async def rotate(
     request: Request, webhook_id: UUID, actor: Manager, runtime: RuntimeDep, session: SessionDep
@@ -277,51 +316,63 @@ async def disable(
 
 
 async def _remote(
-    request: Request,
-    webhook_id: UUID,
-    actor: Actor,
-    runtime: Runtime,
-    session: SessionDep,
-    *,
-    register: bool,
+    request: Request, webhook_id: UUID, actor: Actor, runtime: Runtime, *, register: bool
 ) -> Response:
     action = flows.register_webhook if register else flows.unregister_webhook
+    error: ShipyardError | None = None
+    notice: str | None = None
     try:
-        # A flow (the provider's API): before this request's session opens its transaction.
+        # A flow (the provider's API): no transaction of this request is open around it.
         done: WebhookRead = await action(runtime=runtime, actor=actor, webhook_id=webhook_id)
+        notice = (
+            f"Registered at the provider (hook id {done.remote_hook_id})."
+            if register
+            else "Removed from the provider."
+        )
     except ShipyardError as exc:
-        return await _hook_page(request, session, runtime, actor.principal, webhook_id, error=exc)
-    notice = (
-        f"Registered at the provider (hook id {done.remote_hook_id})."
-        if register
-        else "Removed from the provider."
-    )
-    return await _hook_page(request, session, runtime, actor.principal, webhook_id, notice=notice)
+        error = exc
+    return await _fresh_hook_page(request, runtime, actor, webhook_id, error=error, notice=notice)
+
+
+async def _fresh_hook_page(
+    request: Request,
+    runtime: Runtime,
+    actor: Actor,
+    webhook_id: UUID,
+    *,
+    error: ShipyardError | None = None,
+    notice: str | None = None,
+) -> Response:
+    """The hook's page after a flow, read in a short transaction of its own."""
+    async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
+        return await _hook_page(
+            request, session, runtime, actor.principal, webhook_id, error=error, notice=notice
+        )
 
 
 @router.post("/webhooks/{webhook_id}/register")
 async def register(
-    request: Request, webhook_id: UUID, actor: Manager, runtime: RuntimeDep, session: SessionDep
+    request: Request, webhook_id: UUID, actor: Manager, runtime: RuntimeDep
 ) -> Response:
-    return await _remote(request, webhook_id, actor, runtime, session, register=True)
+    return await _remote(request, webhook_id, actor, runtime, register=True)
 
 
 @router.post("/webhooks/{webhook_id}/unregister")
 async def unregister(
-    request: Request, webhook_id: UUID, actor: Manager, runtime: RuntimeDep, session: SessionDep
+    request: Request, webhook_id: UUID, actor: Manager, runtime: RuntimeDep
 ) -> Response:
-    return await _remote(request, webhook_id, actor, runtime, session, register=False)
+    return await _remote(request, webhook_id, actor, runtime, register=False)
 
 
 @router.post("/webhooks/{webhook_id}/delete")
 async def delete(
-    request: Request, webhook_id: UUID, actor: Manager, runtime: RuntimeDep, session: SessionDep
+    request: Request, webhook_id: UUID, actor: Manager, runtime: RuntimeDep
 ) -> Response:
     form = await request.form()
     try:
         await flows.delete_webhook(runtime=runtime, actor=actor, webhook_id=webhook_id)
     except ShipyardError as exc:
-        return await _hook_page(request, session, runtime, actor.principal, webhook_id, error=exc)
+        return await _fresh_hook_page(request, runtime, actor, webhook_id, error=exc)
     target = "/templates"
     raw: Any = form.get("template_id")
     if isinstance(raw, str):
