@@ -151,12 +151,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def build_api_router() -> APIRouter:
     from shipyard.accounts.api import router as accounts_router
+    from shipyard.approvals.api import router as approvals_router
+    from shipyard.audit.api import router as audit_router
     from shipyard.cicd.api import router as cicd_router
     from shipyard.deployments.api import router as deployments_router
+    from shipyard.freeze.api import router as freeze_router
     from shipyard.git.api import router as git_router
     from shipyard.hosts.api import groups_router as host_groups_router
     from shipyard.hosts.api import inventory_router
     from shipyard.hosts.api import router as hosts_router
+    from shipyard.notifications.api import router as notifications_router
     from shipyard.schedules.api import router as schedules_router
     from shipyard.schedules.api import templates_router as template_schedules_router
     from shipyard.templates.api import router as templates_router
@@ -177,6 +181,10 @@ def build_api_router() -> APIRouter:
         webhooks_router,
         hooks_router,
         cicd_router,
+        notifications_router,
+        approvals_router,
+        freeze_router,
+        audit_router,
     ):
         router.include_router(domain_router)
     return router
@@ -284,6 +292,10 @@ def create_app(
 
     install_web(app)
     install_guards(app, max_request_bytes=settings.max_request_bytes)
+    # Failure, denial and fallback audit entries of write requests (API and web forms).
+    from shipyard.audit.requests import AuditedRequests
+
+    app.add_middleware(AuditedRequests)
     # Outermost: the request id and the access line cover every other middleware's answers.
     app.add_middleware(ObservedRequests)
     install_metrics_route(app)

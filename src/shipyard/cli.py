@@ -399,10 +399,14 @@ def worker_command(
 
 
 def _register_domain_commands() -> None:
+    from shipyard.approvals.cli import app as approvals_app
+    from shipyard.audit.cli import app as audit_app
     from shipyard.cicd.cli import app as cicd_app
     from shipyard.deployments.cli import app as deploy_app
+    from shipyard.freeze.cli import app as freeze_app
     from shipyard.hosts.cli import app as hosts_app
     from shipyard.hosts.inventory_cli import groups_app, inventory_app
+    from shipyard.notifications.cli import app as notifications_app
     from shipyard.schedules.cli import app as schedules_app
     from shipyard.templates.cli import app as templates_app
     from shipyard.templates.cli import run_template
@@ -416,6 +420,10 @@ def _register_domain_commands() -> None:
     app.add_typer(templates_app, name="templates")
     app.add_typer(schedules_app, name="schedules")
     app.add_typer(webhooks_app, name="webhooks")
+    app.add_typer(notifications_app, name="notifications")
+    app.add_typer(approvals_app, name="approvals")
+    app.add_typer(freeze_app, name="freeze-windows")
+    app.add_typer(audit_app, name="audit")
     app.command("run")(run_template)
 
 

@@ -141,6 +141,20 @@ class Settings(BaseSettings):
     # consecutive failure up to cicd_sync_interval_minutes (never sooner than this).
     cicd_sync_retry_minutes: float = Field(default=5.0, gt=0)
 
+    # notifications (issue 15): a failed delivery is retried after base * 2^(attempt-1) seconds,
+    # at most 8 attempts (about two hours at the default base); then the delivery is `failed`.
+    notification_retry_base_seconds: float = Field(default=60.0, gt=0)
+    notification_max_attempts: int = Field(default=8, ge=1, le=8)
+    # How long one delivery attempt (SMTP conversation or HTTP request) may take.
+    notification_timeout_seconds: float = Field(default=15.0, gt=0)
+
+    # audit (issue 15): entries older than this many days are deleted daily (a tenant may set
+    # its own period); streams send new entries every few seconds (at least once), holding
+    # back those younger than audit_stream_settle_seconds (a transaction still committing).
+    audit_retention_days: int = Field(default=365, ge=1)
+    audit_stream_settle_seconds: float = Field(default=2.0, ge=0)
+    audit_stream_batch: int = Field(default=500, ge=1)
+
     log_level: str = "INFO"
     # One format for every line every process writes: "text", or "json" (one object per line).
     log_format: Literal["text", "json"] = "text"

@@ -6,9 +6,9 @@ Routes take what they need through these aliases; every part comes from the one
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import httpx
 from fastapi import Depends, Request
@@ -176,3 +176,21 @@ async def attempt(session: AsyncSession) -> AsyncIterator[None]:
     half-write: web routes render errors instead of raising, so their session still commits."""
     async with session.begin_nested():
         yield
+
+
+# A route's own cap on request bodies, read by shipyard.web.limits.RequestBodyLimit.
+REQUEST_BYTES_ATTRIBUTE = "__shipyard_max_request_bytes__"
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def max_request_bytes(limit: int) -> Callable[[Endpoint], Endpoint]:
+    """Let requests to the decorated endpoint carry bodies of up to ``limit`` bytes (above
+    ``SHIPYARD_MAX_REQUEST_BYTES``, which every other route keeps)."""
+    if limit < 0:
+        raise ValueError("a body cap cannot be negative")
+
+    def mark(endpoint: Endpoint) -> Endpoint:
+        setattr(endpoint, REQUEST_BYTES_ATTRIBUTE, limit)
+        return endpoint
+
+    return mark

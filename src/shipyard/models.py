@@ -5,10 +5,20 @@ from __future__ import annotations
 from sqlalchemy.orm import configure_mappers
 
 from shipyard.accounts.models import ApiToken, AuditEvent, LoginFailure, Profile, Tenant, User
+from shipyard.approvals.models import DeploymentApproval
+from shipyard.audit.models import AuditStream
 from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
 from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
+from shipyard.freeze.models import FreezeWindow
 from shipyard.git.models import GitProvider, ProfileRepositoryPin, Repository
 from shipyard.hosts.models import Host, HostGroup, HostGroupMember, HostTag, InventoryVariable
+from shipyard.notifications.models import (
+    NotificationAttempt,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationRule,
+    NotificationRuleState,
+)
 from shipyard.orm import Base
 from shipyard.schedules.models import Schedule, ScheduleFire
 from shipyard.templates.models import Template
@@ -45,18 +55,29 @@ TENANT_TABLES = (
     "schedule_fires",
     "webhooks",
     "webhook_deliveries",
+    "notification_channels",
+    "notification_rules",
+    "notification_deliveries",
+    "notification_attempts",
+    "notification_rule_states",
+    "deployment_approvals",
+    "freeze_windows",
+    "audit_streams",
 )
 
 __all__ = [
     "ApiToken",
     "AuditEvent",
+    "AuditStream",
     "Base",
     "CicdJob",
     "CicdProvider",
     "Deployment",
+    "DeploymentApproval",
     "DeploymentCicdMapping",
     "DeploymentLog",
     "DeploymentScript",
+    "FreezeWindow",
     "GitProvider",
     "Host",
     "HostGroup",
@@ -64,6 +85,11 @@ __all__ = [
     "HostTag",
     "InventoryVariable",
     "LoginFailure",
+    "NotificationAttempt",
+    "NotificationChannel",
+    "NotificationDelivery",
+    "NotificationRule",
+    "NotificationRuleState",
     "Profile",
     "ProfileRepositoryPin",
     "Repository",

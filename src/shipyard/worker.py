@@ -11,12 +11,15 @@ from collections.abc import Iterable
 from sqlalchemy import text
 
 from shipyard.accounts.tasks import tasks as account_tasks
+from shipyard.approvals.tasks import tasks as approval_tasks
+from shipyard.audit.tasks import tasks as audit_tasks
 from shipyard.cicd.tasks import tasks as cicd_tasks
 from shipyard.deployments.heartbeats import DeploymentHeartbeats, Drain
 from shipyard.deployments.tasks import tasks as deployment_tasks
 from shipyard.git.tasks import tasks as git_tasks
 from shipyard.hosts.tasks import tasks as host_tasks
 from shipyard.jobs import TaskSet, create_job_app, run_job_worker, worker_name
+from shipyard.notifications.tasks import tasks as notification_tasks
 from shipyard.runtime import Runtime
 from shipyard.schedules.tasks import tasks as schedule_tasks
 
@@ -29,6 +32,9 @@ TASK_SETS: tuple[TaskSet, ...] = (
     cicd_tasks,
     account_tasks,
     schedule_tasks,
+    notification_tasks,
+    approval_tasks,
+    audit_tasks,
 )
 # A worker that ran this long before stopping was healthy: its next failure starts a new count.
 HEALTHY_RUN_SECONDS = 60.0

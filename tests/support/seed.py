@@ -9,13 +9,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from shipyard.accounts.models import Invitation
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shipyard.accounts.models import AuditEvent, Invitation
+from shipyard.audit.models import AuditStream
 from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
 from shipyard.crypto import seal
 from shipyard.db import Database
 from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
+from shipyard.freeze.models import FreezeWindow
 from shipyard.git.models import GitOAuthApp, GitProvider, Repository
 from shipyard.hosts.models import Host, HostGroup, HostGroupMember, HostTag, InventoryVariable
+from shipyard.notifications.models import (
+    NotificationAttempt,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationRule,
+)
 from shipyard.schedules.models import Schedule, ScheduleFire
 from shipyard.templates.models import Template
 from shipyard.webhooks.models import Webhook, WebhookDelivery
@@ -33,6 +43,8 @@ PLAINTEXT = {
     "template_secret": "template-secret-plaintext10",
     "webhook_secret": "webhook-secret-plaintext11",
     "schedule_secret": "schedule-secret-plaintext12",
+    "audit_stream_secret": "audit-stream-secret-plaintext13",
+    "notification_secret": "notification-secret-plaintext14",
 }
 
 
@@ -53,6 +65,14 @@ class SeededTenant:
     template_id: UUID
     webhook_id: UUID
     schedule_id: UUID
+    # The audit trail (issue 15): one entry and one stream.
+    audit_entry_id: UUID | None = None
+    audit_stream_id: UUID | None = None
+    # A freeze window (issue 15), disabled: it must not close the seeded tenant to runs.
+    freeze_window_id: UUID | None = None
+    # Notifications (issue 15): a channel (its URL encrypted) with a rule and a delivery.
+    notification_channel_id: UUID | None = None
+    notification_rule_id: UUID | None = None
 
 
 async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> SeededTenant:
@@ -228,6 +248,21 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             )
         )
         await session.flush()
+        audit_entry_id, audit_stream_id = await _seed_audit(session, tid, pid)
+        channel_id, rule_id = await _seed_notifications(session, tid, pid)
+        freeze_window = FreezeWindow(
+            tenant_id=tid,
+            name="seeded freeze",
+            kind="fixed",
+            starts_at=datetime.now(UTC) - timedelta(days=1),
+            ends_at=datetime.now(UTC) + timedelta(days=1),
+            template_ids=[template.id],
+            group_ids=[group.id],
+            enabled=False,
+            created_by=pid,
+        )
+        session.add(freeze_window)
+        await session.flush()
         return SeededTenant(
             tenant_id=tid,
             host_id=host.id,
@@ -244,4 +279,70 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             template_id=template.id,
             webhook_id=webhook.id,
             schedule_id=schedule.id,
+            audit_entry_id=audit_entry_id,
+            audit_stream_id=audit_stream_id,
+            freeze_window_id=freeze_window.id,
+            notification_channel_id=channel_id,
+            notification_rule_id=rule_id,
         )
+
+
+async def _seed_notifications(session: AsyncSession, tid: UUID, pid: UUID) -> tuple[UUID, UUID]:
+    """A Slack channel (its URL, the credential, encrypted), a rule, one delivery attempted."""
+    secret_url = f"http://127.0.0.1:9/services/{PLAINTEXT['notification_secret']}"
+    channel = NotificationChannel(
+        tenant_id=tid,
+        name="seeded-slack",
+        type="slack",
+        config={},
+        secret_config=json.dumps({"url": secret_url}),
+        enabled=False,
+        created_by=pid,
+    )
+    session.add(channel)
+    await session.flush()
+    rule = NotificationRule(
+        tenant_id=tid, channel_id=channel.id, events=["deployment.failed"], created_by=pid
+    )
+    delivery = NotificationDelivery(
+        tenant_id=tid,
+        channel_id=channel.id,
+        event="deployment.failed",
+        message={"event": "deployment.failed", "title": "seeded"},
+        status="failed",
+        attempts=1,
+    )
+    session.add_all([rule, delivery])
+    await session.flush()
+    session.add(
+        NotificationAttempt(
+            tenant_id=tid, delivery_id=delivery.id, attempt=1, error="seeded failure"
+        )
+    )
+    await session.flush()
+    return channel.id, rule.id
+
+
+async def _seed_audit(session: AsyncSession, tid: UUID, pid: UUID) -> tuple[UUID, UUID]:
+    """An audit entry and a webhook audit stream (its signing secret encrypted)."""
+    entry = AuditEvent(
+        tenant_id=tid,
+        actor_profile_id=pid,
+        actor_email="seed@example.com",
+        action="host.update",
+        resource_type="host",
+        details={},
+        changes={"name": {"before": "a", "after": "b"}},
+    )
+    stream = AuditStream(
+        tenant_id=tid,
+        name="seeded-stream",
+        type="webhook",
+        config={"url": "http://127.0.0.1:9/audit"},
+        secret=PLAINTEXT["audit_stream_secret"],
+        enabled=False,
+        created_by=pid,
+    )
+    session.add_all([entry, stream])
+    await session.flush()
+    return entry.id, stream.id

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, Text
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -23,6 +23,8 @@ class Tenant(TimestampMixin, Base):
     id: Mapped[UUID] = uuid_pk()
     name: Mapped[str | None] = mapped_column(Text)
     domain: Mapped[str | None] = mapped_column(Text)
+    # Days to keep the tenant's audit entries; NULL: SHIPYARD_AUDIT_RETENTION_DAYS (0013).
+    audit_retention_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class User(TimestampMixin, Base):
@@ -134,7 +136,11 @@ class AuditEvent(Base):
     """Who did what to which resource; the audit-log view reads this."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_tenant_id_created_at", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_events_tenant_id_created_at", "tenant_id", "created_at"),
+        Index("ix_audit_events_tenant_id_action_created_at", "tenant_id", "action", "created_at"),
+        CheckConstraint("outcome IN ('success', 'failure', 'denied')", name="outcome"),
+    )
 
     id: Mapped[UUID] = uuid_pk()
     tenant_id: Mapped[UUID] = tenant_fk()
@@ -147,3 +153,8 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     ip_address: Mapped[str | None] = mapped_column(INET)
     created_at: Mapped[datetime] = created_at_column()
+    # 0013: the actor's email as it was then; before/after of changed fields (secrets masked);
+    # whether the action succeeded, failed or was denied.
+    actor_email: Mapped[str | None] = mapped_column(Text)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    outcome: Mapped[str] = mapped_column(Text, nullable=False, server_default="success")

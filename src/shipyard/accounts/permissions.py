@@ -20,6 +20,13 @@ class Permission(StrEnum):
     MANAGE_TEMPLATES = "manage_templates"
     # Launch a template marked admin-only.
     LAUNCH_ADMIN_ONLY_TEMPLATES = "launch_admin_only_templates"
+    # Notification channels and rules, and their deliveries (admins).
+    MANAGE_NOTIFICATIONS = "manage_notifications"
+    # Create, edit and delete freeze windows; start a run inside one with a written reason.
+    MANAGE_FREEZE_WINDOWS = "manage_freeze_windows"
+    OVERRIDE_FREEZE = "override_freeze"
+    # Read and export the audit trail, manage its streams and retention (admins).
+    MANAGE_AUDIT = "manage_audit"
 
 
 _VIEWER = frozenset({Permission.READ, Permission.PIN_REPOSITORIES, Permission.MANAGE_OWN_TOKENS})

@@ -77,9 +77,8 @@ async def create_deployment(
 async def get_deployment(
     deployment_id: UUID, principal: CurrentUser, session: SessionDep
 ) -> DeploymentRead:
-    return service.to_read(
-        await service.get_deployment(session=session, deployment_id=deployment_id)
-    )
+    """One deployment, with its approvers' decisions when it needed approval."""
+    return await service.read_deployment(session=session, deployment_id=deployment_id)
 
 
 @router.get("/{deployment_id}/cicd-mappings", response_model=list[MappingRead], tags=["cicd"])

@@ -27,6 +27,7 @@ STATUS_STYLE = {
     "in_progress": "cyan",
     "pending": "white",
     "scheduled": "blue",
+    "pending_approval": "yellow",
     "running": "cyan",
     "skipped": "dim",
 }
@@ -86,6 +87,14 @@ def create(
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the deployment until it ends.")
     ] = False,
+    override_freeze: Annotated[
+        str | None,
+        typer.Option(
+            "--override-freeze",
+            metavar="REASON",
+            help="Admins: start it although a freeze window is in force (the reason is audited).",
+        ),
+    ] = None,
 ) -> None:
     """Create a deployment; with --wait, follow it and exit with its outcome."""
     scripts = []
@@ -108,6 +117,8 @@ def create(
     }
     if at:
         body.update(schedule="later", scheduled_time=at)
+    if override_freeze is not None:
+        body["freeze_override"] = {"reason": override_freeze}
     with client() as api:
         try:
             deployment = api.post("/deployments", json=body)

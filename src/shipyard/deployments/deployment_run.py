@@ -23,10 +23,13 @@ from shipyard.cicd.models import DeploymentCicdMapping
 from shipyard.cicd.steps import run_step
 from shipyard.deployments.batches import plan_batches
 from shipyard.deployments.checkout import PreparedScripts, prepared_scripts
+from shipyard.deployments.claims import ClaimOutcome
+from shipyard.deployments.events import emit_deployment_event, emit_finished
+from shipyard.deployments.freeze_gate import frozen_at_start
 from shipyard.deployments.heartbeats import Beat, DeploymentHeartbeats
 from shipyard.deployments.host_run import HostOutcome, HostRun, PlannedScript
 from shipyard.deployments.logs import LogWriter, notify_deployment
-from shipyard.deployments.models import FINAL_DEPLOYMENT_STATUSES, Deployment, DeploymentScript
+from shipyard.deployments.models import Deployment, DeploymentScript
 from shipyard.deployments.pools import (
     PartFollower,
     end_unfinished,
@@ -111,6 +114,8 @@ class DeploymentRun:
         # What resolving the deployment's target rule said (logged once the log is open).
         self.target_note: str | None = None
         self.target_error: str | None = None
+        # Why the run must not start: a freeze window in force when it was claimed.
+        self.frozen: str | None = None
 
     async def run(self) -> None:
         # Every line written while it runs (ours and the libraries') names the deployment.
@@ -120,16 +125,35 @@ class DeploymentRun:
     async def _run(self) -> None:
         intake = self.heartbeats.intake
         with intake.claiming():
-            deployment = await self._claim()
-        if deployment is None:
+            outcome = await self.heartbeats.claims.claim(
+                deployment_id=self.state.deployment_id,
+                tenant_id=self.state.tenant_id,
+                worker_id=self.state.worker_id,
+            )
+        if outcome is not ClaimOutcome.CLAIMED:
             return
         metrics.DEPLOYMENTS_STARTED.inc()
         started = time.monotonic()
-        # Owned and heartbeated from the claim on; the heavy work waits for the worker's other
-        # claims of the moment (Intake), then goes on without queueing again.
+        # Owned and heartbeated from the claim on; the heavy work (from reading the run on)
+        # waits for the worker's other claims of the moment (Intake), then goes on without
+        # queueing again.
         beat = self._register_beat()
         try:
             await intake.settled()
+            try:
+                deployment = await self._start()
+            except Exception as exc:
+                # Owned but unreadable (the database refused or timed out): end it with the
+                # reason now rather than leave it to the lost-worker sweep as "worker lost".
+                logger.exception("deployment %s could not start", self.state.deployment_id)
+                with contextlib.suppress(Exception):
+                    await self._finish("failed", f"internal error: {type(exc).__name__}")
+                return
+            if deployment is None:
+                return
+            if self.frozen is not None:
+                await self._finish("cancelled", self.frozen)
+                return
             await self._run_claimed(deployment, beat, started)
         finally:
             self._unregister_beat()
@@ -193,31 +217,26 @@ class DeploymentRun:
 
     # Claiming and finishing -------------------------------------------------------------
 
-    async def _claim(self) -> Deployment | None:
+    async def _start(self) -> Deployment | None:
+        """Read the claimed run, resolving its target rule into hosts (recorded in ``host_ids``)."""
         async with self.db.session(tenant_id=self.state.tenant_id) as session:
             deployment = await session.scalar(
-                select(Deployment)
-                .where(Deployment.id == self.state.deployment_id)
-                .with_for_update()
+                select(Deployment).where(
+                    Deployment.id == self.state.deployment_id,
+                    Deployment.worker_id == self.state.worker_id,
+                    Deployment.status == "in_progress",
+                )
             )
-            if deployment is None or deployment.status in FINAL_DEPLOYMENT_STATUSES:
+            if deployment is None:
+                # Taken over between the claim and now (the lost-worker sweep): not ours.
                 return None
-            if deployment.status == "in_progress":
-                # Already claimed (a duplicate delivery); the lost-worker sweep handles dead owners.
-                return None
-            now = utcnow()
-            if deployment.cancel_requested_at is not None:
-                deployment.status, deployment.completed_at = "cancelled", now
-                await notify_deployment(session, deployment.id)
-                return None
-            deployment.status = "in_progress"
-            deployment.started_at = deployment.started_at or now
-            deployment.worker_id = self.state.worker_id
-            deployment.heartbeat_at = now
             if deployment.target is not None:
                 await self._resolve_target(session, deployment)
-            await notify_deployment(session, deployment.id)
+                await notify_deployment(session, deployment.id)
+            self.frozen = await frozen_at_start(session, deployment, now=utcnow())
             await session.flush()
+            if self.frozen is None:  # issue 15: notifications
+                await emit_deployment_event(session, deployment, "deployment.started")
             return deployment
 
     async def _resolve_target(self, session: AsyncSession, deployment: Deployment) -> None:
@@ -265,6 +284,7 @@ class DeploymentRun:
                 )
             )
             await notify_deployment(session, self.state.deployment_id)
+            await emit_finished(session, self.state.deployment_id)  # issue 15: notifications
 
     def _final_status(self, deployment: Deployment, error: str | None) -> tuple[str, str]:
         if self.state.cancelled:

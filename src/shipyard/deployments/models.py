@@ -41,7 +41,10 @@ DEPLOYMENT_STATUSES = (
     "partial",
     "cancelled",
     "interrupted",
+    "pending_approval",
 )
+# ``pending_approval``: waiting for its template's approvers (0013); its job is queued once
+# approved, and a rejection or the expiry ends it ``cancelled``.
 # ``interrupted``: the worker was told to stop (SIGTERM) and its grace period ran out.
 FINAL_DEPLOYMENT_STATUSES = ("success", "failed", "partial", "cancelled", "interrupted")
 SCHEDULE_TYPES = ("now", "later")
@@ -68,6 +71,11 @@ class Deployment(TimestampMixin, Base):
         Index("ix_deployments_template_id_created_at", "template_id", "created_at"),
         Index("ix_deployments_tenant_id_created_at", "tenant_id", "created_at"),
         Index("ix_deployments_status_heartbeat_at", "status", "heartbeat_at"),
+        Index(
+            "ix_deployments_approval_expires_at",
+            "approval_expires_at",
+            postgresql_where=text("status = 'pending_approval'"),
+        ),
     )
 
     id: Mapped[UUID] = uuid_pk()
@@ -129,6 +137,14 @@ class Deployment(TimestampMixin, Base):
     webhook_id: Mapped[UUID | None] = mapped_column(
         PG_UUID(as_uuid=True), ForeignKey("webhooks.id", ondelete="SET NULL"), index=True
     )
+    # Approvals (0013): what the run waits for, as the template said at launch.
+    approvals_needed: Mapped[int | None] = mapped_column(Integer)
+    approval_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A freeze window overridden by an admin for this run, and the written reason.
+    freeze_window_id: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True), ForeignKey("freeze_windows.id", ondelete="SET NULL"), index=True
+    )
+    freeze_override_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class DeploymentScript(TimestampMixin, Base):

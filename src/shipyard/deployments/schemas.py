@@ -21,11 +21,13 @@ from pydantic import (
 from shipyard.cicd.schemas import CicdStepRequest
 from shipyard.deployments.redaction import MIN_SECRET_LENGTH
 from shipyard.errors import ValidationFailed
+from shipyard.freeze.schemas import FreezeOverride
 from shipyard.git.refs import validate_ref
 from shipyard.hosts.environment import refusal_message
 from shipyard.hosts.schemas import Target
 
 # ``interrupted``: the worker running it was stopped (SIGTERM) and its grace period ran out.
+# ``pending_approval``: a run of a template that requires approval, waiting for its approvers.
 DeploymentStatus = Literal[
     "pending",
     "scheduled",
@@ -35,6 +37,7 @@ DeploymentStatus = Literal[
     "partial",
     "cancelled",
     "interrupted",
+    "pending_approval",
 ]
 ScriptStatus = Literal[
     "pending", "running", "success", "failed", "skipped", "cancelled", "interrupted"
@@ -166,6 +169,11 @@ class DeploymentCreate(StrictModel):
     scheduled_time: datetime | None = None
     options: ExecutionOptions = Field(default_factory=ExecutionOptions)
     cicd_steps: list[CicdStepRequest] = Field(default_factory=list, max_length=50)
+    freeze_override: FreezeOverride | None = Field(
+        default=None,
+        description="Admins only: start the run although a freeze window is in force, with "
+        "the written reason (audited as deployment.freeze_override).",
+    )
 
     @field_validator("ref")
     @classmethod
@@ -214,6 +222,20 @@ class LaunchedBy(BaseModel):
     name: str | None = None
 
 
+class Decider(BaseModel):
+    id: UUID | None
+    email: str | None
+
+
+class ApprovalDecision(BaseModel):
+    """One approver's decision on a run that waited in pending_approval."""
+
+    decided_by: Decider
+    decision: Literal["approved", "rejected"]
+    comment: str | None
+    at: datetime
+
+
 class DeploymentRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -256,6 +278,22 @@ class DeploymentRead(BaseModel):
     )
     webhook_id: UUID | None = Field(
         default=None, description="The webhook whose delivery fired it (trigger webhook)."
+    )
+    freeze_window_id: UUID | None = Field(
+        default=None, description="The freeze window an admin's override let it start in."
+    )
+    freeze_override_reason: str | None = Field(
+        default=None, description="The written reason of that override."
+    )
+    approvals_needed: int | None = Field(
+        default=None, description="Approvals the run waits for (its template requires them)."
+    )
+    approval_expires_at: datetime | None = Field(
+        default=None, description="When a run still pending_approval is cancelled."
+    )
+    approvals: list[ApprovalDecision] = Field(
+        default_factory=list,
+        description="The approvers' decisions, oldest first (filled on a single deployment).",
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.accounts.audit import audit
 from shipyard.accounts.models import ApiToken
+from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor, Principal
 from shipyard.cicd.models import DeploymentCicdMapping
 from shipyard.cicd.schemas import CicdStepRequest, MappingRead
@@ -26,6 +27,7 @@ from shipyard.cicd.service import list_mappings
 from shipyard.cicd.steps import prepare_steps
 from shipyard.config import Settings
 from shipyard.db import tenant_clause
+from shipyard.deployments.events import emit_deployment_event
 from shipyard.deployments.logs import notify_deployment
 from shipyard.deployments.models import (
     FINAL_DEPLOYMENT_STATUSES,
@@ -34,6 +36,7 @@ from shipyard.deployments.models import (
     DeploymentScript,
 )
 from shipyard.deployments.schemas import (
+    ApprovalDecision,
     DeploymentCreate,
     DeploymentRead,
     DeploymentUpdate,
@@ -42,15 +45,28 @@ from shipyard.deployments.schemas import (
     stored_environment,
 )
 from shipyard.errors import Conflict, NotFound, ValidationFailed
+from shipyard.freeze import service as freeze
 from shipyard.git.models import Repository
 from shipyard.hosts.inventory import resolve_target
 from shipyard.hosts.models import Host
 from shipyard.hosts.schemas import Target
 from shipyard.jobs import cancel_job, enqueue, enqueue_many, reschedule_waiting_job
+from shipyard.notifications.events import Event, emit
 from shipyard.pagination import paginate
 
 RUN_TASK = "deployments:run_deployment"
 MASKED = "***"
+# A run not started yet: its job waits in the queue (cancel or delete takes it off).
+WAITING_STATUSES = ("pending", "scheduled", "pending_approval")
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """What a run of a template that requires approval waits for (the template's settings at
+    launch): who may decide is read from the template when each decision is made."""
+
+    approvals_needed: int
+    timeout_minutes: int
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,9 @@ class Launch:
     # Held: stored 'scheduled' with its job parked at HELD_UNTIL, started by whoever releases it
     # (a schedule's overlap policy 'queue': the run waits for the template's running one).
     held: bool = False
+    # The template requires approval: stored 'pending_approval' with its job parked at
+    # HELD_UNTIL until its approvers release it (shipyard.approvals) or it is cancelled.
+    approval: ApprovalPolicy | None = None
 
 
 # Where a held run's job waits until it is released (moved to now): never reached.
@@ -97,7 +116,41 @@ def to_read(deployment: Deployment) -> DeploymentRead:
         if hasattr(deployment, column)
     }
     data["secret_environment_names"] = sorted(secret_environment(deployment))
+    data.pop("approvals", None)
     return DeploymentRead.model_validate(data)
+
+
+# deployment_approvals belongs to shipyard.approvals (a layer above this one): its rows are read
+# here by name only, so that every read of a single deployment shows its decisions.
+_DECISIONS = text(
+    "SELECT decided_by, decider_email, decision, comment, created_at FROM deployment_approvals "
+    "WHERE deployment_id = :deployment_id ORDER BY created_at, id"
+)
+
+
+async def approval_decisions(session: AsyncSession, deployment_id: UUID) -> list[ApprovalDecision]:
+    """The approvers' decisions on a run, oldest first (the caller has read the run: tenant)."""
+    rows = await session.execute(_DECISIONS, {"deployment_id": deployment_id})
+    return [
+        ApprovalDecision.model_validate(
+            {
+                "decided_by": {"id": decided_by, "email": email},
+                "decision": decision,
+                "comment": comment,
+                "at": at,
+            }
+        )
+        for decided_by, email, decision, comment, at in rows
+    ]
+
+
+async def read_deployment(*, session: AsyncSession, deployment_id: UUID) -> DeploymentRead:
+    """One deployment as the API shows it, with its approvers' decisions."""
+    deployment = await get_deployment(session=session, deployment_id=deployment_id)
+    read = to_read(deployment)
+    if deployment.approvals_needed is not None:
+        read.approvals = await approval_decisions(session, deployment.id)
+    return read
 
 
 async def _check_repository(session: AsyncSession, repository_id: UUID | None) -> Repository | None:
@@ -254,8 +307,12 @@ async def create_deployment(
     ``known_scripts`` are the ids of the repository's script catalogue at the deployment's ref,
     read beforehand by the creation flow (``None`` when it could not be read). ``trigger`` is
     ``api`` from the REST API and ``manual`` from the web pages; ``launch`` carries what a
-    template launch records (template, parameter values, the commit pinned at launch).
+    template launch records (template, parameter values, the commit pinned at launch). A
+    ``freeze_override`` in the request is for admins only (403 for anyone else), and when it
+    let the run through a window it is audited as ``deployment.freeze_override``.
     """
+    if data.freeze_override is not None:
+        actor.require(Permission.OVERRIDE_FREEZE)
     deployment = await store_deployment(
         session=session,
         tenant_id=actor.tenant_id,
@@ -281,6 +338,21 @@ async def create_deployment(
         resource_id=deployment.id,
         details=audit_details(deployment, rerun_of=rerun_of, launch=launch),
     )
+    if deployment.freeze_window_id is not None:
+        await audit(
+            session,
+            actor=actor,
+            action="deployment.freeze_override",
+            resource_type="deployment",
+            resource_id=deployment.id,
+            details={
+                "freeze_window_id": str(deployment.freeze_window_id),
+                "freeze_window": await freeze.window_name(
+                    session=session, window_id=deployment.freeze_window_id
+                ),
+                "reason": deployment.freeze_override_reason,
+            },
+        )
     return deployment
 
 
@@ -313,6 +385,11 @@ def audit_details(
         **({"schedule_id": str(launch.schedule_id)} if launch and launch.schedule_id else {}),
         **({"webhook_id": str(launch.webhook_id)} if launch and launch.webhook_id else {}),
         **({"held": True} if launch and launch.held else {}),
+        **(
+            {"approvals_needed": launch.approval.approvals_needed}
+            if launch and launch.approval
+            else {}
+        ),
     }
 
 
@@ -325,6 +402,8 @@ class Placement:
     script_ids: list[UUID]
     host_ids: list[UUID]
     target: Target | None
+    # A freeze window in force at the run's start that an admin's override let it through.
+    freeze_override: freeze.Overridden | None = None
 
 
 async def check_placement(
@@ -334,9 +413,13 @@ async def check_placement(
     data: DeploymentCreate,
     settings: Settings,
     known_scripts: frozenset[UUID] | None,
+    template_id: UUID | None = None,
+    at: datetime | None = None,
 ) -> Placement:
     """The request's checks: schedule, repository, script ids, target and hosts (ValidationFailed
-    naming the field)."""
+    naming the field), then the freeze windows at the run's start (``scheduled_time``, else
+    ``at``, else now): :class:`shipyard.freeze.service.Frozen` (409) unless the request carries
+    an override (whose permission the caller checked)."""
     scheduled_at = check_request(data)
     repository = await _check_repository(session, data.repository_id)
     choices = data.script_choices()
@@ -355,8 +438,21 @@ async def check_placement(
         raise ValidationFailed("hosts are given but no script to run on them", field="scripts")
     if not choices and not data.cicd_steps:
         raise ValidationFailed("a deployment needs scripts to run or CI/CD steps", field="scripts")
+    overridden = await freeze.check_run(
+        session=session,
+        tenant_id=tenant_id,
+        at=scheduled_at or at or utcnow(),
+        template_id=template_id,
+        host_ids=host_ids,
+        target_group_ids=target.group_ids if target is not None else (),
+        override=data.freeze_override,
+    )
     return Placement(
-        scheduled_at=scheduled_at, script_ids=script_ids, host_ids=host_ids, target=target
+        scheduled_at=scheduled_at,
+        script_ids=script_ids,
+        host_ids=host_ids,
+        target=target,
+        freeze_override=overridden,
     )
 
 
@@ -375,14 +471,16 @@ def deployment_fields(
     choices = data.script_choices()
     secrets = {variable.name: variable.value for variable in data.environment if variable.secret}
     held = launch is not None and launch.held
+    approval = launch.approval if launch is not None else None
     target = placement.target
+    status = "scheduled" if placement.scheduled_at or held else "pending"
     return {
         "tenant_id": tenant_id,
         "name": data.name,
         "description": data.description,
         "repository_id": data.repository_id,
         "ref": data.ref,
-        "status": "scheduled" if placement.scheduled_at or held else "pending",
+        "status": "pending_approval" if approval is not None else status,
         "schedule": data.schedule,
         "scheduled_time": placement.scheduled_at,
         "script_ids": list(placement.script_ids),
@@ -405,7 +503,68 @@ def deployment_fields(
         "commit_sha": launch.commit_sha if launch else None,
         "schedule_id": launch.schedule_id if launch else None,
         "webhook_id": launch.webhook_id if launch else None,
+        "freeze_window_id": (
+            placement.freeze_override.window_id if placement.freeze_override else None
+        ),
+        "freeze_override_reason": (
+            placement.freeze_override.reason if placement.freeze_override else None
+        ),
+        "approvals_needed": approval.approvals_needed if approval is not None else None,
+        "approval_expires_at": (
+            utcnow() + timedelta(minutes=approval.timeout_minutes) if approval is not None else None
+        ),
     }
+
+
+def _parked(launch: Launch | None) -> bool:
+    """Whether the run's job waits at HELD_UNTIL (queued behind a run, or for its approvals)."""
+    return launch is not None and (launch.held or launch.approval is not None)
+
+
+_EVENT_COLUMNS = (
+    "id",
+    "tenant_id",
+    "name",
+    "launched_by",
+    "commit_sha",
+    "ref",
+    "template_id",
+    "repository_id",
+    "approvals_needed",
+    "approval_expires_at",
+)
+
+
+def approval_requested(row: Deployment | Mapping[str, Any]) -> Event:
+    """The ``approval.requested`` event of a run stored pending_approval (approvers hear of it
+    through the tenant's rules on that event)."""
+    values: Mapping[str, Any] = (
+        row
+        if isinstance(row, Mapping)
+        else {column: getattr(row, column) for column in _EVENT_COLUMNS}
+    )
+    get = values.get
+    launched_by = get("launched_by") or {}
+    expires = get("approval_expires_at")
+    return Event(
+        name="approval.requested",
+        tenant_id=values["tenant_id"],
+        subject_type="deployment",
+        subject_id=values["id"],
+        title=values["name"],
+        status="pending_approval",
+        triggered_by=launched_by.get("name"),
+        commit_sha=get("commit_sha"),
+        ref=get("ref"),
+        template_id=get("template_id"),
+        repository_id=get("repository_id"),
+        path=f"/deployments/{get('id')}",
+        detail=(
+            f"waits for {get('approvals_needed')} approval(s)"
+            + (f" until {expires:%Y-%m-%d %H:%M} UTC" if expires is not None else "")
+        ),
+        extra={"approvals_needed": get("approvals_needed")},
+    )
 
 
 async def store_deployment(
@@ -429,8 +588,8 @@ async def store_deployment(
         data=data,
         settings=settings,
         known_scripts=known_scripts,
+        template_id=launch.template_id if launch is not None else None,
     )
-    held = launch is not None and launch.held
     deployment = Deployment(
         **deployment_fields(
             tenant_id=tenant_id,
@@ -456,10 +615,12 @@ async def store_deployment(
         session,
         task=RUN_TASK,
         args={"deployment_id": str(deployment.id), "tenant_id": str(tenant_id)},
-        scheduled_at=HELD_UNTIL if held else placement.scheduled_at,
+        scheduled_at=HELD_UNTIL if _parked(launch) else placement.scheduled_at,
     )
     await session.flush()
     await session.refresh(deployment)
+    if deployment.status == "pending_approval":
+        await emit(session, approval_requested(deployment))
     return deployment
 
 
@@ -515,7 +676,7 @@ async def insert_deployments(
         jobs=[
             (
                 {"deployment_id": str(row["id"]), "tenant_id": str(tenant_id)},
-                HELD_UNTIL if item.launch.held else item.placement.scheduled_at,
+                HELD_UNTIL if _parked(item.launch) else item.placement.scheduled_at,
             )
             for item, row in zip(items, rows, strict=True)
         ],
@@ -528,6 +689,9 @@ async def insert_deployments(
         ),
         {"job_ids": job_ids},
     )
+    for row in rows:
+        if row["status"] == "pending_approval":
+            await emit(session, approval_requested(row))
     return rows
 
 
@@ -651,7 +815,7 @@ async def cancel_deployment(
         )
     now = utcnow()
     deployment.cancel_requested_at = now
-    waiting = deployment.status in ("pending", "scheduled") and deployment.job_id is not None
+    waiting = deployment.status in WAITING_STATUSES and deployment.job_id is not None
     if waiting and deployment.job_id is not None and await cancel_job(session, deployment.job_id):
         deployment.status = "cancelled"
         deployment.completed_at = now
@@ -671,6 +835,8 @@ async def cancel_deployment(
                 message="Deployment cancelled before it started.",
             )
         )
+        await session.flush()
+        await emit_deployment_event(session, deployment, "deployment.cancelled")  # issue 15
     await notify_deployment(session, deployment.id)
     await _audit(session, actor, "deployment.cancel", deployment.id, {})
     await session.flush()
@@ -684,9 +850,19 @@ async def rerun_launch(*, session: AsyncSession, deployment_id: UUID) -> Launch 
     The ref is resolved again (as for every re-run), so the commit is not kept.
     """
     source = await get_deployment(session=session, deployment_id=deployment_id)
-    if source.template_id is None and not source.parameters:
+    approval = None
+    if source.approvals_needed is not None and source.approval_expires_at is not None:
+        # A run that needed approval needs it again when re-run (with the same wait).
+        waited = source.approval_expires_at - source.created_at
+        approval = ApprovalPolicy(
+            approvals_needed=source.approvals_needed,
+            timeout_minutes=max(1, round(waited.total_seconds() / 60)),
+        )
+    if source.template_id is None and not source.parameters and approval is None:
         return None
-    return Launch(template_id=source.template_id, parameters=dict(source.parameters))
+    return Launch(
+        template_id=source.template_id, parameters=dict(source.parameters), approval=approval
+    )
 
 
 async def rerun_request(*, session: AsyncSession, deployment_id: UUID) -> DeploymentCreate:
@@ -738,7 +914,7 @@ async def delete_deployment(*, session: AsyncSession, actor: Actor, deployment_i
         raise Conflict(
             "a running deployment cannot be deleted; cancel it first", code="deployment_running"
         )
-    waiting = deployment.status in ("pending", "scheduled") and deployment.job_id is not None
+    waiting = deployment.status in WAITING_STATUSES and deployment.job_id is not None
     if (
         waiting
         and deployment.job_id is not None

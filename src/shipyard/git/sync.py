@@ -21,6 +21,7 @@ from shipyard.git.providers.gitlab import GitLabClient
 from shipyard.git.service import describe_failure
 from shipyard.git.sync_writer import INCOMPLETE_NOTE, ListingWriter
 from shipyard.git.tokens import ProviderTokenSource
+from shipyard.notifications.events import Event, emit
 from shipyard.outbound.client import build_http_client
 
 logger = logging.getLogger(__name__)
@@ -65,20 +66,29 @@ async def sync_provider(
         )
         if provider is None:
             return SyncResult(provider_id, "missing")
+        # Notifications (issue 15): a failure is news only when the last sync did not fail.
+        failing_before = provider.sync_status == "error"
         if not provider.access_token:
             provider.sync_status = "error"
             provider.error = "the provider has no token; connect it again"
+            if not failing_before:
+                await _notify_failure(session, provider)
             return SyncResult(provider_id, "error", error=provider.error)
         provider.sync_status = "syncing"
         provider.error = None
     if http is None:
         async with build_http_client(settings) as own_http:
-            return await _sync(db, settings, provider, own_http)
-    return await _sync(db, settings, provider, http)
+            return await _sync(db, settings, provider, own_http, failing_before=failing_before)
+    return await _sync(db, settings, provider, http, failing_before=failing_before)
 
 
 async def _sync(
-    db: Database, settings: Settings, provider: GitProvider, http: httpx.AsyncClient
+    db: Database,
+    settings: Settings,
+    provider: GitProvider,
+    http: httpx.AsyncClient,
+    *,
+    failing_before: bool = False,
 ) -> SyncResult:
     client = provider_client(
         provider.type,
@@ -102,7 +112,7 @@ async def _sync(
     except Exception as exc:
         if not isinstance(exc, ShipyardError):
             logger.exception("git provider %s: sync failed", provider.id)
-        return await _record_failure(db, provider, exc, client)
+        return await _record_failure(db, provider, exc, client, failing_before=failing_before)
     logger.info("git provider %s: synced %d repositories, removed %d", provider.id, count, removed)
     return SyncResult(
         provider.id,
@@ -169,8 +179,31 @@ async def fill_languages(
     return stored
 
 
+async def _notify_failure(session: AsyncSession, provider: GitProvider) -> None:
+    """``provider.sync_failed``: a sync failed after one that did not."""
+    await emit(
+        session,
+        Event(
+            name="provider.sync_failed",
+            tenant_id=provider.tenant_id,
+            subject_type="git_provider",
+            subject_id=provider.id,
+            title=f"Git provider {provider.name or provider.display_name or provider.type}",
+            status="error",
+            triggered_by="repository sync",
+            path="/providers",
+            detail=provider.error,
+        ),
+    )
+
+
 async def _record_failure(
-    db: Database, provider: GitProvider, exc: BaseException, client: ProviderClient
+    db: Database,
+    provider: GitProvider,
+    exc: BaseException,
+    client: ProviderClient,
+    *,
+    failing_before: bool = False,
 ) -> SyncResult:
     message = describe_failure(exc)
     code = exc.code if isinstance(exc, ShipyardError) else "internal_error"
@@ -185,5 +218,7 @@ async def _record_failure(
                 row.error = message
             if code in UNCONFIGURING_CODES:
                 row.is_configured = False
+            if not failing_before:  # issue 15: notifications, once per transition
+                await _notify_failure(session, row)
     logger.warning("git provider %s: sync failed (%s)", provider.id, code)
     return SyncResult(provider.id, "error", error=message, rate_limit_waits=client.gate.waits)

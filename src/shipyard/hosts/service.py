@@ -32,6 +32,7 @@ from shipyard.hosts.schemas import (
     HostUpdate,
 )
 from shipyard.jobs import enqueue, waiting_job_with_queueing_lock
+from shipyard.notifications.events import Event, emit
 from shipyard.pagination import Page, paginate
 
 LOCAL_ADDRESS = "localhost"
@@ -560,6 +561,7 @@ async def store_probe(
     if host is None or not _same_machine(host, target):
         return host, False
     trusted = False
+    await _notify_transition(session, host, probe)  # issue 15: notifications
     host.status = probe.status
     host.status_message = probe.message
     host.last_checked_at = probe.checked_at
@@ -576,6 +578,35 @@ async def store_probe(
     await session.flush()
     await session.refresh(host)
     return host, trusted
+
+
+async def _notify_transition(session: AsyncSession, host: Host, probe: ProbeResult) -> None:
+    """``host.offline`` when a host goes offline, ``host.key_changed`` when it shows a new
+    key: once per transition, not on every check."""
+    if probe.status == "offline" and host.status != "offline":
+        name, detail = "host.offline", probe.message
+    elif (
+        probe.status == "host_key_mismatch"
+        and host.pending_host_key_fingerprint != probe.fingerprint
+    ):
+        name = "host.key_changed"
+        detail = f"expected {host.host_key_fingerprint}, the host showed {probe.fingerprint}"
+    else:
+        return
+    await emit(
+        session,
+        Event(
+            name=name,
+            tenant_id=host.tenant_id,
+            subject_type="host",
+            subject_id=host.id,
+            title=f"Host {host.name}",
+            status=probe.status,
+            triggered_by="connection test",
+            path=f"/hosts/{host.id}",
+            detail=detail,
+        ),
+    )
 
 
 async def record_host_test(

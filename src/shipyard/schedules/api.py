@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query, Response, status
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
+from shipyard.cron import MAX_COUNT
 from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting
 from shipyard.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from shipyard.schedules import service
-from shipyard.schedules.cron import MAX_COUNT
 from shipyard.schedules.schemas import (
     FireRead,
     NextTimes,

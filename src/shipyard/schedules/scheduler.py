@@ -30,11 +30,13 @@ from sqlalchemy import exists, func, select, text
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shipyard import cron as crons
 from shipyard.config import Settings
 from shipyard.deployments import service as deployments
 from shipyard.deployments.models import Deployment
 from shipyard.errors import ShipyardError
-from shipyard.schedules import cron as crons
+from shipyard.freeze.service import Frozen
+from shipyard.notifications.events import Event, emit
 from shipyard.schedules import service
 from shipyard.schedules.models import Schedule, ScheduleFire
 from shipyard.templates.triggered import TriggerBatch
@@ -313,6 +315,7 @@ async def _launch_template(
     settings: Settings,
     verdicts: _Verdicts,
     result: TickResult,
+    now: datetime | None = None,
 ) -> None:
     """Apply the overlap policy to each claimed fire of one template, in order, and launch the
     runs together (one batch: the template read and checked once)."""
@@ -322,6 +325,7 @@ async def _launch_template(
         template_id=template_id,
         trigger="schedule",
         settings=settings,
+        now=now,
     )
     # What each launch said, resolved once the runs have ids: (fire, index, held, running
     # then: a stored run, or the index of a run of this batch).
@@ -342,6 +346,10 @@ async def _launch_template(
                 schedule_id=schedule.id,
                 held=held,
             )
+        except Frozen as exc:
+            # A freeze window is in force: the fire is recorded skipped, naming the window.
+            verdicts.set(fire.fire_id, "skipped", exc.reason)
+            continue
         except ShipyardError as exc:
             # The template changed since the schedule was saved (a parameter now refused, no
             # host matches the target): the fire is recorded as failed, with the reason.
@@ -439,6 +447,7 @@ async def fire_due(
                         settings=settings,
                         verdicts=decided,
                         result=launched,
+                        now=now,
                     )
                 verdicts.extend(decided)
                 result.launched.extend(launched.launched)
@@ -450,8 +459,41 @@ async def fire_due(
                         fire.fire_id, "failed", "the run could not be stored (see the log)"
                     )
     await verdicts.write(session)
+    await _notify_not_run(session, planned, verdicts)  # issue 15: schedule.missed
     await session.flush()
     return result
+
+
+async def _notify_not_run(session: AsyncSession, planned: list[_Fire], verdicts: _Verdicts) -> None:
+    """``schedule.missed`` once per schedule whose fires this tick were missed or skipped."""
+    decided = dict(
+        zip(verdicts.ids, zip(verdicts.verdicts, verdicts.reasons, strict=True), strict=True)
+    )
+    found: dict[UUID, tuple[Schedule, list[str]]] = {}
+    for fire in planned:
+        if fire.fire_id is None:
+            continue
+        verdict, reason = decided.get(str(fire.fire_id), (fire.verdict, fire.reason))
+        if verdict in ("missed", "skipped"):
+            found.setdefault(fire.schedule.id, (fire.schedule, []))[1].append(
+                f"{verdict} at {_stamp(fire.fire_time, fire.schedule)}: {reason or verdict}"
+            )
+    for schedule, lines in found.values():
+        await emit(
+            session,
+            Event(
+                name="schedule.missed",
+                tenant_id=schedule.tenant_id,
+                subject_type="schedule",
+                subject_id=schedule.id,
+                title=f"Schedule {schedule.name or schedule.cron}",
+                status="missed" if lines[0].startswith("missed") else "skipped",
+                triggered_by="schedule",
+                template_id=schedule.template_id,
+                path=f"/schedules/{schedule.id}",
+                detail="\n".join(lines[:20]),
+            ),
+        )
 
 
 async def release_queued(session: AsyncSession) -> list[UUID]:

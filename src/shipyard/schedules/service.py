@@ -18,13 +18,13 @@ from sqlalchemy import Select, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shipyard import cron as crons
 from shipyard.accounts.audit import audit
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
 from shipyard.db import tenant_clause
 from shipyard.errors import NotFound, ValidationFailed
 from shipyard.pagination import paginate
-from shipyard.schedules import cron as crons
 from shipyard.schedules.models import Schedule, ScheduleFire
 from shipyard.schedules.schemas import (
     FireRead,

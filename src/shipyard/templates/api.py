@@ -83,7 +83,11 @@ async def launch_template(
     """Launch with parameter values: the ref is resolved to a commit now and the run uses it."""
     # A flow (git resolves the ref): this route holds no session.
     return await flows.launch_template(
-        runtime=runtime, actor=actor, template_id=template_id, values=data.parameters
+        runtime=runtime,
+        actor=actor,
+        template_id=template_id,
+        values=data.parameters,
+        freeze_override=data.freeze_override,
     )
 
 
@@ -120,5 +124,9 @@ async def rollback_template(
 ) -> DeploymentRead:
     """Launch again at the commit, with the values, of an earlier successful run."""
     return await flows.rollback_template(
-        runtime=runtime, actor=actor, template_id=template_id, deployment_id=data.deployment_id
+        runtime=runtime,
+        actor=actor,
+        template_id=template_id,
+        deployment_id=data.deployment_id,
+        freeze_override=data.freeze_override,
     )

@@ -119,6 +119,14 @@ def show(template: str) -> None:
         if found.get(key):
             console.print(f"  {key}: {found[key]}", highlight=False)
     console.print(f"  target: {json.dumps(found['target'])}", highlight=False)
+    approval = found.get("approval") or {}
+    if approval.get("required"):
+        console.print(
+            f"  approval: {approval['approvals_needed']} of role {approval['approver_role']}+, "
+            f"self-approval {'allowed' if approval['allow_self_approval'] else 'not allowed'}, "
+            f"expires after {approval['timeout_minutes']} min",
+            highlight=False,
+        )
     parameters = Table(title="parameters")
     for column in ("name", "type", "required", "default", "rules"):
         parameters.add_column(column)
@@ -270,13 +278,24 @@ def run_template(
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the run; exit non-zero unless it succeeds.")
     ] = False,
+    override_freeze: Annotated[
+        str | None,
+        typer.Option(
+            "--override-freeze",
+            metavar="REASON",
+            help="Admins: launch although a freeze window is in force (the reason is audited).",
+        ),
+    ] = None,
 ) -> None:
     """Launch a template with parameter values."""
+    body: dict[str, Any] = {}
+    if override_freeze is not None:
+        body["freeze_override"] = {"reason": override_freeze}
     with client() as api:
         try:
             found = find(api, template)
             values = launch_values(found, param or [], param_stdin or [])
-            run = api.post(f"/templates/{found['id']}/launch", json={"parameters": values})
+            run = api.post(f"/templates/{found['id']}/launch", json={"parameters": values, **body})
         except ApiError as exc:
             fail(str(exc))
             return

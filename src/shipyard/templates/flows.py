@@ -17,6 +17,7 @@ from shipyard.deployments import flows as deployment_flows
 from shipyard.deployments.batches import plan_batches
 from shipyard.deployments.schemas import DeploymentRead
 from shipyard.errors import NotFound, ValidationFailed
+from shipyard.freeze.schemas import FreezeOverride
 from shipyard.git.flows import open_browser, resolve_commit
 from shipyard.templates import service
 from shipyard.templates.schemas import Preview, PreviewHost, PreviewScript
@@ -56,14 +57,18 @@ async def launch_template(
     template_id: UUID,
     values: Mapping[str, Any],
     trigger: str = "api",
+    freeze_override: FreezeOverride | None = None,
 ) -> DeploymentRead:
-    """Launch the template with ``values``: its ref resolved to a commit now, pinned for the run."""
+    """Launch the template with ``values``: its ref resolved to a commit now, pinned for the run.
+
+    ``freeze_override`` (admins only) lets it start inside a freeze window, with its reason.
+    """
     plan = await _plan(runtime, actor, template_id, values)
     commit_sha = await _commit(runtime, actor, plan)
     return await deployment_flows.create_deployment(
         runtime=runtime,
         actor=actor,
-        data=plan.request,
+        data=plan.request.model_copy(update={"freeze_override": freeze_override}),
         trigger=trigger,
         launch=plan.launch(commit_sha),
     )
@@ -76,6 +81,7 @@ async def rollback_template(
     template_id: UUID,
     deployment_id: UUID,
     trigger: str = "api",
+    freeze_override: FreezeOverride | None = None,
 ) -> DeploymentRead:
     """Launch the template at the commit, and with the values, of an earlier successful run."""
     async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
@@ -85,7 +91,7 @@ async def rollback_template(
     return await deployment_flows.create_deployment(
         runtime=runtime,
         actor=actor,
-        data=plan.request,
+        data=plan.request.model_copy(update={"freeze_override": freeze_override}),
         trigger=trigger,
         launch=plan.launch(plan.commit_sha),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -16,6 +16,7 @@ from shipyard.deployments.schemas import (
     ScriptChoice,
     Trigger,
 )
+from shipyard.freeze.schemas import FreezeOverride
 from shipyard.git.refs import validate_ref
 from shipyard.hosts.schemas import MAX_VARIABLES, Target, Variable, VariableRead, check_variables
 from shipyard.templates.parameters import Parameter
@@ -44,6 +45,30 @@ class TemplateFields(StrictModel):
         return validate_ref(value)
 
 
+MAX_APPROVAL_TIMEOUT_MINUTES = 30 * 24 * 60
+
+
+class ApprovalSettings(StrictModel):
+    """Whether runs of the template wait in pending_approval, and for whom."""
+
+    required: bool = Field(default=False, description="Runs wait for approval before they start.")
+    approvals_needed: int = Field(
+        default=1, ge=1, le=10, description="How many distinct people must approve."
+    )
+    approver_role: Literal["admin", "developer", "viewer"] = Field(
+        default="developer", description="The least role that may approve or reject."
+    )
+    allow_self_approval: bool = Field(
+        default=False, description="The person who launched a run may approve it."
+    )
+    timeout_minutes: int = Field(
+        default=1440,
+        ge=1,
+        le=MAX_APPROVAL_TIMEOUT_MINUTES,
+        description="A run still waiting after this long is cancelled (approval expired).",
+    )
+
+
 class TemplateCreate(TemplateFields):
     name: str = Field(min_length=1, max_length=200)
     scripts: list[ScriptChoice] = Field(
@@ -61,6 +86,7 @@ class TemplateCreate(TemplateFields):
     cicd_steps: list[CicdStepRequest] = Field(default_factory=list, max_length=50)
     parameters: list[Parameter] = Field(default_factory=list, max_length=MAX_PARAMETERS)
     admin_only: bool = Field(default=False, description="Only admins may launch it.")
+    approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
 
     @field_validator("environment")
     @classmethod
@@ -80,6 +106,9 @@ class TemplateUpdate(TemplateFields):
     cicd_steps: list[CicdStepRequest] | None = Field(default=None, max_length=50)
     parameters: list[Parameter] | None = Field(default=None, max_length=MAX_PARAMETERS)
     admin_only: bool | None = None
+    approval: ApprovalSettings | None = Field(
+        default=None, description="Replaces the approval settings (every field as sent)."
+    )
 
     @field_validator("environment")
     @classmethod
@@ -106,6 +135,7 @@ class TemplateRead(BaseModel):
     cicd_steps: list[dict[str, Any]]
     parameters: list[Parameter]
     admin_only: bool
+    approval: ApprovalSettings
     created_by: UUID | None
     created_at: datetime
     updated_at: datetime
@@ -120,10 +150,20 @@ class LaunchRequest(StrictModel):
         description="Values by parameter name: text, number, true/false, or a list for "
         "multi_choice.",
     )
+    freeze_override: FreezeOverride | None = Field(
+        default=None,
+        description="Admins only: launch although a freeze window is in force, with the "
+        "written reason (audited as deployment.freeze_override).",
+    )
 
 
 class RollbackRequest(StrictModel):
     deployment_id: UUID = Field(description="An earlier successful run of this template.")
+    freeze_override: FreezeOverride | None = Field(
+        default=None,
+        description="Admins only: roll back although a freeze window is in force, with the "
+        "written reason.",
+    )
 
 
 class PreviewScript(BaseModel):

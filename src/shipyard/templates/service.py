@@ -38,6 +38,7 @@ from shipyard.pagination import paginate
 from shipyard.templates import parameters as params
 from shipyard.templates.models import Template
 from shipyard.templates.schemas import (
+    ApprovalSettings,
     LastSuccess,
     TemplateCreate,
     TemplateRead,
@@ -72,6 +73,7 @@ def to_read(template: Template, *, last_success: Deployment | None = None) -> Te
         cicd_steps=list(template.cicd_steps),
         parameters=[params.Parameter.model_validate(item) for item in template.parameters],
         admin_only=template.admin_only,
+        approval=approval_settings(template),
         created_by=template.created_by,
         created_at=template.created_at,
         updated_at=template.updated_at,
@@ -84,6 +86,34 @@ def to_read(template: Template, *, last_success: Deployment | None = None) -> Te
             if last_success is not None
             else None
         ),
+    )
+
+
+def approval_settings(template: Template) -> ApprovalSettings:
+    return ApprovalSettings(
+        required=template.approval_required,
+        approvals_needed=template.approvals_needed,
+        approver_role=template.approver_role,
+        allow_self_approval=template.allow_self_approval,
+        timeout_minutes=template.approval_timeout_minutes,
+    )
+
+
+def _store_approval(template: Template, approval: ApprovalSettings) -> None:
+    template.approval_required = approval.required
+    template.approvals_needed = approval.approvals_needed
+    template.approver_role = approval.approver_role
+    template.allow_self_approval = approval.allow_self_approval
+    template.approval_timeout_minutes = approval.timeout_minutes
+
+
+def approval_policy(template: Template) -> deployments.ApprovalPolicy | None:
+    """What a run launched now waits for (None: the template requires no approval)."""
+    if not template.approval_required:
+        return None
+    return deployments.ApprovalPolicy(
+        approvals_needed=template.approvals_needed,
+        timeout_minutes=template.approval_timeout_minutes,
     )
 
 
@@ -307,6 +337,7 @@ async def create_template(
         environment={},
     )
     _store_environment(template, data.environment)
+    _store_approval(template, data.approval)
     _check_scripts(template)
     session.add(template)
     await session.flush()
@@ -348,6 +379,8 @@ async def update_template(
         template.parameters = _dump(data.parameters)
     if data.admin_only is not None:
         template.admin_only = data.admin_only
+    if data.approval is not None:
+        _store_approval(template, data.approval)
     _check_scripts(template)
     await session.flush()
     await session.refresh(template)
@@ -433,6 +466,8 @@ class LaunchPlan:
     # Set by a roll back: the earlier run's commit; else resolved from ``ref`` at launch.
     commit_sha: str | None = None
     audit_action: str = "template.launch"
+    # The template requires approval: its runs wait in pending_approval.
+    approval: deployments.ApprovalPolicy | None = None
 
     def launch(self, commit_sha: str | None) -> deployments.Launch:
         return deployments.Launch(
@@ -440,6 +475,7 @@ class LaunchPlan:
             parameters=self.values.shown,
             commit_sha=commit_sha,
             audit_action=self.audit_action,
+            approval=self.approval,
         )
 
 
@@ -493,6 +529,7 @@ class PreparedLaunch:
     target: Target
     options: ExecutionOptions
     cicd_steps: list[CicdStepRequest]
+    approval: deployments.ApprovalPolicy | None = None
 
 
 def prepare_launch(template: Template) -> PreparedLaunch:
@@ -511,6 +548,7 @@ def prepare_launch(template: Template) -> PreparedLaunch:
         target=Target.model_validate(template.target),
         options=ExecutionOptions.model_validate(template.options),
         cicd_steps=[CicdStepRequest.model_validate(step) for step in template.cicd_steps],
+        approval=approval_policy(template),
     )
 
 
@@ -565,6 +603,7 @@ async def launch_plan(
         request=request,
         values=checked,
         hosts=await _host_names(session, actor.tenant_id, prepared.target),
+        approval=prepared.approval,
     )
 
 

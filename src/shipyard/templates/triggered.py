@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -95,6 +96,7 @@ async def launch_from_trigger(
         webhook_id=webhook_id,
         launched_by=dict(launched_by),
         held=held,
+        approval=plan.approval,
     )
     return await store_triggered(
         session=session,
@@ -171,6 +173,8 @@ class TriggerBatch:
     template_id: UUID
     trigger: str
     settings: Settings
+    # The moment the runs start (the scheduler's clock): freeze windows are checked at it.
+    now: datetime | None = None
     _prepared: service.PreparedLaunch | ShipyardError | None = None
     _placement: deployments.Placement | ShipyardError | None = None
     _items: list[deployments.NewDeployment] = field(default_factory=list)
@@ -216,6 +220,8 @@ class TriggerBatch:
                     data=request,
                     settings=self.settings,
                     known_scripts=None,
+                    template_id=prepared.template_id,
+                    at=self.now,
                 )
             except ShipyardError as exc:
                 self._placement = exc
@@ -235,6 +241,7 @@ class TriggerBatch:
                     webhook_id=webhook_id,
                     launched_by=dict(launched_by),
                     held=held,
+                    approval=prepared.approval,
                 ),
             )
         )

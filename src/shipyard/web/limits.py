@@ -6,34 +6,22 @@ is counted as it streams in, and the request is stopped with 413 as soon as the 
 cap. The answer is the API's JSON error shape (pages get it too: a browser never sends such a
 body from Shipyard's own forms).
 
-The cap is ``SHIPYARD_MAX_REQUEST_BYTES``; a route that needs more (an import) says so with
-:func:`max_request_bytes` on its endpoint, and only requests routed to it get that cap.
+The cap is ``SHIPYARD_MAX_REQUEST_BYTES``; a route that needs more (an inbound webhook) says so
+with :func:`shipyard.deps.max_request_bytes` on its endpoint (in deps so that domain routers can
+use it), and only requests routed to it get that cap.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
+import re
+from collections.abc import Iterable, Iterator
 
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_LIMIT_ATTRIBUTE = "__shipyard_max_request_bytes__"
-Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
-
-
-def max_request_bytes(limit: int) -> Callable[[Endpoint], Endpoint]:
-    """Let requests to the decorated endpoint carry bodies of up to ``limit`` bytes."""
-    if limit < 0:
-        raise ValueError("a body cap cannot be negative")
-
-    def mark(endpoint: Endpoint) -> Endpoint:
-        setattr(endpoint, _LIMIT_ATTRIBUTE, limit)
-        return endpoint
-
-    return mark
+from shipyard.deps import REQUEST_BYTES_ATTRIBUTE as _LIMIT_ATTRIBUTE
 
 
 class BodyTooLarge(HTTPException):
@@ -92,28 +80,48 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+def _declared_caps(
+    routes: Iterable[BaseRoute], prefix: str
+) -> Iterator[tuple[re.Pattern[str], frozenset[str], int]]:
+    """(path pattern, methods, cap) of every route whose endpoint declares its own cap.
+
+    Routers included in the app may stay routers of their own (FastAPI 0.165 keeps an included
+    router whole instead of copying its routes up): they are walked with their prefix.
+    """
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        context = getattr(route, "include_context", None)
+        if included is not None:
+            inner = prefix + str(getattr(context, "prefix", "") or "")
+            yield from _declared_caps(getattr(included, "routes", []), inner)
+            continue
+        limit = getattr(getattr(route, "endpoint", None), _LIMIT_ATTRIBUTE, None)
+        path = getattr(route, "path", None)
+        if isinstance(limit, int) and isinstance(path, str):
+            pattern, _, _ = compile_path(prefix + path)
+            methods = frozenset(getattr(route, "methods", None) or ())
+            yield pattern, methods, limit
+
+
 class RequestBodyLimit:
     """Answer 413 (JSON) to bodies over the cap, by header or by counting what streams in."""
 
     def __init__(self, app: ASGIApp, *, default_limit: int) -> None:
         self.app = app
         self.default_limit = default_limit
-        self._overrides: list[tuple[BaseRoute, int]] | None = None
+        self._overrides: list[tuple[re.Pattern[str], frozenset[str], int]] | None = None
 
-    def _routes_with_own_cap(self, scope: Scope) -> list[tuple[BaseRoute, int]]:
+    def _routes_with_own_cap(
+        self, scope: Scope
+    ) -> list[tuple[re.Pattern[str], frozenset[str], int]]:
         if self._overrides is None:
-            found: list[tuple[BaseRoute, int]] = []
-            for route in getattr(scope.get("app"), "routes", []):
-                limit = getattr(getattr(route, "endpoint", None), _LIMIT_ATTRIBUTE, None)
-                if isinstance(limit, int):
-                    found.append((route, limit))
-            self._overrides = found
+            self._overrides = list(_declared_caps(getattr(scope.get("app"), "routes", []), ""))
         return self._overrides
 
     def limit_for(self, scope: Scope) -> int:
-        for route, limit in self._routes_with_own_cap(scope):
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
+        path, method = scope.get("path", ""), scope.get("method", "")
+        for pattern, methods, limit in self._routes_with_own_cap(scope):
+            if (not methods or method in methods) and pattern.match(path):
                 return limit
         return self.default_limit
 

@@ -34,8 +34,16 @@ SIMPLE_FIELDS = (
     "batch_percent",
     "max_failure_percent",
     "script_timeout_seconds",
+    "approval.approvals_needed",
+    "approval.approver_role",
+    "approval.timeout_minutes",
 )
-CHECKBOXES = ("stop_on_failure", "admin_only")
+CHECKBOXES = ("stop_on_failure", "admin_only", "approval.required", "approval.allow_self_approval")
+APPROVAL_DEFAULTS = {
+    "approval.approvals_needed": "1",
+    "approval.approver_role": "developer",
+    "approval.timeout_minutes": "1440",
+}
 # ``{{ version }}`` holds spaces: set aside while splitting, so a shell-like split keeps it whole.
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # A placeholder is set aside while the text is split (private-use characters mark its place).
@@ -164,6 +172,14 @@ class TemplateForm:
             values["stop_on_failure"] = "1"
         if _get(template, "admin_only"):
             values["admin_only"] = "1"
+        approval = _get(template, "approval")
+        values.update(APPROVAL_DEFAULTS)
+        if approval is not None:
+            for key in ("approvals_needed", "approver_role", "timeout_minutes"):
+                values[f"approval.{key}"] = _text(_get(approval, key))
+            for key in ("required", "allow_self_approval"):
+                if _get(approval, key):
+                    values[f"approval.{key}"] = "1"
         scripts = [
             ScriptRow(
                 script_id=str(_get(choice, "script_id")),
@@ -354,6 +370,14 @@ class TemplateForm:
             "cicd_steps": steps,
             "parameters": [parameter_item(row) for row in self.parameters],
             "admin_only": values.get("admin_only") == "1",
+            "approval": {
+                "required": values.get("approval.required") == "1",
+                "allow_self_approval": values.get("approval.allow_self_approval") == "1",
+                **{
+                    key: values.get(f"approval.{key}") or APPROVAL_DEFAULTS[f"approval.{key}"]
+                    for key in ("approvals_needed", "approver_role", "timeout_minutes")
+                },
+            },
         }
 
     def parameter_rows(self) -> list[ParameterRow]:

@@ -27,7 +27,9 @@ NAVIGATION = (
     ("deployments", "Deployments", "/deployments"),
     ("templates", "Templates", "/templates"),
     ("schedules", "Schedules", "/schedules"),
+    ("approvals", "Approvals", "/approvals"),
     ("cicd", "CI/CD", "/cicd"),
+    ("audit", "Audit", "/audit"),
     ("settings", "Settings", "/settings"),
 )
 
@@ -42,6 +44,7 @@ STATUS_TONES = {
     "host_key_mismatch": "bad",
     "partial": "warn",
     "interrupted": "warn",
+    "pending_approval": "warn",
     "cancelled": "muted",
     "skipped": "muted",
     "unknown": "muted",

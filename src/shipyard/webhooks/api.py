@@ -10,7 +10,15 @@ from fastapi.responses import JSONResponse
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
-from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, SettingsDep, acting, client_ip
+from shipyard.deps import (
+    CurrentUser,
+    RuntimeDep,
+    SessionDep,
+    SettingsDep,
+    acting,
+    client_ip,
+    max_request_bytes,
+)
 from shipyard.errors import Unauthorized
 from shipyard.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from shipyard.webhooks import flows, inbound, service
@@ -133,10 +141,11 @@ async def unregister_webhook(webhook_id: UUID, actor: Editor, runtime: RuntimeDe
         200: {"model": InboundAnswer, "description": "filtered, duplicate or ping"},
         401: {"description": "unsigned or wrongly signed: nothing runs"},
         404: {"description": "no such hook"},
-        413: {"description": "body over the cap"},
+        413: {"description": "body over the cap (25 MiB, GitHub's own payload limit)"},
         429: {"description": "too many deliveries to this hook (Retry-After)"},
     },
 )
+@max_request_bytes(inbound.MAX_DELIVERY_BYTES)
 async def deliver(webhook_id: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
     """An inbound delivery: verified by its signature only, then deduplicated, filtered, run."""
     body = await request.body()

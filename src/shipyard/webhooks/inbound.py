@@ -14,7 +14,7 @@
    Then the filters (``filtered``, 200, with the reason), the parameter map, and
    :func:`shipyard.templates.triggered.launch_from_trigger` in a savepoint with the pushed
    commit pinned (``ran``, 202); a value the template refuses is ``refused`` (422) naming
-   ``parameters.<name>``.
+   ``parameters.<name>``; a freeze window in force is ``skipped`` (200) naming the window.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.errors import NotFound, RateLimited, ValidationFailed
+from shipyard.freeze.service import Frozen
 from shipyard.templates.triggered import launch_from_trigger
 from shipyard.webhooks.filters import MappingRefused, filter_reason, map_parameters
 from shipyard.webhooks.models import Webhook, WebhookDelivery
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# The body cap of the inbound route: GitHub caps its payloads at 25 MB (a push of many commits
+# is large); GitLab and Gitea send less. The rest of the API keeps SHIPYARD_MAX_REQUEST_BYTES.
+MAX_DELIVERY_BYTES = 25 * 1024 * 1024
 REFUSED_ROWS_PER_MINUTE = 10
 MAX_REASON = 500
 
@@ -266,6 +270,10 @@ async def accept(
                 commit_sha=event.commit,
                 webhook_id=hook.id,
             )
+    except Frozen as exc:
+        # A freeze window is in force: recorded skipped, naming the window (nothing runs).
+        await _settle(session, row_id, verdict="skipped", reason=exc.reason)
+        return Outcome(200, "skipped", exc.reason, delivery=row_id)
     except MappingRefused as exc:
         await _settle(session, row_id, verdict="refused", reason=exc.reason)
         return Outcome(422, "refused", exc.reason, delivery=row_id)

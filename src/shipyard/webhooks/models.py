@@ -59,7 +59,9 @@ class WebhookDelivery(Base):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        CheckConstraint("verdict IN ('ran', 'filtered', 'refused', 'duplicate')", name="verdict"),
+        CheckConstraint(
+            "verdict IN ('ran', 'filtered', 'refused', 'duplicate', 'skipped')", name="verdict"
+        ),
         Index("ix_webhook_deliveries_webhook_id_received_at", "webhook_id", "received_at"),
         Index(
             "uq_webhook_deliveries_webhook_id_delivery_id",

@@ -13,7 +13,7 @@ from shipyard.webhooks.filters import check_pattern
 Provider = Literal["github", "gitlab", "gitea", "generic"]
 GenericAuth = Literal["hmac", "bearer"]
 EventKind = Literal["push", "tag", "release"]
-Verdict = Literal["ran", "filtered", "refused", "duplicate"]
+Verdict = Literal["ran", "filtered", "refused", "duplicate", "skipped"]
 MAX_PATTERNS = 50
 MAX_MAPPED = 100
 # A dotted path into the payload: keys and list indexes.

@@ -42,6 +42,8 @@ def app_client(db: Database, settings: Settings) -> AppClient:
 async def audit_actions(db: Database, action: str) -> list[AuditEvent]:
     async with db.session(system=True) as session:
         rows = await session.scalars(
-            select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.created_at)
+            select(AuditEvent)
+            .where(AuditEvent.action == action, AuditEvent.outcome == "success")
+            .order_by(AuditEvent.created_at)
         )
         return list(rows.all())

@@ -29,7 +29,9 @@ CLIENT_ADDRESS = "127.0.0.1"
 async def audit_rows(db: Database, action: str) -> list[AuditEvent]:
     async with db.session(system=True) as session:
         rows = await session.scalars(
-            select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.created_at)
+            select(AuditEvent)
+            .where(AuditEvent.action == action, AuditEvent.outcome == "success")
+            .order_by(AuditEvent.created_at)
         )
         return list(rows.all())
 

@@ -36,6 +36,11 @@ def id_for(path: str, param: str, seeded: SeededTenant) -> str:
         "template_id": seeded.template_id,
         "webhook_id": seeded.webhook_id,
         "schedule_id": seeded.schedule_id,
+        "entry_id": seeded.audit_entry_id,
+        "stream_id": seeded.audit_stream_id,
+        "freeze_window_id": seeded.freeze_window_id,
+        "channel_id": seeded.notification_channel_id,
+        "rule_id": seeded.notification_rule_id,
         # Account-level ids: a random one, which no tenant owns.
         "token_id": uuid.UUID(int=1),
         "member_id": uuid.UUID(int=2),
@@ -138,6 +143,9 @@ async def test_lists_never_show_other_tenants_rows(
         "/api/v1/cicd-providers",
         "/api/v1/cicd-jobs",
         "/api/v1/tenant/members",
+        "/api/v1/freeze-windows",
+        "/api/v1/notification-channels",
+        "/api/v1/notification-rules",
     ):
         mine = await client.get(path, headers=admin.headers)
         theirs = await client.get(path, headers=other_admin.headers)

@@ -14,8 +14,8 @@ import pytest
 
 from shipyard.api import create_app
 from shipyard.db import Database
+from shipyard.deps import max_request_bytes
 from shipyard.runtime import Runtime, build_runtime, close_runtime
-from shipyard.web.limits import max_request_bytes
 from tests.fixtures.cicd import new_deployment
 from tests.fixtures.git import MakeGitRepo, RepositoryFactory
 from tests.support.api import Account, error_fields

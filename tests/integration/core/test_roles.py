@@ -19,6 +19,9 @@ SELF_SERVICE = (
     re.compile(r"^/api/v1/auth/"),
     re.compile(r"^/api/v1/me$"),
     re.compile(r"^/api/v1/repositories/\{repository_id\}/pin$"),
+    # Deciding on a run waiting for approval: the run's template names the least role
+    # (approver_role may be viewer), so any member may ask and the decision answers 403 itself.
+    re.compile(r"^/api/v1/deployments/\{deployment_id\}/(approve|reject)$"),
 )
 # What developers may do besides: run deployments, test hosts, edit and launch templates.
 DEVELOPER_EXTRA = (
@@ -105,6 +108,9 @@ async def test_viewer_reads_everything(
         f"/api/v1/schedules/{seeded.schedule_id}",
         f"/api/v1/schedules/{seeded.schedule_id}/next",
         f"/api/v1/schedules/{seeded.schedule_id}/fires",
+        "/api/v1/freeze-windows",
+        "/api/v1/freeze-windows/active",
+        f"/api/v1/freeze-windows/{seeded.freeze_window_id}",
     ):
         response = await client.get(path, headers=viewer.headers)
         assert response.status_code == 200, (path, response.text)

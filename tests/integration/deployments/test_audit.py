@@ -59,6 +59,7 @@ async def _audit_rows(db: Database, account: Account) -> list[tuple[str, str, st
             .where(
                 AuditEvent.resource_type == "deployment",
                 AuditEvent.tenant_id == uuid.UUID(account.tenant_id),
+                AuditEvent.outcome == "success",
             )
             .order_by(AuditEvent.created_at)
         )

@@ -106,7 +106,9 @@ async def audit_rows(db: Database, action: str) -> list[AuditEvent]:
     """Every audit entry recorded for ``action``, oldest first, across tenants."""
     async with db.session(system=True) as session:
         rows = await session.scalars(
-            select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.created_at)
+            select(AuditEvent)
+            .where(AuditEvent.action == action, AuditEvent.outcome == "success")
+            .order_by(AuditEvent.created_at)
         )
         return list(rows.all())
 

@@ -134,6 +134,7 @@ async def audit_rows(db: Database, account: Account) -> list[AuditEvent]:
             .where(
                 AuditEvent.tenant_id == UUID(account.tenant_id),
                 AuditEvent.action.startswith("host."),
+                AuditEvent.outcome == "success",
             )
             .order_by(AuditEvent.created_at, AuditEvent.id)
         )

@@ -191,7 +191,7 @@ async def test_groups_crud_membership_and_roles(
         actions = list(
             await session.scalars(
                 select(AuditEvent.action)
-                .where(AuditEvent.resource_type == "host_group")
+                .where(AuditEvent.resource_type == "host_group", AuditEvent.outcome == "success")
                 .order_by(AuditEvent.created_at)
             )
         )

@@ -249,7 +249,7 @@ async def test_roles_viewers_read_developers_edit_admin_only_needs_an_admin(
         actions = list(
             await session.scalars(
                 select(AuditEvent.action)
-                .where(AuditEvent.resource_id == UUID(template_id))
+                .where(AuditEvent.resource_id == UUID(template_id), AuditEvent.outcome == "success")
                 .order_by(AuditEvent.created_at)
             )
         )

@@ -67,7 +67,7 @@ async def test_import_page_paste_and_upload_show_the_report(
         audited = list(
             await session.scalars(
                 select(AuditEvent.details)
-                .where(AuditEvent.action == "inventory.import")
+                .where(AuditEvent.action == "inventory.import", AuditEvent.outcome == "success")
                 .order_by(AuditEvent.created_at)
             )
         )

@@ -135,7 +135,7 @@ async def test_groups_page_add_edit_delete_with_audit(
         actions = list(
             await session.scalars(
                 select(AuditEvent.action)
-                .where(AuditEvent.resource_type == "host_group")
+                .where(AuditEvent.resource_type == "host_group", AuditEvent.outcome == "success")
                 .order_by(AuditEvent.created_at)
             )
         )

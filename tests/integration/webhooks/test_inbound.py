@@ -296,8 +296,9 @@ async def test_pings_unknown_hooks_rate_limit_and_body_cap(
     assert unknown.status_code == malformed.status_code == 404
     assert unknown.json() == malformed.json()
 
-    # A body over the cap: 413 before it is read, nothing logged.
-    big_headers, big_body = signed("github", "hmac", secret, {"pad": "x" * (1024 * 1024)})
+    # A body over the hook's cap (25 MiB, GitHub's own limit): 413 before it is read, nothing
+    # logged. Bodies over the rest of the API's cap (1 MiB) are deliveries like any other.
+    big_headers, big_body = signed("github", "hmac", secret, {"pad": "x" * (25 * 1024 * 1024)})
     too_big = await deliver(client, path, big_headers, big_body)
     assert too_big.status_code == 413
 
@@ -308,6 +309,10 @@ async def test_pings_unknown_hooks_rate_limit_and_body_cap(
     log = await deliveries(deploy, hook_id)
     assert [entry["verdict"] for entry in log].count("refused") == 10
     assert len(log) == 11  # the ping and ten refusals; the 413 never reached the hook
+    large_headers, large_body = signed("github", "hmac", secret, {"pad": "x" * (2 * 1024 * 1024)})
+    large = await deliver(client, path, large_headers, large_body)
+    assert large.status_code == 200, large.text  # a 2 MiB ping, verified and logged
+    assert len(await deliveries(deploy, hook_id)) == 12
 
     # The per-hook bucket: past the burst, 429 with Retry-After, before any lookup.
     runtime.webhook_limiter = HookRateLimiter(per_minute=1, burst=2)

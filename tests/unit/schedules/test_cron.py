@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from shipyard.cron import describe, expand, next_times
 from shipyard.errors import ValidationFailed
-from shipyard.schedules.cron import describe, expand, next_times
 
 BERLIN = "Europe/Berlin"
 NEW_YORK = "America/New_York"

@@ -15,12 +15,16 @@ def web_router() -> APIRouter:
 
 def build_router() -> APIRouter:
     from shipyard.web.routes import (
+        approvals,
+        audit,
         auth,
         cicd,
         dashboard,
         deployments,
+        freeze,
         groups,
         hosts,
+        notifications,
         providers,
         repositories,
         schedules,
@@ -46,6 +50,10 @@ def build_router() -> APIRouter:
         schedules,
         webhooks,
         wizard,
+        notifications,
+        approvals,
+        freeze,
+        audit,
         deployments,
     )
     for area in areas:

@@ -13,6 +13,7 @@ from shipyard.accounts.principal import Actor
 from shipyard.deployments import flows, pages, service
 from shipyard.deployments.models import DEPLOYMENT_STATUSES, LOG_LEVELS
 from shipyard.deps import CurrentUser, DatabaseDep, RuntimeDep, SessionDep, acting
+from shipyard.freeze import service as freeze
 from shipyard.web.routes import web_router
 from shipyard.web.templating import is_htmx, render
 
@@ -25,6 +26,7 @@ async def deployments(
     request: Request,
     principal: CurrentUser,
     session: SessionDep,
+    runtime: RuntimeDep,
     status: Annotated[str, Query(max_length=20)] = "",
     search: Annotated[str, Query(max_length=200)] = "",
     repository_id: Annotated[str, Query(max_length=40)] = "",
@@ -38,6 +40,14 @@ async def deployments(
         search=search.strip() or None,
     )
     filters = {"status": status, "search": search, "repository_id": repository_id}
+    # The banner while a freeze window is in force (not for HTMX's rows alone).
+    frozen = (
+        None
+        if is_htmx(request)
+        else await freeze.active_windows(
+            session=session, tenant_id=principal.tenant_id, at=runtime.clock.now(), count=1
+        )
+    )
     # HTMX asks again for the rows alone while a run on the page is live.
     return render(
         request,
@@ -51,6 +61,7 @@ async def deployments(
             "filters": filters,
             "filtered": any(filters.values()),
             "statuses": DEPLOYMENT_STATUSES,
+            "freeze_active": frozen,
         },
     )
 

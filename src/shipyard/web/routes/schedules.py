@@ -15,11 +15,11 @@ from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
+from shipyard import cron as crons
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
 from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting, attempt
 from shipyard.errors import ShipyardError
-from shipyard.schedules import cron as crons
 from shipyard.schedules import service
 from shipyard.schedules.schemas import (
     NextTimes,

@@ -25,6 +25,7 @@ from shipyard.deployments import pages
 from shipyard.deployments import service as deployment_service
 from shipyard.deps import ActorDep, CurrentUser, RuntimeDep, SessionDep, acting, attempt
 from shipyard.errors import NotFound, ShipyardError
+from shipyard.freeze import service as freeze
 from shipyard.git import repositories as repo_service
 from shipyard.hosts import inventory
 from shipyard.hosts.schemas import VariableRead
@@ -32,6 +33,7 @@ from shipyard.runtime import Runtime
 from shipyard.templates import flows, service
 from shipyard.templates.schemas import Preview, TemplateCreate, TemplateRead, TemplateUpdate
 from shipyard.web.errors import form_failure, sentence
+from shipyard.web.freeze_form import freeze_override
 from shipyard.web.inventory_form import variable_rows
 from shipyard.web.routes import web_router
 from shipyard.web.template_form import (
@@ -71,7 +73,9 @@ def _may_launch(principal: Principal, template: TemplateRead) -> bool:
 
 
 @router.get("/templates")
-async def templates(request: Request, principal: CurrentUser, session: SessionDep) -> Response:
+async def templates(
+    request: Request, principal: CurrentUser, session: SessionDep, runtime: RuntimeDep
+) -> Response:
     found, _ = await service.list_templates(session=session, limit=LIST_LIMIT, cursor=None)
     last_runs = await service.last_runs(
         session=session, template_ids=[template.id for template in found]
@@ -89,6 +93,10 @@ async def templates(request: Request, principal: CurrentUser, session: SessionDe
             "last_runs": last_runs,
             "repository_names": {r.id: r.full_name for r in repositories},
             "group_names": {g.id: g.name for g in groups},
+            # The banner while a freeze window is in force.
+            "freeze_active": await freeze.active_windows(
+                session=session, tenant_id=principal.tenant_id, at=runtime.clock.now(), count=1
+            ),
         },
     )
 
@@ -486,6 +494,7 @@ async def launch(
             template_id=template_id,
             values=launch_values(form),
             trigger="manual",
+            freeze_override=freeze_override(form),
         )
     except ShipyardError as exc:
         return await _template_page(

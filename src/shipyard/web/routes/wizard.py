@@ -19,6 +19,7 @@ from shipyard.git import repositories as repo_service
 from shipyard.hosts.models import HOST_STATUSES
 from shipyard.runtime import Runtime
 from shipyard.web.errors import field_errors, sentence
+from shipyard.web.freeze_form import freeze_override
 from shipyard.web.routes import web_router
 from shipyard.web.templating import render
 from shipyard.web.wizard import STEPS, WizardState
@@ -201,7 +202,8 @@ async def review(request: Request, actor: Runner, runtime: RuntimeDep) -> Respon
 
 @router.post("/deployments/new")
 async def create(request: Request, actor: Runner, runtime: RuntimeDep) -> Response:
-    state = WizardState.parse(await request.form())
+    form = await request.form()
+    state = WizardState.parse(form)
     try:
         data = DeploymentCreate.model_validate(state.body())
     except ValidationError as exc:
@@ -218,6 +220,8 @@ async def create(request: Request, actor: Runner, runtime: RuntimeDep) -> Respon
             status_code=422,
         )
     try:
+        # An admin's override of a freeze window in force, with its reason (review step).
+        data = data.model_copy(update={"freeze_override": freeze_override(form)})
         # A flow (it reads the script catalogue): this route holds no session across it.
         deployment = await flows.create_deployment(
             runtime=runtime, actor=actor, data=data, trigger="manual"

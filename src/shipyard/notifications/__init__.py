@@ -1,0 +1,1 @@
+"""Notifications: channels (email, Slack, Teams, Discord, ntfy, webhook), rules and deliveries."""

@@ -1,0 +1,153 @@
+"""Web pages: the audit trail (filterable table, entry detail with its changes, export links),
+its streams and the retention period (admins)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import urlencode
+from uuid import UUID
+
+from fastapi import Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from shipyard.accounts.permissions import Permission
+from shipyard.accounts.principal import Actor
+from shipyard.audit import service
+from shipyard.audit.schemas import AuditFilters, RetentionUpdate
+from shipyard.deps import SessionDep, SettingsDep, acting, attempt
+from shipyard.errors import ValidationFailed
+from shipyard.web.errors import sentence
+from shipyard.web.routes import web_router
+from shipyard.web.templating import render
+
+router = web_router()
+Auditor = Annotated[Actor, acting(Permission.MANAGE_AUDIT)]
+PAGE = 100
+
+
+def _time(value: str | None, field: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"{field} is not a date and time", field=field) from exc
+
+
+def _uuid(value: str | None, field: str) -> UUID | None:
+    if not value:
+        return None
+    try:
+        return UUID(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"{field} is not an id", field=field) from exc
+
+
+@router.get("/audit")
+async def audit_page(request: Request, actor: Auditor, session: SessionDep) -> Response:
+    query = request.query_params
+    shown = {
+        key: query.get(key, "")
+        for key in (
+            "actor_id",
+            "action",
+            "resource_type",
+            "resource_id",
+            "outcome",
+            "since",
+            "until",
+        )
+    }
+    filters = AuditFilters(
+        actor_id=_uuid(shown["actor_id"], "actor_id"),
+        action=shown["action"] or None,
+        resource_type=shown["resource_type"] or None,
+        resource_id=_uuid(shown["resource_id"], "resource_id"),
+        outcome=shown["outcome"] or None,
+        since=_time(shown["since"], "since"),
+        until=_time(shown["until"], "until"),
+    )
+    entries, next_cursor = await service.list_entries(
+        session=session, filters=filters, limit=PAGE, cursor=query.get("cursor") or None
+    )
+    given = {key: value for key, value in shown.items() if value}
+    return render(
+        request,
+        "audit/list.html",
+        {
+            "section": "audit",
+            "entries": entries,
+            "filters": shown,
+            "next_query": urlencode({**given, "cursor": next_cursor}) if next_cursor else None,
+            "export_csv": "/api/v1/audit/export?" + urlencode({**given, "format": "csv"}),
+            "export_jsonl": "/api/v1/audit/export?" + urlencode({**given, "format": "jsonl"}),
+        },
+    )
+
+
+@router.get("/audit/entries/{entry_id}")
+async def audit_entry_page(
+    request: Request, entry_id: UUID, actor: Auditor, session: SessionDep
+) -> Response:
+    entry = await service.read_entry(session=session, entry_id=entry_id)
+    return render(request, "audit/entry.html", {"section": "audit", "entry": entry})
+
+
+async def _settings_page(
+    request: Request,
+    actor: Actor,
+    session: SessionDep,
+    default_days: int,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    retention = await service.read_retention(
+        session=session, actor=actor, default_days=default_days
+    )
+    streams = await service.list_streams(session=session)
+    return render(
+        request,
+        "audit/settings.html",
+        {"section": "audit", "retention": retention, "streams": streams, "error": error},
+        status_code=status_code,
+    )
+
+
+@router.get("/audit/settings")
+async def audit_settings_page(
+    request: Request, actor: Auditor, session: SessionDep, settings: SettingsDep
+) -> Response:
+    return await _settings_page(request, actor, session, settings.audit_retention_days)
+
+
+@router.post("/audit/settings")
+async def audit_settings_save(
+    request: Request, actor: Auditor, session: SessionDep, settings: SettingsDep
+) -> Response:
+    raw = str((await request.form()).get("retention_days", "")).strip()
+    try:
+        data = RetentionUpdate(retention_days=int(raw) if raw else None)
+    except (ValueError, ValidationError):
+        return await _settings_page(
+            request,
+            actor,
+            session,
+            settings.audit_retention_days,
+            error=sentence("retention days must be a whole number from 1 to 36500, or empty"),
+            status_code=422,
+        )
+    async with attempt(session):
+        await service.set_retention(
+            session=session, actor=actor, data=data, default_days=settings.audit_retention_days
+        )
+    return RedirectResponse("/audit/settings", status_code=303)
+
+
+@router.post("/audit/streams/{stream_id}/delete")
+async def audit_stream_delete(stream_id: UUID, actor: Auditor, session: SessionDep) -> Response:
+    async with attempt(session):
+        await service.delete_stream(session=session, actor=actor, stream_id=stream_id)
+    return RedirectResponse("/audit/settings", status_code=303)

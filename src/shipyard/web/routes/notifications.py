@@ -1,0 +1,242 @@
+"""Web pages: notification channels, rules and deliveries (admins).
+
+/notifications lists channels and rules, with a create form per channel type (secret fields
+write-only) and the rule form; a channel's page has "Send test" (showing what the receiver
+answered) and its deliveries with every attempt. Each action calls one function of
+:mod:`shipyard.notifications.flows` or ``service``, as the API's routes do.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from shipyard.accounts.permissions import Permission
+from shipyard.accounts.principal import Actor
+from shipyard.deps import RuntimeDep, SessionDep, acting
+from shipyard.errors import ShipyardError
+from shipyard.notifications import flows, service
+from shipyard.notifications.models import EVENTS
+from shipyard.notifications.schemas import ChannelCreate, RuleCreate, TestResult
+from shipyard.web.errors import field_errors, sentence
+from shipyard.web.routes import web_router
+from shipyard.web.templating import render
+
+router = web_router()
+Admin = Annotated[Actor, acting(Permission.MANAGE_NOTIFICATIONS)]
+TYPE_LABELS = {
+    "email": "Email (SMTP)",
+    "slack": "Slack",
+    "teams": "Microsoft Teams",
+    "discord": "Discord",
+    "ntfy": "ntfy",
+    "webhook": "Webhook",
+}
+FORM_KEYS = (
+    "type",
+    "name",
+    "url",
+    "host",
+    "port",
+    "security",
+    "username",
+    "password",
+    "from",
+    "to",
+    "ca_certificate",
+    "server",
+    "topic",
+    "token",
+    "priority",
+    "card",
+    "body_template",
+    "secret",
+)
+
+
+async def _page(
+    request: Request, runtime: RuntimeDep, actor: Actor, *, status_code: int = 200, **extra: Any
+) -> Response:
+    channels, rules = await flows.overview(runtime=runtime, actor=actor)
+    context: dict[str, Any] = {
+        "section": "settings",
+        "channels": channels,
+        "channel_names": {channel.id: channel.name for channel in channels},
+        "channel_options": [(str(channel.id), channel.name) for channel in channels],
+        "rules": rules,
+        "types": list(TYPE_LABELS.items()),
+        "events": EVENTS,
+        "values": {},
+        "rule_values": {},
+        "errors": {},
+        "rule_errors": {},
+        "open_type": None,
+    }
+    context.update(extra)
+    return render(request, "notifications/list.html", context, status_code=status_code)
+
+
+@router.get("/notifications")
+async def notifications(request: Request, actor: Admin, runtime: RuntimeDep) -> Response:
+    return await _page(request, runtime, actor)
+
+
+def channel_body(values: dict[str, str]) -> dict[str, Any]:
+    """The API's ChannelCreate body from one type's form (empty fields left out)."""
+    kind = values.get("type", "")
+    keys: dict[str, tuple[str, ...]] = {
+        "email": (
+            "host",
+            "port",
+            "security",
+            "username",
+            "password",
+            "from",
+            "to",
+            "ca_certificate",
+        ),
+        "slack": ("url",),
+        "teams": ("url", "card"),
+        "discord": ("url",),
+        "ntfy": ("server", "topic", "token", "priority"),
+        "webhook": ("url", "body_template", "secret"),
+    }
+    config: dict[str, Any] = {}
+    for key in keys.get(kind, ()):
+        value = values.get(key, "")
+        if not value:
+            continue
+        if key == "to":
+            config[key] = [part for part in value.replace(",", " ").split() if part]
+        else:
+            config[key] = value
+    return {"type": kind, "name": values.get("name", ""), "config": config}
+
+
+@router.post("/notifications/channels")
+async def add_channel(request: Request, actor: Admin, runtime: RuntimeDep) -> Response:
+    form = await request.form()
+    values = {key: str(form.get(key, "")).strip() for key in FORM_KEYS}
+    try:
+        data = ChannelCreate.model_validate(channel_body(values))
+        created = await flows.create_channel(runtime=runtime, actor=actor, data=data)
+    except (ValidationError, ShipyardError) as exc:
+        status_code, message = 422, None
+        if isinstance(exc, ShipyardError):
+            status_code, message = exc.status_code, sentence(exc.message)
+        errors = {
+            key.removeprefix("config.").split(".")[0]: value
+            for key, value in field_errors(exc).items()
+        }
+        shown = {key: value for key, value in values.items() if key not in _SECRET_KEYS}
+        return await _page(
+            request,
+            runtime,
+            actor,
+            status_code=status_code,
+            values=shown,
+            errors=errors,
+            message=message,
+            open_type=values.get("type"),
+        )
+    if created.secret:
+        # The generated signing secret is shown on this answer only.
+        return await _channel_page(request, runtime, actor, created.id, secret=created.secret)
+    return RedirectResponse(f"/notifications/channels/{created.id}", status_code=303)
+
+
+# Write-only fields: never sent back into a re-rendered form.
+_SECRET_KEYS = frozenset({"password", "token", "secret", "url_secret"})
+
+
+async def _channel_page(
+    request: Request,
+    runtime: RuntimeDep,
+    actor: Actor,
+    channel_id: UUID,
+    *,
+    result: TestResult | None = None,
+    secret: str | None = None,
+) -> Response:
+    channel, deliveries, rules = await flows.channel_view(
+        runtime=runtime, actor=actor, channel_id=channel_id
+    )
+    return render(
+        request,
+        "notifications/channel.html",
+        {
+            "section": "settings",
+            "channel": channel,
+            "deliveries": deliveries,
+            "rules": rules,
+            "result": result,
+            "secret": secret,
+            "type_label": TYPE_LABELS[channel.type],
+        },
+    )
+
+
+@router.get("/notifications/channels/{channel_id}")
+async def channel_page(
+    request: Request, channel_id: UUID, actor: Admin, runtime: RuntimeDep
+) -> Response:
+    return await _channel_page(request, runtime, actor, channel_id)
+
+
+@router.post("/notifications/channels/{channel_id}/test")
+async def test_channel(
+    request: Request, channel_id: UUID, actor: Admin, runtime: RuntimeDep
+) -> Response:
+    """Send a test message now; the page shows what the receiver answered."""
+    result = await flows.send_test(runtime=runtime, actor=actor, channel_id=channel_id)
+    return await _channel_page(request, runtime, actor, channel_id, result=result)
+
+
+@router.post("/notifications/channels/{channel_id}/delete")
+async def delete_channel(channel_id: UUID, actor: Admin, session: SessionDep) -> Response:
+    await service.delete_channel(session=session, actor=actor, channel_id=channel_id)
+    return RedirectResponse("/notifications", status_code=303)
+
+
+@router.post("/notifications/rules")
+async def add_rule(request: Request, actor: Admin, runtime: RuntimeDep) -> Response:
+    form = await request.form()
+    values = {
+        key: str(form.get(key, "")).strip()
+        for key in ("name", "channel_id", "scope_type", "scope_id")
+    }
+    events = [str(value) for value in form.getlist("events")]
+    body: dict[str, Any] = {
+        "name": values["name"] or None,
+        "channel_id": values["channel_id"] or None,
+        "events": events,
+        "scope": {"type": values["scope_type"] or "tenant", "id": values["scope_id"] or None},
+        "only_on_change": form.get("only_on_change") == "on",
+    }
+    try:
+        data = RuleCreate.model_validate(body)
+        await flows.create_rule(runtime=runtime, actor=actor, data=data)
+    except (ValidationError, ShipyardError) as exc:
+        status_code, message = 422, None
+        if isinstance(exc, ShipyardError):
+            status_code, message = exc.status_code, sentence(exc.message)
+        return await _page(
+            request,
+            runtime,
+            actor,
+            status_code=status_code,
+            rule_values={**values, "events": events, "only_on_change": body["only_on_change"]},
+            rule_errors={key.split(".")[0]: value for key, value in field_errors(exc).items()},
+            message=message,
+        )
+    return RedirectResponse("/notifications", status_code=303)
+
+
+@router.post("/notifications/rules/{rule_id}/delete")
+async def delete_rule(rule_id: UUID, actor: Admin, session: SessionDep) -> Response:
+    await service.delete_rule(session=session, actor=actor, rule_id=rule_id)
+    return RedirectResponse("/notifications", status_code=303)

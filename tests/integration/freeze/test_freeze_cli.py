@@ -1,0 +1,133 @@
+"""``shipyard freeze-windows list|create|active|delete`` and ``--override-freeze`` on
+``shipyard deploy create`` and ``shipyard run``, against a running server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shipyard.config import Settings
+from shipyard.db import Database
+from tests.builders.deployments import DeployBuilder
+from tests.support import canary
+from tests.support.git_server import GitFile
+from tests.support.live_server import serve
+
+
+@pytest.fixture
+async def base_url(db: Database, settings: Settings) -> AsyncIterator[str]:
+    async with serve(db, settings) as url:
+        yield url
+
+
+async def shipyard(base_url: str, token: str, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shipyard",
+        *args,
+        env={**os.environ, "SHIPYARD_URL": base_url, "SHIPYARD_TOKEN": token, "COLUMNS": "250"},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(b""), timeout=120)
+    canary.save_output("shipyard-freeze-windows", output)
+    assert process.returncode is not None
+    return process.returncode, output.decode()
+
+
+async def test_freeze_window_commands_and_overrides(deploy: DeployBuilder, base_url: str) -> None:
+    token = deploy.admin.token
+    code, out = await shipyard(
+        base_url,
+        token,
+        "freeze-windows",
+        "create",
+        "weekend",
+        "--cron",
+        "0 18 * * 5",
+        "--duration",
+        "3720",
+        "--timezone",
+        "Europe/Berlin",
+    )
+    assert code == 0, out
+    assert "created freeze window" in out and "next from" in out
+    code, out = await shipyard(base_url, token, "freeze-windows", "create", "bad", "--cron", "x")
+    assert code == 1 and "cron" in out, out
+
+    now = datetime.now(UTC)
+    code, out = await shipyard(
+        base_url,
+        token,
+        "freeze-windows",
+        "create",
+        "cli freeze",
+        "--starts-at",
+        (now - timedelta(minutes=5)).isoformat(),
+        "--ends-at",
+        (now + timedelta(hours=1)).isoformat(),
+    )
+    assert code == 0, out
+    code, out = await shipyard(base_url, token, "freeze-windows", "list")
+    assert code == 0, out
+    assert "weekend" in out and "cli freeze" in out and "in force until" in out
+    code, out = await shipyard(base_url, token, "freeze-windows", "active")
+    assert code == 0, out
+    assert "in force: cli freeze" in out and "next: weekend" in out
+    code, out = await shipyard(
+        base_url, token, "freeze-windows", "active", "--at", "2026-12-04T19:00:00+01:00"
+    )
+    assert code == 0 and "in force: weekend until 2026-12-07T08:00:00+01:00" in out, out
+
+    # A run during the window: refused naming it, then let through with a reason.
+    repo = await deploy.repo({"ok.sh": GitFile("#!/bin/sh\necho cli-freeze\n")})
+    (host,) = await deploy.hosts(1)
+    deploy_args = [
+        "deploy",
+        "create",
+        "--name",
+        "cli run",
+        "--repository",
+        str(repo.id),
+        "--script",
+        str(repo.scripts["ok.sh"]),
+        "--host",
+        host["id"],
+    ]
+    code, out = await shipyard(base_url, token, *deploy_args)
+    assert code == 1 and "cli freeze" in out, out
+    code, out = await shipyard(base_url, token, *deploy_args, "--override-freeze", "INC-7 fix")
+    assert code == 0 and "created deployment" in out, out
+
+    created = await deploy.client.post(
+        "/api/v1/templates",
+        headers=deploy.admin.headers,
+        json={
+            "name": "cli-template",
+            "repository_id": str(repo.id),
+            "ref": repo.hosted.default_branch,
+            "scripts": [{"script_id": str(repo.scripts["ok.sh"])}],
+            "target": {"host_ids": [host["id"]]},
+        },
+    )
+    assert created.status_code == 201, created.text
+    code, out = await shipyard(base_url, token, "run", "cli-template")
+    assert code == 1 and "cli freeze" in out, out
+    code, out = await shipyard(
+        base_url, token, "run", "cli-template", "--override-freeze", "INC-7 fix"
+    )
+    assert code == 0 and "launched deployment" in out, out
+
+    code, out = await shipyard(base_url, token, "freeze-windows", "delete", "cli freeze")
+    assert code == 0 and "deleted freeze window cli freeze" in out, out
+    code, out = await shipyard(base_url, token, "freeze-windows", "delete", "cli freeze")
+    assert code == 1 and "no freeze window" in out, out
+    code, out = await shipyard(base_url, token, "freeze-windows", "active")
+    assert code == 0 and "no freeze window is in force" in out, out
