@@ -235,7 +235,7 @@ class DeploymentRun:
                 await notify_deployment(session, deployment.id)
             self.frozen = await frozen_at_start(session, deployment, now=utcnow())
             await session.flush()
-            if self.frozen is None:  # issue 15: notifications
+            if self.frozen is None:
                 await emit_deployment_event(session, deployment, "deployment.started")
             return deployment
 
@@ -284,7 +284,7 @@ class DeploymentRun:
                 )
             )
             await notify_deployment(session, self.state.deployment_id)
-            await emit_finished(session, self.state.deployment_id)  # issue 15: notifications
+            await emit_finished(session, self.state.deployment_id)
 
     def _final_status(self, deployment: Deployment, error: str | None) -> tuple[str, str]:
         if self.state.cancelled:

@@ -43,8 +43,9 @@ DEPLOYMENT_STATUSES = (
     "interrupted",
     "pending_approval",
 )
-# ``pending_approval``: waiting for its template's approvers (0013); its job is queued once
-# approved, and a rejection or the expiry ends it ``cancelled``.
+# ``pending_approval``: waiting for its template's approvers (0013); its job is deferred at
+# launch, parked at HELD_UNTIL, and moved to now by the last approval; a rejection or the
+# expiry ends it ``cancelled``.
 # ``interrupted``: the worker was told to stop (SIGTERM) and its grace period ran out.
 FINAL_DEPLOYMENT_STATUSES = ("success", "failed", "partial", "cancelled", "interrupted")
 SCHEDULE_TYPES = ("now", "later")

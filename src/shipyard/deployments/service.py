@@ -836,7 +836,7 @@ async def cancel_deployment(
             )
         )
         await session.flush()
-        await emit_deployment_event(session, deployment, "deployment.cancelled")  # issue 15
+        await emit_deployment_event(session, deployment, "deployment.cancelled")
     await notify_deployment(session, deployment.id)
     await _audit(session, actor, "deployment.cancel", deployment.id, {})
     await session.flush()

@@ -218,7 +218,7 @@ async def _record_failure(
                 row.error = message
             if code in UNCONFIGURING_CODES:
                 row.is_configured = False
-            if not failing_before:  # issue 15: notifications, once per transition
+            if not failing_before:  # notify once per transition into failure
                 await _notify_failure(session, row)
     logger.warning("git provider %s: sync failed (%s)", provider.id, code)
     return SyncResult(provider.id, "error", error=message, rate_limit_waits=client.gate.waits)

@@ -561,7 +561,7 @@ async def store_probe(
     if host is None or not _same_machine(host, target):
         return host, False
     trusted = False
-    await _notify_transition(session, host, probe)  # issue 15: notifications
+    await _notify_transition(session, host, probe)
     host.status = probe.status
     host.status_message = probe.message
     host.last_checked_at = probe.checked_at

@@ -459,7 +459,7 @@ async def fire_due(
                         fire.fire_id, "failed", "the run could not be stored (see the log)"
                     )
     await verdicts.write(session)
-    await _notify_not_run(session, planned, verdicts)  # issue 15: schedule.missed
+    await _notify_not_run(session, planned, verdicts)
     await session.flush()
     return result
 

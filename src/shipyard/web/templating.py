@@ -20,17 +20,19 @@ from shipyard.outbound.links import http_link, link_under
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 
-NAVIGATION = (
-    ("dashboard", "Dashboard", "/"),
-    ("repositories", "Repositories", "/repositories"),
-    ("hosts", "Hosts", "/hosts"),
-    ("deployments", "Deployments", "/deployments"),
-    ("templates", "Templates", "/templates"),
-    ("schedules", "Schedules", "/schedules"),
-    ("approvals", "Approvals", "/approvals"),
-    ("cicd", "CI/CD", "/cicd"),
-    ("audit", "Audit", "/audit"),
-    ("settings", "Settings", "/settings"),
+# (section, label, path, the permission the page needs or None): entries a member cannot open
+# are not shown to them.
+NAVIGATION: tuple[tuple[str, str, str, Permission | None], ...] = (
+    ("dashboard", "Dashboard", "/", None),
+    ("repositories", "Repositories", "/repositories", None),
+    ("hosts", "Hosts", "/hosts", None),
+    ("deployments", "Deployments", "/deployments", None),
+    ("templates", "Templates", "/templates", None),
+    ("schedules", "Schedules", "/schedules", None),
+    ("approvals", "Approvals", "/approvals", None),
+    ("cicd", "CI/CD", "/cicd", None),
+    ("audit", "Audit", "/audit", Permission.MANAGE_AUDIT),
+    ("settings", "Settings", "/settings", None),
 )
 
 STATUS_TONES = {
