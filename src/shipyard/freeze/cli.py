@@ -1,4 +1,5 @@
-"""``shipyard freeze-windows``: list, create, delete, active (SHIPYARD_URL, SHIPYARD_TOKEN)."""
+"""``shipyard freeze-windows``: list, create, update, delete, active (SHIPYARD_URL,
+SHIPYARD_TOKEN)."""
 
 from __future__ import annotations
 
@@ -119,6 +120,69 @@ def create(
     console.print(
         f"created freeze window {created['id']} ({created['name']})"
         + (f"; next from {following[0]['starts_at']}" if following else ""),
+        highlight=False,
+    )
+
+
+@app.command("update")
+def update(
+    window: Annotated[str, typer.Argument(help="The window (id or name).")],
+    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    cron: Annotated[
+        str | None, typer.Option("--cron", help="recurring: when it starts (five fields).")
+    ] = None,
+    duration: Annotated[
+        int | None, typer.Option("--duration", help="recurring: minutes each occurrence lasts.")
+    ] = None,
+    timezone: Annotated[str | None, typer.Option("--timezone", help="IANA zone.")] = None,
+    starts_at: Annotated[
+        str | None, typer.Option("--starts-at", help="The start (ISO 8601 with an offset).")
+    ] = None,
+    ends_at: Annotated[
+        str | None, typer.Option("--ends-at", help="The end (ISO 8601 with an offset).")
+    ] = None,
+    template: Annotated[
+        list[str] | None,
+        typer.Option("--template", help="Only runs of these templates (ids; replaces the list)."),
+    ] = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option("--group", help="Only hosts of these groups (ids; replaces the list)."),
+    ] = None,
+    every_run: Annotated[
+        bool, typer.Option("--every-run", help="Clear the template and group lists.")
+    ] = False,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="Turn the window on or off.")
+    ] = None,
+) -> None:
+    """Change the options given; the others stay as they are."""
+    found = _find(window)
+    body: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "name": name,
+            "cron": cron,
+            "duration_minutes": duration,
+            "timezone": timezone,
+            "starts_at": starts_at,
+            "ends_at": ends_at,
+            "description": description,
+            "enabled": enabled,
+            "template_ids": template,
+            "group_ids": group,
+        }.items()
+        if value is not None
+    }
+    if every_run:
+        body["template_ids"], body["group_ids"] = [], []
+    if not body:
+        _fail("nothing to change: give at least one option")
+    changed = _call("PATCH", f"/freeze-windows/{found['id']}", json=body)
+    console.print(
+        f"updated freeze window {changed['name']}: {_when(changed)}, {changed['timezone']}"
+        + ("" if changed["enabled"] else " (disabled)"),
         highlight=False,
     )
 

@@ -9,12 +9,14 @@ The launch forms (a template's launch card, the wizard's review step) carry, for
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.datastructures import FormData
 
 from shipyard.errors import ValidationFailed
-from shipyard.freeze.schemas import FreezeOverride
+from shipyard.freeze.schemas import FreezeOverride, FreezeWindowRead
 from shipyard.web.schedule_form import _local_time
 
 TEXT_FIELDS = (
@@ -56,6 +58,36 @@ class WindowForm:
     @classmethod
     def blank(cls) -> WindowForm:
         return cls(values={"kind": "recurring", "timezone": "UTC"})
+
+    @classmethod
+    def from_window(cls, window: FreezeWindowRead) -> WindowForm:
+        """The form of a stored window (start and end in its own zone), for its edit page."""
+
+        def local(instant: datetime | None) -> str:
+            if instant is None:
+                return ""
+            try:
+                zone = ZoneInfo(window.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                zone = ZoneInfo("UTC")
+            return instant.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+
+        values = {
+            "name": window.name,
+            "description": window.description or "",
+            "kind": window.kind,
+            "cron": window.cron or "",
+            "duration_minutes": str(window.duration_minutes or ""),
+            "timezone": window.timezone,
+            "starts_at": local(window.starts_at),
+            "ends_at": local(window.ends_at),
+        }
+        return cls(
+            values=values,
+            template_ids=[str(t) for t in window.template_ids],
+            group_ids=[str(g) for g in window.group_ids],
+            enabled=window.enabled,
+        )
 
     @classmethod
     def from_form(cls, form: FormData) -> WindowForm:

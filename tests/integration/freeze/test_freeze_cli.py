@@ -1,4 +1,4 @@
-"""``shipyard freeze-windows list|create|active|delete`` and ``--override-freeze`` on
+"""``shipyard freeze-windows list|create|update|active|delete`` and ``--override-freeze`` on
 ``shipyard deploy create`` and ``shipyard run``, against a running server."""
 
 from __future__ import annotations
@@ -124,6 +124,20 @@ async def test_freeze_window_commands_and_overrides(deploy: DeployBuilder, base_
         base_url, token, "run", "cli-template", "--override-freeze", "INC-7 fix"
     )
     assert code == 0 and "launched deployment" in out, out
+
+    # Disabled, the window lets runs through; the change names what the window now is.
+    code, out = await shipyard(
+        base_url, token, "freeze-windows", "update", "cli freeze", "--disable"
+    )
+    assert code == 0 and "(disabled)" in out, out
+    code, out = await shipyard(base_url, token, *deploy_args)
+    assert code == 0 and "created deployment" in out, out
+    code, out = await shipyard(
+        base_url, token, "freeze-windows", "update", "weekend", "--duration", "60"
+    )
+    assert code == 0 and "for 60 min" in out, out
+    code, out = await shipyard(base_url, token, "freeze-windows", "update", "weekend")
+    assert code == 1 and "nothing to change" in out, out
 
     code, out = await shipyard(base_url, token, "freeze-windows", "delete", "cli freeze")
     assert code == 0 and "deleted freeze window cli freeze" in out, out

@@ -133,11 +133,41 @@ async def test_freeze_pages_banner_and_launch_override(deploy: DeployBuilder) ->
         assert 'id="detail-freeze-override"' in run_page.text
         assert "customer outage" in text_of(run_page)
 
+        # The edit page is the form filled in (times in the window's zone); a bad change is
+        # refused by field and keeps what was typed; a good one is saved.
+        edit_url = f"/freeze-windows/{window['id']}/edit"
+        edit = await http.get(edit_url)
+        assert edit.status_code == 200, edit.text
+        assert f'action="/freeze-windows/{window["id"]}"' in edit.text
+        assert 'value="web freeze"' in edit.text and f'value="{start}"' in edit.text
+        changed = {
+            "csrf_token": token,
+            "name": "web freeze",
+            "kind": "fixed",
+            "timezone": "Europe/Berlin",
+            "starts_at": start,
+            "ends_at": start,
+        }
+        refused_edit = await http.post(f"/freeze-windows/{window['id']}", data=changed)
+        assert refused_edit.status_code == 422, refused_edit.text
+        assert 'aria-invalid="true"' in refused_edit.text
+        assert f'action="/freeze-windows/{window["id"]}"' in refused_edit.text
+        saved_edit = await http.post(
+            f"/freeze-windows/{window['id']}",
+            data={**changed, "name": "web freeze (edited)", "ends_at": end, "enabled": "1"},
+        )
+        assert saved_edit.status_code == 303, saved_edit.text
+        (edited,) = (await api(client, admin, "GET", "/freeze-windows"))["items"]
+        assert edited["id"] == window["id"] and edited["name"] == "web freeze (edited)"
+        assert edited["enabled"] is True and edited["ends_at"] == window["ends_at"]
+
     viewer = await add_member(client, admin, "viewer")
     async with browser_client(client, viewer) as http:
         read_only = await http.get("/freeze-windows")
         assert read_only.status_code == 200 and "web freeze" in read_only.text
         assert 'id="freeze-form"' not in read_only.text and ">Delete<" not in read_only.text
+        assert ">Edit<" not in read_only.text
+        assert (await http.get(f"/freeze-windows/{window['id']}/edit")).status_code == 403
         token = await csrf_token(http, "/freeze-windows")
         denied = await http.post(
             f"/freeze-windows/{window['id']}/delete", data={"csrf_token": token}

@@ -1,6 +1,7 @@
 """Web pages: freeze windows. The list (with what is in force now and next) and, for admins, the
-form to add one and a delete button per window; each action calls one function of
-:mod:`shipyard.freeze.service`, with times from the runtime's clock."""
+form to add one, an edit page per window (the same form, filled in) and a delete button; each
+action calls one function of :mod:`shipyard.freeze.service`, with times from the runtime's
+clock."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from shipyard.accounts.principal import Actor
 from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting, attempt
 from shipyard.errors import ShipyardError
 from shipyard.freeze import service
-from shipyard.freeze.schemas import FreezeWindowCreate
+from shipyard.freeze.schemas import FreezeWindowCreate, FreezeWindowUpdate
 from shipyard.hosts import inventory
 from shipyard.templates import service as templates
 from shipyard.web.errors import form_failure, sentence
@@ -40,6 +41,7 @@ async def _page(
     errors: dict[str, str] | None = None,
     message: str | None = None,
     status_code: int = 200,
+    editing: UUID | None = None,
 ) -> Response:
     now = runtime.clock.now()
     windows, _ = await service.list_windows(session=session, limit=LIST_LIMIT, cursor=None, now=now)
@@ -65,6 +67,7 @@ async def _page(
             ],
             "message": message,
             "zones": time_zones(),
+            "editing": editing,
         },
         status_code=status_code,
     )
@@ -88,7 +91,60 @@ async def create(
             await service.create_window(
                 session=session, actor=actor, data=data, now=runtime.clock.now()
             )
-    except LocalTimeError as exc:
+    except (LocalTimeError, ValidationError, ShipyardError) as exc:
+        return await _refused(request, session, runtime, actor, form, exc)
+    return RedirectResponse("/freeze-windows", status_code=303)
+
+
+@router.get("/freeze-windows/{window_id}/edit")
+async def edit_page(
+    request: Request, window_id: UUID, actor: Admin, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    window = await service.read_window(
+        session=session, window_id=window_id, now=runtime.clock.now()
+    )
+    return await _page(
+        request,
+        session,
+        runtime,
+        actor.tenant_id,
+        form=WindowForm.from_window(window),
+        editing=window_id,
+    )
+
+
+@router.post("/freeze-windows/{window_id}")
+async def edit(
+    request: Request, window_id: UUID, actor: Admin, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    form = WindowForm.from_form(await request.form())
+    try:
+        data = FreezeWindowUpdate.model_validate(form.payload())
+        async with attempt(session):
+            await service.update_window(
+                session=session,
+                actor=actor,
+                window_id=window_id,
+                data=data,
+                now=runtime.clock.now(),
+            )
+    except (LocalTimeError, ValidationError, ShipyardError) as exc:
+        return await _refused(request, session, runtime, actor, form, exc, editing=window_id)
+    return RedirectResponse("/freeze-windows", status_code=303)
+
+
+async def _refused(
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    actor: Actor,
+    form: WindowForm,
+    exc: LocalTimeError | ValidationError | ShipyardError,
+    *,
+    editing: UUID | None = None,
+) -> Response:
+    """The form again, as typed, with the errors by field."""
+    if isinstance(exc, LocalTimeError):
         return await _page(
             request,
             session,
@@ -97,25 +153,25 @@ async def create(
             form=form,
             errors={exc.field: sentence(str(exc))},
             status_code=422,
+            editing=editing,
         )
-    except (ValidationError, ShipyardError) as exc:
-        errors, message, status_code = form_failure(exc, name_taken="name_taken")
-        for name in list(errors):
-            # template_ids.0 / group_ids.2: shown on the list they belong to.
-            head = name.split(".", 1)[0]
-            if head in ("template_ids", "group_ids"):
-                errors.setdefault(head, errors[name])
-        return await _page(
-            request,
-            session,
-            runtime,
-            actor.tenant_id,
-            form=form,
-            errors=errors,
-            message=message,
-            status_code=status_code,
-        )
-    return RedirectResponse("/freeze-windows", status_code=303)
+    errors, message, status_code = form_failure(exc, name_taken="name_taken")
+    for name in list(errors):
+        # template_ids.0 / group_ids.2: shown on the list they belong to.
+        head = name.split(".", 1)[0]
+        if head in ("template_ids", "group_ids"):
+            errors.setdefault(head, errors[name])
+    return await _page(
+        request,
+        session,
+        runtime,
+        actor.tenant_id,
+        form=form,
+        errors=errors,
+        message=message,
+        status_code=status_code,
+        editing=editing,
+    )
 
 
 @router.post("/freeze-windows/{window_id}/delete")
