@@ -46,6 +46,34 @@ async def test_audit_pages(client: httpx.AsyncClient, admin: Account) -> None:
         )
         assert bad.status_code == 422
 
+        # Streams are added on the same page: a syslog one without a host is refused naming
+        # the field and keeps what was typed; a webhook's secret is shown once, never cached.
+        no_host = await http.post(
+            "/audit/streams",
+            data={"csrf_token": token, "name": "siem", "type": "syslog", "port": "6514"},
+        )
+        assert no_host.status_code == 422, no_host.text
+        assert "config.host" in no_host.text and 'value="6514"' in no_host.text
+        made = await http.post(
+            "/audit/streams",
+            data={
+                "csrf_token": token,
+                "name": "hook",
+                "type": "webhook",
+                "url": "http://127.0.0.1:9/audit",
+            },
+        )
+        assert made.status_code == 201, made.text
+        assert made.headers["cache-control"] == "no-store"
+        shown = re.search(r'<code id="stream-secret">([^<]+)</code>', made.text)
+        assert shown is not None
+        secret = canary.remember(shown.group(1), "audit stream secret (web)")
+        streams = await client.get("/api/v1/audit/streams", headers=admin.headers)
+        (stream,) = streams.json()["items"] if "items" in streams.json() else streams.json()
+        assert stream["name"] == "hook" and stream["has_secret"] is True
+        again = await http.get("/audit/settings")
+        assert "hook" in again.text and secret not in again.text
+
     async with browser_client(client, viewer) as http:
         assert (await http.get("/audit")).status_code == 403
         token = await csrf_token(http, "/settings")

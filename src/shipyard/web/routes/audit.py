@@ -14,10 +14,10 @@ from pydantic import ValidationError
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
-from shipyard.audit import service
-from shipyard.audit.schemas import AuditFilters, RetentionUpdate
-from shipyard.deps import SessionDep, SettingsDep, acting, attempt
-from shipyard.errors import ValidationFailed
+from shipyard.audit import flows, service
+from shipyard.audit.schemas import AuditFilters, RetentionUpdate, StreamCreate, StreamCreated
+from shipyard.deps import RuntimeDep, SessionDep, SettingsDep, acting, attempt
+from shipyard.errors import ShipyardError, ValidationFailed
 from shipyard.web.errors import sentence
 from shipyard.web.routes import web_router
 from shipyard.web.templating import render
@@ -25,6 +25,7 @@ from shipyard.web.templating import render
 router = web_router()
 Auditor = Annotated[Actor, acting(Permission.MANAGE_AUDIT)]
 PAGE = 100
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _time(value: str | None, field: str) -> datetime | None:
@@ -102,6 +103,9 @@ async def _settings_page(
     default_days: int,
     *,
     error: str | None = None,
+    stream_error: str | None = None,
+    stream_form: dict[str, str] | None = None,
+    created: StreamCreated | None = None,
     status_code: int = 200,
 ) -> Response:
     retention = await service.read_retention(
@@ -111,8 +115,18 @@ async def _settings_page(
     return render(
         request,
         "audit/settings.html",
-        {"section": "audit", "retention": retention, "streams": streams, "error": error},
+        {
+            "section": "audit",
+            "retention": retention,
+            "streams": streams,
+            "error": error,
+            "stream_error": stream_error,
+            "stream_form": stream_form or {"type": "syslog", "port": "514", "protocol": "udp"},
+            "created": created,
+        },
         status_code=status_code,
+        # A webhook stream's secret is on this page once: never cached.
+        headers=NO_STORE if created is not None else None,
     )
 
 
@@ -144,6 +158,56 @@ async def audit_settings_save(
             session=session, actor=actor, data=data, default_days=settings.audit_retention_days
         )
     return RedirectResponse("/audit/settings", status_code=303)
+
+
+STREAM_FIELDS = ("name", "type", "host", "port", "protocol", "app_name", "url")
+CONFIG_MODELS = ("SyslogConfig", "WebhookConfig")
+
+
+def _stream_body(form: dict[str, str]) -> dict[str, object]:
+    """The API's body from the stream form (the fields of the other type are ignored)."""
+    if form.get("type") == "webhook":
+        config: dict[str, object] = {"url": form.get("url", "")}
+    else:
+        config = {
+            "host": form.get("host", ""),
+            "port": form.get("port") or 514,
+            "protocol": form.get("protocol") or "udp",
+            "app_name": form.get("app_name") or "shipyard",
+        }
+    return {"name": form.get("name", ""), "type": form.get("type") or "syslog", "config": config}
+
+
+@router.post("/audit/streams")
+async def audit_stream_create(request: Request, actor: Auditor, runtime: RuntimeDep) -> Response:
+    raw = await request.form()
+    form = {name: str(raw.get(name) or "").strip() for name in STREAM_FIELDS}
+    created: StreamCreated | None = None
+    error: str | None = None
+    try:
+        data = StreamCreate.model_validate(_stream_body(form))
+        # A flow: the outbound check runs before its own short transaction.
+        created = await flows.create_stream(runtime=runtime, actor=actor, data=data)
+    except ValidationError as exc:
+        # config is a union: keep the errors of the chosen type's model, named without it.
+        chosen = "WebhookConfig" if form.get("type") == "webhook" else "SyslogConfig"
+        mine = [e for e in exc.errors() if e["loc"][:1] != ("config",) or chosen in e["loc"]]
+        first = (mine or exc.errors())[0]
+        where = ".".join(str(part) for part in first["loc"] if part not in CONFIG_MODELS)
+        error = f"{where}: {sentence(first['msg'])}"
+    except ShipyardError as exc:
+        error = sentence(exc.message)
+    async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
+        return await _settings_page(
+            request,
+            actor,
+            session,
+            runtime.settings.audit_retention_days,
+            stream_error=error,
+            stream_form=form if error else None,
+            created=created,
+            status_code=422 if error else 201,
+        )
 
 
 @router.post("/audit/streams/{stream_id}/delete")
