@@ -184,9 +184,9 @@ def create_channel(
         try:
             created = api.post(CHANNELS, {"type": channel_type, "name": name, "config": config})
         except ApiError as exc:
-            if descriptor is not None:
+            if descriptor is not None and secret_file is not None:
                 os.close(descriptor)
-                secret_file.unlink(missing_ok=True)  # type: ignore[union-attr]
+                secret_file.unlink(missing_ok=True)
             fail(str(exc))
             return
     console.print(f"id:     {created['id']}", highlight=False)

@@ -22,7 +22,6 @@ from shipyard.notifications.schemas import (
     ChannelRead,
     ChannelUpdate,
     DeliveryRead,
-    RuleCreate,
     RuleRead,
     TestResult,
 )
@@ -190,12 +189,6 @@ async def deliver(runtime: Runtime, *, tenant_id: UUID, delivery_id: UUID) -> No
             attempts_seen + 1,
             result.error,
         )
-
-
-async def create_rule(*, runtime: Runtime, actor: Actor, data: RuleCreate) -> RuleRead:
-    """Save a rule in a transaction of its own (the web form re-renders on a refusal)."""
-    async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
-        return await service.create_rule(session=session, actor=actor, data=data)
 
 
 async def overview(*, runtime: Runtime, actor: Actor) -> tuple[list[ChannelRead], list[RuleRead]]:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
-from shipyard.deps import RuntimeDep, SessionDep, acting
+from shipyard.deps import RuntimeDep, SessionDep, acting, attempt
 from shipyard.errors import ShipyardError
 from shipyard.notifications import flows, service
 from shipyard.notifications.models import EVENTS
@@ -203,7 +203,9 @@ async def delete_channel(channel_id: UUID, actor: Admin, session: SessionDep) ->
 
 
 @router.post("/notifications/rules")
-async def add_rule(request: Request, actor: Admin, runtime: RuntimeDep) -> Response:
+async def add_rule(
+    request: Request, actor: Admin, runtime: RuntimeDep, session: SessionDep
+) -> Response:
     form = await request.form()
     values = {
         key: str(form.get(key, "")).strip()
@@ -219,7 +221,8 @@ async def add_rule(request: Request, actor: Admin, runtime: RuntimeDep) -> Respo
     }
     try:
         data = RuleCreate.model_validate(body)
-        await flows.create_rule(runtime=runtime, actor=actor, data=data)
+        async with attempt(session):
+            await service.create_rule(session=session, actor=actor, data=data)
     except (ValidationError, ShipyardError) as exc:
         status_code, message = 422, None
         if isinstance(exc, ShipyardError):
