@@ -4,10 +4,7 @@ deployment's approval panel, approve from the web page)."""
 
 from __future__ import annotations
 
-import asyncio
 import html
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,9 +15,9 @@ from shipyard.config import Settings
 from shipyard.db import Database
 from tests.builders.deployments import DeployBuilder
 from tests.integration.approvals.test_approvals import call, launch, make_template
-from tests.support import canary
 from tests.support.api import add_member
 from tests.support.browser_http import browser_client, csrf_token
+from tests.support.cli_process import run_shipyard
 from tests.support.live_server import serve
 
 
@@ -31,20 +28,7 @@ async def base_url(db: Database, settings: Settings) -> AsyncIterator[str]:
 
 
 async def shipyard(base_url: str, token: str, *args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "shipyard",
-        *args,
-        env={**os.environ, "SHIPYARD_URL": base_url, "SHIPYARD_TOKEN": token, "COLUMNS": "250"},
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(b""), timeout=120)
-    canary.save_output("shipyard-approvals", output)
-    assert process.returncode is not None
-    return process.returncode, output.decode()
+    return await run_shipyard(base_url, token, *args, label="shipyard-approvals")
 
 
 async def test_approvals_commands(deploy: DeployBuilder, base_url: str) -> None:

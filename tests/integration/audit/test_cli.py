@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +13,7 @@ from shipyard.config import Settings
 from shipyard.db import Database
 from tests.support import canary
 from tests.support.api import Account
+from tests.support.cli_process import run_shipyard
 from tests.support.live_server import serve
 
 
@@ -27,20 +25,7 @@ async def base_url(db: Database, settings: Settings) -> AsyncIterator[str]:
 
 async def shipyard(base_url: str, token: str, *args: str, keep: bool = True) -> tuple[int, str]:
     """Run the CLI; ``keep=False`` for the one output that shows a secret once, by design."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "shipyard",
-        *args,
-        env={**os.environ, "SHIPYARD_URL": base_url, "SHIPYARD_TOKEN": token, "COLUMNS": "250"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
-    if keep:
-        canary.save_output("shipyard-audit", output)
-    assert process.returncode is not None
-    return process.returncode, output.decode()
+    return await run_shipyard(base_url, token, *args, label="shipyard-audit", keep=keep)
 
 
 async def test_audit_commands(

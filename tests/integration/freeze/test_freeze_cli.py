@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +11,7 @@ import pytest
 from shipyard.config import Settings
 from shipyard.db import Database
 from tests.builders.deployments import DeployBuilder
-from tests.support import canary
+from tests.support.cli_process import run_shipyard
 from tests.support.git_server import GitFile
 from tests.support.live_server import serve
 
@@ -26,20 +23,7 @@ async def base_url(db: Database, settings: Settings) -> AsyncIterator[str]:
 
 
 async def shipyard(base_url: str, token: str, *args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "shipyard",
-        *args,
-        env={**os.environ, "SHIPYARD_URL": base_url, "SHIPYARD_TOKEN": token, "COLUMNS": "250"},
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(b""), timeout=120)
-    canary.save_output("shipyard-freeze-windows", output)
-    assert process.returncode is not None
-    return process.returncode, output.decode()
+    return await run_shipyard(base_url, token, *args, label="shipyard-freeze-windows")
 
 
 async def test_freeze_window_commands_and_overrides(deploy: DeployBuilder, base_url: str) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,6 +12,7 @@ from shipyard.config import Settings
 from shipyard.db import Database
 from tests.support import canary
 from tests.support.api import Account
+from tests.support.cli_process import run_shipyard
 from tests.support.live_server import serve
 
 
@@ -27,20 +25,7 @@ async def base_url(db: Database, settings: Settings) -> AsyncIterator[str]:
 async def shipyard(
     base_url: str, token: str, *args: str, stdin: bytes | None = None
 ) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "shipyard",
-        *args,
-        env={**os.environ, "SHIPYARD_URL": base_url, "SHIPYARD_TOKEN": token, "COLUMNS": "250"},
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(stdin or b""), timeout=120)
-    canary.save_output("shipyard-schedules", output)
-    assert process.returncode is not None
-    return process.returncode, output.decode()
+    return await run_shipyard(base_url, token, *args, label="shipyard-schedules", stdin=stdin)
 
 
 async def test_schedules_commands(client: httpx.AsyncClient, admin: Account, base_url: str) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +15,7 @@ from shipyard.db import Database
 from tests.fixtures.deployments import HostsFactory, ScriptRepoFactory, WorkerControl
 from tests.support import canary
 from tests.support.api import Account
+from tests.support.cli_process import run_shipyard
 from tests.support.git_server import GitFile
 from tests.support.live_server import serve
 
@@ -37,20 +35,7 @@ async def base_url(db: Database, settings: Settings) -> AsyncIterator[str]:
 async def shipyard(
     base_url: str, token: str, *args: str, stdin: bytes | None = None
 ) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "shipyard",
-        *args,
-        env={**os.environ, "SHIPYARD_URL": base_url, "SHIPYARD_TOKEN": token, "COLUMNS": "200"},
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(stdin or b""), timeout=120)
-    canary.save_output("shipyard-run", output)
-    assert process.returncode is not None
-    return process.returncode, output.decode()
+    return await run_shipyard(base_url, token, *args, label="shipyard-run", stdin=stdin)
 
 
 async def test_run_by_name_with_params_waits_and_exits_with_the_outcome(
