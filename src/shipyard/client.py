@@ -99,6 +99,14 @@ def error_from(response: httpx.Response) -> ApiError:
         error = response.json()["error"]
         message = error["message"]
         code = error.get("code")
+        # A 422 names the field in its details; say it first, as the API's own messages do.
+        fields = [
+            item["field"]
+            for item in (error.get("details") or {}).get("errors") or []
+            if isinstance(item, dict) and item.get("field")
+        ]
+        if fields and not str(message).startswith(str(fields[0])):
+            message = f"{fields[0]}: {message}"
     except (ValueError, KeyError, TypeError):
         message, code = response.text[:200] or response.reason_phrase, None
     return ApiError(

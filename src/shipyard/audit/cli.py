@@ -193,6 +193,29 @@ def create_stream(
         sys.stdout.write(json.dumps({"secret": created["secret"]}) + "\n")
 
 
+def _set_enabled(stream_id: str, enabled: bool) -> None:
+    with client() as api:
+        try:
+            updated = api.patch(f"/audit/streams/{stream_id}", {"enabled": enabled})
+        except ApiError as exc:
+            fail(str(exc))
+            return
+    state = "enabled" if updated["enabled"] else "disabled"
+    console.print(f"stream {updated['id']} ({updated['name']}): {state}", highlight=False)
+
+
+@streams_app.command("enable")
+def enable_stream(stream_id: Annotated[str, typer.Argument(help="The stream's id.")]) -> None:
+    """Resume sending new entries to the stream (from where it stopped)."""
+    _set_enabled(stream_id, True)
+
+
+@streams_app.command("disable")
+def disable_stream(stream_id: Annotated[str, typer.Argument(help="The stream's id.")]) -> None:
+    """Stop sending entries to the stream (it is kept; enable resumes it)."""
+    _set_enabled(stream_id, False)
+
+
 @streams_app.command("delete")
 def delete_stream(stream_id: Annotated[str, typer.Argument(help="The stream's id.")]) -> None:
     """Stop and remove a stream."""

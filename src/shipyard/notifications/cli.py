@@ -2,7 +2,8 @@
 
 Secrets never travel on the command line: the SMTP password comes from ``--password-stdin``,
 a Slack, Teams or Discord webhook URL (the URL is the credential) from ``--url-stdin``, an ntfy
-token from ``--token-stdin``, or else from a prompt that does not echo. A generic webhook's
+token from ``--token-stdin``, or else from a prompt that does not echo; ``channels update``
+replaces any type's secret with ``--secret-stdin`` (or ``--secret-prompt``). A generic webhook's
 generated signing secret is printed once (or written to ``--secret-file``, mode 0600).
 """
 
@@ -199,6 +200,152 @@ def create_channel(
         console.print(f"secret: {generated}  (shown once)", highlight=False)
 
 
+SECRET_FIELD = {
+    "email": "password",
+    "slack": "url",
+    "teams": "url",
+    "discord": "url",
+    "ntfy": "token",
+    "webhook": "secret",
+}
+SECRET_LABEL = {
+    "email": "SMTP password",
+    "slack": "Slack webhook URL",
+    "teams": "Teams webhook URL",
+    "discord": "Discord webhook URL",
+    "ntfy": "ntfy token",
+    "webhook": "signing secret",
+}
+CLEARABLE = ("email", "ntfy")
+
+
+def _update_config(channel_type: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The config fields given on the command line that the channel's type has (a field of
+    another type is an error: it would only be refused by the server less clearly)."""
+    allowed = {
+        "email": {"host", "port", "security", "username", "from", "to", "ca_certificate"},
+        "slack": set(),
+        "teams": {"card"},
+        "discord": set(),
+        "ntfy": {"server", "topic", "priority"},
+        "webhook": {"url", "body_template"},
+    }[channel_type]
+    config: dict[str, Any] = {}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key == "url" and channel_type in URL_TYPES:
+            fail(f"a {channel_type} channel's URL is its secret: give it with --secret-stdin")
+        if key not in allowed:
+            option = {"ca_certificate": "--ca-file"}.get(key, "--" + key.replace("_", "-"))
+            fail(f"{option} does not apply to a {channel_type} channel")
+        config[key] = value
+    return config
+
+
+@channels_app.command("update")
+def update_channel(
+    channel: Annotated[str, typer.Argument(help="The channel (id or name).")],
+    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="Send, or send nothing.")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="webhook: the URL to POST to (not secret).")
+    ] = None,
+    host: Annotated[str | None, typer.Option("--host", help="email: SMTP server.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="email: SMTP port.")] = None,
+    security: Annotated[
+        str | None, typer.Option("--security", help="email: none, starttls or tls.")
+    ] = None,
+    username: Annotated[str | None, typer.Option("--username", help="email: SMTP login.")] = None,
+    sender: Annotated[str | None, typer.Option("--from", help="email: From address.")] = None,
+    to: Annotated[
+        list[str] | None,
+        typer.Option("--to", help="email: the recipients (repeat; replaces the list)."),
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option("--ca-file", help="email: PEM of a private CA to trust.")
+    ] = None,
+    server: Annotated[str | None, typer.Option("--server", help="ntfy: server URL.")] = None,
+    topic: Annotated[str | None, typer.Option("--topic", help="ntfy: topic.")] = None,
+    priority: Annotated[int | None, typer.Option("--priority", help="ntfy: 1 to 5.")] = None,
+    card: Annotated[str | None, typer.Option("--card", help="teams: adaptive or message.")] = None,
+    body_template: Annotated[
+        Path | None,
+        typer.Option("--body-template", help="webhook: a Jinja2 body template file."),
+    ] = None,
+    secret_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--secret-stdin",
+            help="Replace the type's secret (SMTP password, Slack/Teams/Discord URL, ntfy "
+            "token, webhook signing secret) with one line read from stdin.",
+        ),
+    ] = False,
+    secret_prompt: Annotated[
+        bool,
+        typer.Option("--secret-prompt", help="Replace the secret, typed at a hidden prompt."),
+    ] = False,
+    clear_secret: Annotated[
+        bool,
+        typer.Option("--clear-secret", help="email/ntfy: remove the stored password or token."),
+    ] = False,
+) -> None:
+    """Change a channel: only the options given change; its secret is kept unless replaced
+    (from stdin or a prompt, never an argument) or, for email and ntfy, cleared."""
+    if sum((secret_stdin, secret_prompt, clear_secret)) > 1:
+        fail("give one of --secret-stdin, --secret-prompt and --clear-secret")
+    with client() as api:
+        try:
+            found = _find_channel(api, channel)
+        except ApiError as exc:
+            fail(str(exc))
+            return
+        channel_type = str(found["type"])
+        config = _update_config(
+            channel_type,
+            {
+                "url": url,
+                "host": host,
+                "port": port,
+                "security": security,
+                "username": username,
+                "from": sender,
+                "to": to or None,
+                "ca_certificate": ca_file.read_text() if ca_file is not None else None,
+                "server": server,
+                "topic": topic,
+                "priority": priority,
+                "card": card,
+                "body_template": body_template.read_text() if body_template is not None else None,
+            },
+        )
+        field = SECRET_FIELD[channel_type]
+        if clear_secret:
+            if channel_type not in CLEARABLE:
+                fail(f"a {channel_type} channel needs its secret: replace it instead")
+            config[field] = None
+        elif secret_stdin or secret_prompt:
+            config[field] = _secret(SECRET_LABEL[channel_type], secret_stdin, required=True)
+        body: dict[str, Any] = {}
+        if name is not None:
+            body["name"] = name
+        if enabled is not None:
+            body["enabled"] = enabled
+        if config:
+            body["config"] = config
+        if not body:
+            fail("nothing to change: give an option (see --help)")
+        try:
+            updated = api.patch(f"{CHANNELS}/{found['id']}", body)
+        except ApiError as exc:
+            fail(str(exc))
+            return
+    state = "enabled" if updated["enabled"] else "disabled"
+    console.print(f"{updated['name']}: updated ({state})", highlight=False)
+
+
 @channels_app.command("test")
 def test_channel(channel: Annotated[str, typer.Argument(help="The channel (id or name).")]) -> None:
     """Send a test message now and print what the receiver answered."""
@@ -330,6 +477,68 @@ def create_rule(
             fail(str(exc))
             return
     console.print(f"rule {created['id']}: {', '.join(created['events'])}", highlight=False)
+
+
+@rules_app.command("update")
+def update_rule(
+    rule: Annotated[str, typer.Argument(help="The rule's id.")],
+    channel: Annotated[
+        str | None, typer.Option("--channel", help="Send to this channel (id or name).")
+    ] = None,
+    event: Annotated[
+        list[str] | None,
+        typer.Option("--event", help="An event name (repeat; replaces the rule's events)."),
+    ] = None,
+    template: Annotated[
+        str | None, typer.Option("--template", help="Only this template's runs (id).")
+    ] = None,
+    repository: Annotated[
+        str | None, typer.Option("--repository", help="Only this repository's runs (id).")
+    ] = None,
+    tenant: Annotated[
+        bool, typer.Option("--tenant", help="The whole tenant (drops a template/repository).")
+    ] = False,
+    only_on_change: Annotated[
+        bool | None,
+        typer.Option("--only-on-change/--every-time", help="Outcomes only when they change."),
+    ] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="Route events, or not.")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+) -> None:
+    """Change a rule: only the options given change."""
+    if sum((template is not None, repository is not None, tenant)) > 1:
+        fail("give one of --template, --repository and --tenant")
+    body: dict[str, Any] = {}
+    if template is not None:
+        body["scope"] = {"type": "template", "id": template}
+    elif repository is not None:
+        body["scope"] = {"type": "repository", "id": repository}
+    elif tenant:
+        body["scope"] = {"type": "tenant"}
+    if event:
+        body["events"] = event
+    if only_on_change is not None:
+        body["only_on_change"] = only_on_change
+    if enabled is not None:
+        body["enabled"] = enabled
+    if name is not None:
+        body["name"] = name
+    if not body and channel is None:
+        fail("nothing to change: give an option (see --help)")
+    with client() as api:
+        try:
+            if channel is not None:
+                body["channel_id"] = _find_channel(api, channel)["id"]
+            updated = api.patch(f"{RULES}/{rule}", body)
+        except ApiError as exc:
+            fail(str(exc))
+            return
+    state = "enabled" if updated["enabled"] else "disabled"
+    console.print(
+        f"rule {updated['id']}: {', '.join(updated['events'])} ({state})", highlight=False
+    )
 
 
 @rules_app.command("delete")

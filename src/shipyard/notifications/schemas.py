@@ -148,7 +148,8 @@ class ChannelCreate(StrictModel):
 
 
 class ChannelUpdate(StrictModel):
-    """The fields sent change; in ``config`` a secret field left out keeps its stored value."""
+    """The fields sent change; in ``config`` a secret field left out (or empty) keeps its
+    stored value, and ``null`` removes an optional one (an SMTP password, an ntfy token)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     config: dict[str, Any] | None = Field(

@@ -197,10 +197,19 @@ async def create_channel(
 
 def merged_config(channel: NotificationChannel, change: dict[str, Any]) -> dict[str, Any]:
     """The stored config (secrets included) with ``change`` over it, checked again; a secret
-    left out (or sent empty) keeps its stored value."""
+    left out (or sent empty) keeps its stored value, one sent ``null`` is removed (as a plain
+    field sent ``null`` is), where the type allows it (an SMTP password, an ntfy token)."""
     current = {**channel.config, **channel_secrets(channel)}
     for name in SECRET_FIELDS[channel.type]:
-        if name in change and not change[name]:
+        if name not in change:
+            continue
+        if change[name] is None and channel.type == "webhook":
+            # Every webhook message is signed: a secret can be replaced, never removed.
+            raise ValidationFailed(
+                "a webhook channel keeps a signing secret: send a new one to replace it",
+                field=f"config.{name}",
+            )
+        if change[name] is not None and not change[name]:
             change = {key: value for key, value in change.items() if key != name}
     return checked_config(channel.type, {**current, **change})
 

@@ -1,5 +1,5 @@
 """Web pages: the audit trail (filterable table, entry detail with its changes, export links),
-its streams and the retention period (admins)."""
+its streams (added, enabled, disabled, deleted) and the retention period (admins)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,13 @@ from pydantic import ValidationError
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
 from shipyard.audit import flows, service
-from shipyard.audit.schemas import AuditFilters, RetentionUpdate, StreamCreate, StreamCreated
+from shipyard.audit.schemas import (
+    AuditFilters,
+    RetentionUpdate,
+    StreamCreate,
+    StreamCreated,
+    StreamUpdate,
+)
 from shipyard.deps import RuntimeDep, SessionDep, SettingsDep, acting, attempt
 from shipyard.errors import ShipyardError, ValidationFailed
 from shipyard.web.errors import sentence
@@ -214,4 +220,20 @@ async def audit_stream_create(request: Request, actor: Auditor, runtime: Runtime
 async def audit_stream_delete(stream_id: UUID, actor: Auditor, session: SessionDep) -> Response:
     async with attempt(session):
         await service.delete_stream(session=session, actor=actor, stream_id=stream_id)
+    return RedirectResponse("/audit/settings", status_code=303)
+
+
+@router.post("/audit/streams/{stream_id}/enable")
+async def audit_stream_enable(stream_id: UUID, actor: Auditor, runtime: RuntimeDep) -> Response:
+    """Resume sending (the API's PATCH with ``enabled: true``)."""
+    data = StreamUpdate(enabled=True)
+    await flows.update_stream(runtime=runtime, actor=actor, stream_id=stream_id, data=data)
+    return RedirectResponse("/audit/settings", status_code=303)
+
+
+@router.post("/audit/streams/{stream_id}/disable")
+async def audit_stream_disable(stream_id: UUID, actor: Auditor, runtime: RuntimeDep) -> Response:
+    """Stop sending (the API's PATCH with ``enabled: false``)."""
+    data = StreamUpdate(enabled=False)
+    await flows.update_stream(runtime=runtime, actor=actor, stream_id=stream_id, data=data)
     return RedirectResponse("/audit/settings", status_code=303)
