@@ -27,6 +27,7 @@ from shipyard.db import Database
 from shipyard.runtime import Runtime, build_runtime, close_runtime
 from tests.support import canary
 from tests.support.api import Account, signup
+from tests.support.apps import app_for
 from tests.support.postgres import PostgresForTests
 
 # Each domain keeps its shared fixtures in its own plugin module.
@@ -196,10 +197,9 @@ async def runtime(db: Database, settings: Settings) -> AsyncIterator[Runtime]:
 
 @pytest.fixture
 async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    from shipyard.api import create_app
-
-    app = create_app(runtime=runtime)
-    transport = httpx.ASGITransport(app=app)
+    # The app is reused across tests with the same settings (tests/support/apps.py: building one
+    # costs ~1 s of CPU under coverage); this test's runtime is what it serves.
+    transport = httpx.ASGITransport(app=app_for(runtime))
     async with httpx.AsyncClient(
         transport=transport, base_url="http://testserver", event_hooks=canary.httpx_hooks()
     ) as http:
