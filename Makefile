@@ -53,7 +53,7 @@ $(STAMP): $(UV_STAMP) pyproject.toml uv.lock
 run: $(RUN_STAMP)  ## Install and start Shipyard on the embedded database at http://127.0.0.1:8000
 	$(BIN)/shipyard serve
 
-system-deps:  ## Debian packages the tests use: OpenSSH server, git, Chromium (web tests), PgBouncer, systemd-analyze, a Debian PostgreSQL (an external server)
+system-deps:  ## Debian packages the tests use: OpenSSH server, git, Chromium (web tests), PgBouncer, systemd-analyze, a Debian PostgreSQL (an external server), OpenLDAP slapd + ldap-utils (LDAP sign-in)
 	@missing=""; \
 	command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	command -v ssh-keygen >/dev/null 2>&1 || missing="$$missing openssh-client"; \
@@ -63,6 +63,8 @@ system-deps:  ## Debian packages the tests use: OpenSSH server, git, Chromium (w
 	command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/sbin/slapd ] || missing="$$missing slapd"; \
+	command -v ldapsearch >/dev/null 2>&1 || missing="$$missing ldap-utils"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -76,7 +78,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) system-deps
+# The OpenID Connect provider the SSO tests sign in through (oidc-provider, Node.js >= 20.19),
+# installed from its lock when the lock changes.
+OIDC_IDP := tests/idp/oidc
+OIDC_STAMP := $(OIDC_IDP)/node_modules/.installed
+
+$(OIDC_STAMP): $(OIDC_IDP)/package.json $(OIDC_IDP)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "the SSO tests need Node.js >= 20.19 with npm"; exit 1; }
+	cd $(OIDC_IDP) && npm ci --no-audit --no-fund
+	touch $(OIDC_STAMP)
+
+pytest: $(STAMP) system-deps $(OIDC_STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --cov --cov-report=term \
 		--cov-fail-under=$(COVERAGE_FLOOR)
 
@@ -119,4 +131,4 @@ wheel-check: $(UV_STAMP)
 	$(CHECKS)/wheel/bin/python -m tests.smoke.wheel $(CHECKS)/dist/*.whl
 
 clean:
-	rm -rf $(VENV) $(CHECKS) .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.* htmlcov
+	rm -rf $(VENV) $(CHECKS) .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.* htmlcov $(OIDC_IDP)/node_modules

@@ -163,6 +163,8 @@ def build_api_router() -> APIRouter:
     from shipyard.notifications.api import router as notifications_router
     from shipyard.schedules.api import router as schedules_router
     from shipyard.schedules.api import templates_router as template_schedules_router
+    from shipyard.sso.api import router as sso_router
+    from shipyard.sso.login_api import login_router as sso_login_router
     from shipyard.templates.api import router as templates_router
     from shipyard.webhooks.api import hooks_router
     from shipyard.webhooks.api import router as webhooks_router
@@ -185,6 +187,8 @@ def build_api_router() -> APIRouter:
         approvals_router,
         freeze_router,
         audit_router,
+        sso_router,
+        sso_login_router,
     ):
         router.include_router(domain_router)
     return router

@@ -408,6 +408,7 @@ def _register_domain_commands() -> None:
     from shipyard.hosts.inventory_cli import groups_app, inventory_app
     from shipyard.notifications.cli import app as notifications_app
     from shipyard.schedules.cli import app as schedules_app
+    from shipyard.sso.cli import app as sso_app
     from shipyard.templates.cli import app as templates_app
     from shipyard.templates.cli import run_template
     from shipyard.webhooks.cli import app as webhooks_app
@@ -424,6 +425,7 @@ def _register_domain_commands() -> None:
     app.add_typer(approvals_app, name="approvals")
     app.add_typer(freeze_app, name="freeze-windows")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(sso_app, name="sso")
     app.command("run")(run_template)
 
 

@@ -21,6 +21,7 @@ from shipyard.notifications.models import (
 )
 from shipyard.orm import Base
 from shipyard.schedules.models import Schedule, ScheduleFire
+from shipyard.sso.models import SsoIdentity, SsoLoginState, SsoProvider, SsoRoleRule
 from shipyard.templates.models import Template
 from shipyard.webhooks.models import Webhook, WebhookDelivery
 
@@ -63,6 +64,10 @@ TENANT_TABLES = (
     "deployment_approvals",
     "freeze_windows",
     "audit_streams",
+    "sso_providers",
+    "sso_role_rules",
+    "sso_identities",
+    "sso_login_states",
 )
 
 __all__ = [
@@ -95,6 +100,10 @@ __all__ = [
     "Repository",
     "Schedule",
     "ScheduleFire",
+    "SsoIdentity",
+    "SsoLoginState",
+    "SsoProvider",
+    "SsoRoleRule",
     "Template",
     "Tenant",
     "User",

@@ -27,6 +27,7 @@ from shipyard.notifications.models import (
     NotificationRule,
 )
 from shipyard.schedules.models import Schedule, ScheduleFire
+from shipyard.sso.models import SsoProvider, SsoRoleRule
 from shipyard.templates.models import Template
 from shipyard.webhooks.models import Webhook, WebhookDelivery
 
@@ -45,6 +46,7 @@ PLAINTEXT = {
     "schedule_secret": "schedule-secret-plaintext12",
     "audit_stream_secret": "audit-stream-secret-plaintext13",
     "notification_secret": "notification-secret-plaintext14",
+    "sso_secret": "sso-client-secret-plaintext15",
 }
 
 
@@ -73,6 +75,10 @@ class SeededTenant:
     # Notifications (issue 15): a channel (its URL encrypted) with a rule and a delivery.
     notification_channel_id: UUID | None = None
     notification_rule_id: UUID | None = None
+    # Single sign-on (issue 16): an OIDC provider (its client secret encrypted; its issuer
+    # refuses connections) and a role rule.
+    sso_provider_id: UUID | None = None
+    sso_rule_id: UUID | None = None
 
 
 async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> SeededTenant:
@@ -262,6 +268,20 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             created_by=pid,
         )
         session.add(freeze_window)
+        sso_provider = SsoProvider(
+            tenant_id=tid,
+            kind="oidc",
+            name="seeded idp",
+            config={"issuer": "http://127.0.0.1:9", "client_id": "shipyard"},
+            secret=PLAINTEXT["sso_secret"],
+            created_by=pid,
+        )
+        session.add(sso_provider)
+        await session.flush()
+        sso_rule = SsoRoleRule(
+            tenant_id=tid, position=0, group="seeded", role="viewer", provider_id=sso_provider.id
+        )
+        session.add(sso_rule)
         await session.flush()
         return SeededTenant(
             tenant_id=tid,
@@ -284,6 +304,8 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             freeze_window_id=freeze_window.id,
             notification_channel_id=channel_id,
             notification_rule_id=rule_id,
+            sso_provider_id=sso_provider.id,
+            sso_rule_id=sso_rule.id,
         )
 
 

@@ -196,6 +196,22 @@ async def remove_member(member_id: UUID, actor: MemberManager, session: SessionD
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+@router.post("/tenant/members/{member_id}/deactivate", response_model=MemberRead, tags=["tenant"])
+async def deactivate_member(
+    member_id: UUID, actor: MemberManager, session: SessionDep
+) -> MemberRead:
+    """Disable a member and revoke all their tokens (sessions and personal); not the last admin."""
+    return await service.deactivate_member(session=session, actor=actor, member_id=member_id)
+
+
+@router.post("/tenant/members/{member_id}/reactivate", response_model=MemberRead, tags=["tenant"])
+async def reactivate_member(
+    member_id: UUID, actor: MemberManager, session: SessionDep
+) -> MemberRead:
+    """Enable a deactivated member again; they sign in anew (old tokens stay revoked)."""
+    return await service.reactivate_member(session=session, actor=actor, member_id=member_id)
+
+
 @router.get(
     "/tenant/members/{member_id}/tokens", response_model=list[ApiTokenRead], tags=["tenant"]
 )

@@ -15,28 +15,49 @@ from shipyard.orm import Base, TimestampMixin, check_in, created_at_column, tena
 
 ROLES = ("admin", "developer", "viewer")
 TOKEN_KINDS = ("session", "personal")
+DISABLED_REASONS = ("admin", "sso_no_role")
 
 
 class Tenant(TimestampMixin, Base):
     __tablename__ = "tenants"
+    __table_args__ = (
+        CheckConstraint(check_in("sso_default_role", ROLES), name="sso_default_role"),
+    )
 
     id: Mapped[UUID] = uuid_pk()
     name: Mapped[str | None] = mapped_column(Text)
     domain: Mapped[str | None] = mapped_column(Text)
     # Days to keep the tenant's audit entries; NULL: SHIPYARD_AUDIT_RETENTION_DAYS (0013).
     audit_retention_days: Mapped[int | None] = mapped_column(Integer)
+    # 0014, the tenant's log-in policy: the slug of its own log-in URL (/login/t/<slug>); the
+    # role of an SSO user no rule matches (NULL: refuse them); whether members must sign in
+    # through SSO; and the one admin who may still use a password then (break glass).
+    login_slug: Mapped[str | None] = mapped_column(Text, unique=True)
+    sso_default_role: Mapped[str | None] = mapped_column(Text)
+    sso_required: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    sso_break_glass_profile_id: Mapped[UUID | None] = mapped_column(
+        PG_UUID(as_uuid=True),
+        ForeignKey("profiles.id", ondelete="SET NULL", use_alter=True),
+        index=True,
+    )
 
 
 class User(TimestampMixin, Base):
     """A person who can sign in; ``profiles.id`` equals ``users.id`` as in Supabase."""
 
     __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(check_in("disabled_reason", DISABLED_REASONS), name="disabled_reason"),
+    )
 
     id: Mapped[UUID] = uuid_pk()
     email: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     encrypted_password: Mapped[str] = mapped_column(Text, nullable=False)
     full_name: Mapped[str | None] = mapped_column(Text)
     is_disabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    # 0014: why the account is disabled: "admin" (an admin deactivated it) or "sso_no_role"
+    # (their groups stopped mapping to a role; the next mapped SSO log-in enables it again).
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -27,6 +27,8 @@ class Permission(StrEnum):
     OVERRIDE_FREEZE = "override_freeze"
     # Read and export the audit trail, manage its streams and retention (admins).
     MANAGE_AUDIT = "manage_audit"
+    # Identity providers, group-to-role rules and the tenant's log-in policy (admins).
+    MANAGE_SSO = "manage_sso"
 
 
 _VIEWER = frozenset({Permission.READ, Permission.PIN_REPOSITORIES, Permission.MANAGE_OWN_TOKENS})

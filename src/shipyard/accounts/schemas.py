@@ -95,6 +95,10 @@ class MemberRead(BaseModel):
     full_name: str | None
     role: Role
     created_at: datetime
+    # 0014: a deactivated member (reason "admin"), or one whose SSO groups map to no role
+    # ("sso_no_role"); either cannot sign in and holds no valid token.
+    is_disabled: bool = False
+    disabled_reason: str | None = None
 
 
 class TenantRead(BaseModel):

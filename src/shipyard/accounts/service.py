@@ -219,6 +219,12 @@ async def accept_invitation(
     audit ``invitation.accept``. ``session`` is scoped to the tenant and the new user."""
     invitation = await usable_invitation(session=session, token=token, now=utcnow(), lock=True)
     tenant = await session.get(Tenant, invitation.tenant_id)
+    if tenant is not None and tenant.sso_required:
+        raise PermissionDenied(
+            f"{tenant.name or 'this team'} requires single sign-on: do not set a password, sign "
+            f"in through your identity provider at {login_url(tenant=tenant, settings=settings)}",
+            code="sso_required",
+        )
     profile = await _insert_user(
         session,
         user_id=user_id,
@@ -316,24 +322,93 @@ async def start_session(
     profile = await session.get(Profile, user_id)
     if profile is None:
         raise Unauthorized("this account belongs to no tenant", code="no_tenant")
+    await refuse_password_when_sso_required(session=session, profile=profile, settings=settings)
+    return await open_login_session(
+        session=session, profile=profile, email=email, context=context, settings=settings
+    )
+
+
+async def open_login_session(
+    *,
+    session: AsyncSession,
+    profile: Profile,
+    email: str,
+    context: RequestContext,
+    settings: Settings,
+    action: str = "login",
+    details: dict[str, Any] | None = None,
+) -> OpenedSession:
+    """Open a log-in session for a member who proved who they are (a password, an identity
+    provider) and audit ``action``; also deletes their expired sessions (system session)."""
     await session.execute(
         delete(ApiToken).where(
-            ApiToken.profile_id == user_id,
+            ApiToken.profile_id == profile.id,
             ApiToken.kind == "session",
             ApiToken.expires_at <= utcnow(),
         )
     )
-    await session.execute(update(User).where(User.id == user_id).values(last_sign_in_at=utcnow()))
+    await session.execute(
+        update(User).where(User.id == profile.id).values(last_sign_in_at=utcnow())
+    )
     issued = await _open_session(session, profile=profile, settings=settings)
     actor = _as_actor(profile, email=email, token_id=issued.record.id, context=context)
     await audit(
         session,
         actor=actor,
-        action="login",
+        action=action,
         resource_type="api_token",
         resource_id=issued.record.id,
+        details=details,
     )
     return await _opened(session, issued=issued, actor=actor)
+
+
+def login_url(*, tenant: Tenant, settings: Settings) -> str:
+    """The tenant's own log-in page (its slug's, else the one by tenant id)."""
+    base = settings.base_url.rstrip("/")
+    if tenant.login_slug:
+        return f"{base}/login/t/{tenant.login_slug}"
+    return f"{base}/login/sso/{tenant.id}"
+
+
+async def refuse_password_when_sso_required(
+    *, session: AsyncSession, profile: Profile, settings: Settings
+) -> None:
+    """Refuse a password (403 ``sso_required``) to a member of a tenant that requires single
+    sign-on, unless they are its break-glass admin."""
+    tenant = await session.get(Tenant, profile.tenant_id)
+    if tenant is None or not tenant.sso_required:
+        return
+    if tenant.sso_break_glass_profile_id == profile.id:
+        return
+    where = login_url(tenant=tenant, settings=settings)
+    raise PermissionDenied(
+        f"{tenant.name or 'your team'} requires single sign-on: sign in through your identity "
+        f"provider at {where}",
+        code="sso_required",
+        details={"login_url": where},
+    )
+
+
+async def disable_account(*, session: AsyncSession, user_id: UUID, reason: str) -> int:
+    """Disable a user (``reason``: admin | sso_no_role) and revoke every token they hold,
+    log-in sessions and personal tokens alike. Returns how many tokens were still valid."""
+    await session.execute(
+        update(User).where(User.id == user_id).values(is_disabled=True, disabled_reason=reason)
+    )
+    result = await session.execute(
+        update(ApiToken)
+        .where(ApiToken.profile_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def enable_account(*, session: AsyncSession, user_id: UUID) -> None:
+    """Enable a disabled user again (their revoked tokens stay revoked)."""
+    await session.execute(
+        update(User).where(User.id == user_id).values(is_disabled=False, disabled_reason=None)
+    )
 
 
 async def logout(*, session: AsyncSession, actor: Actor) -> None:
@@ -660,6 +735,8 @@ def _member_read(profile: Profile, user: User) -> MemberRead:
         full_name=user.full_name,
         role=profile.role,
         created_at=profile.created_at,
+        is_disabled=user.is_disabled,
+        disabled_reason=user.disabled_reason if user.is_disabled else None,
     )
 
 
@@ -784,6 +861,8 @@ async def change_member_role(
     profile = await _member_profile(session, actor=actor, member_id=member_id)
     if profile.role == "admin" and role != "admin" and await _admin_count(session) <= 1:
         raise Conflict("a tenant needs at least one admin", code="last_admin")
+    if role != "admin":
+        await _keep_break_glass(session, tenant_id=actor.tenant_id, member_id=member_id)
     profile.role = role
     await session.flush()
     await audit(
@@ -797,12 +876,95 @@ async def change_member_role(
     return await get_member(session=session, member_id=member_id)
 
 
+async def _enabled_admin_count(session: AsyncSession, *, tenant_id: UUID) -> int:
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Profile)
+            .join(User, User.id == Profile.id)
+            .where(
+                Profile.role == "admin",
+                Profile.tenant_id == tenant_id,
+                User.is_disabled.is_(False),
+            )
+        )
+        or 0
+    )
+
+
+async def _keep_break_glass(session: AsyncSession, *, tenant_id: UUID, member_id: UUID) -> None:
+    """Refuse (409) to demote, deactivate or remove the break-glass admin of a tenant that
+    requires single sign-on: it is the way back in when the identity provider fails."""
+    tenant = await session.get(Tenant, tenant_id)
+    if (
+        tenant is not None
+        and tenant.sso_required
+        and tenant.sso_break_glass_profile_id == member_id
+    ):
+        raise Conflict(
+            "this member is the break-glass admin of a team that requires single sign-on: name "
+            "another break-glass admin (or stop requiring SSO) first",
+            code="break_glass",
+        )
+
+
+async def deactivate_member(*, session: AsyncSession, actor: Actor, member_id: UUID) -> MemberRead:
+    """Disable a member (reason ``admin``) and revoke every token they hold, log-in sessions and
+    personal tokens; the last enabled admin stays. Audit ``member.deactivate``."""
+    actor.require(Permission.MANAGE_MEMBERS)
+    profile = await _member_profile(session, actor=actor, member_id=member_id)
+    user = await session.get(User, member_id)
+    if user is None:
+        raise NotFound("member not found")
+    if (
+        profile.role == "admin"
+        and not user.is_disabled
+        and await _enabled_admin_count(session, tenant_id=actor.tenant_id) <= 1
+    ):
+        raise Conflict("a tenant needs at least one active admin", code="last_admin")
+    await _keep_break_glass(session, tenant_id=actor.tenant_id, member_id=member_id)
+    revoked = await disable_account(session=session, user_id=member_id, reason="admin")
+    await audit(
+        session,
+        actor=actor,
+        action="member.deactivate",
+        resource_type="profile",
+        resource_id=member_id,
+        details={"email": user.email, "tokens_revoked": revoked},
+    )
+    await session.refresh(user)
+    return await get_member(session=session, member_id=member_id)
+
+
+async def reactivate_member(*, session: AsyncSession, actor: Actor, member_id: UUID) -> MemberRead:
+    """Enable a deactivated member again (their revoked tokens stay revoked: they sign in
+    anew); audit ``member.reactivate``."""
+    actor.require(Permission.MANAGE_MEMBERS)
+    await _member_profile(session, actor=actor, member_id=member_id)
+    user = await session.get(User, member_id)
+    if user is None:
+        raise NotFound("member not found")
+    before = user.disabled_reason
+    await enable_account(session=session, user_id=member_id)
+    await audit(
+        session,
+        actor=actor,
+        action="member.reactivate",
+        resource_type="profile",
+        resource_id=member_id,
+        details={"email": user.email, "was": before},
+    )
+    await session.refresh(user)
+    return await get_member(session=session, member_id=member_id)
+
+
 async def remove_member(*, session: AsyncSession, actor: Actor, member_id: UUID) -> None:
     """Delete a member's user (a tenant keeps at least one admin); audit ``member.remove``."""
     actor.require(Permission.MANAGE_MEMBERS)
     profile = await _member_profile(session, actor=actor, member_id=member_id)
     if profile.role == "admin" and await _admin_count(session) <= 1:
         raise Conflict("a tenant needs at least one admin", code="last_admin")
+    await _keep_break_glass(session, tenant_id=actor.tenant_id, member_id=member_id)
     # Deleting the user removes the profile and its tokens by cascade.
     await session.execute(delete(User).where(User.id == member_id))
     await audit(

@@ -41,6 +41,15 @@ API_ACTIONS: dict[tuple[str, str], str] = {
     ("PATCH", "/audit/streams/{stream_id}"): "audit_stream.update",
     ("DELETE", "/audit/streams/{stream_id}"): "audit_stream.delete",
     ("PUT", "/audit/settings"): "audit_settings.update",
+    ("POST", "/sso/providers"): "sso.provider.create",
+    ("PATCH", "/sso/providers/{provider_id}"): "sso.provider.update",
+    ("DELETE", "/sso/providers/{provider_id}"): "sso.provider.delete",
+    ("POST", "/sso/providers/{provider_id}/test"): "sso.provider.test",
+    ("POST", "/sso/rules"): "sso.rule.create",
+    ("PUT", "/sso/rules/order"): "sso.rule.order",
+    ("PATCH", "/sso/rules/{rule_id}"): "sso.rule.update",
+    ("DELETE", "/sso/rules/{rule_id}"): "sso.rule.delete",
+    ("PATCH", "/sso/settings"): "sso.settings.update",
 }
 
 WEB_ACTIONS: dict[tuple[str, str], str] = {
@@ -70,12 +79,26 @@ WEB_ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/audit/streams"): "audit_stream.create",
     ("POST", "/audit/streams/{stream_id}/delete"): "audit_stream.delete",
     ("POST", "/audit/settings"): "audit_settings.update",
+    ("POST", "/audit/streams/{stream_id}/enable"): "audit_stream.update",
+    ("POST", "/audit/streams/{stream_id}/disable"): "audit_stream.update",
+    ("POST", "/settings/sso/providers"): "sso.provider.create",
+    ("POST", "/settings/sso/providers/{provider_id}"): "sso.provider.update",
+    ("POST", "/settings/sso/providers/{provider_id}/delete"): "sso.provider.delete",
+    ("POST", "/settings/sso/providers/{provider_id}/test"): "sso.provider.test",
+    ("POST", "/settings/sso/rules"): "sso.rule.create",
+    ("POST", "/settings/sso/rules/{rule_id}"): "sso.rule.update",
+    ("POST", "/settings/sso/rules/{rule_id}/delete"): "sso.rule.delete",
+    ("POST", "/settings/sso/rules/{rule_id}/up"): "sso.rule.order",
+    ("POST", "/settings/sso/rules/{rule_id}/down"): "sso.rule.order",
+    ("POST", "/settings/sso/policy"): "sso.settings.update",
 }
 
 # Web paths whose first segments name another resource than themselves.
 WEB_PREFIXES = (
     ("/repositories/providers", "/git-providers"),
     ("/cicd/providers", "/cicd-providers"),
+    ("/notifications/channels", "/notification-channels"),
+    ("/notifications/rules", "/notification-rules"),
 )
 # Writes that change nothing: previews of what an action would do.
 READ_ONLY = re.compile(r"/preview$")

@@ -50,6 +50,8 @@ def test_every_secret_column_is_encrypted() -> None:
         ("git_providers", "refresh_token"),
         ("cicd_providers", "config"),
         ("deployments", "secret_environment"),
+        ("sso_providers", "secret"),
+        ("sso_login_states", "code_verifier"),
     ]:
         assert expected in columns
 

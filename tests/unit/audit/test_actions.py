@@ -34,6 +34,10 @@ from shipyard.audit.actions import audit_action, singular
         ("POST", "/repositories/providers/{provider_id}/delete", "git_provider.delete"),
         ("POST", "/settings/members/{member_id}/role", "member.role"),
         ("POST", "/deployments/{deployment_id}/cancel", "deployment.cancel"),
+        ("POST", "/notifications/channels", "notification_channel.create"),
+        ("POST", "/notifications/channels/{channel_id}/edit", "notification_channel.update"),
+        ("POST", "/notifications/rules/{rule_id}/delete", "notification_rule.delete"),
+        ("POST", "/audit/streams/{stream_id}/disable", "audit_stream.update"),
     ],
 )
 def test_actions(method: str, path: str, action: str) -> None:

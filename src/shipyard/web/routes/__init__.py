@@ -29,6 +29,9 @@ def build_router() -> APIRouter:
         repositories,
         schedules,
         settings,
+        sso,
+        sso_ldap,
+        sso_oidc,
         templates,
         webhooks,
         wizard,
@@ -39,6 +42,9 @@ def build_router() -> APIRouter:
     # Fixed paths before parameterised ones: /deployments/new is not a deployment id.
     areas = (
         auth,
+        sso_oidc,
+        sso_ldap,
+        sso,
         cicd,
         dashboard,
         settings,

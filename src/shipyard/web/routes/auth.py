@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from shipyard.accounts import flows, service
 from shipyard.accounts.schemas import AcceptInvitationRequest, LoginRequest, SignupRequest
 from shipyard.deps import ActorDep, RequestContextDep, RuntimeDep, SessionDep
-from shipyard.errors import RateLimited, ShipyardError, Unauthorized
+from shipyard.errors import PermissionDenied, RateLimited, ShipyardError, Unauthorized
 from shipyard.web.deps import MaybeUser, safe_next
 from shipyard.web.errors import field_errors, sentence
 from shipyard.web.routes import web_router
@@ -65,12 +65,14 @@ async def login(
             status_code=429,
             headers={"Retry-After": str(exc.retry_after)},
         )
-    except Unauthorized as exc:
+    except (Unauthorized, PermissionDenied) as exc:
+        # 403 sso_required: the team signs in through its identity provider (the message
+        # names its log-in page).
         return render(
             request,
             "auth/login.html",
             {**context, "message": sentence(exc.message)},
-            status_code=401,
+            status_code=exc.status_code,
         )
     response = RedirectResponse(safe_next(next), status_code=303)
     set_session_cookie(response, request, opened.token, opened.expires_at)

@@ -36,6 +36,7 @@ from shipyard.deps import (
     attempt,
 )
 from shipyard.errors import ShipyardError
+from shipyard.sso import admin as sso_admin
 from shipyard.web.errors import error_page, field_errors, sentence
 from shipyard.web.routes import web_router
 from shipyard.web.templating import is_htmx, render
@@ -75,12 +76,17 @@ async def members(
     session: SessionDep,
     added: str | None = None,
     revoked: int | None = None,
+    notice: str | None = None,
 ) -> Response:
-    notice = f"{added} was added." if added else None
+    if added:
+        notice = f"{added} was added."
     if revoked is not None:
         notice = f"{revoked} token(s) revoked."
     overview = await service.members_overview(session=session, principal=principal)
-    return _members_page(request, overview, notice=notice)
+    sources: dict[UUID, str] = {}
+    if principal.can(Permission.MANAGE_MEMBERS):
+        sources = await sso_admin.sso_sources(session=session, tenant_id=principal.tenant_id)
+    return _members_page(request, overview, notice=notice, sso_sources=sources)
 
 
 @router.post("/settings/members")
@@ -166,6 +172,36 @@ async def remove_member(
     if is_htmx(request):
         return Response(status_code=200)
     return RedirectResponse("/settings/members", status_code=303)
+
+
+@router.post("/settings/members/{member_id}/deactivate")
+async def deactivate_member(
+    request: Request, member_id: UUID, actor: MemberManager, session: SessionDep
+) -> Response:
+    try:
+        async with attempt(session):
+            member = await service.deactivate_member(
+                session=session, actor=actor, member_id=member_id
+            )
+    except ShipyardError as exc:
+        return error_page(request, exc.status_code, sentence(exc.message))
+    notice = f"{member.email} was deactivated; their tokens were revoked."
+    return RedirectResponse(f"/settings/members?notice={quote(notice)}", status_code=303)
+
+
+@router.post("/settings/members/{member_id}/reactivate")
+async def reactivate_member(
+    request: Request, member_id: UUID, actor: MemberManager, session: SessionDep
+) -> Response:
+    try:
+        async with attempt(session):
+            member = await service.reactivate_member(
+                session=session, actor=actor, member_id=member_id
+            )
+    except ShipyardError as exc:
+        return error_page(request, exc.status_code, sentence(exc.message))
+    notice = f"{member.email} was reactivated."
+    return RedirectResponse(f"/settings/members?notice={quote(notice)}", status_code=303)
 
 
 @router.post("/settings/invitations")
