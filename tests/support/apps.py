@@ -26,10 +26,6 @@ def app_for(runtime: Runtime) -> FastAPI:
     """The app for ``runtime.settings``, serving ``runtime`` (one test's client at a time)."""
     from shipyard.api import create_app
 
-    import os  # TEMPORARY A/B switch (speed helper), removed after measuring
-
-    if os.environ.get("SPEED_NO_APP_CACHE"):
-        return create_app(runtime=runtime)
     found = next((entry for entry in _BUILT if entry[0] == runtime.settings), None)
     if found is None:
         # A copy: a test that changes its settings object afterwards gets a new app.
