@@ -88,7 +88,29 @@ $(OIDC_STAMP): $(OIDC_IDP)/package.json $(OIDC_IDP)/package-lock.json
 	cd $(OIDC_IDP) && npm ci --no-audit --no-fund
 	touch $(OIDC_STAMP)
 
-pytest: $(STAMP) system-deps $(OIDC_STAMP)
+# Redocly's CLI, which lints the served OpenAPI description (tests/integration/core/test_openapi_lint.py).
+REDOCLY := tests/tools/redocly
+REDOCLY_STAMP := $(REDOCLY)/node_modules/.installed
+
+$(REDOCLY_STAMP): $(REDOCLY)/package.json $(REDOCLY)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "the OpenAPI lint needs Node.js >= 20 with npm"; exit 1; }
+	cd $(REDOCLY) && npm ci --no-audit --no-fund
+	touch $(REDOCLY_STAMP)
+
+# openapi-python-client, which the generated-client test runs, in a venv of its own: it pins
+# typer below what Shipyard's CLI uses, so it cannot share the project's lock.
+OPENAPI_CLIENT_VERSION := 0.29.1
+OPENAPI_CLIENT := build/tools/openapi-python-client
+OPENAPI_CLIENT_STAMP := $(OPENAPI_CLIENT)/.installed-$(OPENAPI_CLIENT_VERSION)
+
+$(OPENAPI_CLIENT_STAMP): $(UV_STAMP)
+	rm -rf $(OPENAPI_CLIENT)
+	$(PYTHON) -m venv --without-pip $(OPENAPI_CLIENT)
+	$(UV) pip install --quiet --python $(OPENAPI_CLIENT)/bin/python \
+		openapi-python-client==$(OPENAPI_CLIENT_VERSION)
+	touch $(OPENAPI_CLIENT_STAMP)
+
+pytest: $(STAMP) system-deps $(OIDC_STAMP) $(REDOCLY_STAMP) $(OPENAPI_CLIENT_STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --cov --cov-report=term \
 		--cov-fail-under=$(COVERAGE_FLOOR)
 
@@ -131,4 +153,4 @@ wheel-check: $(UV_STAMP)
 	$(CHECKS)/wheel/bin/python -m tests.smoke.wheel $(CHECKS)/dist/*.whl
 
 clean:
-	rm -rf $(VENV) $(CHECKS) .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.* htmlcov $(OIDC_IDP)/node_modules
+	rm -rf $(VENV) $(CHECKS) .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.* htmlcov $(OIDC_IDP)/node_modules $(REDOCLY)/node_modules

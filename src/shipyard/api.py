@@ -20,10 +20,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shipyard import __version__
 from shipyard.config import Settings, get_settings
 from shipyard.db import Database, check_row_level_security, resolve_database_urls
-from shipyard.errors import ShipyardError
+from shipyard.errors import ShipyardError, Unauthorized
 from shipyard.jobs import latest_worker_heartbeat, queue_snapshot
 from shipyard.metrics import CONTENT_TYPE, ObservedRequests, exposition, set_queue_gauges
 from shipyard.metrics import token_accepted as metrics_token_accepted
+from shipyard.openapi import Description
+from shipyard.openapi import install as install_description
 from shipyard.runtime import Runtime, build_runtime, close_runtime, open_runtime
 from shipyard.schema import head_revision
 
@@ -85,6 +87,11 @@ def install_error_handlers(app: FastAPI) -> None:
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
+        if isinstance(exc, Unauthorized):
+            # RFC 6750: say which scheme, and why a token that was sent is refused.
+            headers["WWW-Authenticate"] = (
+                'Bearer error="invalid_token"' if exc.code != "missing_token" else "Bearer"
+            )
         return JSONResponse(
             error_body(exc.code, exc.message, exc.details),
             status_code=exc.status_code,
@@ -277,11 +284,13 @@ def create_app(
             if embedded is not None:
                 embedded.stop()
 
+    description = Description()
     app = FastAPI(
         title="Shipyard",
         version=__version__,
         description="Self-hosted deployment control plane.",
         lifespan=lifespan,
+        generate_unique_id_function=description.unique_id,
     )
     if runtime is not None:
         app.state.runtime = runtime
@@ -290,6 +299,7 @@ def create_app(
         app.state.runtime = build_runtime(settings, db=database)
     install_error_handlers(app)
     app.include_router(build_api_router())
+    install_description(app, description)
 
     from shipyard.web import install as install_web
     from shipyard.web import install_guards

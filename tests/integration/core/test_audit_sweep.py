@@ -20,7 +20,12 @@ from shipyard.accounts.models import AuditEvent
 from shipyard.audit.actions import audit_action
 from shipyard.config import Settings, get_settings
 from shipyard.db import Database
-from tests.integration.core.test_isolation import api_operations, body_for, concrete_url
+from tests.integration.core.test_isolation import (
+    api_operations,
+    body_for,
+    concrete_url,
+    undocumented,
+)
 from tests.support.api import Account
 from tests.support.seed import SeededTenant, seed_tenant
 
@@ -112,4 +117,6 @@ async def test_every_write_operation_leaves_an_audit_entry(
         response = await client.request(method, url, **kwargs)
         if await _count(db, admin, action) <= before:
             missing.append(f"{method} {path} -> {response.status_code}: no '{action}' entry")
+        if (problem := undocumented(method, path, response)) is not None:
+            missing.append(problem)
     assert missing == [], "write operations without an audit entry:\n" + "\n".join(missing)

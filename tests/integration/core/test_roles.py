@@ -9,7 +9,12 @@ import httpx
 import pytest
 
 from shipyard.db import Database
-from tests.integration.core.test_isolation import api_operations, body_for, concrete_url
+from tests.integration.core.test_isolation import (
+    api_operations,
+    body_for,
+    concrete_url,
+    undocumented,
+)
 from tests.support.api import Account, add_member
 from tests.support.seed import SeededTenant, seed_tenant
 
@@ -80,6 +85,8 @@ async def test_forbidden_actions_are_403_and_allowed_ones_are_not(
                 )
         elif response.status_code != 403:
             problems.append(f"{role} {method} {path}: expected 403, got {response.status_code}")
+        if (problem := undocumented(method, path, response)) is not None:
+            problems.append(f"{role} {problem}")
     assert problems == []
 
 
