@@ -64,6 +64,50 @@ UPSTREAM_NAMES = re.compile(
 )
 STREAM_EVENTS = "log (one line), status (the run's status changed), end (the run is final)"
 
+_ID = "3f1c2a9e-7b4d-4e8a-9c51-2d6f0b8e4a17"
+_HOST_ID = "8a2e4c6d-1f3b-4d5a-8e7c-9b0a1c2d3e4f"
+_SCRIPT_ID = "5b7d9f1a-3c5e-4a7b-9d1f-2e4a6c8e0b13"
+_GROUP_ID = "6c8e0a2b-4d6f-4b8c-8e2a-3f5b7d9f1a24"
+# Request and response examples of the operations people script first.
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "auth_login": {
+        "request": {"email": "ops@example.com", "password": "correct horse battery staple"},
+    },
+    "auth_create_token": {"request": {"name": "ci-pipeline", "expires_in_days": 90}},
+    "hosts_create": {
+        "request": {
+            "name": "web-1",
+            "ip": "10.0.0.11",
+            "user": "deploy",
+            "private_key": "-----BEGIN OPENSSH PRIVATE KEY-----\n...",
+            "tags": ["web", "eu"],
+        },
+    },
+    "repositories_add": {"request": {"url": "https://github.com/acme/deploy-scripts"}},
+    "templates_create": {
+        "request": {
+            "name": "release",
+            "repository_id": _ID,
+            "ref": "main",
+            "scripts": [{"script_id": _SCRIPT_ID, "arguments": ["--version={{ version }}"]}],
+            "target": {"group_ids": [_GROUP_ID], "tags": ["web"]},
+            "parameters": [{"name": "version", "type": "string", "required": True}],
+        },
+    },
+    "templates_launch": {
+        "request": {"parameters": {"version": "1.4.2"}},
+    },
+    "deployments_create": {
+        "request": {
+            "name": "hotfix",
+            "repository_id": _ID,
+            "ref": "main",
+            "scripts": [{"script_id": _SCRIPT_ID}],
+            "host_ids": [_HOST_ID],
+        },
+    },
+}
+
 ERROR_DESCRIPTIONS: dict[int, str] = {
     400: "The request cannot be carried out as asked.",
     401: "No valid bearer token: missing, expired, revoked, or the account is disabled.",
@@ -225,6 +269,10 @@ class Description:
                     responses[str(code)] = _error_response(code)
                     if code in declared and described and code != 422:
                         responses[str(code)]["description"] = described
+                example = EXAMPLES.get(operation.get("operationId", ""), {})
+                body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+                if "request" in example and body is not None:
+                    body["example"] = example["request"]
                 if path.endswith("/logs/stream") and method == "get":
                     responses["200"] = {
                         "description": f"Server-sent events: {STREAM_EVENTS}. Resume with "

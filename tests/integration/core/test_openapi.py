@@ -106,3 +106,32 @@ async def test_a_refused_token_names_the_problem_in_www_authenticate(
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
     assert response.json()["error"]["code"] == "invalid_token"
+
+
+def test_request_examples_are_valid_requests() -> None:
+    from pydantic import BaseModel
+
+    from shipyard.accounts.schemas import ApiTokenCreate, LoginRequest
+    from shipyard.deployments.schemas import DeploymentCreate
+    from shipyard.git.schemas import RepositoryCreate
+    from shipyard.hosts.schemas import HostCreate
+    from shipyard.templates.schemas import LaunchRequest, TemplateCreate
+
+    models: dict[str, type[BaseModel]] = {
+        "auth_login": LoginRequest,
+        "auth_create_token": ApiTokenCreate,
+        "hosts_create": HostCreate,
+        "repositories_add": RepositoryCreate,
+        "templates_create": TemplateCreate,
+        "templates_launch": LaunchRequest,
+        "deployments_create": DeploymentCreate,
+    }
+    examples = {
+        operation["operationId"]: operation["requestBody"]["content"]["application/json"]
+        for _, _, operation in operations()
+        if "example"
+        in operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    }
+    assert set(examples) == set(models)
+    for operation_id, model in models.items():
+        model.model_validate(examples[operation_id]["example"])
