@@ -88,6 +88,7 @@ async def launch_template(
         template_id=template_id,
         values=data.parameters,
         freeze_override=data.freeze_override,
+        ref=data.ref,
     )
 
 
@@ -97,7 +98,11 @@ async def preview_template(
 ) -> Preview:
     """What a launch with these values would run now: commit, scripts, hosts and batches."""
     return await flows.preview_template(
-        runtime=runtime, actor=actor, template_id=template_id, values=data.parameters
+        runtime=runtime,
+        actor=actor,
+        template_id=template_id,
+        values=data.parameters,
+        ref=data.ref,
     )
 
 

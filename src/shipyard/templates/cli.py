@@ -286,9 +286,18 @@ def run_template(
             help="Admins: launch although a freeze window is in force (the reason is audited).",
         ),
     ] = None,
+    ref: Annotated[
+        str | None,
+        typer.Option(
+            "--ref",
+            help="This launch only: a branch, tag or commit SHA instead of the template's ref.",
+        ),
+    ] = None,
 ) -> None:
     """Launch a template with parameter values."""
     body: dict[str, Any] = {}
+    if ref is not None:
+        body["ref"] = ref
     if override_freeze is not None:
         body["freeze_override"] = {"reason": override_freeze}
     with client() as api:

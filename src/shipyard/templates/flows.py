@@ -50,6 +50,15 @@ async def _plan(
         )
 
 
+def _with_ref(plan: service.LaunchPlan, ref: str | None) -> service.LaunchPlan:
+    """The plan with ``ref`` (one launch's branch, tag or SHA) in place of the template's."""
+    if ref is not None:
+        if plan.repository_id is None:
+            raise ValidationFailed("this template has no repository to take a ref of", field="ref")
+        plan.ref = ref
+    return plan
+
+
 async def launch_template(
     *,
     runtime: Runtime,
@@ -58,12 +67,14 @@ async def launch_template(
     values: Mapping[str, Any],
     trigger: str = "api",
     freeze_override: FreezeOverride | None = None,
+    ref: str | None = None,
 ) -> DeploymentRead:
-    """Launch the template with ``values``: its ref resolved to a commit now, pinned for the run.
+    """Launch the template with ``values``: its ref (or ``ref``, for this launch only)
+    resolved to a commit now, pinned for the run.
 
     ``freeze_override`` (admins only) lets it start inside a freeze window, with its reason.
     """
-    plan = await _plan(runtime, actor, template_id, values)
+    plan = _with_ref(await _plan(runtime, actor, template_id, values), ref)
     commit_sha = await _commit(runtime, actor, plan)
     return await deployment_flows.create_deployment(
         runtime=runtime,
@@ -98,14 +109,19 @@ async def rollback_template(
 
 
 async def preview_template(
-    *, runtime: Runtime, actor: Actor, template_id: UUID, values: Mapping[str, Any]
+    *,
+    runtime: Runtime,
+    actor: Actor,
+    template_id: UUID,
+    values: Mapping[str, Any],
+    ref: str | None = None,
 ) -> Preview:
     """What a launch with ``values`` would run now: commit, scripts in order, hosts, batches.
 
     The same checks as a launch (a value refused here is refused there); secret values never
     appear (they are not allowed in arguments, and the values show them as ``***``).
     """
-    plan = await _plan(runtime, actor, template_id, values)
+    plan = _with_ref(await _plan(runtime, actor, template_id, values), ref)
     commit_sha = await _commit(runtime, actor, plan)
     choices = plan.request.script_choices()
     scripts: list[PreviewScript] = []

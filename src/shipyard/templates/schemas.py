@@ -150,6 +150,19 @@ class LaunchRequest(StrictModel):
         description="Values by parameter name: text, number, true/false, or a list for "
         "multi_choice.",
     )
+    ref: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="This launch only: a branch, tag or commit SHA instead of the template's "
+        "ref (a CI job deploys the commit it built).",
+    )
+
+    @field_validator("ref")
+    @classmethod
+    def _a_ref(cls, value: str | None) -> str | None:
+        return validate_ref(value)
+
     freeze_override: FreezeOverride | None = Field(
         default=None,
         description="Admins only: launch although a freeze window is in force, with the "

@@ -211,3 +211,42 @@ async def test_launch_pins_the_commit_and_roll_back_runs_the_earlier_one(
     )
     assert failed_repo_run.status_code == 422
     assert failed_repo_run.json()["error"]["details"]["errors"][0]["field"] == "deployment_id"
+
+
+async def test_a_launch_may_name_its_own_ref_for_that_run_only(deploy: DeployBuilder) -> None:
+    repo = await deploy.repo({"show.sh": GitFile('#!/bin/sh\necho "release=built"\n')})
+    built_sha = repo.hosted.head()
+    repo.hosted.commit({"show.sh": GitFile('#!/bin/sh\necho "release=newer"\n')})
+    (host,) = await deploy.hosts(1)
+    template = await api(
+        deploy,
+        "POST",
+        "/templates",
+        {
+            "name": "ci-deploys-its-commit",
+            "repository_id": repo.id,
+            "scripts": [{"script_id": repo.scripts["show.sh"]}],
+            "target": {"host_ids": [host["id"]]},
+        },
+    )
+    assert template.status_code == 201, template.text
+    template_id = template.json()["id"]
+
+    bad = await api(deploy, "POST", f"/templates/{template_id}/launch", {"ref": "main:evil"})
+    assert bad.status_code == 422 and bad.json()["error"]["details"]["errors"][0]["field"] == "ref"
+    preview = await api(deploy, "POST", f"/templates/{template_id}/preview", {"ref": built_sha})
+    assert preview.status_code == 200 and preview.json()["commit_sha"] == built_sha, preview.text
+
+    # A CI job deploys the commit it built, though the branch has moved on since.
+    launched = await api(deploy, "POST", f"/templates/{template_id}/launch", {"ref": built_sha})
+    assert launched.status_code == 201, launched.text
+    assert launched.json()["commit_sha"] == built_sha
+    deploy.worker.start()
+    done = await deploy.wait(launched.json()["id"])
+    assert done["status"] == "success", done
+    assert "release=built" in await deploy.messages(done["id"])
+    # The template itself still follows its branch.
+    read = await api(deploy, "GET", f"/templates/{template_id}")
+    assert read.json()["ref"] is None
+    again = await api(deploy, "POST", f"/templates/{template_id}/preview", {})
+    assert again.json()["commit_sha"] == repo.hosted.head() != built_sha
