@@ -88,11 +88,14 @@ async def test_run_by_name_with_params_waits_and_exits_with_the_outcome(
     assert code == 1 and "--param-stdin DB_PASSWORD" in output
 
     worker.start()
+    # --ref: this run deploys the named commit (what a CI job passes).
+    built = repo.hosted.head()
     code, output = await shipyard(
-        base_url, token, "run", "cli release", "--param", "version=1.2",
+        base_url, token, "run", "cli release", "--param", "version=1.2", "--ref", built,
         "--param-stdin", "DB_PASSWORD", "--wait", stdin=secret.encode() + b"\n",
     )  # fmt: skip
     assert code == 0, output
+    assert f"at commit {built[:12]}" in output
     assert "version=1.2 args=v1.2 password=***" in output
     assert secret not in output
 
