@@ -162,6 +162,7 @@ def build_api_router() -> APIRouter:
     from shipyard.audit.api import router as audit_router
     from shipyard.cicd.api import router as cicd_router
     from shipyard.deployments.api import router as deployments_router
+    from shipyard.deployments.retention_api import router as log_retention_router
     from shipyard.freeze.api import router as freeze_router
     from shipyard.git.api import router as git_router
     from shipyard.hosts.api import groups_router as host_groups_router
@@ -184,6 +185,7 @@ def build_api_router() -> APIRouter:
         host_groups_router,
         inventory_router,
         deployments_router,
+        log_retention_router,
         templates_router,
         template_schedules_router,
         schedules_router,

@@ -403,6 +403,7 @@ def _register_domain_commands() -> None:
     from shipyard.audit.cli import app as audit_app
     from shipyard.cicd.cli import app as cicd_app
     from shipyard.deployments.cli import app as deploy_app
+    from shipyard.deployments.retention_cli import app as logs_app
     from shipyard.freeze.cli import app as freeze_app
     from shipyard.hosts.cli import app as hosts_app
     from shipyard.hosts.inventory_cli import groups_app, inventory_app
@@ -417,6 +418,7 @@ def _register_domain_commands() -> None:
     app.add_typer(groups_app, name="groups")
     app.add_typer(inventory_app, name="inventory")
     app.add_typer(deploy_app, name="deploy")
+    app.add_typer(logs_app, name="logs")
     app.add_typer(cicd_app, name="cicd")
     app.add_typer(templates_app, name="templates")
     app.add_typer(schedules_app, name="schedules")

@@ -84,12 +84,12 @@ async def test_log_filters_pause_and_download(
     await expect(follow).to_have_text("Resume auto-scroll")
 
     async with page.expect_download() as download_info:
-        await page.get_by_role("link", name="Download").click()
+        await page.get_by_role("link", name="Download", exact=True).click()
     download = await download_info.value
     assert download.suggested_filename == f"deployment-{run.deployment_id}.log"
     text = Path(await download.path()).read_text()
     assert text.count("\n") == 3
-    assert "ERROR   web-2: disk full on web-2" in text
+    assert "web-2 [ERROR] disk full on web-2" in text
 
 
 async def test_viewer_sees_the_run_but_no_controls(

@@ -91,6 +91,12 @@ async def signup_mode(*, runtime: Runtime) -> SignupMode:
         return await service.signup_mode(session=session, settings=runtime.settings)
 
 
+async def opens_on_signup(*, runtime: Runtime) -> bool:
+    """Whether the log-in page sends a visitor to sign-up (a fresh install, sign-up open)."""
+    async with runtime.db.session(system=True) as session:
+        return await service.opens_on_signup(session=session, settings=runtime.settings)
+
+
 async def login(
     *, runtime: Runtime, email: str, password: str, context: RequestContext
 ) -> OpenedSession:

@@ -29,6 +29,10 @@ class Tenant(TimestampMixin, Base):
     domain: Mapped[str | None] = mapped_column(Text)
     # Days to keep the tenant's audit entries; NULL: SHIPYARD_AUDIT_RETENTION_DAYS (0013).
     audit_retention_days: Mapped[int | None] = mapped_column(Integer)
+    # 0015, log retention: delete finished runs' log lines after N days, and/or keep at most N
+    # lines per run (the newest); NULL: keep (the installation's defaults apply).
+    log_retention_days: Mapped[int | None] = mapped_column(Integer)
+    log_retention_lines: Mapped[int | None] = mapped_column(Integer)
     # 0014, the tenant's log-in policy: the slug of its own log-in URL (/login/t/<slug>); the
     # role of an SSO user no rule matches (NULL: refuse them); whether members must sign in
     # through SSO; and the one admin who may still use a password then (break glass).

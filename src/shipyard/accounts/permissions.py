@@ -29,6 +29,8 @@ class Permission(StrEnum):
     MANAGE_AUDIT = "manage_audit"
     # Identity providers, group-to-role rules and the tenant's log-in policy (admins).
     MANAGE_SSO = "manage_sso"
+    # The tenant's log retention policy, and the size of its log (admins).
+    MANAGE_LOG_RETENTION = "manage_log_retention"
 
 
 _VIEWER = frozenset({Permission.READ, Permission.PIN_REPOSITORIES, Permission.MANAGE_OWN_TOKENS})

@@ -258,6 +258,12 @@ async def signup_mode(*, session: AsyncSession, settings: Settings) -> SignupMod
     return "invite" if any_tenant else "open"
 
 
+async def opens_on_signup(*, session: AsyncSession, settings: Settings) -> bool:
+    """A fresh install (no user at all) whose sign-up is open: its first visitor signs up."""
+    any_user = await session.scalar(select(exists().where(User.id.is_not(None))))
+    return not any_user and await signup_mode(session=session, settings=settings) == "open"
+
+
 async def admit_signup(*, session: AsyncSession, ip_address: str, settings: Settings) -> SignupMode:
     """Refuse a sign-up unless it is open, then count it against the address (system session)."""
     mode = await signup_mode(session=session, settings=settings)

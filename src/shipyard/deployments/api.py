@@ -11,7 +11,16 @@ from fastapi.responses import StreamingResponse
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
 from shipyard.cicd.schemas import MappingRead
-from shipyard.deployments import flows, service
+from shipyard.deployments import flows, log_reads, service
+from shipyard.deployments.grid import MAX_PAGE_SIZE, results_grid
+from shipyard.deployments.grid_schemas import ResultsRead
+from shipyard.deployments.log_export import (
+    LogFilter,
+    accepts_gzip,
+    encoded,
+    gzipped,
+    open_log_export,
+)
 from shipyard.deployments.schemas import (
     DeploymentCreate,
     DeploymentLogRead,
@@ -19,7 +28,11 @@ from shipyard.deployments.schemas import (
     DeploymentScriptRead,
     DeploymentStatus,
     DeploymentUpdate,
+    LogLandmarks,
     LogPage,
+    LogRange,
+    LogSearchResult,
+    LogStream,
 )
 from shipyard.deployments.stream import open_log_stream
 from shipyard.deps import (
@@ -34,6 +47,8 @@ from shipyard.errors import ValidationFailed
 from shipyard.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 
 router = APIRouter(prefix="/deployments", tags=["deployments"])
+LogLevelParam = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+_MAX_OFFSET = 2**31 - 1
 Runner = Annotated[Actor, acting(Permission.RUN_DEPLOYMENTS)]
 
 
@@ -135,19 +150,44 @@ async def list_scripts(
     return [DeploymentScriptRead.model_validate(row) for row in rows]
 
 
-@router.get("/{deployment_id}/logs", response_model=LogPage)
+@router.get("/{deployment_id}/logs", response_model=LogPage | LogRange)
 async def list_logs(
     deployment_id: UUID,
     principal: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    offset: Annotated[
+        int | None,
+        Query(ge=0, le=_MAX_OFFSET, description="0-based line offset: answer a range instead"),
+    ] = None,
+    tail: Annotated[bool, Query(description="Answer the last `limit` lines as a range")] = False,
     host_id: UUID | None = None,
     deployment_script_id: UUID | None = None,
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None,
+    script_id: Annotated[UUID | None, Query(description="A deployment_scripts row")] = None,
+    level: LogLevelParam | None = None,
+    stream: LogStream | None = None,
+    failed_only: bool = False,
     search: Annotated[str | None, Query(max_length=500)] = None,
-) -> LogPage:
-    """Stored log lines, oldest first; page with ``cursor``."""
+) -> LogPage | LogRange:
+    """Stored log lines, oldest first; page with ``cursor`` (by sequence number), or ask for
+    lines by number with ``offset`` or the last ones with ``tail`` (then the answer is a range:
+    ``{total, offset, last_seq, lines}``)."""
+    if offset is not None or tail:
+        if cursor is not None or search is not None:
+            field = "offset" if offset is not None else "tail"
+            raise ValidationFailed(f"{field} cannot be combined with cursor or search", field=field)
+        view = _view(
+            host_id, script_id or deployment_script_id, level, stream, failed_only=failed_only
+        )
+        return await log_reads.read_range(
+            session=session,
+            deployment_id=deployment_id,
+            view=view,
+            offset=offset or 0,
+            limit=limit,
+            tail=tail,
+        )
     after_seq = _parse_seq(cursor, field="cursor")
     rows = await service.list_logs(
         session=session,
@@ -155,12 +195,69 @@ async def list_logs(
         after_seq=after_seq,
         limit=limit,
         host_id=host_id,
-        deployment_script_id=deployment_script_id,
+        deployment_script_id=script_id or deployment_script_id,
         level=level,
         search=search,
     )
     items = [DeploymentLogRead.model_validate(row) for row in rows]
     return LogPage(items=items, next_cursor=str(items[-1].seq) if len(items) == limit else None)
+
+
+def _view(
+    host_id: UUID | None,
+    script_id: UUID | None,
+    level: str | None,
+    stream: str | None,
+    *,
+    failed_only: bool,
+) -> log_reads.LogView:
+    return log_reads.LogView(
+        host_id=host_id, script_id=script_id, level=level, stream=stream, failed_only=failed_only
+    )
+
+
+@router.get("/{deployment_id}/logs/search", response_model=LogSearchResult)
+async def search_logs(
+    deployment_id: UUID,
+    principal: CurrentUser,
+    session: SessionDep,
+    q: Annotated[str, Query(min_length=1, max_length=500)],
+    regex: bool = False,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    host_id: UUID | None = None,
+    script_id: Annotated[UUID | None, Query(description="A deployment_scripts row")] = None,
+    level: LogLevelParam | None = None,
+    stream: LogStream | None = None,
+    failed_only: bool = False,
+) -> LogSearchResult:
+    """Line numbers of the matching lines over the whole log (ILIKE, or ``~*`` with ``regex``)."""
+    return await log_reads.search_log(
+        session=session,
+        deployment_id=deployment_id,
+        view=_view(host_id, script_id, level, stream, failed_only=failed_only),
+        query=q,
+        regex=regex,
+        limit=limit,
+    )
+
+
+@router.get("/{deployment_id}/logs/landmarks", response_model=LogLandmarks)
+async def log_landmarks(
+    deployment_id: UUID,
+    principal: CurrentUser,
+    session: SessionDep,
+    host_id: UUID | None = None,
+    script_id: Annotated[UUID | None, Query(description="A deployment_scripts row")] = None,
+    level: LogLevelParam | None = None,
+    stream: LogStream | None = None,
+    failed_only: bool = False,
+) -> LogLandmarks:
+    """Where to jump: the first ERROR line and the first failed script's first line."""
+    return await log_reads.log_landmarks(
+        session=session,
+        deployment_id=deployment_id,
+        view=_view(host_id, script_id, level, stream, failed_only=failed_only),
+    )
 
 
 _MAX_SEQ = 2**63 - 1  # log sequence numbers are PostgreSQL bigints
@@ -202,3 +299,68 @@ async def stream_deployment_logs(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+# The results grid and the log download (issue 17, the grid's part) ---------------------------
+
+
+@router.get("/{deployment_id}/results", response_model=ResultsRead)
+async def deployment_results(
+    deployment_id: UUID,
+    principal: CurrentUser,
+    session: SessionDep,
+    failed_only: bool = False,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 1000,
+) -> ResultsRead:
+    """The results grid: hosts (by name, a page of them) x scripts, one cell per script run,
+    and the progress ("37/200 hosts done, 2 failed")."""
+    grid = await results_grid(
+        session=session,
+        deployment_id=deployment_id,
+        failed_only=failed_only,
+        offset=offset,
+        limit=limit,
+    )
+    return ResultsRead.from_grid(grid)
+
+
+@router.get("/{deployment_id}/logs/download", response_class=StreamingResponse)
+async def download_deployment_logs(
+    deployment_id: UUID,
+    principal: CurrentUser,
+    db: DatabaseDep,
+    host_id: UUID | None = None,
+    host: Annotated[str | None, Query(max_length=200, description="A host's name or id")] = None,
+    script: Annotated[
+        str | None,
+        Query(max_length=200, description="A script's name, path, catalogue id or row id"),
+    ] = None,
+    failed: Annotated[bool, Query(description="Only the failed scripts' lines")] = False,
+    grep: Annotated[str | None, Query(max_length=500)] = None,
+    regex: Annotated[bool, Query(description="grep is a regular expression")] = False,
+    format: Literal["text", "jsonl"] = "text",
+    accept_encoding: Annotated[str | None, Header(alias="Accept-Encoding")] = None,
+) -> StreamingResponse:
+    """The log, streamed as text (``timestamp host [stream] message``) or JSON lines, gzip when
+    the client accepts it; the same filters as the grid and ``shipyard deploy logs``."""
+    wanted = LogFilter(
+        host=str(host_id) if host_id else host,
+        script=script,
+        failed_only=failed,
+        grep=grep,
+        regex=regex,
+    )
+    export = await open_log_export(
+        db=db, principal=principal, deployment_id=deployment_id, wanted=wanted, fmt=format
+    )
+    headers = {
+        "Content-Disposition": f'attachment; filename="{export.filename}"',
+        "Vary": "Accept-Encoding",
+    }
+    body = encoded(export.chunks)
+    if accepts_gzip(accept_encoding):
+        headers["Content-Encoding"] = "gzip"
+        body = gzipped(export.chunks)
+    media = "application/x-ndjson" if format == "jsonl" else "text/plain; charset=utf-8"
+    return StreamingResponse(body, media_type=media, headers=headers)

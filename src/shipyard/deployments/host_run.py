@@ -17,7 +17,7 @@ from shipyard.deployments.logs import LogWriter, OutputTail
 from shipyard.deployments.script_rows import ScriptRowWriter
 from shipyard.errors import HostError
 from shipyard.hosts.environment import RESERVED_PREFIX, first_refused
-from shipyard.hosts.executor import Executor, HostConnection, HostTarget, OutputLine, RunResult
+from shipyard.hosts.executor import Executor, HostConnection, HostTarget, OutputChunk, RunResult
 
 FingerprintCallback = Callable[[UUID, str], Awaitable[object]]
 
@@ -160,17 +160,18 @@ class HostRun:
     async def _run_one(self, conn: HostConnection, workdir: str, script: PlannedScript) -> bool:
         tail = OutputTail()
 
-        async def on_output(line: OutputLine) -> None:
-            stored = await self.logs.write(
-                "INFO" if line.stream == "stdout" else "ERROR",
-                line.text,
+        async def on_chunk(chunk: OutputChunk) -> None:
+            # One read of stdout or stderr at a time: both streams are stored at level INFO
+            # with their stream named (stderr is mostly progress and warnings, not errors).
+            stored = await self.logs.write_lines(
+                chunk.stream,
+                chunk.lines,
+                timestamp=chunk.timestamp,
                 host_id=self.host_id,
                 deployment_script_id=script.row_id,
-                timestamp=line.timestamp,
-                continues=line.continues,
+                cut=chunk.cut,
             )
-            if stored or not line.continues:
-                tail.add(stored)
+            tail.extend(stored)
 
         self.rows.update(
             script.row_id,
@@ -201,7 +202,7 @@ class HostRun:
                 env=self.environment,
                 timeout=self.timeout,
                 cwd=workdir,
-                on_output=on_output,
+                on_chunk=on_chunk,
                 on_pid=on_pid,
             )
         else:
@@ -211,7 +212,7 @@ class HostRun:
                 env=self.environment,
                 timeout=self.timeout,
                 cwd=workdir,
-                on_output=on_output,
+                on_chunk=on_chunk,
                 on_pid=on_pid,
             )
         return await self._record(script, result, tail)

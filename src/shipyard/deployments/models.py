@@ -61,6 +61,8 @@ SCRIPT_STATUSES = (
     "interrupted",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# 0015: where a script's line came from; NULL for Shipyard's own events (which carry a level).
+LOG_STREAMS = ("stdout", "stderr")
 
 
 class Deployment(TimestampMixin, Base):
@@ -146,6 +148,9 @@ class Deployment(TimestampMixin, Base):
         PG_UUID(as_uuid=True), ForeignKey("freeze_windows.id", ondelete="SET NULL"), index=True
     )
     freeze_override_reason: Mapped[str | None] = mapped_column(Text)
+    # 0015: when the retention policy deleted this run's log lines (its rows, results and
+    # output tails stay; the page says the log was pruned).
+    log_pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DeploymentScript(TimestampMixin, Base):
@@ -197,6 +202,7 @@ class DeploymentLog(Base):
     __tablename__ = "deployment_logs"
     __table_args__ = (
         CheckConstraint(check_in("level", LOG_LEVELS), name="level"),
+        CheckConstraint(check_in("stream", LOG_STREAMS), name="stream"),
         Index("ix_deployment_logs_deployment_id_seq", "deployment_id", "seq"),
     )
 
@@ -223,3 +229,6 @@ class DeploymentLog(Base):
     )
     host_id: Mapped[UUID | None] = mapped_column(PG_UUID(as_uuid=True))
     deployment_script_id: Mapped[UUID | None] = mapped_column(PG_UUID(as_uuid=True))
+    # 0015: stdout or stderr for a script's output (its level stays INFO: most stderr is
+    # progress and warnings, not errors); NULL for Shipyard's own events.
+    stream: Mapped[str | None] = mapped_column(Text)

@@ -7,7 +7,6 @@ short session, since that route holds none.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,6 @@ from shipyard.accounts.principal import Principal
 from shipyard.cicd.models import CicdJob
 from shipyard.cicd.schemas import MappingRead
 from shipyard.cicd.service import list_jobs, list_mappings
-from shipyard.db import Database
 from shipyard.deployments import service
 from shipyard.deployments.models import (
     DEPLOYMENT_STATUSES,
@@ -46,7 +44,6 @@ if TYPE_CHECKING:
     from shipyard.runtime import Runtime
 
 LIST_PAGE_SIZE = 25
-LOG_DOWNLOAD_PAGE = 5000
 DASHBOARD_RECENT = 10
 DASHBOARD_LIST_LIMIT = 50
 FAILED_STATUSES = ("failed", "partial")
@@ -319,40 +316,6 @@ async def deployment_detail(
     )
 
 
-async def log_text(
-    *, db: Database, principal: Principal, deployment_id: UUID
-) -> AsyncIterator[str]:
-    """The deployment's whole log as text lines, read page by page in short sessions.
-
-    Raises ``NotFound`` at once (before any line) when the deployment is not the tenant's.
-    """
-    async with db.session(tenant_id=principal.tenant_id, user_id=principal.user_id) as session:
-        deployment = await service.get_deployment(session=session, deployment_id=deployment_id)
-        names = await host_names(session, set(deployment.host_ids))
-    return _log_lines(db, principal, deployment_id, names)
-
-
-async def _log_lines(
-    db: Database, principal: Principal, deployment_id: UUID, names: dict[UUID, str]
-) -> AsyncIterator[str]:
-    after: int | None = None
-    while True:
-        async with db.session(tenant_id=principal.tenant_id, user_id=principal.user_id) as session:
-            page = await service.list_logs(
-                session=session,
-                deployment_id=deployment_id,
-                after_seq=after,
-                limit=LOG_DOWNLOAD_PAGE,
-            )
-        for line in page:
-            host = names.get(line.host_id, "") if line.host_id else ""
-            prefix = f"{line.timestamp.isoformat()} {line.level:<7}"
-            yield f"{prefix} {host + ': ' if host else ''}{line.message}\n"
-        if len(page) < LOG_DOWNLOAD_PAGE:
-            return
-        after = page[-1].seq
-
-
 # The wizard's review -------------------------------------------------------------------------
 
 
@@ -500,10 +463,18 @@ class Dashboard:
     failed: list[Deployment] = field(default_factory=list)
     hosts_by_status: dict[str, int] = field(default_factory=dict)
     pinned: list[Repository] = field(default_factory=list)
+    # The getting-started checklist: whether the tenant has a repository and has run anything.
+    has_repository: bool = False
+    has_deployment: bool = False
 
     @property
     def host_count(self) -> int:
         return sum(self.hosts_by_status.values())
+
+    @property
+    def getting_started(self) -> bool:
+        """Whether the checklist shows: until a repository, a host and a first run exist."""
+        return not (self.has_repository and self.host_count and self.has_deployment)
 
 
 async def dashboard(*, session: AsyncSession, principal: Principal, now: datetime) -> Dashboard:
@@ -544,12 +515,18 @@ async def dashboard(*, session: AsyncSession, principal: Principal, now: datetim
         .where(ProfileRepositoryPin.profile_id == principal.user_id)
         .order_by(func.lower(Repository.name))
     )
+    a_repository = await session.scalar(
+        select(Repository.id).where(Repository.tenant_id == principal.tenant_id).limit(1)
+    )
+    recent_list = list(recent.all())
     return Dashboard(
-        recent=list(recent.all()),
+        recent=recent_list,
         running=list(running.all()),
         failed=list(failed.all()),
         hosts_by_status={status: counts[status] for status in HOST_STATUSES if counts.get(status)},
         pinned=list(pinned.all()),
+        has_repository=a_repository is not None,
+        has_deployment=bool(recent_list),
     )
 
 

@@ -27,9 +27,28 @@ class Redactor:
             re.compile("|".join(re.escape(piece) for piece in pieces)) if pieces else None
         )
         self._longest = max((len(piece) for piece in pieces), default=0)
+        # For many lines joined by line feeds: the pieces that fit in one line (a whole
+        # multi-line secret never does; its lines are pieces of their own).
+        in_line = [piece for piece in pieces if "\n" not in piece]
+        self._lines_pattern = (
+            re.compile("|".join(re.escape(piece) for piece in in_line)) if in_line else None
+        )
 
     def __call__(self, text: str) -> str:
         return self._masker(text)
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def mask_lines(self, text: str) -> str:
+        """Mask lines joined by line feeds in one pass, exactly as masking each line alone would.
+
+        No piece of this pattern holds a line feed, so no match crosses one; within a line the
+        same alternation, longest first, finds the same matches as the masker.
+        """
+        if self._lines_pattern is None:
+            return text
+        return self._lines_pattern.sub(MASK, text)
 
     def mask_prefix(self, text: str) -> tuple[str, str]:
         """Mask what of ``text`` is settled; return it with the raw rest to prepend next time.

@@ -295,6 +295,10 @@ class DeploymentRead(BaseModel):
         default_factory=list,
         description="The approvers' decisions, oldest first (filled on a single deployment).",
     )
+    log_pruned_at: datetime | None = Field(
+        default=None,
+        description="When the tenant's log retention policy deleted (some of) its log lines.",
+    )
 
 
 class DeploymentScriptRead(BaseModel):
@@ -332,8 +336,54 @@ class DeploymentLogRead(BaseModel):
     timestamp: datetime
     host_id: UUID | None
     deployment_script_id: UUID | None
+    # A script's output: "stdout" or "stderr" (both at level INFO); null for Shipyard's events.
+    stream: Literal["stdout", "stderr"] | None = None
 
 
 class LogPage(BaseModel):
     items: list[DeploymentLogRead]
     next_cursor: str | None = None
+
+
+# Log reads by line (issue 17): ranges by offset, search, landmarks.
+LogStream = Literal["stdout", "stderr"]
+
+
+class LogLineRead(BaseModel):
+    """One line of a log range: ``line`` is its 1-based number in the filtered view."""
+
+    line: int
+    seq: int
+    timestamp: datetime
+    host_id: UUID | None
+    script_id: UUID | None = Field(description="The deployment_scripts row it belongs to")
+    level: LogLevel
+    stream: LogStream | None
+    message: str
+
+
+class LogRange(BaseModel):
+    """Lines ``offset + 1`` to ``offset + len(lines)`` of the view; ``total`` lines in all."""
+
+    total: int
+    offset: int
+    # The sequence number of the view's last line: the live stream resumes after it.
+    last_seq: int | None
+    lines: list[LogLineRead]
+
+
+class LogSearchResult(BaseModel):
+    count: int
+    matches: list[int] = Field(description="Line numbers of the first matches, in order")
+    truncated: bool
+
+
+class FailedScriptLandmark(BaseModel):
+    script_id: UUID
+    host_id: UUID | None
+    line: int | None
+
+
+class LogLandmarks(BaseModel):
+    first_error_line: int | None
+    first_failed_script: FailedScriptLandmark | None

@@ -1,5 +1,5 @@
 """Background jobs: run a deployment, and a pool's part of one; sweep deployments whose worker
-was lost."""
+was lost; prune finished runs' logs by their tenant's retention policy."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from uuid import UUID
 
 from shipyard.deployments.deployment_run import DeploymentPart, DeploymentRun
 from shipyard.deployments.recovery import recover_lost_deployments
+from shipyard.deployments.retention import prune_logs
 from shipyard.jobs import JobRun, TaskSet
 
 tasks = TaskSet("deployments")
@@ -53,3 +54,9 @@ async def run_part(
 )
 async def recover_lost(job: JobRun, timestamp: int) -> None:
     await recover_lost_deployments(runtime=job.runtime)
+
+
+@tasks.task("prune_logs", queueing_lock="prune_logs", periodic="41 2 * * *")
+async def prune_logs_daily(job: JobRun, timestamp: int) -> None:
+    """Daily: delete finished runs' log lines their tenant's policy no longer keeps."""
+    await prune_logs(db=job.runtime.db, now=job.runtime.clock.now())

@@ -66,8 +66,14 @@ def body_for(path: str, seeded: SeededTenant) -> dict[str, Any]:
     return {}
 
 
+# Query parameters an operation requires, so the sweeps reach what it does with the ids.
+REQUIRED_QUERY = {"/api/v1/deployments/{deployment_id}/logs/search": "q=error"}
+
+
 def concrete_url(path: str, seeded: SeededTenant) -> str:
-    return ID_PARAM.sub(lambda match: id_for(path, match.group(1), seeded), path)
+    url = ID_PARAM.sub(lambda match: id_for(path, match.group(1), seeded), path)
+    query = REQUIRED_QUERY.get(path)
+    return f"{url}?{query}" if query else url
 
 
 def api_operations() -> list[tuple[str, str]]:

@@ -66,7 +66,10 @@ async def test_success_on_several_hosts_with_args_env_and_secret(
         assert f"hello from {host['name']} args=alpha two words" in messages
     assert "region=eu-west" in messages
     assert "token=***" in messages
-    assert any(line["level"] == "ERROR" and line["message"] == "to stderr" for line in logs)
+    assert any(
+        line["level"] == "INFO" and line["stream"] == "stderr" and line["message"] == "to stderr"
+        for line in logs
+    )
     assert [line["seq"] for line in logs] == sorted(line["seq"] for line in logs)
     # The secret is nowhere: not in logs, script outputs or the raw tables.
     with psycopg.connect(to_libpq_url(database_url)) as conn:

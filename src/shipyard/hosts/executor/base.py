@@ -72,7 +72,30 @@ class OutputLine:
     continues: bool = False
 
 
+@dataclass(frozen=True)
+class OutputChunk:
+    """The lines of one stream that one read completed, in order, stamped when they arrived.
+
+    Handed over as one piece so that a chatty script costs one await per read (up to 64 KiB),
+    not one per line. ``cut`` holds the indexes of pieces of over-long lines (each continues
+    in the next line of the same stream, as :attr:`OutputLine.continues` says).
+    """
+
+    stream: StreamName
+    lines: Sequence[str]
+    timestamp: datetime
+    cut: tuple[int, ...] = ()
+
+    def output_lines(self) -> list[OutputLine]:
+        """The same lines one by one."""
+        return [
+            OutputLine(self.stream, text, self.timestamp, continues=index in self.cut)
+            for index, text in enumerate(self.lines)
+        ]
+
+
 OutputCallback = Callable[[OutputLine], Awaitable[None]]
+OutputChunkCallback = Callable[[OutputChunk], Awaitable[None]]
 # Told the remote PID (which is also its process group) once the process has started.
 PidCallback = Callable[[int], None]
 
@@ -165,10 +188,12 @@ class HostConnection(ABC):
         cwd: str | None = None,
         on_output: OutputCallback | None = None,
         on_pid: PidCallback | None = None,
+        on_chunk: OutputChunkCallback | None = None,
     ) -> RunResult:
         """Run shell code (POSIX sh, or PowerShell on Windows) with ``args`` appended quoted.
 
-        Output goes line by line to ``on_output`` as it arrives. On ``timeout`` (seconds)
+        Output goes line by line to ``on_output`` as it arrives, and to ``on_chunk`` as one
+        :class:`OutputChunk` per read (the lines one read completed). On ``timeout`` (seconds)
         the remote process group is killed and the result has ``timed_out``. If the calling
         task is cancelled, the remote process is killed before ``CancelledError`` propagates.
         ``on_pid`` is told the process's PID (the leader of its process group) once known.
@@ -185,6 +210,7 @@ class HostConnection(ABC):
         cwd: str | None = None,
         on_output: OutputCallback | None = None,
         on_pid: PidCallback | None = None,
+        on_chunk: OutputChunkCallback | None = None,
     ) -> RunResult:
         """Execute the file at ``path`` on the host (e.g. from :meth:`upload`), like :meth:`run`."""
 

@@ -15,6 +15,7 @@ from shipyard.hosts.executor import commands, errors
 from shipyard.hosts.executor.base import (
     HostConnection,
     OutputCallback,
+    OutputChunkCallback,
     OutputLine,
     PidCallback,
     RunResult,
@@ -155,6 +156,7 @@ class ProcessConnection(HostConnection):
         cwd: str | None = None,
         on_output: OutputCallback | None = None,
         on_pid: PidCallback | None = None,
+        on_chunk: OutputChunkCallback | None = None,
     ) -> RunResult:
         return await self._run(
             command,
@@ -165,6 +167,7 @@ class ProcessConnection(HostConnection):
             cwd=cwd,
             on_output=on_output,
             on_pid=on_pid,
+            on_chunk=on_chunk,
         )
 
     async def run_script(
@@ -177,6 +180,7 @@ class ProcessConnection(HostConnection):
         cwd: str | None = None,
         on_output: OutputCallback | None = None,
         on_pid: PidCallback | None = None,
+        on_chunk: OutputChunkCallback | None = None,
     ) -> RunResult:
         return await self._run(
             path,
@@ -187,6 +191,7 @@ class ProcessConnection(HostConnection):
             cwd=cwd,
             on_output=on_output,
             on_pid=on_pid,
+            on_chunk=on_chunk,
         )
 
     async def _run(
@@ -200,6 +205,7 @@ class ProcessConnection(HostConnection):
         cwd: str | None,
         on_output: OutputCallback | None,
         on_pid: PidCallback | None,
+        on_chunk: OutputChunkCallback | None = None,
     ) -> RunResult:
         """Hand the environment over (never on the command line), run, then clear it away."""
         commands.check_env(env)
@@ -212,6 +218,7 @@ class ProcessConnection(HostConnection):
                 on_output=on_output,
                 on_pid=on_pid,
                 env=handoff.variables,
+                on_chunk=on_chunk,
             )
         finally:
             if handoff.file is not None:
@@ -266,6 +273,7 @@ class ProcessConnection(HostConnection):
         on_output: OutputCallback | None,
         on_pid: PidCallback | None = None,
         env: Mapping[str, str] | None = None,
+        on_chunk: OutputChunkCallback | None = None,
     ) -> RunResult:
         if self._closed:
             raise errors.host_error(
@@ -287,8 +295,8 @@ class ProcessConnection(HostConnection):
             return True
 
         tail = Tail()
-        stdout = OutputPump("stdout", on_output, tail)
-        stderr = OutputPump("stderr", on_output, tail, take_marker)
+        stdout = OutputPump("stdout", on_output, tail, on_chunk=on_chunk)
+        stderr = OutputPump("stderr", on_output, tail, take_marker, on_chunk=on_chunk)
 
         def begin(process: StartedProcess) -> asyncio.Future[None]:
             active.process = process

@@ -20,6 +20,7 @@ def build_router() -> APIRouter:
         auth,
         cicd,
         dashboard,
+        deployment_grid,
         deployments,
         freeze,
         groups,
@@ -60,6 +61,8 @@ def build_router() -> APIRouter:
         approvals,
         freeze,
         audit,
+        # Before deployments: its streamed /deployments/{id}/log.txt download.
+        deployment_grid,
         deployments,
     )
     for area in areas:

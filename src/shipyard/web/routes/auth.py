@@ -31,6 +31,9 @@ async def login_page(
 ) -> Response:
     if user is not None:
         return RedirectResponse(safe_next(next), status_code=303)
+    if await flows.opens_on_signup(runtime=runtime):
+        # A fresh install: nobody can log in yet, so the first visitor creates the first account.
+        return RedirectResponse("/signup", status_code=303)
     mode = await flows.signup_mode(runtime=runtime)
     return render(
         request, "auth/login.html", {"next": safe_next(next), "values": {}, "signup": mode}

@@ -6,13 +6,13 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import Query, Request, Response
-from fastapi.responses import RedirectResponse, StreamingResponse
+from fastapi.responses import RedirectResponse
 
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
 from shipyard.deployments import flows, pages, service
 from shipyard.deployments.models import DEPLOYMENT_STATUSES, LOG_LEVELS
-from shipyard.deps import CurrentUser, DatabaseDep, RuntimeDep, SessionDep, acting
+from shipyard.deps import CurrentUser, RuntimeDep, SessionDep, acting
 from shipyard.freeze import service as freeze
 from shipyard.web.routes import web_router
 from shipyard.web.templating import is_htmx, render
@@ -96,17 +96,6 @@ async def deployment_live(
         session=session, principal=principal, deployment_id=deployment_id
     )
     return render(request, "deployments/_live.html", view.context())
-
-
-@router.get("/deployments/{deployment_id}/log.txt")
-async def download_log(deployment_id: UUID, principal: CurrentUser, db: DatabaseDep) -> Response:
-    lines = await pages.log_text(db=db, principal=principal, deployment_id=deployment_id)
-    filename = f"deployment-{deployment_id}.log"
-    return StreamingResponse(
-        lines,
-        media_type="text/plain; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 @router.post("/deployments/{deployment_id}/cancel")

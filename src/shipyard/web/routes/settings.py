@@ -1,5 +1,5 @@
 """Settings: the account, members, roles, invitations and members' tokens (admins), personal
-API tokens.
+API tokens, the log retention policy (admins).
 
 Each form calls its accounts action (which writes the audit entry) and renders the result.
 """
@@ -25,6 +25,8 @@ from shipyard.accounts.schemas import (
     MemberUpdate,
 )
 from shipyard.accounts.service import MembersOverview
+from shipyard.deployments import retention
+from shipyard.deployments.retention_schemas import LogRetentionUpdate
 from shipyard.deps import (
     ActorDep,
     ClockDep,
@@ -46,6 +48,7 @@ router = web_router()
 FormText = Annotated[str, Form()]
 MemberManager = Annotated[Actor, acting(Permission.MANAGE_MEMBERS)]
 TokenOwner = Annotated[Actor, acting(Permission.MANAGE_OWN_TOKENS)]
+LogAdmin = Annotated[Actor, acting(Permission.MANAGE_LOG_RETENTION)]
 
 
 @router.get("/settings")
@@ -376,3 +379,58 @@ async def revoke_token(
     if is_htmx(request):
         return render(request, "settings/_token_row.html", {"token": record})
     return RedirectResponse("/settings/tokens", status_code=303)
+
+
+# The Logs tab: the retention policy and the size of the tenant's log (admins). ---------------
+
+
+@router.get("/settings/logs")
+async def log_retention_page(
+    request: Request, actor: LogAdmin, session: SessionDep, saved: int = 0
+) -> Response:
+    policy = await retention.read_policy(session=session, tenant_id=actor.tenant_id)
+    values = {
+        "days": "" if policy.days is None else str(policy.days),
+        "lines": "" if policy.lines is None else str(policy.lines),
+    }
+    return render(
+        request,
+        "settings/logs.html",
+        {
+            "section": "settings",
+            "policy": policy,
+            "values": values,
+            "notice": "The retention policy was saved." if saved else None,
+        },
+    )
+
+
+@router.post("/settings/logs")
+async def save_log_retention(
+    request: Request,
+    actor: LogAdmin,
+    session: SessionDep,
+    days: FormText = "",
+    lines: FormText = "",
+) -> Response:
+    values = {"days": days.strip(), "lines": lines.strip()}
+    try:
+        data = LogRetentionUpdate.model_validate(
+            {"days": values["days"] or None, "lines": values["lines"] or None}
+        )
+    except ValidationError as exc:
+        policy = await retention.read_policy(session=session, tenant_id=actor.tenant_id)
+        return render(
+            request,
+            "settings/logs.html",
+            {
+                "section": "settings",
+                "policy": policy,
+                "values": values,
+                "errors": field_errors(exc),
+            },
+            status_code=422,
+        )
+    async with attempt(session):
+        await retention.set_policy(session=session, actor=actor, data=data)
+    return RedirectResponse("/settings/logs?saved=1", status_code=303)

@@ -1,0 +1,42 @@
+"""Shapes of the per-tenant log retention policy and of the tenant's log size."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Bounds of a policy: a century of days; a hundred million lines in one run's log.
+MAX_RETENTION_DAYS = 36500
+MAX_RETENTION_LINES = 100_000_000
+
+
+class LogRetentionUpdate(BaseModel):
+    """The whole policy (PUT): a field left out or null means keep."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RETENTION_DAYS,
+        description="Delete a finished run's log this many days after it ended; null: keep.",
+    )
+    lines: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RETENTION_LINES,
+        description="Keep at most this many lines of a finished run (its newest); null: keep.",
+    )
+
+
+class LogSize(BaseModel):
+    rows: int = Field(description="The tenant's log lines (counted).")
+    bytes: int = Field(
+        description="Their share of the log table on disk (rows x the table's bytes per row, "
+        "indexes and TOAST included): an estimate."
+    )
+
+
+class LogRetentionRead(BaseModel):
+    days: int | None
+    lines: int | None
+    size: LogSize
