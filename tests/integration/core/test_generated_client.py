@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from shipyard.config import Settings
@@ -50,11 +51,18 @@ def module(name: str) -> Any:
 async def generate(base_url: str, into: Path) -> str:
     """Run the generator on the served description; its whole output."""
     assert GENERATOR.exists(), "run `make pytest` (it installs the generator in build/tools)"
+    # Fetched here, not by the generator: its own fetch gives up after 5 s, and the first
+    # description a loaded CI machine builds under coverage can take longer.
+    async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
+        served = await http.get("/openapi.json")
+    assert served.status_code == 200, served.text[:500]
+    description = into / "openapi.json"
+    description.write_bytes(served.content)
     process = await asyncio.create_subprocess_exec(
         str(GENERATOR),
         "generate",
-        "--url",
-        f"{base_url}/openapi.json",
+        "--path",
+        str(description),
         "--meta",
         "none",
         "--output-path",
@@ -108,22 +116,40 @@ async def test_a_generated_client_runs_a_whole_flow(
             )
         }
         anonymous = client_module.Client(base_url=base_url, raise_on_unexpected_status=True)
-        signed_up = await call["auth_signup"].asyncio_detailed(
-            client=anonymous,
-            body=models.SignupRequest.from_dict(
-                {
-                    "email": f"generated-{uuid.uuid4().hex[:8]}@example.com",
-                    "password": "a long enough password 1",
-                    "tenant_name": "Generated",
-                }
-            ),
-        )
-        assert signed_up.status_code == 201, signed_up.content
-        token = signed_up.parsed.access_token
-        api = client_module.AuthenticatedClient(
-            base_url=base_url, token=token, raise_on_unexpected_status=True
-        )
+        try:
+            await flow(call, models, client_module, anonymous, base_url, endpoint, hosted, worker)
+        finally:
+            # The generated clients keep pooled connections until closed.
+            await anonymous.get_async_httpx_client().aclose()
 
+
+async def flow(
+    call: dict[str, Any],
+    models: Any,
+    client_module: Any,
+    anonymous: Any,
+    base_url: str,
+    endpoint: Any,
+    hosted: Any,
+    worker: WorkerControl,
+) -> None:
+    """Sign up, a host, a repository by URL, a template, launch, wait, the logs."""
+    signed_up = await call["auth_signup"].asyncio_detailed(
+        client=anonymous,
+        body=models.SignupRequest.from_dict(
+            {
+                "email": f"generated-{uuid.uuid4().hex[:8]}@example.com",
+                "password": "a long enough password 1",
+                "tenant_name": "Generated",
+            }
+        ),
+    )
+    assert signed_up.status_code == 201, signed_up.content
+    token = signed_up.parsed.access_token
+    api = client_module.AuthenticatedClient(
+        base_url=base_url, token=token, raise_on_unexpected_status=True
+    )
+    try:
         host = await call["hosts_create"].asyncio_detailed(
             client=api,
             body=models.HostCreate.from_dict(
@@ -179,3 +205,5 @@ async def test_a_generated_client_runs_a_whole_flow(
         assert any(
             "hello from the generated client on generated-host" in message for message in messages
         ), messages
+    finally:
+        await api.get_async_httpx_client().aclose()
