@@ -52,7 +52,8 @@ def check_installed(venv_bin: Path) -> None:
     if "upgrade" not in cli(shipyard_cmd, "db", "--help"):
         raise SystemExit("shipyard db --help lists no upgrade command")
     with serve(shipyard_cmd) as base:
-        page = httpx.get(f"{base}/login", timeout=30)
+        # A fresh install (no account yet) sends /login on to sign-up: follow it.
+        page = httpx.get(f"{base}/login", timeout=30, follow_redirects=True)
         if page.status_code != 200 or "<form" not in page.text:
             raise SystemExit(f"/login answered {page.status_code}: {page.text[:500]}")
         assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text)
