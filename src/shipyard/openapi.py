@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -133,7 +133,6 @@ class RouteFacts:
     has_path_parameters: bool
     has_input: bool
     name: str
-    extra: set[int] = field(default_factory=set)
 
 
 def _dependants(dependant: Dependant) -> Iterator[Dependant]:
@@ -147,9 +146,7 @@ def _domain(route: APIRoute) -> str:
     parts = module.split(".")
     if len(parts) >= 2 and parts[0] == "shipyard" and parts[1] in DOMAIN_TAGS:
         return parts[1]
-    if len(parts) >= 2 and parts[1] == "freeze":
-        return "freeze"
-    return "health"
+    return "health"  # shipyard.api: liveness, readiness, metrics
 
 
 def _words(text: str) -> list[str]:
@@ -235,7 +232,7 @@ class Description:
             codes |= {401, 403}
         if UPSTREAM_NAMES.search(facts.name) or facts.path.endswith("/test"):
             codes.add(502)
-        return codes | facts.extra
+        return codes
 
     def rewrite(self, schema: dict[str, Any]) -> dict[str, Any]:
         components = schema.setdefault("components", {})

@@ -134,15 +134,3 @@ async def sign_in(
     if isinstance(outcome, SsoRefused):
         raise outcome
     return outcome
-
-
-async def fail(
-    *, runtime: Runtime, provider: service.LoginProvider, error: SsoFailed, context: RequestContext
-) -> SsoFailed:
-    """Record a failed sign-in (its safe message) and hand the error back for the caller to
-    raise."""
-    async with runtime.db.session(system=True) as session:
-        await service.record_failure(
-            session=session, provider=provider, reason=error.message, context=context
-        )
-    return error

@@ -21,6 +21,7 @@ from shipyard.config import Settings
 from shipyard.errors import NotFound, ValidationFailed
 from shipyard.sso import oidc
 from shipyard.sso import service as sso
+from shipyard.sso.flows import sign_in
 from shipyard.sso.identity import SsoFailed, SsoRefused
 from shipyard.sso.login_states import digest, save_login_state, take_login_state
 
@@ -194,14 +195,5 @@ async def oidc_callback(
         )
     except SsoFailed as exc:
         await _fail(runtime, provider, exc.message, context=context)
-    async with runtime.db.session(system=True) as session:
-        result = await sso.provision(
-            session=session,
-            provider=provider,
-            identity=identity,
-            context=context,
-            settings=runtime.settings,
-        )
-    if isinstance(result, SsoRefused):
-        raise result
-    return OidcSignIn(opened=result, next_path=taken.next_path)
+    opened = await sign_in(runtime=runtime, provider=provider, identity=identity, context=context)
+    return OidcSignIn(opened=opened, next_path=taken.next_path)
