@@ -16,6 +16,13 @@ os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="shipyard-xdg-"
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.pop("COLUMNS", None)
     os.environ.pop("LINES", None)
+# The CLI prints JSON into a pipe; the tests that read its tables say so once, here (a test of
+# the formats passes -o or clears this). No test reads or writes the user's own profiles.
+os.environ["SHIPYARD_OUTPUT"] = "table"
+os.environ["SHIPYARD_CONFIG"] = os.path.join(
+    tempfile.mkdtemp(prefix="shipyard-cli-config-"), "config.toml"
+)
+os.environ.pop("SHIPYARD_PROFILE", None)
 
 import httpx
 import pytest

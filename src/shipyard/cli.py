@@ -15,12 +15,26 @@ import typer
 from rich.console import Console
 
 from shipyard import __version__
+from shipyard.client import exits
+from shipyard.client.commands import (
+    ApiTyper,
+    OutputOption,
+    ProfileOption,
+    TokenOption,
+    UrlOption,
+    VerboseOption,
+    set_root_options,
+)
 from shipyard.config import Settings, get_settings
 from shipyard.db import DatabaseUrls, EmbeddedPostgres, resolve_database_urls
 from shipyard.errors import ShipyardError
 from shipyard.logs import configure_logging
 
-app = typer.Typer(help="Shipyard: a self-hosted deployment control plane.", no_args_is_help=True)
+app = ApiTyper(
+    help="Shipyard: a self-hosted deployment control plane.",
+    epilog=exits.HELP,
+    no_args_is_help=True,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Secrets at rest.", no_args_is_help=True)
@@ -86,11 +100,18 @@ def main_callback(
             "--version", callback=_version_callback, is_eager=True, help="Show the version."
         ),
     ] = False,
+    output: OutputOption = None,
+    verbose: VerboseOption = 0,
+    profile: ProfileOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
+    """Each command also takes -o, -v, --profile, --url and --token after its name."""
     # Third-party loggers (asyncssh commands, httpx URLs, job chatter) stay at WARNING unless
     # SHIPYARD_LOG_LEVEL=debug; every line in the SHIPYARD_LOG_FORMAT format: see shipyard.logs.
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    set_root_options(output=output, verbose=verbose, profile=profile, url=url, token=token)
 
 
 @db_app.command("upgrade")
@@ -402,6 +423,7 @@ def _register_domain_commands() -> None:
     from shipyard.approvals.cli import app as approvals_app
     from shipyard.audit.cli import app as audit_app
     from shipyard.cicd.cli import app as cicd_app
+    from shipyard.client.login_cli import login, logout, profiles_app
     from shipyard.deployments.cli import app as deploy_app
     from shipyard.deployments.retention_cli import app as logs_app
     from shipyard.freeze.cli import app as freeze_app
@@ -429,6 +451,9 @@ def _register_domain_commands() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(sso_app, name="sso")
     app.command("run")(run_template)
+    app.command("login")(login)
+    app.command("logout")(logout)
+    app.add_typer(profiles_app, name="profiles")
 
 
 _register_domain_commands()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+from typing import Any
 
 import typer
 from typer.testing import CliRunner, Result
@@ -66,3 +68,24 @@ async def run_shipyard(
         # A child would have died with this traceback (exit code 1); fail with it here.
         raise result.exception
     return result.exit_code, result.output
+
+
+async def run_shipyard_json(
+    base_url: str, token: str, *args: str, label: str, stdin: bytes | None = None
+) -> tuple[int, Any, str]:
+    """``shipyard ARGS -o json``; (exit code, stdout parsed as JSON, stderr). Fails the test
+    when stdout is not one JSON document."""
+    env = {**_ENV, "SHIPYARD_URL": base_url, "SHIPYARD_TOKEN": token}
+    result = await asyncio.wait_for(
+        asyncio.to_thread(_invoke, (*args, "-o", "json"), env, stdin or b""), timeout=120
+    )
+    canary.save_output(label, result.output)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    try:
+        parsed = json.loads(result.stdout) if result.stdout.strip() else None
+    except ValueError as exc:
+        raise AssertionError(
+            f"stdout of shipyard {' '.join(args)} -o json: {result.stdout!r}"
+        ) from exc
+    return result.exit_code, parsed, result.stderr
