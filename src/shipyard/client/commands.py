@@ -87,8 +87,17 @@ def set_root_options(**values: Any) -> None:
     open_loggers(int(values.get("verbose") or 0))
 
 
-def with_global_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``func`` with the global options added to its signature and taken off before it runs."""
+# The global options of the commands that work on this machine rather than through the API
+# (database, users, keys, backups): --url, --token and --profile would mean nothing there.
+LOCAL_PARAMETERS = ("global_output", "global_verbose")
+
+
+def with_global_options(
+    func: Callable[..., Any], only: tuple[str, ...] | None = None
+) -> Callable[..., Any]:
+    """``func`` with the global options (or ``only`` those) added to its signature and taken off
+    before it runs."""
+    taken = {name: spec for name, spec in GLOBAL_PARAMETERS.items() if only is None or name in only}
     signature = inspect.signature(func, eval_str=True)
     extra = [
         inspect.Parameter(
@@ -97,7 +106,7 @@ def with_global_options(func: Callable[..., Any]) -> Callable[..., Any]:
             annotation=annotation,
             default=0 if key == "verbose" else None,
         )
-        for name, (annotation, key) in GLOBAL_PARAMETERS.items()
+        for name, (annotation, key) in taken.items()
     ]
     parameters = list(signature.parameters.values())
     positional = [p for p in parameters if p.kind is not inspect.Parameter.KEYWORD_ONLY]
@@ -105,7 +114,7 @@ def with_global_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        given = {key: kwargs.pop(name, None) for name, (_, key) in GLOBAL_PARAMETERS.items()}
+        given = {key: kwargs.pop(name, None) for name, (_, key) in taken.items()}
         options.command = {key: value for key, value in given.items() if value}
         open_loggers(int(given.get("verbose") or 0))
         try:
@@ -126,14 +135,22 @@ def with_global_options(func: Callable[..., Any]) -> Callable[..., Any]:
 class ApiTyper(typer.Typer):
     """``typer.Typer`` whose commands take the global options."""
 
+    global_options: tuple[str, ...] | None = None  # None: all of them
+
     def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
         register = super().command(*args, **kwargs)
 
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
-            register(with_global_options(func))
+            register(with_global_options(func, self.global_options))
             return func
 
         return decorator
+
+
+class LocalTyper(ApiTyper):
+    """``ApiTyper`` for commands that work on this machine, not through the API: -o and -v."""
+
+    global_options = LOCAL_PARAMETERS
 
 
 def chosen(name: str) -> Any:

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 # reconnect that delivers an event resets the count).
 RECONNECT_PAUSE_SECONDS = 1.0
 RECONNECT_ATTEMPTS = 10
+# Answers of a server (or the proxy before it) that is restarting: the stream is opened again.
+UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,11 @@ class ApiClient:
     ) -> Iterator[Event]:
         """The events of an SSE stream (httpx-sse) up to and including ``final_event``.
 
-        A stream that drops, or closes before ``final_event``, is opened again with
-        ``Last-Event-ID`` so no event is lost or repeated; a refusal (4xx) is raised at once."""
+        A stream that drops, closes before ``final_event``, or meets a server or proxy that is
+        restarting (502, 503, 504), is opened again with ``Last-Event-ID`` so no event is lost
+        or repeated; any other refusal (4xx, 500) is raised at once. Blocks without data (the
+        ``retry:`` hint, keep-alives) are not events (as in the SSE specification) and do not
+        count as progress: a connection cut before any event counts toward the attempts."""
         failures = 0
         while True:
             headers = {"Accept": "text/event-stream"}
@@ -151,8 +156,13 @@ class ApiClient:
                     response = source.response
                     if response.status_code >= 400:
                         response.read()
-                        raise error_from(response)
+                        error = error_from(response)
+                        if response.status_code in UNAVAILABLE_STATUSES:
+                            raise _ClosedEarly(str(error))
+                        raise error
                     for sse in source.iter_sse():
+                        if not sse.data:
+                            continue
                         failures = 0
                         if sse.id:
                             last_event_id = sse.id

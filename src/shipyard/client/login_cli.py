@@ -7,6 +7,8 @@ name. The password is read from a prompt or stdin, never from an option.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
 import sys
 from typing import Annotated, Any
@@ -21,11 +23,18 @@ from shipyard.client.output import emit, note
 profiles_app = ApiTyper(help="Saved `shipyard login` profiles.", no_args_is_help=True)
 
 
-def _read_stdin_line(what: str) -> str:
-    value = sys.stdin.readline().strip()
+def _read_stdin_line(what: str, *, strip: bool = True) -> str:
+    """One line of standard input; a password keeps its spaces (only the line end goes)."""
+    line = sys.stdin.readline()
+    value = line.strip() if strip else line.rstrip("\r\n")
     if not value:
         fail(f"standard input held no {what}", exits.USAGE)
     return value
+
+
+def _profile_name() -> str | None:
+    """--profile, else SHIPYARD_PROFILE (as every other command reads them)."""
+    return chosen("profile") or os.environ.get("SHIPYARD_PROFILE") or None
 
 
 def _public(name: str, profile: profiles.Profile, current: str | None) -> dict[str, Any]:
@@ -49,6 +58,16 @@ def _session_token(url: str, *, email: str, ldap: str | None, password: str) -> 
         else:
             answer = http.post("/auth/login", json={"email": email, "password": password})
     return str(answer["access_token"]), str(answer["user"]["email"])
+
+
+def _revoke_quietly(url: str, token: str, token_id: str) -> bool:
+    """Revoke a personal token with itself; False if that could not be done (best effort)."""
+    try:
+        with ApiClient(url, token, timeout=10.0) as api:
+            api.delete(f"/auth/tokens/{token_id}")
+    except ApiError:
+        return False
+    return True
 
 
 def login(
@@ -80,11 +99,17 @@ def login(
     ] = None,
 ) -> None:
     """Sign in to Shipyard at URL and store the address and an API token under a profile
-    (--profile, default "default"), which becomes the current one."""
-    profile_name = chosen("profile") or profiles.DEFAULT_PROFILE
+    (--profile or SHIPYARD_PROFILE, default "default"), which becomes the current one."""
+    profile_name = _profile_name() or profiles.DEFAULT_PROFILE
     address = url.rstrip("/")
     if not address.startswith(("http://", "https://")):
         fail(f"URL: give the address with its scheme, e.g. https://{address}", exits.USAGE)
+    try:
+        # Read before signing in: a broken config file must not leave a new token behind.
+        config = profiles.load()
+    except profiles.ProfileError as exc:
+        fail(str(exc))
+    replaced = config.profiles.get(profile_name)
     try:
         if with_token:
             token = _read_stdin_line("API token")
@@ -96,33 +121,41 @@ def login(
             if email is None:
                 email = typer.prompt("User name" if ldap else "E-mail")
             password = (
-                _read_stdin_line("password")
+                _read_stdin_line("password", strip=False)
                 if password_stdin
                 else typer.prompt("Password", hide_input=True)
             )
             session_token, user = _session_token(address, email=email, ldap=ldap, password=password)
             with ApiClient(address, session_token) as api:
-                created = api.post(
-                    "/auth/tokens",
-                    json={
-                        "name": name or f"shipyard CLI on {platform.node() or 'this machine'}",
-                        "expires_in_days": expires_in_days,
-                    },
-                )
-                # The sign-in session is not needed once the personal token exists.
-                api.post("/auth/logout")
+                try:
+                    created = api.post(
+                        "/auth/tokens",
+                        json={
+                            "name": name or f"shipyard CLI on {platform.node() or 'this machine'}",
+                            "expires_in_days": expires_in_days,
+                        },
+                    )
+                finally:
+                    # The sign-in session is not needed once the personal token exists, nor
+                    # left open when the token could not be made (best effort: it expires).
+                    with contextlib.suppress(ApiError):
+                        api.post("/auth/logout")
             token, token_id = str(created["token"]), str(created["id"])
     except ApiError as exc:
         fail(str(exc))
+    config.profiles[profile_name] = profiles.Profile(
+        url=address, token=token, token_id=token_id, user=user or None
+    )
+    config.current = profile_name
     try:
-        config = profiles.load()
-        config.profiles[profile_name] = profiles.Profile(
-            url=address, token=token, token_id=token_id, user=user or None
-        )
-        config.current = profile_name
         path = profiles.save(config)
     except profiles.ProfileError as exc:
+        if token_id is not None:
+            _revoke_quietly(address, token, token_id)
         fail(str(exc))
+    if replaced is not None and replaced.token_id and replaced.token != token:
+        # The token a previous `shipyard login` made for this profile is not used any more.
+        _revoke_quietly(replaced.url, replaced.token, replaced.token_id)
     stored = _public(profile_name, config.profiles[profile_name], config.current)
     emit(
         {**stored, "config_file": str(path)},
@@ -138,12 +171,13 @@ def logout(
         bool, typer.Option("--keep-token", help="Only forget the profile; do not revoke its token.")
     ] = False,
 ) -> None:
-    """Revoke the profile's API token and remove the profile (--profile, else the current one)."""
+    """Revoke the profile's API token and remove the profile (--profile or SHIPYARD_PROFILE,
+    else the current one). Removing the current profile leaves none current."""
     try:
         config = profiles.load()
     except profiles.ProfileError as exc:
         fail(str(exc))
-    profile_name = chosen("profile") or config.current
+    profile_name = _profile_name() or config.current
     if not profile_name or profile_name not in config.profiles:
         fail(f"no profile {profile_name or '(none is current)'} to log out of", exits.USAGE)
     profile = config.profiles[profile_name]
@@ -161,7 +195,8 @@ def logout(
                 fail(f"{exc}; the profile is kept (use --keep-token to forget it anyway)")
     del config.profiles[profile_name]
     if config.current == profile_name:
-        config.current = next(iter(sorted(config.profiles)), None)
+        # Not another profile silently: the next command could reach another server.
+        config.current = None
     try:
         profiles.save(config)
     except profiles.ProfileError as exc:
@@ -173,6 +208,8 @@ def logout(
             + (", token revoked)" if revoked else ")")
         ),
     )
+    if config.profiles and config.current is None:
+        note("no profile is current now: choose one with `shipyard profiles use NAME`")
 
 
 @profiles_app.command("list")

@@ -35,7 +35,14 @@ TEMPLATE = Kind("template", "/templates", filter_param="name")
 GIT_PROVIDER = Kind("git provider", "/git-providers", fields=("name", "display_name"))
 CICD_PROVIDER = Kind("CI/CD provider", "/cicd-providers")
 SCHEDULE = Kind("schedule", "/schedules")
-CHANNEL = Kind("notification channel", "/notifications/channels", paginated=False)
+CHANNEL = Kind("notification channel", "/notification-channels", paginated=False)
+SSO_PROVIDER = Kind("identity provider", "/sso/providers", paginated=False)
+AUDIT_STREAM = Kind("audit stream", "/audit/streams", paginated=False)
+MEMBER = Kind("member", "/tenant/members", fields=("email",), paginated=False)
+
+
+def plural(noun: str) -> str:
+    return noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
 
 
 def is_id(value: str) -> bool:
@@ -78,7 +85,7 @@ def resolve(api: ApiClient, kind: Kind, value: str) -> str:
     if len(found) > 1:
         ids = ", ".join(str(item["id"]) for item in found)
         raise AmbiguousName(
-            f"{len(found)} {kind.noun}s are named {value!r} ({ids}): give an id",
+            f"{len(found)} {plural(kind.noun)} are named {value!r} ({ids}): give an id",
             code="ambiguous_name",
         )
     return str(found[0]["id"])

@@ -1,10 +1,11 @@
-"""``shipyard notifications``: notification channels, rules and deliveries (SHIPYARD_URL, SHIPYARD_TOKEN).
+"""``shipyard notifications``: notification channels, rules and deliveries.
 
 Secrets never travel on the command line: the SMTP password comes from ``--password-stdin``,
 a Slack, Teams or Discord webhook URL (the URL is the credential) from ``--url-stdin``, an ntfy
 token from ``--token-stdin``, or else from a prompt that does not echo; ``channels update``
 replaces any type's secret with ``--secret-stdin`` (or ``--secret-prompt``). A generic webhook's
 generated signing secret is printed once (or written to ``--secret-file``, mode 0600).
+Channels are named by name or id.
 """
 
 from __future__ import annotations
@@ -15,35 +16,43 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from shipyard.client import ApiClient, ApiError
+from shipyard.client import ApiClient, exits, names
+from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.output import emit
 
-app = typer.Typer(help="Notification channels, rules and deliveries.", no_args_is_help=True)
-channels_app = typer.Typer(help="Where messages go: email, Slack, Teams, Discord, ntfy, webhook.")
-rules_app = typer.Typer(help="Which events go to which channel.")
+app = ApiTyper(help="Notification channels, rules and deliveries.", no_args_is_help=True)
+channels_app = ApiTyper(help="Where messages go: email, Slack, Teams, Discord, ntfy, webhook.")
+rules_app = ApiTyper(help="Which events go to which channel.")
 app.add_typer(channels_app, name="channels", no_args_is_help=True)
 app.add_typer(rules_app, name="rules", no_args_is_help=True)
 
 CHANNELS = "/notification-channels"
 RULES = "/notification-rules"
 URL_TYPES = ("slack", "teams", "discord")
-console = Console()
-err_console = Console(stderr=True)
 
-
-def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
-    raise typer.Exit(1)
-
-
-def client() -> ApiClient:
-    try:
-        return ApiClient()
-    except ApiError as exc:
-        fail(str(exc))
-        raise
+ChannelArgument = Annotated[
+    str,
+    typer.Argument(help="The channel (name or id).", autocompletion=complete(names.CHANNEL)),
+]
+TemplateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--template",
+        help="Only this template's runs (name or id).",
+        autocompletion=complete(names.TEMPLATE),
+    ),
+]
+RepositoryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--repository",
+        help="Only this repository's runs (name or id).",
+        autocompletion=complete(names.REPOSITORY),
+    ),
+]
 
 
 def _secret(label: str, from_stdin: bool, *, required: bool) -> str | None:
@@ -51,7 +60,7 @@ def _secret(label: str, from_stdin: bool, *, required: bool) -> str | None:
     if from_stdin:
         value = sys.stdin.readline().rstrip("\r\n")
         if not value:
-            fail(f"standard input held no {label}")
+            fail(f"standard input held no {label}", exits.USAGE)
         return value
     if not required:
         return None
@@ -60,12 +69,9 @@ def _secret(label: str, from_stdin: bool, *, required: bool) -> str | None:
 
 
 def _find_channel(api: ApiClient, channel: str) -> dict[str, Any]:
-    for item in api.get(CHANNELS):
-        if channel in (item["id"], item["name"]):
-            found: dict[str, Any] = item
-            return found
-    fail(f"no notification channel {channel!r}")
-    raise typer.Exit(1)
+    """The channel named (or identified by) ``channel``."""
+    found: dict[str, Any] = api.get(f"{CHANNELS}/{resolve(api, names.CHANNEL, channel)}")
+    return found
 
 
 def _summary(item: dict[str, Any]) -> str:
@@ -82,20 +88,28 @@ def _summary(item: dict[str, Any]) -> str:
 @channels_app.command("list")
 def list_channels() -> None:
     """The channels: type, where they send (secrets never shown), enabled."""
-    with client() as api:
-        try:
-            found = api.get(CHANNELS)
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    table = Table()
-    for column in ("id", "name", "type", "sends to", "enabled"):
-        table.add_column(column)
-    for item in found:
-        table.add_row(
-            item["id"], item["name"], item["type"], _summary(item), str(item["enabled"]).lower()
-        )
-    console.print(table)
+    with api_client() as api:
+        found = api.get(CHANNELS)
+
+    def table() -> Table:
+        rendered = Table()
+        for column in ("id", "name", "type", "sends to", "enabled"):
+            rendered.add_column(column)
+        for item in found:
+            rendered.add_row(
+                item["id"], item["name"], item["type"], _summary(item), str(item["enabled"]).lower()
+            )
+        return rendered
+
+    emit(found, table=table)
+
+
+@channels_app.command("show")
+def show_channel(channel: ChannelArgument) -> None:
+    """One channel: its settings (secrets only as has_* flags)."""
+    with api_client() as api:
+        found = _find_channel(api, channel)
+    emit(found)
 
 
 @channels_app.command("create")
@@ -105,7 +119,7 @@ def create_channel(
     ],
     name: Annotated[str, typer.Argument(help="A name, unique in the tenant.")],
     url: Annotated[
-        str | None, typer.Option("--url", help="webhook: the URL to POST to (not secret).")
+        str | None, typer.Option("--webhook-url", help="webhook: the URL to POST to (not secret).")
     ] = None,
     url_stdin: Annotated[
         bool, typer.Option("--url-stdin", help="slack/teams/discord: read the URL from stdin.")
@@ -172,8 +186,7 @@ def create_channel(
         if body_template is not None:
             config["body_template"] = body_template.read_text()
     else:
-        fail(f"unknown channel type {channel_type!r}")
-        return
+        fail(f"unknown channel type {channel_type!r}", exits.USAGE)
     descriptor = None
     if secret_file is not None:
         try:
@@ -181,23 +194,25 @@ def create_channel(
         except OSError as exc:
             fail(f"cannot create {secret_file}: {exc.strerror}")
             return
-    with client() as api:
-        try:
+    try:
+        with api_client() as api:
             created = api.post(CHANNELS, {"type": channel_type, "name": name, "config": config})
-        except ApiError as exc:
-            if descriptor is not None and secret_file is not None:
-                os.close(descriptor)
-                secret_file.unlink(missing_ok=True)
-            fail(str(exc))
-            return
-    console.print(f"id:     {created['id']}", highlight=False)
+    except typer.Exit:
+        if descriptor is not None and secret_file is not None:
+            os.close(descriptor)
+            secret_file.unlink(missing_ok=True)
+        raise
     generated = created.get("secret")
+    lines = [f"id:     {created['id']}"]
     if descriptor is not None:
         with os.fdopen(descriptor, "w") as handle:
             handle.write((generated or "") + "\n")
-        console.print(f"secret: written to {secret_file}", highlight=False)
+        # Written to the file instead: not in the output either.
+        created = {**created, "secret": None, "secret_file": str(secret_file)}
+        lines.append(f"secret: written to {secret_file}")
     elif generated:
-        console.print(f"secret: {generated}  (shown once)", highlight=False)
+        lines.append(f"secret: {generated}  (shown once)")
+    emit(created, table=lambda: "\n".join(lines))
 
 
 SECRET_FIELD = {
@@ -235,23 +250,28 @@ def _update_config(channel_type: str, given: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if key == "url" and channel_type in URL_TYPES:
-            fail(f"a {channel_type} channel's URL is its secret: give it with --secret-stdin")
+            fail(
+                f"a {channel_type} channel's URL is its secret: give it with --secret-stdin",
+                exits.USAGE,
+            )
         if key not in allowed:
-            option = {"ca_certificate": "--ca-file"}.get(key, "--" + key.replace("_", "-"))
-            fail(f"{option} does not apply to a {channel_type} channel")
+            option = {"ca_certificate": "--ca-file", "url": "--webhook-url"}.get(
+                key, "--" + key.replace("_", "-")
+            )
+            fail(f"{option} does not apply to a {channel_type} channel", exits.USAGE)
         config[key] = value
     return config
 
 
 @channels_app.command("update")
 def update_channel(
-    channel: Annotated[str, typer.Argument(help="The channel (id or name).")],
+    channel: ChannelArgument,
     name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
     enabled: Annotated[
         bool | None, typer.Option("--enable/--disable", help="Send, or send nothing.")
     ] = None,
     url: Annotated[
-        str | None, typer.Option("--url", help="webhook: the URL to POST to (not secret).")
+        str | None, typer.Option("--webhook-url", help="webhook: the URL to POST to (not secret).")
     ] = None,
     host: Annotated[str | None, typer.Option("--host", help="email: SMTP server.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="email: SMTP port.")] = None,
@@ -295,13 +315,9 @@ def update_channel(
     """Change a channel: only the options given change; its secret is kept unless replaced
     (from stdin or a prompt, never an argument) or, for email and ntfy, cleared."""
     if sum((secret_stdin, secret_prompt, clear_secret)) > 1:
-        fail("give one of --secret-stdin, --secret-prompt and --clear-secret")
-    with client() as api:
-        try:
-            found = _find_channel(api, channel)
-        except ApiError as exc:
-            fail(str(exc))
-            return
+        fail("give one of --secret-stdin, --secret-prompt and --clear-secret", exits.USAGE)
+    with api_client() as api:
+        found = _find_channel(api, channel)
         channel_type = str(found["type"])
         config = _update_config(
             channel_type,
@@ -324,7 +340,7 @@ def update_channel(
         field = SECRET_FIELD[channel_type]
         if clear_secret:
             if channel_type not in CLEARABLE:
-                fail(f"a {channel_type} channel needs its secret: replace it instead")
+                fail(f"a {channel_type} channel needs its secret: replace it instead", exits.USAGE)
             config[field] = None
         elif secret_stdin or secret_prompt:
             config[field] = _secret(SECRET_LABEL[channel_type], secret_stdin, required=True)
@@ -336,165 +352,178 @@ def update_channel(
         if config:
             body["config"] = config
         if not body:
-            fail("nothing to change: give an option (see --help)")
-        try:
-            updated = api.patch(f"{CHANNELS}/{found['id']}", body)
-        except ApiError as exc:
-            fail(str(exc))
-            return
+            fail("nothing to change: give an option (see --help)", exits.USAGE)
+        updated = api.patch(f"{CHANNELS}/{found['id']}", body)
     state = "enabled" if updated["enabled"] else "disabled"
-    console.print(f"{updated['name']}: updated ({state})", highlight=False)
+    emit(updated, table=lambda: f"{updated['name']}: updated ({state})")
 
 
 @channels_app.command("test")
-def test_channel(channel: Annotated[str, typer.Argument(help="The channel (id or name).")]) -> None:
-    """Send a test message now and print what the receiver answered."""
-    with client() as api:
-        try:
-            found = _find_channel(api, channel)
-            answer = api.post(f"{CHANNELS}/{found['id']}/test")
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    status = answer["status_code"] if answer["status_code"] is not None else "-"
-    console.print(
-        f"{'ok' if answer['ok'] else 'FAILED'}: status {status} in {answer['duration_ms']} ms",
-        highlight=False,
-    )
-    if answer.get("reply"):
-        console.print(f"reply: {answer['reply']}", highlight=False, markup=False)
-    if answer.get("error"):
-        console.print(f"error: {answer['error']}", highlight=False, markup=False)
+def test_channel(channel: ChannelArgument) -> None:
+    """Send a test message now and print what the receiver answered (exit 1 if it failed)."""
+    with api_client() as api:
+        answer = api.post(f"{CHANNELS}/{resolve(api, names.CHANNEL, channel)}/test")
+
+    def table() -> Text:
+        status = answer["status_code"] if answer["status_code"] is not None else "-"
+        lines = [
+            f"{'ok' if answer['ok'] else 'FAILED'}: status {status} in {answer['duration_ms']} ms"
+        ]
+        if answer.get("reply"):
+            lines.append(f"reply: {answer['reply']}")
+        if answer.get("error"):
+            lines.append(f"error: {answer['error']}")
+        # The receiver's words, printed as they came (no markup).
+        return Text("\n".join(lines))
+
+    emit(answer, table=table)
     if not answer["ok"]:
-        raise typer.Exit(1)
+        raise typer.Exit(exits.ERROR)
 
 
 @channels_app.command("delete")
-def delete_channel(
-    channel: Annotated[str, typer.Argument(help="The channel (id or name).")],
-) -> None:
+def delete_channel(channel: ChannelArgument) -> None:
     """Delete the channel with its rules and deliveries."""
-    with client() as api:
-        try:
-            found = _find_channel(api, channel)
-            api.delete(f"{CHANNELS}/{found['id']}")
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(f"{found['name']}: deleted", highlight=False)
+    with api_client() as api:
+        found = _find_channel(api, channel)
+        api.delete(f"{CHANNELS}/{found['id']}")
+    emit(
+        {"id": found["id"], "name": found["name"], "deleted": True},
+        table=lambda: f"{found['name']}: deleted",
+    )
 
 
 @app.command("deliveries")
 def deliveries(
-    channel: Annotated[str, typer.Argument(help="The channel (id or name).")],
+    channel: ChannelArgument,
     limit: Annotated[int, typer.Option(help="How many.")] = 50,
 ) -> None:
     """The channel's deliveries, newest first, with every attempt."""
-    with client() as api:
-        try:
-            found = _find_channel(api, channel)
-            items = api.get(f"{CHANNELS}/{found['id']}/deliveries", limit=limit)
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    table = Table()
-    for column in ("created", "event", "subject", "status", "attempts"):
-        table.add_column(column)
-    for item in items:
-        attempts = "\n".join(
-            f"#{a['attempt']} {'ok' if a['succeeded'] else 'failed'} "
-            f"{a['status_code'] if a['status_code'] is not None else '-'} "
-            f"{a['error'] or ''}".rstrip()
-            for a in item["attempt_log"]
+    with api_client() as api:
+        items = api.get(
+            f"{CHANNELS}/{resolve(api, names.CHANNEL, channel)}/deliveries", limit=limit
         )
-        table.add_row(
-            item["created_at"], item["event"], item["title"] or "", item["status"], attempts
-        )
-    console.print(table)
+
+    def table() -> Table:
+        rendered = Table()
+        for column in ("created", "event", "subject", "status", "attempts"):
+            rendered.add_column(column)
+        for item in items:
+            attempts = "\n".join(
+                f"#{a['attempt']} {'ok' if a['succeeded'] else 'failed'} "
+                f"{a['status_code'] if a['status_code'] is not None else '-'} "
+                f"{a['error'] or ''}".rstrip()
+                for a in item["attempt_log"]
+            )
+            rendered.add_row(
+                item["created_at"], item["event"], item["title"] or "", item["status"], attempts
+            )
+        return rendered
+
+    emit(items, table=table)
 
 
 @rules_app.command("list")
 def list_rules() -> None:
     """The rules: events, scope, channel, only on change."""
-    with client() as api:
-        try:
-            found = api.get(RULES)
-            names = {item["id"]: item["name"] for item in api.get(CHANNELS)}
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    table = Table()
-    for column in ("id", "events", "scope", "channel", "only on change", "enabled"):
-        table.add_column(column)
-    for item in found:
-        scope = item["scope"]
-        table.add_row(
-            item["id"],
-            ", ".join(item["events"]),
-            scope["type"] + (f" {scope['id']}" if scope["id"] else ""),
-            names.get(item["channel_id"], item["channel_id"]),
-            str(item["only_on_change"]).lower(),
-            str(item["enabled"]).lower(),
-        )
-    console.print(table)
+    with api_client() as api:
+        found = api.get(RULES)
+        channel_names = {item["id"]: item["name"] for item in api.get(CHANNELS)}
+
+    def table() -> Table:
+        rendered = Table()
+        for column in ("id", "events", "scope", "channel", "only on change", "enabled"):
+            rendered.add_column(column)
+        for item in found:
+            scope = item["scope"]
+            rendered.add_row(
+                item["id"],
+                ", ".join(item["events"]),
+                scope["type"] + (f" {scope['id']}" if scope["id"] else ""),
+                channel_names.get(item["channel_id"], item["channel_id"]),
+                str(item["only_on_change"]).lower(),
+                str(item["enabled"]).lower(),
+            )
+        return rendered
+
+    emit(found, table=table)
+
+
+ChannelOption = Annotated[
+    str,
+    typer.Option(
+        "--channel", help="The channel (name or id).", autocompletion=complete(names.CHANNEL)
+    ),
+]
+
+
+def _scope(api: ApiClient, template: str | None, repository: str | None) -> dict[str, Any] | None:
+    """The rule scope a --template or --repository (name or id) gives; None for neither."""
+    if template is not None:
+        return {"type": "template", "id": resolve(api, names.TEMPLATE, template)}
+    if repository is not None:
+        return {"type": "repository", "id": resolve(api, names.REPOSITORY, repository)}
+    return None
+
+
+def _rule_line(rule: dict[str, Any]) -> str:
+    state = "enabled" if rule["enabled"] else "disabled"
+    return f"rule {rule['id']}: {', '.join(rule['events'])} ({state})"
 
 
 @rules_app.command("create")
 def create_rule(
-    channel: Annotated[str, typer.Option("--channel", help="The channel (id or name).")],
+    channel: ChannelOption,
     event: Annotated[list[str], typer.Option("--event", help="An event name (repeat for more).")],
-    template: Annotated[
-        str | None, typer.Option("--template", help="Only this template's runs (id).")
-    ] = None,
-    repository: Annotated[
-        str | None, typer.Option("--repository", help="Only this repository's runs (id).")
-    ] = None,
+    template: TemplateOption = None,
+    repository: RepositoryOption = None,
     only_on_change: Annotated[
         bool, typer.Option("--only-on-change", help="Outcomes only when they change.")
     ] = False,
     name: Annotated[str | None, typer.Option("--name")] = None,
 ) -> None:
     """Send ``--event`` events (in a scope) to a channel."""
-    scope: dict[str, Any] = {"type": "tenant"}
-    if template is not None:
-        scope = {"type": "template", "id": template}
-    elif repository is not None:
-        scope = {"type": "repository", "id": repository}
-    with client() as api:
-        try:
-            found = _find_channel(api, channel)
-            created = api.post(
-                RULES,
-                {
-                    "channel_id": found["id"],
-                    "events": event,
-                    "scope": scope,
-                    "only_on_change": only_on_change,
-                    "name": name,
-                },
-            )
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(f"rule {created['id']}: {', '.join(created['events'])}", highlight=False)
+    if template is not None and repository is not None:
+        fail("give --template or --repository, not both", exits.USAGE)
+    with api_client() as api:
+        created = api.post(
+            RULES,
+            {
+                "channel_id": resolve(api, names.CHANNEL, channel),
+                "events": event,
+                "scope": _scope(api, template, repository) or {"type": "tenant"},
+                "only_on_change": only_on_change,
+                "name": name,
+            },
+        )
+    emit(created, table=lambda: f"rule {created['id']}: {', '.join(created['events'])}")
+
+
+@rules_app.command("show")
+def show_rule(rule: Annotated[str, typer.Argument(help="The rule's id.")]) -> None:
+    """One rule."""
+    with api_client() as api:
+        found = api.get(f"{RULES}/{rule}")
+    emit(found)
 
 
 @rules_app.command("update")
 def update_rule(
     rule: Annotated[str, typer.Argument(help="The rule's id.")],
     channel: Annotated[
-        str | None, typer.Option("--channel", help="Send to this channel (id or name).")
+        str | None,
+        typer.Option(
+            "--channel",
+            help="Send to this channel (name or id).",
+            autocompletion=complete(names.CHANNEL),
+        ),
     ] = None,
     event: Annotated[
         list[str] | None,
         typer.Option("--event", help="An event name (repeat; replaces the rule's events)."),
     ] = None,
-    template: Annotated[
-        str | None, typer.Option("--template", help="Only this template's runs (id).")
-    ] = None,
-    repository: Annotated[
-        str | None, typer.Option("--repository", help="Only this repository's runs (id).")
-    ] = None,
+    template: TemplateOption = None,
+    repository: RepositoryOption = None,
     tenant: Annotated[
         bool, typer.Option("--tenant", help="The whole tenant (drops a template/repository).")
     ] = False,
@@ -509,13 +538,9 @@ def update_rule(
 ) -> None:
     """Change a rule: only the options given change."""
     if sum((template is not None, repository is not None, tenant)) > 1:
-        fail("give one of --template, --repository and --tenant")
+        fail("give one of --template, --repository and --tenant", exits.USAGE)
     body: dict[str, Any] = {}
-    if template is not None:
-        body["scope"] = {"type": "template", "id": template}
-    elif repository is not None:
-        body["scope"] = {"type": "repository", "id": repository}
-    elif tenant:
+    if tenant:
         body["scope"] = {"type": "tenant"}
     if event:
         body["events"] = event
@@ -525,28 +550,21 @@ def update_rule(
         body["enabled"] = enabled
     if name is not None:
         body["name"] = name
-    if not body and channel is None:
-        fail("nothing to change: give an option (see --help)")
-    with client() as api:
-        try:
-            if channel is not None:
-                body["channel_id"] = _find_channel(api, channel)["id"]
-            updated = api.patch(f"{RULES}/{rule}", body)
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    state = "enabled" if updated["enabled"] else "disabled"
-    console.print(
-        f"rule {updated['id']}: {', '.join(updated['events'])} ({state})", highlight=False
-    )
+    if not body and channel is None and template is None and repository is None:
+        fail("nothing to change: give an option (see --help)", exits.USAGE)
+    with api_client() as api:
+        scope = _scope(api, template, repository)
+        if scope is not None:
+            body["scope"] = scope
+        if channel is not None:
+            body["channel_id"] = resolve(api, names.CHANNEL, channel)
+        updated = api.patch(f"{RULES}/{rule}", body)
+    emit(updated, table=lambda: _rule_line(updated))
 
 
 @rules_app.command("delete")
 def delete_rule(rule: Annotated[str, typer.Argument(help="The rule's id.")]) -> None:
-    with client() as api:
-        try:
-            api.delete(f"{RULES}/{rule}")
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(f"{rule}: deleted", highlight=False)
+    """Delete a rule."""
+    with api_client() as api:
+        api.delete(f"{RULES}/{rule}")
+    emit({"id": rule, "deleted": True}, table=lambda: f"{rule}: deleted")

@@ -1,10 +1,10 @@
-"""``shipyard sso``: identity providers, group-to-role rules and the log-in policy
-(SHIPYARD_URL, SHIPYARD_TOKEN).
+"""``shipyard sso``: identity providers, group-to-role rules and the log-in policy.
 
 A provider's secret (the OIDC client secret, the LDAP service account's password) never travels
 on the command line: ``--secret-stdin`` reads one line from standard input, ``--secret-prompt``
 asks without echoing. Its settings are ``--set key=value`` (a JSON value, else text:
-``--set start_tls=true``, ``--set scopes="openid email groups"``).
+``--set start_tls=true``, ``--set scopes="openid email groups"``). Providers are named by name
+or id; rules by id or by their number in ``rules list``.
 """
 
 from __future__ import annotations
@@ -14,24 +14,22 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from shipyard.client import ApiClient, ApiError
+from shipyard.client import ApiClient, exits, names
+from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.output import emit
 
-app = typer.Typer(
-    help="Single sign-on: identity providers, role rules, log-in policy "
-    "(SHIPYARD_URL, SHIPYARD_TOKEN).",
-    no_args_is_help=True,
+app = ApiTyper(
+    help="Single sign-on: identity providers, role rules, log-in policy.", no_args_is_help=True
 )
-providers_app = typer.Typer(help="Identity providers (OpenID Connect, LDAP).", no_args_is_help=True)
-rules_app = typer.Typer(help="Group-to-role rules, in order.", no_args_is_help=True)
-settings_app = typer.Typer(help="The team's log-in policy.", no_args_is_help=True)
+providers_app = ApiTyper(help="Identity providers (OpenID Connect, LDAP).", no_args_is_help=True)
+rules_app = ApiTyper(help="Group-to-role rules, in order.", no_args_is_help=True)
+settings_app = ApiTyper(help="The team's log-in policy.", no_args_is_help=True)
 app.add_typer(providers_app, name="providers")
 app.add_typer(rules_app, name="rules")
 app.add_typer(settings_app, name="settings")
-console = Console()
-err_console = Console(stderr=True)
 
 SetOption = Annotated[
     list[str] | None,
@@ -49,19 +47,19 @@ SecretStdin = Annotated[
 SecretPrompt = Annotated[
     bool, typer.Option("--secret-prompt", help="Ask for the secret (not echoed).")
 ]
-
-
-def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
-
-
-def _call(method: str, path: str, **kwargs: Any) -> Any:
-    try:
-        with ApiClient() as api:
-            return api.request(method, path, **kwargs)
-    except ApiError as exc:
-        _fail(str(exc))
+ProviderArgument = Annotated[
+    str,
+    typer.Argument(help="The provider (name or id).", autocompletion=complete(names.SSO_PROVIDER)),
+]
+ProviderOption = Annotated[
+    str | None,
+    typer.Option(
+        "--provider",
+        help="Only for this provider (name or id).",
+        autocompletion=complete(names.SSO_PROVIDER),
+    ),
+]
+RuleArgument = Annotated[str, typer.Argument(help="Id, or number in the list.")]
 
 
 def _settings(pairs: list[str] | None) -> dict[str, Any]:
@@ -69,7 +67,7 @@ def _settings(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
-            _fail(f"--set takes key=value, not {pair!r}")
+            fail(f"--set takes key=value, not {pair!r}", exits.USAGE)
         key = key.strip()
         value: Any
         try:
@@ -84,7 +82,7 @@ def _settings(pairs: list[str] | None) -> dict[str, Any]:
 
 def _secret(from_stdin: bool, prompt: bool) -> str | None:
     if from_stdin and prompt:
-        _fail("give the secret with --secret-stdin or --secret-prompt, not both")
+        fail("give the secret with --secret-stdin or --secret-prompt, not both", exits.USAGE)
     if from_stdin:
         value = sys.stdin.readline().rstrip("\r\n")
     elif prompt:
@@ -92,27 +90,25 @@ def _secret(from_stdin: bool, prompt: bool) -> str | None:
     else:
         return None
     if not value:
-        _fail("the secret is empty")
+        fail("the secret is empty")
     return value
 
 
-def _find_provider(name_or_id: str) -> dict[str, Any]:
-    for item in _call("GET", "/sso/providers"):
-        if name_or_id in (item["id"], item["name"]):
-            found: dict[str, Any] = item
-            return found
-    _fail(f"no identity provider {name_or_id!r}")
-    raise AssertionError  # unreachable: _fail exits
+def _provider_id(api: ApiClient, provider: str) -> str:
+    return resolve(api, names.SSO_PROVIDER, provider)
 
 
-def _show_provider(item: dict[str, Any]) -> None:
-    console.print(f"{item['name']} ({item['kind']}, {item['id']})", highlight=False)
-    console.print(f"  enabled: {'yes' if item['enabled'] else 'no'}", highlight=False)
-    console.print(f"  secret: {'set' if item['has_secret'] else 'none'}", highlight=False)
-    console.print(f"  sign-in: {item['login_path']}", highlight=False)
+def _provider_text(item: dict[str, Any]) -> str:
+    lines = [
+        f"{item['name']} ({item['kind']}, {item['id']})",
+        f"  enabled: {'yes' if item['enabled'] else 'no'}",
+        f"  secret: {'set' if item['has_secret'] else 'none'}",
+        f"  sign-in: {item['login_path']}",
+    ]
     for key, value in sorted(item["config"].items()):
         shown = json.dumps(value) if not isinstance(value, str) else value
-        console.print(f"  {key}: {shown}", highlight=False)
+        lines.append(f"  {key}: {shown}")
+    return escape("\n".join(lines))
 
 
 # --- providers ---------------------------------------------------------------------------------
@@ -121,26 +117,34 @@ def _show_provider(item: dict[str, Any]) -> None:
 @providers_app.command("list")
 def providers_list() -> None:
     """The team's identity providers."""
-    table = Table()
-    for column in ("id", "name", "kind", "enabled", "secret", "address"):
-        table.add_column(column)
-    for item in _call("GET", "/sso/providers"):
-        config = item["config"]
-        table.add_row(
-            item["id"],
-            item["name"],
-            item["kind"],
-            "yes" if item["enabled"] else "no",
-            "set" if item["has_secret"] else "none",
-            str(config.get("issuer") or config.get("url") or ""),
-        )
-    console.print(table)
+    with api_client() as api:
+        providers = api.get("/sso/providers")
+
+    def table() -> Table:
+        rendered = Table()
+        for column in ("id", "name", "kind", "enabled", "secret", "address"):
+            rendered.add_column(column)
+        for item in providers:
+            config = item["config"]
+            rendered.add_row(
+                item["id"],
+                item["name"],
+                item["kind"],
+                "yes" if item["enabled"] else "no",
+                "set" if item["has_secret"] else "none",
+                str(config.get("issuer") or config.get("url") or ""),
+            )
+        return rendered
+
+    emit(providers, table=table)
 
 
 @providers_app.command("show")
-def providers_show(provider: Annotated[str, typer.Argument(help="Id or name.")]) -> None:
+def providers_show(provider: ProviderArgument) -> None:
     """One provider's settings (never its secret)."""
-    _show_provider(_find_provider(provider))
+    with api_client() as api:
+        found = api.get(f"/sso/providers/{_provider_id(api, provider)}")
+    emit(found, table=lambda: _provider_text(found))
 
 
 @providers_app.command("create")
@@ -160,13 +164,17 @@ def providers_create(
         "config": _settings(settings),
         "secret": _secret(secret_stdin, secret_prompt),
     }
-    created = _call("POST", "/sso/providers", json=body)
-    console.print(f"created identity provider {created['id']} ({created['name']})", highlight=False)
+    with api_client() as api:
+        created = api.post("/sso/providers", json=body)
+    emit(
+        created,
+        table=lambda: escape(f"created identity provider {created['id']} ({created['name']})"),
+    )
 
 
 @providers_app.command("update")
 def providers_update(
-    provider: Annotated[str, typer.Argument(help="Id or name.")],
+    provider: ProviderArgument,
     name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
     enabled: Annotated[
         bool | None, typer.Option("--enable/--disable", help="Turn it on or off.")
@@ -179,7 +187,6 @@ def providers_update(
     ] = False,
 ) -> None:
     """Change what is given; the secret stays unless a new one is given or it is cleared."""
-    found = _find_provider(provider)
     body: dict[str, Any] = {}
     if name is not None:
         body["name"] = name
@@ -192,36 +199,46 @@ def providers_update(
         body["secret"] = secret
     if clear_secret:
         body["clear_secret"] = True
-    updated = _call("PATCH", f"/sso/providers/{found['id']}", json=body)
-    console.print(f"updated identity provider {updated['id']} ({updated['name']})", highlight=False)
+    with api_client() as api:
+        updated = api.patch(f"/sso/providers/{_provider_id(api, provider)}", json=body)
+    emit(
+        updated,
+        table=lambda: escape(f"updated identity provider {updated['id']} ({updated['name']})"),
+    )
 
 
 @providers_app.command("delete")
 def providers_delete(
-    provider: Annotated[str, typer.Argument(help="Id or name.")],
+    provider: ProviderArgument,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
 ) -> None:
     """Delete a provider; its members keep their accounts but can no longer sign in with it."""
-    found = _find_provider(provider)
-    if not yes:
-        typer.confirm(f"Delete identity provider {found['name']}?", abort=True)
-    _call("DELETE", f"/sso/providers/{found['id']}")
-    console.print(f"deleted identity provider {found['id']} ({found['name']})", highlight=False)
+    with api_client() as api:
+        found = api.get(f"/sso/providers/{_provider_id(api, provider)}")
+        if not yes:
+            typer.confirm(f"Delete identity provider {found['name']}?", abort=True)
+        api.delete(f"/sso/providers/{found['id']}")
+    emit(
+        {"id": found["id"], "name": found["name"], "deleted": True},
+        table=lambda: escape(f"deleted identity provider {found['id']} ({found['name']})"),
+    )
 
 
 @providers_app.command("test")
-def providers_test(provider: Annotated[str, typer.Argument(help="Id or name.")]) -> None:
-    """Reach the provider as a sign-in would and say what it found."""
-    found = _find_provider(provider)
-    result = _call("POST", f"/sso/providers/{found['id']}/test")
-    console.print(f"ok: {result['message']}", highlight=False)
+def providers_test(provider: ProviderArgument) -> None:
+    """Reach the provider as a sign-in would and say what it found (exit 1 if it failed)."""
+    with api_client() as api:
+        result = api.post(f"/sso/providers/{_provider_id(api, provider)}/test")
+    emit(result, table=lambda: escape(f"{'ok' if result['ok'] else 'FAILED'}: {result['message']}"))
+    if not result["ok"]:
+        raise typer.Exit(exits.ERROR)
 
 
 # --- rules -------------------------------------------------------------------------------------
 
 
-def _rules() -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = _call("GET", "/sso/rules")
+def _rules(api: ApiClient) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = api.get("/sso/rules")
     return rules
 
 
@@ -234,131 +251,150 @@ def _find_rule(rule: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
         number = int(rule.lstrip("#"))
         if 1 <= number <= len(rules):
             return rules[number - 1]
-    _fail(f"no role rule {rule!r} (give its id or its number in `shipyard sso rules list`)")
-    raise AssertionError  # unreachable: _fail exits
+    fail(f"no role rule {rule!r} (give its id or its number in `shipyard sso rules list`)")
 
 
-def _provider_names() -> dict[str, str]:
-    return {item["id"]: item["name"] for item in _call("GET", "/sso/providers")}
+def _rules_table(rules: list[dict[str, Any]], provider_names: dict[str, str]) -> Table:
+    table = Table()
+    for column in ("#", "id", "group", "role", "provider"):
+        table.add_column(column)
+    for number, item in enumerate(rules, start=1):
+        provider = (
+            provider_names.get(item["provider_id"], item["provider_id"])
+            if item["provider_id"]
+            else "any"
+        )
+        table.add_row(str(number), item["id"], item["group"], item["role"], provider)
+    return table
 
 
 @rules_app.command("list")
 def rules_list() -> None:
     """The rules in order: the highest role among those whose group a person is in wins."""
-    names = _provider_names()
-    table = Table()
-    for column in ("#", "id", "group", "role", "provider"):
-        table.add_column(column)
-    for number, item in enumerate(_rules(), start=1):
-        provider = (
-            names.get(item["provider_id"], item["provider_id"]) if item["provider_id"] else "any"
-        )
-        table.add_row(str(number), item["id"], item["group"], item["role"], provider)
-    console.print(table)
+    with api_client() as api:
+        rules = _rules(api)
+        provider_names = {item["id"]: item["name"] for item in api.get("/sso/providers")}
+    emit(rules, table=lambda: _rules_table(rules, provider_names))
 
 
 @rules_app.command("add")
 def rules_add(
     group: Annotated[str, typer.Argument(help="The group name (or DN) as the provider sends it.")],
     role: Annotated[str, typer.Argument(help="admin, developer or viewer.")],
-    provider: Annotated[
-        str | None, typer.Option("--provider", help="Only for this provider (id or name).")
-    ] = None,
+    provider: ProviderOption = None,
     position: Annotated[
         int | None, typer.Option("--position", min=1, help="Its number (1: first); default last.")
     ] = None,
 ) -> None:
     """Members of GROUP get ROLE."""
     body: dict[str, Any] = {"group": group, "role": role}
-    if provider is not None:
-        body["provider_id"] = _find_provider(provider)["id"]
     if position is not None:
         body["position"] = position - 1
-    created = _call("POST", "/sso/rules", json=body)
-    console.print(
-        f"added rule #{created['position'] + 1} {created['id']}: {group} -> {role}", highlight=False
+    with api_client() as api:
+        if provider is not None:
+            body["provider_id"] = _provider_id(api, provider)
+        created = api.post("/sso/rules", json=body)
+    emit(
+        created,
+        table=lambda: escape(
+            f"added rule #{created['position'] + 1} {created['id']}: {group} -> {role}"
+        ),
     )
 
 
 @rules_app.command("update")
 def rules_update(
-    rule: Annotated[str, typer.Argument(help="Id, or number in the list.")],
+    rule: RuleArgument,
     group: Annotated[str | None, typer.Option("--group")] = None,
     role: Annotated[str | None, typer.Option("--role")] = None,
-    provider: Annotated[
-        str | None, typer.Option("--provider", help="Only for this provider (id or name).")
-    ] = None,
+    provider: ProviderOption = None,
     any_provider: Annotated[
         bool, typer.Option("--any-provider", help="For every provider.")
     ] = False,
 ) -> None:
     """Change a rule's group, role or provider."""
-    found = _find_rule(rule, _rules())
+    if provider is not None and any_provider:
+        fail("give --provider or --any-provider, not both", exits.USAGE)
     body: dict[str, Any] = {}
     if group is not None:
         body["group"] = group
     if role is not None:
         body["role"] = role
-    if provider is not None and any_provider:
-        _fail("give --provider or --any-provider, not both")
-    if provider is not None:
-        body["provider_id"] = _find_provider(provider)["id"]
     if any_provider:
         body["provider_id"] = None
-    updated = _call("PATCH", f"/sso/rules/{found['id']}", json=body)
-    console.print(
-        f"updated rule {updated['id']}: {updated['group']} -> {updated['role']}", highlight=False
+    with api_client() as api:
+        found = _find_rule(rule, _rules(api))
+        if provider is not None:
+            body["provider_id"] = _provider_id(api, provider)
+        updated = api.patch(f"/sso/rules/{found['id']}", json=body)
+    emit(
+        updated,
+        table=lambda: escape(
+            f"updated rule {updated['id']}: {updated['group']} -> {updated['role']}"
+        ),
     )
 
 
 @rules_app.command("remove")
-def rules_remove(rule: Annotated[str, typer.Argument(help="Id, or number in the list.")]) -> None:
-    found = _find_rule(rule, _rules())
-    _call("DELETE", f"/sso/rules/{found['id']}")
-    console.print(
-        f"removed rule {found['id']} ({found['group']} -> {found['role']})", highlight=False
+def rules_remove(rule: RuleArgument) -> None:
+    """Remove a rule."""
+    with api_client() as api:
+        found = _find_rule(rule, _rules(api))
+        api.delete(f"/sso/rules/{found['id']}")
+    emit(
+        {**found, "deleted": True},
+        table=lambda: escape(f"removed rule {found['id']} ({found['group']} -> {found['role']})"),
     )
 
 
 @rules_app.command("move")
 def rules_move(
-    rule: Annotated[str, typer.Argument(help="Id, or number in the list.")],
+    rule: RuleArgument,
     to: Annotated[int, typer.Argument(min=1, help="Its new number (1: first).")],
 ) -> None:
-    """Move a rule to another place in the order."""
-    rules = _rules()
-    found = _find_rule(rule, rules)
-    ids = [item["id"] for item in rules]
-    ids.remove(found["id"])
-    ids.insert(min(to, len(rules)) - 1, found["id"])
-    _call("PUT", "/sso/rules/order", json={"ids": ids})
-    console.print(f"moved rule {found['id']} to #{ids.index(found['id']) + 1}", highlight=False)
+    """Move a rule to another place in the order; prints the rules in their new order."""
+    with api_client() as api:
+        rules = _rules(api)
+        found = _find_rule(rule, rules)
+        ids = [item["id"] for item in rules]
+        ids.remove(found["id"])
+        ids.insert(min(to, len(rules)) - 1, found["id"])
+        reordered = api.request("PUT", "/sso/rules/order", json={"ids": ids})
+    emit(
+        reordered,
+        table=lambda: f"moved rule {found['id']} to #{ids.index(found['id']) + 1}",
+    )
 
 
 # --- settings and explanation ------------------------------------------------------------------
 
 
-def _find_member(member: str) -> dict[str, Any]:
-    for item in _call("GET", "/tenant/members"):
-        if member in (item["id"], item["email"]):
-            found: dict[str, Any] = item
-            return found
-    _fail(f"no member {member!r}")
-    raise AssertionError  # unreachable: _fail exits
+def _member_id(api: ApiClient, member: str) -> str:
+    """A member by e-mail or id."""
+    return resolve(api, names.MEMBER, member)
+
+
+def _settings_text(current: dict[str, Any]) -> str:
+    return escape(
+        "\n".join(
+            [
+                f"log-in URL: {current['login_url']}",
+                f"slug: {current['login_slug'] or '(none)'}",
+                f"default role: {current['default_role'] or 'refuse'}",
+                f"SSO required: {'yes' if current['sso_required'] else 'no'}",
+                f"break-glass admin: {current['break_glass_member_id'] or '(none)'}",
+                f"OIDC redirect URL: {current['redirect_uri']}",
+            ]
+        )
+    )
 
 
 @settings_app.command("show")
 def settings_show() -> None:
     """The log-in policy, the team's log-in URL and the redirect URL to register."""
-    current = _call("GET", "/sso/settings")
-    console.print(f"log-in URL: {current['login_url']}", highlight=False)
-    console.print(f"slug: {current['login_slug'] or '(none)'}", highlight=False)
-    console.print(f"default role: {current['default_role'] or 'refuse'}", highlight=False)
-    console.print(f"SSO required: {'yes' if current['sso_required'] else 'no'}", highlight=False)
-    console.print(
-        f"break-glass admin: {current['break_glass_member_id'] or '(none)'}", highlight=False
-    )
-    console.print(f"OIDC redirect URL: {current['redirect_uri']}", highlight=False)
+    with api_client() as api:
+        current = api.get("/sso/settings")
+    emit(current, table=lambda: _settings_text(current))
 
 
 @settings_app.command("set")
@@ -375,37 +411,54 @@ def settings_set(
     ] = None,
     break_glass: Annotated[
         str | None,
-        typer.Option("--break-glass", help="The break-glass admin (e-mail or id; '' removes)."),
+        typer.Option(
+            "--break-glass",
+            help="The break-glass admin (e-mail or id; '' removes).",
+            autocompletion=complete(names.MEMBER),
+        ),
     ] = None,
 ) -> None:
-    """Change the log-in policy (only what is given)."""
+    """Change the log-in policy (only what is given); prints the policy."""
     body: dict[str, Any] = {}
     if slug is not None:
         body["login_slug"] = slug or None
     if default_role is not None:
         body["default_role"] = None if default_role == "refuse" else default_role
-    if break_glass is not None:
-        body["break_glass_member_id"] = _find_member(break_glass)["id"] if break_glass else None
     if require_sso is not None:
         body["sso_required"] = require_sso
-    if not body:
-        _fail("nothing to change: give --slug, --default-role, --require-sso or --break-glass")
-    _call("PATCH", "/sso/settings", json=body)
-    settings_show()
+    if not body and break_glass is None:
+        fail(
+            "nothing to change: give --slug, --default-role, --require-sso or --break-glass",
+            exits.USAGE,
+        )
+    with api_client() as api:
+        if break_glass is not None:
+            body["break_glass_member_id"] = _member_id(api, break_glass) if break_glass else None
+        updated = api.patch("/sso/settings", json=body)
+    emit(updated, table=lambda: _settings_text(updated))
 
 
 @app.command("explain")
-def explain(member: Annotated[str, typer.Argument(help="The member (e-mail or id).")]) -> None:
+def explain(
+    member: Annotated[
+        str,
+        typer.Argument(help="The member (e-mail or id).", autocompletion=complete(names.MEMBER)),
+    ],
+) -> None:
     """Which rule (or the default) gave a member their role, and their identities."""
-    found = _find_member(member)
-    answer = _call("GET", f"/sso/members/{found['id']}")
-    console.print(f"{answer['email']}: {answer['explanation']}", highlight=False)
-    if answer["is_disabled"]:
-        console.print(f"  disabled ({answer['disabled_reason'] or 'admin'})", highlight=False)
-    for identity in answer["identities"]:
-        console.print(
-            f"  {identity['provider_name']} ({identity['provider_kind']}): {identity['subject']}; "
-            f"groups: {', '.join(identity['groups']) or 'none'}; "
-            f"last sign-in: {identity['last_login_at'] or 'never'}",
-            highlight=False,
-        )
+    with api_client() as api:
+        answer = api.get(f"/sso/members/{_member_id(api, member)}")
+
+    def text() -> str:
+        lines = [f"{answer['email']}: {answer['explanation']}"]
+        if answer["is_disabled"]:
+            lines.append(f"  disabled ({answer['disabled_reason'] or 'admin'})")
+        for identity in answer["identities"]:
+            lines.append(
+                f"  {identity['provider_name']} ({identity['provider_kind']}): "
+                f"{identity['subject']}; groups: {', '.join(identity['groups']) or 'none'}; "
+                f"last sign-in: {identity['last_login_at'] or 'never'}"
+            )
+        return escape("\n".join(lines))
+
+    emit(answer, table=text)

@@ -45,7 +45,7 @@ async def test_audit_commands(
 
     target = tmp_path / "audit.csv"
     code, output = await shipyard(
-        base_url, admin.token, "audit", "export", "--format", "csv", "-o", str(target)
+        base_url, admin.token, "audit", "export", "--format", "csv", "--file", str(target)
     )
     assert code == 0, output
     lines = target.read_text().splitlines()
@@ -62,7 +62,7 @@ async def test_audit_commands(
         "streams",
         "create",
         "siem",
-        "--url",
+        "--webhook-url",
         "http://127.0.0.1:9/x",
         keep=False,
     )

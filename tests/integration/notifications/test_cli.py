@@ -59,7 +59,7 @@ async def test_notifications_commands(
             "create",
             "webhook",
             "generic",
-            "--url",
+            "--webhook-url",
             receiver.url + "/hook",
         )
         assert code == 0 and "secret:" in output and "(shown once)" in output

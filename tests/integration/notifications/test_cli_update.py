@@ -73,7 +73,7 @@ async def test_channels_update(base_url: str, client: httpx.AsyncClient, admin: 
             hook["name"],
             "--name",
             "cli-hook",
-            "--url",
+            "--webhook-url",
             receiver.url + "/two",
             "--disable",
         )
@@ -107,17 +107,17 @@ async def test_channels_update(base_url: str, client: httpx.AsyncClient, admin: 
         code, output = await shipyard(
             base_url, admin, "channels", "update", "cli-hook", "--clear-secret"
         )
-        assert code == 1 and "needs its secret" in output
+        assert code == 2 and "needs its secret" in output
         code, output = await shipyard(
             base_url, admin, "channels", "update", "cli-hook", "--port", "25"
         )
-        assert code == 1 and "--port does not apply to a webhook channel" in output
+        assert code == 2 and "--port does not apply to a webhook channel" in output
         code, output = await shipyard(base_url, admin, "channels", "update", "cli-hook")
-        assert code == 1 and "nothing to change" in output
+        assert code == 2 and "nothing to change" in output
         code, output = await shipyard(
             base_url, admin, "channels", "update", "no-such", "--name", "x"
         )
-        assert code == 1 and "no notification channel 'no-such'" in output
+        assert code == 1 and "no notification channel named 'no-such'" in output
 
         ntfy = await create_channel(
             client, admin, "ntfy", {"server": receiver.url, "topic": "a", "token": ntfy_token}
@@ -151,9 +151,15 @@ async def test_channels_update(base_url: str, client: httpx.AsyncClient, admin: 
         # A Slack URL is the credential: never an argument.
         slack = await create_channel(client, admin, "slack", {"url": receiver.url + "/s/1"})
         code, output = await shipyard(
-            base_url, admin, "channels", "update", slack["id"], "--url", receiver.url + "/s/2"
+            base_url,
+            admin,
+            "channels",
+            "update",
+            slack["id"],
+            "--webhook-url",
+            receiver.url + "/s/2",
         )
-        assert code == 1 and "--secret-stdin" in output
+        assert code == 2 and "--secret-stdin" in output
         code, output = await shipyard(
             base_url,
             admin,
