@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.models import OptionInfo
 
 from shipyard.client import exits, names, profiles
 from shipyard.client.http import ApiClient, ApiError
@@ -99,6 +100,7 @@ def with_global_options(
     before it runs."""
     taken = {name: spec for name, spec in GLOBAL_PARAMETERS.items() if only is None or name in only}
     signature = inspect.signature(func, eval_str=True)
+    _refuse_clashes(func, signature, taken)
     extra = [
         inspect.Parameter(
             name,
@@ -130,6 +132,47 @@ def with_global_options(
         **{p.name: p.annotation for p in extra},
     }
     return wrapper
+
+
+def _flags(parameter: inspect.Parameter) -> set[str]:
+    """The option flags Typer gives ``parameter`` (``--name`` unless it declares its own)."""
+    infos = [
+        m for m in getattr(parameter.annotation, "__metadata__", ()) if isinstance(m, OptionInfo)
+    ]
+    if isinstance(parameter.default, OptionInfo):
+        infos.append(parameter.default)
+    if not infos:
+        return set()
+    info = infos[0]
+    declared = list(info.param_decls or ())
+    if isinstance(info.default, str) and info.default.startswith("-"):
+        declared.insert(0, info.default)  # Annotated[..., typer.Option("--x")]
+    if not declared:
+        declared = [f"--{parameter.name.replace('_', '-')}"]
+    return {flag for declaration in declared for flag in declaration.split("/") if flag}
+
+
+def _global_flags(taken: dict[str, tuple[Any, str]]) -> set[str]:
+    return {
+        flag
+        for name, (annotation, _) in taken.items()
+        for flag in _flags(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation)
+        )
+    }
+
+
+def _refuse_clashes(
+    func: Callable[..., Any], signature: inspect.Signature, taken: dict[str, tuple[Any, str]]
+) -> None:
+    """A command's own option must not reuse a global flag: the global one would win silently."""
+    reserved = _global_flags(taken)
+    for parameter in signature.parameters.values():
+        clash = _flags(parameter) & reserved
+        if clash:
+            raise TypeError(
+                f"{func.__module__}.{func.__qualname__}: option {sorted(clash)} is a global option"
+            )
 
 
 class ApiTyper(typer.Typer):
