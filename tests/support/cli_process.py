@@ -89,3 +89,25 @@ async def run_shipyard_json(
             f"stdout of shipyard {' '.join(args)} -o json: {result.stdout!r}"
         ) from exc
     return result.exit_code, parsed, result.stderr
+
+
+async def run_shipyard_ndjson(
+    base_url: str, token: str, *args: str, label: str, stdin: bytes | None = None
+) -> tuple[int, list[Any], str]:
+    """``shipyard ARGS -o json`` for a command that streams (``deploy watch``, ``logs``):
+    (exit code, each stdout line parsed as JSON, stderr). Fails the test on a line that is not
+    one JSON object."""
+    env = {**_ENV, "SHIPYARD_URL": base_url, "SHIPYARD_TOKEN": token}
+    result = await asyncio.wait_for(
+        asyncio.to_thread(_invoke, (*args, "-o", "json"), env, stdin or b""), timeout=120
+    )
+    canary.save_output(label, result.output)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    parsed = []
+    for line in result.stdout.splitlines():
+        try:
+            parsed.append(json.loads(line))
+        except ValueError as exc:
+            raise AssertionError(f"stdout of shipyard {' '.join(args)} -o json: {line!r}") from exc
+    return result.exit_code, parsed, result.stderr

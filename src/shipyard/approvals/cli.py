@@ -1,4 +1,4 @@
-"""``shipyard approvals``: approvals of runs waiting in pending_approval (SHIPYARD_URL, SHIPYARD_TOKEN).
+"""``shipyard approvals``: approvals of runs waiting in pending_approval.
 
 ``list`` shows the runs you may decide on; ``approve ID`` and ``reject ID --comment WHY`` decide.
 """
@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from shipyard.client import ApiError
-from shipyard.deployments.cli import client, console, fail, styled
+from shipyard.client.commands import ApiTyper, api_client
+from shipyard.client.output import emit
+from shipyard.deployments.cli import styled
 
-app = typer.Typer(help="Approvals of runs waiting in pending_approval.", no_args_is_help=True)
+app = ApiTyper(help="Approvals of runs waiting in pending_approval.", no_args_is_help=True)
 
 CommentOption = Annotated[
     str | None, typer.Option("--comment", "-m", help="Why (shown on the run).")
@@ -32,12 +33,14 @@ def list_approvals(
     ] = False,
 ) -> None:
     """Runs waiting for approval that you may approve or reject, oldest first."""
-    with client() as api:
-        try:
-            items = api.get("/approvals", all="true" if all_pending else None)
-        except ApiError as exc:
-            fail(str(exc))
-            return
+    with api_client() as api:
+        items: list[dict[str, Any]] = api.get("/approvals", all="true" if all_pending else None)
+    emit(items, table=lambda: approvals_view(items, all_pending=all_pending))
+
+
+def approvals_view(items: list[dict[str, Any]], *, all_pending: bool) -> Table | str:
+    if not items:
+        return "nothing waits for your approval"
     table = Table()
     for column in ("deployment", "name", "template", "requested by", "approvals", "expires"):
         table.add_column(column)
@@ -56,28 +59,22 @@ def list_approvals(
         if all_pending:
             row.append("may decide" if item["can_decide"] else (item["reason"] or ""))
         table.add_row(*row)
-    console.print(table)
-    if not items:
-        console.print("nothing waits for your approval", highlight=False)
+    return table
 
 
 PAST = {"approve": "approved", "reject": "rejected"}
 
 
 def _decide(deployment_id: str, action: str, comment: str | None) -> None:
-    with client() as api:
-        try:
-            deployment = api.post(
-                f"/deployments/{deployment_id}/{action}", json={"comment": comment}
-            )
-        except ApiError as exc:
-            fail(str(exc))
-            return
+    with api_client() as api:
+        deployment = api.post(f"/deployments/{deployment_id}/{action}", json={"comment": comment})
     approved = sum(1 for row in deployment["approvals"] if row["decision"] == "approved")
-    console.print(
-        f"deployment {deployment['id']}: {PAST[action]} ({approved}/"
-        f"{deployment['approvals_needed']} approvals, now {styled(deployment['status'])})",
-        highlight=False,
+    emit(
+        deployment,
+        table=lambda: (
+            f"deployment {deployment['id']}: {PAST[action]} ({approved}/"
+            f"{deployment['approvals_needed']} approvals, now {styled(deployment['status'])})"
+        ),
     )
 
 

@@ -1,4 +1,10 @@
-"""``shipyard deploy``: create, follow, list, show, cancel and re-run deployments over the REST API."""
+"""``shipyard deploy``: create, follow, list, show, cancel and re-run deployments over the REST API.
+
+``watch``, ``create --wait`` and ``rerun --wait`` follow the live log (Server-Sent Events that
+resume from ``Last-Event-ID`` when the connection drops) and exit with the run's outcome
+(``shipyard.client.exits``). With ``-o json`` each log line is one JSON object on its own line
+(the API's fields), and the last line is ``{"deployment": {...}, "results": {...}}``.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +19,18 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import typer
-from rich.console import Console
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
-from shipyard.client import ApiClient, ApiError
+from shipyard.client import ApiClient, exits, names
+from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.output import console, emit, emit_event, is_table, note
 from shipyard.deployments.log_format import terminal_line
 
-app = typer.Typer(
-    help="Deployments (talks to SHIPYARD_URL with SHIPYARD_TOKEN).", no_args_is_help=True
+app = ApiTyper(
+    help="Deployments: create, follow, list, show, cancel, re-run.", no_args_is_help=True
 )
-console = Console()
-err_console = Console(stderr=True)
-FINAL = {"success", "failed", "partial", "cancelled", "interrupted"}
 STATUS_STYLE = {
     "success": "green",
     "failed": "red",
@@ -38,20 +44,6 @@ STATUS_STYLE = {
     "running": "cyan",
     "skipped": "dim",
 }
-EXIT_CODES = {"success": 0, "partial": 2, "failed": 1, "cancelled": 3, "interrupted": 4}
-
-
-def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
-
-
-def client() -> ApiClient:
-    try:
-        return ApiClient()
-    except ApiError as exc:
-        fail(str(exc))
-        raise
 
 
 def styled(status: str) -> str:
@@ -63,20 +55,82 @@ def parse_env(values: list[str], *, secret: bool) -> list[dict[str, Any]]:
     for value in values:
         name, sep, content = value.partition("=")
         if not sep:
-            fail(f"--{'secret' if secret else 'env'} takes NAME=VALUE, got {value!r}")
+            fail(f"--{'secret' if secret else 'env'} takes NAME=VALUE, got {value!r}", exits.USAGE)
         variables.append({"name": name, "value": content, "secret": secret})
     return variables
+
+
+@dataclass
+class ScriptFinder:
+    """A script's id from its id, or its path or name in the repository's catalogue at ``ref``
+    (read once, when a script is first named by path)."""
+
+    api: ApiClient
+    repository_id: str | None
+    ref: str | None
+    catalogue: dict[str, Any] | None = None
+
+    def __call__(self, value: str) -> str:
+        if names.is_id(value):
+            return value
+        if self.repository_id is None:
+            fail(f"--script {value!r}: a script by path needs --repository", exits.USAGE)
+        if self.catalogue is None:
+            self.catalogue = self.api.get(
+                f"/repositories/{self.repository_id}/scripts", ref=self.ref
+            )
+        scripts = self.catalogue["scripts"]
+        found = [item for item in scripts if item["path"] == value] or [
+            item for item in scripts if item["name"] == value
+        ]
+        if not found:
+            fail(
+                f"no script {value!r} in repository {self.repository_id} at {self.catalogue['ref']}"
+            )
+        if len(found) > 1:
+            listed = ", ".join(f"{item['path']} ({item['id']})" for item in found)
+            fail(
+                f"{len(found)} scripts are named {value!r} ({listed}): give a path or an id",
+                exits.USAGE,
+            )
+        return str(found[0]["id"])
+
+
+def announce(deployment: dict[str, Any], text: str, *, wait: bool) -> None:
+    """The new deployment: its line for people; as JSON unless followed (the follow's summary
+    carries it then, and stdout stays one JSON object per line)."""
+    if wait and not is_table():
+        note(Text.from_markup(text).plain)
+        return
+    emit(deployment, table=lambda: text)
 
 
 @app.command("create")
 def create(
     name: Annotated[str, typer.Option(help="Deployment name.")],
-    repository: Annotated[str | None, typer.Option(help="Repository id.")] = None,
+    repository: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|ID",
+            help="Repository: name, owner/name, URL or id.",
+            autocompletion=complete(names.REPOSITORY),
+        ),
+    ] = None,
     script: Annotated[
         list[str] | None,
-        typer.Option(help="Script id; repeat in run order. ID:arg1,arg2 adds arguments."),
+        typer.Option(
+            metavar="PATH|ID[:ARGS]",
+            help="Script: path, name or id; repeat in run order. PATH:arg1,arg2 adds arguments.",
+        ),
     ] = None,
-    host: Annotated[list[str] | None, typer.Option(help="Host id; repeat for several.")] = None,
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME|ID",
+            help="Host: name or id; repeat for several.",
+            autocompletion=complete(names.HOST),
+        ),
+    ] = None,
     ref: Annotated[
         str | None, typer.Option(help="Branch, tag or SHA (default branch otherwise).")
     ] = None,
@@ -92,7 +146,7 @@ def create(
     stop_on_failure: Annotated[bool, typer.Option(help="Stop at the first failed host.")] = False,
     timeout: Annotated[int, typer.Option(help="Per-script timeout in seconds.")] = 3600,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Follow the deployment until it ends.")
+        bool, typer.Option("--wait", help="Follow the deployment; exit with its outcome.")
     ] = False,
     override_freeze: Annotated[
         str | None,
@@ -104,42 +158,53 @@ def create(
     ] = None,
 ) -> None:
     """Create a deployment; with --wait, follow it and exit with its outcome."""
-    scripts = []
-    for item in script or []:
-        script_id, _, args = item.partition(":")
-        scripts.append({"script_id": script_id, "arguments": args.split(",") if args else []})
-    body: dict[str, Any] = {
-        "name": name,
-        "repository_id": repository,
-        "ref": ref,
-        "scripts": scripts,
-        "host_ids": host or [],
-        "environment": parse_env(env or [], secret=False) + parse_env(secret or [], secret=True),
-        "options": {
-            "parallelism": parallelism,
-            "batch_size": batch_size,
-            "stop_on_failure": stop_on_failure,
-            "script_timeout_seconds": timeout,
-        },
-    }
-    if at:
-        body.update(schedule="later", scheduled_time=at)
-    if override_freeze is not None:
-        body["freeze_override"] = {"reason": override_freeze}
-    with client() as api:
-        try:
-            deployment = api.post("/deployments", json=body)
-        except ApiError as exc:
-            fail(str(exc))
-            return
-        console.print(f"created deployment {deployment['id']} ({styled(deployment['status'])})")
+    environment = parse_env(env or [], secret=False) + parse_env(secret or [], secret=True)
+    with api_client() as api:
+        repository_id = resolve(api, names.REPOSITORY, repository) if repository else None
+        find_script = ScriptFinder(api, repository_id, ref)
+        scripts = []
+        for item in script or []:
+            script_ref, _, args = item.partition(":")
+            scripts.append(
+                {"script_id": find_script(script_ref), "arguments": args.split(",") if args else []}
+            )
+        body: dict[str, Any] = {
+            "name": name,
+            "repository_id": repository_id,
+            "ref": ref,
+            "scripts": scripts,
+            "host_ids": [resolve(api, names.HOST, value) for value in host or []],
+            "environment": environment,
+            "options": {
+                "parallelism": parallelism,
+                "batch_size": batch_size,
+                "stop_on_failure": stop_on_failure,
+                "script_timeout_seconds": timeout,
+            },
+        }
+        if at:
+            body.update(schedule="later", scheduled_time=at)
+        if override_freeze is not None:
+            body["freeze_override"] = {"reason": override_freeze}
+        deployment = api.post("/deployments", json=body)
+        announce(
+            deployment,
+            f"created deployment {deployment['id']} ({styled(deployment['status'])})",
+            wait=wait,
+        )
         if wait:
             raise typer.Exit(follow(api, deployment["id"]))
 
 
 # The log filters of `watch` and `logs`: the same as the grid and the download on the web.
 HostOption = Annotated[
-    str | None, typer.Option("--host", metavar="NAME|ID", help="Only this host's lines.")
+    str | None,
+    typer.Option(
+        "--host",
+        metavar="NAME|ID",
+        help="Only this host's lines (name or id).",
+        autocompletion=complete(names.HOST),
+    ),
 ]
 ScriptOption = Annotated[
     str | None,
@@ -246,7 +311,7 @@ class LiveMatcher:
             try:
                 self.pattern = re.compile(grep if self.filters.regex else re.escape(grep), re.I)
             except re.error as exc:
-                fail(f"--grep is not a valid regular expression: {exc}")
+                fail(f"--grep is not a valid regular expression: {exc}", exits.USAGE)
         self.refresh(strict=True)
 
     def refresh(self, *, strict: bool = False) -> None:
@@ -294,7 +359,7 @@ class LiveMatcher:
 
 @app.command("watch")
 def watch(
-    deployment_id: str,
+    deployment_id: Annotated[str, typer.Argument(help="The deployment's id.")],
     host: HostOption = None,
     script: ScriptOption = None,
     failed: FailedOption = False,
@@ -302,19 +367,20 @@ def watch(
     regex: RegexOption = False,
     color: ColorOption = None,
 ) -> None:
-    """Follow a deployment: the live log and its progress, until it ends.
+    """Follow a deployment: the live log and its progress, until it ends; exit with its outcome.
 
-    With --failed the failed scripts' lines are printed when the run ends (a script is known to
-    have failed only then).
+    A dropped connection is resumed after the last line received (Last-Event-ID). With --failed
+    the failed scripts' lines are printed when the run ends (a script is known to have failed
+    only then).
     """
     filters = LogFilters(host=host, script=script, failed=failed, grep=grep, regex=regex)
-    with client() as api:
+    with api_client() as api:
         raise typer.Exit(follow(api, deployment_id, filters=filters, colour=use_colour(color)))
 
 
 @app.command("logs")
 def logs(
-    deployment_id: str,
+    deployment_id: Annotated[str, typer.Argument(help="The deployment's id.")],
     host: HostOption = None,
     script: ScriptOption = None,
     failed: FailedOption = False,
@@ -322,13 +388,12 @@ def logs(
     regex: RegexOption = False,
     color: ColorOption = None,
 ) -> None:
-    """Print a deployment's stored log, streamed, with the filters of its page."""
+    """Print a deployment's stored log, streamed, with the filters of its page.
+
+    With -o json: one JSON object per line (the download's JSON-lines fields)."""
     filters = LogFilters(host=host, script=script, failed=failed, grep=grep, regex=regex)
-    with client() as api:
-        try:
-            print_download(api, deployment_id, filters, colour=use_colour(color))
-        except ApiError as exc:
-            fail(str(exc))
+    with api_client() as api:
+        print_download(api, deployment_id, filters, colour=use_colour(color))
 
 
 def download_lines(
@@ -344,8 +409,12 @@ def download_lines(
 def print_download(
     api: ApiClient, deployment_id: str, filters: LogFilters, *, colour: bool
 ) -> None:
+    table = is_table()
     for entry in download_lines(api, deployment_id, filters):
-        print_entry(entry, entry.get("host") or entry.get("host_id"), colour=colour)
+        if table:
+            print_entry(entry, entry.get("host") or entry.get("host_id"), colour=colour)
+        else:
+            emit_event(entry)
     sys.stdout.flush()
 
 
@@ -378,51 +447,55 @@ def follow(
     filters: LogFilters | None = None,
     colour: bool | None = None,
 ) -> int:
-    """Print the live log, then the results; return the exit code for the final status."""
+    """Print the live log, then the results; return the exit code for the outcome.
+
+    People get coloured lines, a results table and a status line; ``-o json`` gets one JSON
+    object per log line (the API's fields) and then ``{"deployment": ..., "results": ...}``."""
     filters = filters or LogFilters()
     colour = use_colour(None) if colour is None else colour
-    status = "unknown"
-    try:
-        matcher = LiveMatcher(api, deployment_id, filters)
-        if filters.failed:
-            err_console.print("the failed scripts' lines follow when the run ends", highlight=False)
-        event = None
-        for line in api.stream_lines(f"/deployments/{deployment_id}/logs/stream"):
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: ") and event == "log":
-                entry = json.loads(line[6:])
-                if not filters.failed and matcher.matches(entry):
-                    print_entry(entry, matcher.name(entry.get("host_id")), colour=colour)
-                    sys.stdout.flush()
-            elif line.startswith("data: ") and event == "end":
-                status = json.loads(line[6:])["status"]
-                break
-        if filters.failed:
-            print_download(api, deployment_id, filters, colour=colour)
-        console.print(results_table(all_results(api, deployment_id), only_failed=filters.failed))
-    except ApiError as exc:
-        fail(str(exc))
-    console.print(f"deployment {deployment_id}: {styled(status)}")
-    return EXIT_CODES.get(status, 1)
+    table = is_table()
+    matcher = LiveMatcher(api, deployment_id, filters)
+    if filters.failed:
+        note("the failed scripts' lines follow when the run ends")
+    last_seq = -1
+    for event in api.events(f"/deployments/{deployment_id}/logs/stream"):
+        if event.event != "log":
+            continue
+        entry = json.loads(event.data)
+        seq = entry.get("seq")
+        if isinstance(seq, int):
+            # The stream resumes after the last id received; a line seen twice is not printed twice.
+            if seq <= last_seq:
+                continue
+            last_seq = seq
+        if filters.failed or not matcher.matches(entry):
+            continue
+        if table:
+            print_entry(entry, matcher.name(entry.get("host_id")), colour=colour)
+            sys.stdout.flush()
+        else:
+            emit_event(entry)
+    if filters.failed:
+        print_download(api, deployment_id, filters, colour=colour)
+    deployment = api.get(f"/deployments/{deployment_id}")
+    results = all_results(api, deployment_id)
+    status = str(deployment["status"])
+    if table:
+        console.print(results_table(results, only_failed=filters.failed))
+        line = f"deployment {deployment_id}: {styled(status)}"
+        if deployment.get("error"):
+            line += f" ({deployment['error']})"
+        console.print(line, highlight=False)
+    else:
+        emit_event({"deployment": deployment, "results": results})
+    return exits.for_outcome(status, deployment.get("error"))
 
 
-@app.command("list")
-def list_deployments(
-    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
-    limit: Annotated[int, typer.Option(help="How many.")] = 20,
-) -> None:
-    """The newest deployments."""
-    with client() as api:
-        try:
-            page = api.get("/deployments", limit=limit, status=status)
-        except ApiError as exc:
-            fail(str(exc))
-            return
+def deployments_table(items: list[dict[str, Any]]) -> Table:
     table = Table()
     for column in ("id", "name", "status", "created", "hosts"):
         table.add_column(column)
-    for item in page["items"]:
+    for item in items:
         table.add_row(
             item["id"],
             item["name"],
@@ -430,67 +503,123 @@ def list_deployments(
             item["created_at"][:19],
             str(len(item["host_ids"])),
         )
-    console.print(table)
+    return table
+
+
+@app.command("list")
+def list_deployments(
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    repository: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|ID",
+            help="Only this repository's (name or id).",
+            autocompletion=complete(names.REPOSITORY),
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|ID",
+            help="Only those that ran on this host (name or id).",
+            autocompletion=complete(names.HOST),
+        ),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|ID",
+            help="Only this template's runs (name or id).",
+            autocompletion=complete(names.TEMPLATE),
+        ),
+    ] = None,
+    search: Annotated[str | None, typer.Option(help="Only those whose name contains this.")] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 20,
+) -> None:
+    """The newest deployments."""
+    with api_client() as api:
+        page = api.get(
+            "/deployments",
+            limit=limit,
+            status=status,
+            repository_id=resolve(api, names.REPOSITORY, repository) if repository else None,
+            host_id=resolve(api, names.HOST, host) if host else None,
+            template_id=resolve(api, names.TEMPLATE, template) if template else None,
+            search=search,
+        )
+    items: list[dict[str, Any]] = page["items"]
+    emit(items, table=lambda: deployments_table(items))
+
+
+def deployment_view(deployment: dict[str, Any], results: dict[str, Any]) -> Group:
+    lines: list[Any] = [
+        Text.from_markup(f"[bold]{deployment['name']}[/] {styled(deployment['status'])}")
+    ]
+    for key in (
+        "id",
+        "ref",
+        "commit_sha",
+        "template_id",
+        "trigger",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "error",
+    ):
+        if deployment.get(key):
+            lines.append(Text(f"  {key}: {deployment[key]}"))
+    launched_by = deployment.get("launched_by") or {}
+    if launched_by:
+        who = launched_by.get("name") or launched_by.get("id") or ""
+        lines.append(Text(f"  launched by: {launched_by['kind']} {who}"))
+    if deployment.get("parameters"):
+        # Secret values come back as *** already.
+        lines.append(Text(f"  parameters: {json.dumps(deployment['parameters'])}"))
+    lines.append(results_table(results, only_failed=False))
+    return Group(*lines)
 
 
 @app.command("show")
-def show(deployment_id: str) -> None:
-    """One deployment with its per-host, per-script results."""
-    with client() as api:
-        try:
-            deployment = api.get(f"/deployments/{deployment_id}")
-            console.print(f"[bold]{deployment['name']}[/] {styled(deployment['status'])}")
-            for key in (
-                "id",
-                "ref",
-                "commit_sha",
-                "template_id",
-                "trigger",
-                "created_at",
-                "started_at",
-                "completed_at",
-                "error",
-            ):
-                if deployment.get(key):
-                    console.print(f"  {key}: {deployment[key]}", highlight=False)
-            launched_by = deployment.get("launched_by") or {}
-            if launched_by:
-                who = launched_by.get("name") or launched_by.get("id") or ""
-                console.print(f"  launched by: {launched_by['kind']} {who}", highlight=False)
-            if deployment.get("parameters"):
-                # Secret values come back as *** already.
-                console.print(
-                    f"  parameters: {json.dumps(deployment['parameters'])}", highlight=False
-                )
-            console.print(results_table(all_results(api, deployment_id), only_failed=False))
-        except ApiError as exc:
-            fail(str(exc))
+def show(deployment_id: Annotated[str, typer.Argument(help="The deployment's id.")]) -> None:
+    """One deployment with its per-host, per-script results.
+
+    With -o json: ``{"deployment": {...}, "results": {...}}`` (the API's two answers)."""
+    with api_client() as api:
+        deployment = api.get(f"/deployments/{deployment_id}")
+        results = all_results(api, deployment_id)
+    emit(
+        {"deployment": deployment, "results": results},
+        table=lambda: deployment_view(deployment, results),
+    )
 
 
 @app.command("cancel")
-def cancel(deployment_id: str) -> None:
+def cancel(deployment_id: Annotated[str, typer.Argument(help="The deployment's id.")]) -> None:
     """Cancel a waiting or running deployment."""
-    with client() as api:
-        try:
-            deployment = api.post(f"/deployments/{deployment_id}/cancel")
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(f"deployment {deployment_id}: cancel requested ({styled(deployment['status'])})")
+    with api_client() as api:
+        deployment = api.post(f"/deployments/{deployment_id}/cancel")
+    emit(
+        deployment,
+        table=lambda: (
+            f"deployment {deployment_id}: cancel requested ({styled(deployment['status'])})"
+        ),
+    )
 
 
 @app.command("rerun")
 def rerun(
-    deployment_id: str,
-    wait: Annotated[bool, typer.Option("--wait", help="Follow the new deployment.")] = False,
+    deployment_id: Annotated[str, typer.Argument(help="The deployment's id.")],
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the new deployment; exit with its outcome.")
+    ] = False,
 ) -> None:
     """Run a deployment again with the same inputs."""
-    with client() as api:
-        try:
-            deployment = api.post(f"/deployments/{deployment_id}/rerun")
-        except ApiError as exc:
-            fail(str(exc))
-            return
-        console.print(f"created deployment {deployment['id']} (re-run of {deployment_id})")
+    with api_client() as api:
+        deployment = api.post(f"/deployments/{deployment_id}/rerun")
+        announce(
+            deployment,
+            f"created deployment {deployment['id']} (re-run of {deployment_id})",
+            wait=wait,
+        )
         if wait:
             raise typer.Exit(follow(api, deployment["id"]))

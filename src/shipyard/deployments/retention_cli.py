@@ -1,34 +1,26 @@
-"""``shipyard logs retention``: the tenant's log retention policy (SHIPYARD_URL, SHIPYARD_TOKEN)."""
+"""``shipyard logs retention``: the tenant's log retention policy and the size of its log."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Group
+from rich.text import Text
 
-from shipyard.client import ApiClient, ApiError
+from shipyard.client.commands import ApiTyper, api_client, fail
+from shipyard.client.output import emit
 
-app = typer.Typer(help="Deployment logs: retention policy and size.", no_args_is_help=True)
-retention_app = typer.Typer(
+app = ApiTyper(help="Deployment logs: retention policy and size.", no_args_is_help=True)
+retention_app = ApiTyper(
     help="How long finished runs' logs are kept (admins).", no_args_is_help=True
 )
 app.add_typer(retention_app, name="retention")
-console = Console()
-err_console = Console(stderr=True)
-
-
-def fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
 
 
 def _request(method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    try:
-        with ApiClient() as api:
-            answer: dict[str, Any] = api.request(method, "/logs/retention", json=body)
-    except ApiError as exc:
-        fail(str(exc))
+    with api_client() as api:
+        answer: dict[str, Any] = api.request(method, "/logs/retention", json=body)
     return answer
 
 
@@ -41,14 +33,18 @@ def human_bytes(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _show(policy: dict[str, Any]) -> None:
+def policy_view(policy: dict[str, Any]) -> Group:
     days, lines = policy["days"], policy["lines"]
-    console.print(f"days:  {days if days is not None else 'keep'}", highlight=False)
-    console.print(f"lines: {lines if lines is not None else 'keep'}", highlight=False)
     size = policy["size"]
-    console.print(
-        f"size:  {size['rows']} lines, about {human_bytes(size['bytes'])}", highlight=False
+    return Group(
+        Text(f"days:  {days if days is not None else 'keep'}"),
+        Text(f"lines: {lines if lines is not None else 'keep'}"),
+        Text(f"size:  {size['rows']} lines, about {human_bytes(size['bytes'])}"),
     )
+
+
+def _show(policy: dict[str, Any]) -> None:
+    emit(policy, table=lambda: policy_view(policy))
 
 
 @retention_app.command("show")

@@ -1,5 +1,6 @@
-"""``shipyard schedules``: list, create, pause, resume, delete, next.
+"""``shipyard schedules``: list, show, create, next, pause, resume, delete.
 
+A schedule is named by its id, or by its name when it has one; its template by name or id.
 Secret parameter values never travel on the command line: they come from ``--param-stdin
 NAME`` or a prompt (as for ``shipyard run``).
 """
@@ -9,16 +10,24 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
-from shipyard.client import ApiError
-from shipyard.deployments.cli import client, console, fail
-from shipyard.templates.cli import ParamOption, StdinOption, find, launch_values
+from shipyard.client import ApiClient, names
+from shipyard.client.commands import ApiTyper, api_client, complete, resolve
+from shipyard.client.output import emit
+from shipyard.templates.cli import ParamOption, StdinOption, TemplateArgument, find, launch_values
 
-app = typer.Typer(
-    help="Schedules: templates run on a cron line in a time zone (SHIPYARD_URL, SHIPYARD_TOKEN).",
-    no_args_is_help=True,
-)
+app = ApiTyper(help="Schedules: templates run on a cron line in a time zone.", no_args_is_help=True)
+ScheduleArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="SCHEDULE",
+        help="Schedule id (or its name, if it has one).",
+        autocompletion=complete(names.SCHEDULE),
+    ),
+]
 
 
 def _next(item: dict[str, Any]) -> str:
@@ -34,27 +43,11 @@ def _verdict(item: dict[str, Any]) -> str:
     return f"{last['verdict']}" + (f": {last['reason']}" if last.get("reason") else "")
 
 
-@app.command("list")
-def list_schedules(
-    template: Annotated[
-        str | None, typer.Option("--template", help="Only this template's (id or name).")
-    ] = None,
-    limit: Annotated[int, typer.Option(help="How many.")] = 50,
-) -> None:
-    """The schedules, newest first: the cron line in words, the zone, the next run, last fire."""
-    with client() as api:
-        try:
-            params: dict[str, Any] = {"limit": limit}
-            if template is not None:
-                params["template_id"] = find(api, template)["id"]
-            page = api.get("/schedules", **params)
-        except ApiError as exc:
-            fail(str(exc))
-            return
+def schedules_table(items: list[dict[str, Any]]) -> Table:
     table = Table()
     for column in ("id", "template", "cron", "when", "zone", "next run", "last fire"):
         table.add_column(column)
-    for item in page["items"]:
+    for item in items:
         table.add_row(
             item["id"],
             item["template_id"],
@@ -64,12 +57,39 @@ def list_schedules(
             _next(item),
             _verdict(item),
         )
-    console.print(table)
+    return table
+
+
+@app.command("list")
+def list_schedules(
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            metavar="NAME|ID",
+            help="Only this template's (name or id).",
+            autocompletion=complete(names.TEMPLATE),
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 50,
+) -> None:
+    """The schedules, newest first: the cron line in words, the zone, the next run, last fire."""
+    with api_client() as api:
+        template_id = resolve(api, names.TEMPLATE, template) if template is not None else None
+        page = api.get("/schedules", limit=limit, template_id=template_id)
+    items: list[dict[str, Any]] = page["items"]
+    emit(items, table=lambda: schedules_table(items))
+
+
+def times_view(heading: str, upcoming: dict[str, Any]) -> Group:
+    lines = [Text.from_markup(heading)]
+    lines.extend(Text(f"  {item['at']}  ({item['utc']} UTC)") for item in upcoming["times"])
+    return Group(*lines)
 
 
 @app.command("create")
 def create(
-    template: Annotated[str, typer.Argument(help="The template (id or name).")],
+    template: TemplateArgument,
     cron: Annotated[str, typer.Option("--cron", help="Five fields or @hourly/@daily/...")],
     timezone: Annotated[str, typer.Option("--timezone", help="IANA zone.")] = "UTC",
     param: ParamOption = None,
@@ -89,87 +109,89 @@ def create(
     name: Annotated[str | None, typer.Option("--name")] = None,
     paused: Annotated[bool, typer.Option("--paused", help="Save it paused.")] = False,
 ) -> None:
-    """Schedule a template; prints the schedule and its next fire times."""
-    with client() as api:
-        try:
-            found = find(api, template)
-            values = launch_values(found, param or [], param_stdin or [])
-            body: dict[str, Any] = {
-                "cron": cron,
-                "timezone": timezone,
-                "parameters": values,
-                "overlap_policy": overlap,
-                "missed_policy": missed,
-                "enabled": not paused,
-            }
-            for key, value in (("starts_at", starts_at), ("ends_at", ends_at), ("name", name)):
-                if value is not None:
-                    body[key] = value
-            created = api.post(f"/templates/{found['id']}/schedules", body)
-            upcoming = api.get(f"/schedules/{created['id']}/next", count=5)
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(
-        f"[bold]schedule[/] {created['id']}: {created['cron_description']} ({created['timezone']})",
-        highlight=False,
+    """Schedule a template; prints the schedule and its next fire times.
+
+    With -o json: the schedule as the API answered (its ``next_fire_at`` included)."""
+    with api_client() as api:
+        found = find(api, template)
+        values = launch_values(found, param or [], param_stdin or [])
+        body: dict[str, Any] = {
+            "cron": cron,
+            "timezone": timezone,
+            "parameters": values,
+            "overlap_policy": overlap,
+            "missed_policy": missed,
+            "enabled": not paused,
+        }
+        for key, value in (("starts_at", starts_at), ("ends_at", ends_at), ("name", name)):
+            if value is not None:
+                body[key] = value
+        created = api.post(f"/templates/{found['id']}/schedules", body)
+        upcoming = api.get(f"/schedules/{created['id']}/next", count=5)
+    emit(
+        created,
+        table=lambda: times_view(
+            f"[bold]schedule[/] {created['id']}: {created['cron_description']} "
+            f"({created['timezone']})",
+            upcoming,
+        ),
     )
-    _print_times(upcoming)
 
 
-def _print_times(upcoming: dict[str, Any]) -> None:
-    for item in upcoming["times"]:
-        console.print(f"  {item['at']}  ({item['utc']} UTC)", highlight=False)
+def find_schedule(api: ApiClient, schedule: str) -> str:
+    return resolve(api, names.SCHEDULE, schedule)
+
+
+@app.command("show")
+def show(schedule: ScheduleArgument) -> None:
+    """One schedule: its template, cron line, zone, policies, next run and last fire."""
+    with api_client() as api:
+        item = api.get(f"/schedules/{find_schedule(api, schedule)}")
+    emit(item)
 
 
 @app.command("next")
 def next_times(
-    schedule: str,
+    schedule: ScheduleArgument,
     count: Annotated[int, typer.Option(help="How many fire times.")] = 10,
 ) -> None:
     """The next fire times, in the schedule's zone and in UTC."""
-    with client() as api:
-        try:
-            upcoming = api.get(f"/schedules/{schedule}/next", count=count)
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(
-        f"{upcoming['cron']}: {upcoming['cron_description']} ({upcoming['timezone']})",
-        highlight=False,
+    with api_client() as api:
+        upcoming = api.get(f"/schedules/{find_schedule(api, schedule)}/next", count=count)
+    emit(
+        upcoming,
+        table=lambda: times_view(
+            f"{upcoming['cron']}: {upcoming['cron_description']} ({upcoming['timezone']})",
+            upcoming,
+        ),
     )
-    _print_times(upcoming)
 
 
 def _action(schedule: str, action: str) -> None:
-    with client() as api:
-        try:
-            item = api.post(f"/schedules/{schedule}/{action}")
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(f"{item['id']}: {action}d; next run: {_next(item)}", highlight=False)
+    with api_client() as api:
+        item = api.post(f"/schedules/{find_schedule(api, schedule)}/{action}")
+    emit(item, table=lambda: f"{item['id']}: {action}d; next run: {_next(item)}")
 
 
 @app.command("pause")
-def pause(schedule: str) -> None:
+def pause(schedule: ScheduleArgument) -> None:
     """Stop firing (nothing is recorded as missed while paused)."""
     _action(schedule, "pause")
 
 
 @app.command("resume")
-def resume(schedule: str) -> None:
+def resume(schedule: ScheduleArgument) -> None:
     """Fire again from the next time after now."""
     _action(schedule, "resume")
 
 
 @app.command("delete")
-def delete(schedule: str) -> None:
-    """Delete the schedule and its fire history (its runs stay)."""
-    with client() as api:
-        try:
-            api.delete(f"/schedules/{schedule}")
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(f"{schedule}: deleted", highlight=False)
+def delete(schedule: ScheduleArgument) -> None:
+    """Delete the schedule and its fire history (its runs stay).
+
+    With -o json: the deleted schedule."""
+    with api_client() as api:
+        schedule_id = find_schedule(api, schedule)
+        item = api.get(f"/schedules/{schedule_id}")
+        api.delete(f"/schedules/{schedule_id}")
+    emit(item, table=lambda: f"{schedule}: deleted")

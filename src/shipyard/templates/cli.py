@@ -1,5 +1,5 @@
-"""``shipyard templates`` (list, show, create, update, delete, preview, rollback) and
-``shipyard run TEMPLATE``.
+"""``shipyard templates`` (list, show, history, create, update, delete, preview, launch,
+rollback) and ``shipyard run TEMPLATE``. A template is named by its name or its id.
 
 Secret parameter values never travel on the command line (argv is visible to other users of
 the machine and lands in shell history): they come from ``--param-stdin NAME`` or a prompt.
@@ -10,39 +10,47 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
-from shipyard.client import ApiClient, ApiError
-from shipyard.deployments.cli import client, console, fail, follow, styled
+from shipyard.client import ApiClient, exits, names
+from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.output import emit
+from shipyard.deployments.cli import announce, follow, styled
 
-app = typer.Typer(
-    help="Templates: saved runs with parameters (talks to SHIPYARD_URL with SHIPYARD_TOKEN).",
-    no_args_is_help=True,
-)
+app = ApiTyper(help="Templates: saved runs with parameters.", no_args_is_help=True)
 
 PARAM_HELP = "NAME=VALUE; repeat a name for a multi_choice parameter. Not for secrets."
 STDIN_HELP = "Read this (secret) parameter's value from one line of standard input."
 ParamOption = Annotated[list[str] | None, typer.Option("--param", help=PARAM_HELP)]
 StdinOption = Annotated[list[str] | None, typer.Option("--param-stdin", help=STDIN_HELP)]
+TemplateArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="TEMPLATE", help="Template name or id.", autocompletion=complete(names.TEMPLATE)
+    ),
+]
+WaitOption = Annotated[
+    bool, typer.Option("--wait", help="Follow the run; exit with its outcome (0 on success).")
+]
 
 
 def find(api: ApiClient, template: str) -> dict[str, Any]:
-    """A template by id or by its exact name."""
+    """A template by its name or its id (a missing or ambiguous name ends the command)."""
+    found: dict[str, Any] = api.get(f"/templates/{resolve(api, names.TEMPLATE, template)}")
+    return found
+
+
+def read_json(file: Path) -> Any:
     try:
-        uuid.UUID(template)
-    except ValueError:
-        found = api.get("/templates", name=template, limit=1)["items"]
-        if not found:
-            fail(f"no template named {template!r}")
-        result: dict[str, Any] = found[0]
-        return result
-    by_id: dict[str, Any] = api.get(f"/templates/{template}")
-    return by_id
+        return json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        fail(f"{file}: not a JSON document ({exc})", exits.USAGE)
 
 
 def launch_values(
@@ -54,11 +62,12 @@ def launch_values(
     for pair in params:
         name, sep, value = pair.partition("=")
         if not sep:
-            fail(f"--param takes NAME=VALUE, got {name!r}")
+            fail(f"--param takes NAME=VALUE, got {name!r}", exits.USAGE)
         if kinds.get(name, {}).get("type") == "secret":
             fail(
                 f"{name} is a secret parameter: pass it with --param-stdin {name} or leave it "
-                "out to be asked (a value on the command line is visible to other users)"
+                "out to be asked (a value on the command line is visible to other users)",
+                exits.USAGE,
             )
         if name in values:
             previous = values[name]
@@ -68,30 +77,25 @@ def launch_values(
     for name in from_stdin:
         line = sys.stdin.readline()
         if not line:
-            fail(f"--param-stdin {name}: standard input ended before its value")
+            fail(f"--param-stdin {name}: standard input ended before its value", exits.USAGE)
         values[name] = line.rstrip("\r\n")
     for name, item in kinds.items():
         wanted = item["type"] == "secret" and item["required"] and name not in values
         if wanted:
             if not sys.stdin.isatty():
-                fail(f"secret parameter {name} is required: pass it with --param-stdin {name}")
+                fail(
+                    f"secret parameter {name} is required: pass it with --param-stdin {name}",
+                    exits.USAGE,
+                )
             values[name] = getpass.getpass(f"{name}: ")
     return values
 
 
-@app.command("list")
-def list_templates(limit: Annotated[int, typer.Option(help="How many.")] = 50) -> None:
-    """The templates, newest first, with their last successful commit."""
-    with client() as api:
-        try:
-            page = api.get("/templates", limit=limit)
-        except ApiError as exc:
-            fail(str(exc))
-            return
+def templates_table(items: list[dict[str, Any]]) -> Table:
     table = Table()
     for column in ("id", "name", "ref", "parameters", "admin only", "last success"):
         table.add_column(column)
-    for item in page["items"]:
+    for item in items:
         last = item["last_success"]
         table.add_row(
             item["id"],
@@ -101,31 +105,61 @@ def list_templates(limit: Annotated[int, typer.Option(help="How many.")] = 50) -
             "yes" if item["admin_only"] else "",
             (last["commit_sha"] or "")[:12] if last else "",
         )
-    console.print(table)
+    return table
 
 
-@app.command("show")
-def show(template: str) -> None:
-    """One template (by id or name): its definition, parameters and newest runs."""
-    with client() as api:
-        try:
-            found = find(api, template)
-            runs = api.get(f"/templates/{found['id']}/runs", limit=10)["items"]
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(f"[bold]{found['name']}[/] {found['id']}", highlight=False)
+@app.command("list")
+def list_templates(
+    repository: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|ID",
+            help="Only this repository's (name or id).",
+            autocompletion=complete(names.REPOSITORY),
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 50,
+) -> None:
+    """The templates, newest first, with their last successful commit."""
+    with api_client() as api:
+        repository_id = resolve(api, names.REPOSITORY, repository) if repository else None
+        page = api.get("/templates", limit=limit, repository_id=repository_id)
+    items: list[dict[str, Any]] = page["items"]
+    emit(items, table=lambda: templates_table(items))
+
+
+def runs_table(runs: list[dict[str, Any]]) -> Table:
+    history = Table(title="runs")
+    for column in ("id", "status", "commit", "trigger", "launched by", "seconds"):
+        history.add_column(column)
+    for run in runs:
+        launched_by = run["launched_by"] or {}
+        seconds = run["duration_seconds"]
+        history.add_row(
+            run["id"],
+            styled(run["status"]),
+            (run["commit_sha"] or "")[:12],
+            run["trigger"],
+            launched_by.get("name") or "",
+            "" if seconds is None else f"{seconds:.1f}",
+        )
+    return history
+
+
+def template_view(found: dict[str, Any], runs: list[dict[str, Any]]) -> Group:
+    lines: list[Any] = [Text.from_markup(f"[bold]{found['name']}[/] {found['id']}")]
     for key in ("description", "repository_id", "ref"):
         if found.get(key):
-            console.print(f"  {key}: {found[key]}", highlight=False)
-    console.print(f"  target: {json.dumps(found['target'])}", highlight=False)
+            lines.append(Text(f"  {key}: {found[key]}"))
+    lines.append(Text(f"  target: {json.dumps(found['target'])}"))
     approval = found.get("approval") or {}
     if approval.get("required"):
-        console.print(
-            f"  approval: {approval['approvals_needed']} of role {approval['approver_role']}+, "
-            f"self-approval {'allowed' if approval['allow_self_approval'] else 'not allowed'}, "
-            f"expires after {approval['timeout_minutes']} min",
-            highlight=False,
+        lines.append(
+            Text(
+                f"  approval: {approval['approvals_needed']} of role {approval['approver_role']}+, "
+                f"self-approval {'allowed' if approval['allow_self_approval'] else 'not allowed'}, "
+                f"expires after {approval['timeout_minutes']} min"
+            )
         )
     parameters = Table(title="parameters")
     for column in ("name", "type", "required", "default", "rules"):
@@ -143,22 +177,32 @@ def show(template: str) -> None:
             "" if item["default"] is None else json.dumps(item["default"]),
             " ".join(rules),
         )
-    console.print(parameters)
-    history = Table(title="runs")
-    for column in ("id", "status", "commit", "trigger", "launched by", "seconds"):
-        history.add_column(column)
-    for run in runs:
-        launched_by = run["launched_by"] or {}
-        seconds = run["duration_seconds"]
-        history.add_row(
-            run["id"],
-            styled(run["status"]),
-            (run["commit_sha"] or "")[:12],
-            run["trigger"],
-            launched_by.get("name") or "",
-            "" if seconds is None else f"{seconds:.1f}",
-        )
-    console.print(history)
+    lines.append(parameters)
+    lines.append(runs_table(runs))
+    return Group(*lines)
+
+
+@app.command("show")
+def show(template: TemplateArgument) -> None:
+    """One template: its definition, parameters and newest runs.
+
+    With -o json: ``{"template": {...}, "runs": [...]}`` (the API's objects)."""
+    with api_client() as api:
+        found = find(api, template)
+        runs: list[dict[str, Any]] = api.get(f"/templates/{found['id']}/runs", limit=10)["items"]
+    emit({"template": found, "runs": runs}, table=lambda: template_view(found, runs))
+
+
+@app.command("history")
+def history(
+    template: TemplateArgument,
+    limit: Annotated[int, typer.Option(help="How many.")] = 20,
+) -> None:
+    """The template's runs, newest first: status, commit, trigger, who launched them."""
+    with api_client() as api:
+        found = find(api, template)
+        runs: list[dict[str, Any]] = api.get(f"/templates/{found['id']}/runs", limit=limit)["items"]
+    emit(runs, table=lambda: runs_table(runs))
 
 
 @app.command("create")
@@ -168,23 +212,15 @@ def create(
     ],
 ) -> None:
     """Save a template from a JSON file."""
-    try:
-        body = json.loads(file.read_text())
-    except (OSError, ValueError) as exc:
-        fail(f"{file}: not a JSON document ({exc})")
-        return
-    with client() as api:
-        try:
-            created = api.post("/templates", json=body)
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(f"created template {created['id']} ({created['name']})", highlight=False)
+    body = read_json(file)
+    with api_client() as api:
+        created = api.post("/templates", json=body)
+    emit(created, table=lambda: f"created template {created['id']} ({created['name']})")
 
 
 @app.command("update")
 def update(
-    template: str,
+    template: TemplateArgument,
     file: Annotated[
         Path,
         typer.Option(
@@ -192,92 +228,76 @@ def update(
         ),
     ],
 ) -> None:
-    """Change a template (by id or name) from a JSON file of the fields to change."""
-    try:
-        body = json.loads(file.read_text())
-    except (OSError, ValueError) as exc:
-        fail(f"{file}: not a JSON document ({exc})")
-        return
-    with client() as api:
-        try:
-            found = find(api, template)
-            changed = api.patch(f"/templates/{found['id']}", json=body)
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(f"updated template {changed['id']} ({changed['name']})", highlight=False)
+    """Change a template from a JSON file of the fields to change."""
+    body = read_json(file)
+    with api_client() as api:
+        found = find(api, template)
+        changed = api.patch(f"/templates/{found['id']}", json=body)
+    emit(changed, table=lambda: f"updated template {changed['id']} ({changed['name']})")
 
 
 @app.command("rollback")
 def rollback(
-    template: Annotated[str, typer.Argument(help="Template id or name.")],
+    template: TemplateArgument,
     deployment_id: Annotated[
-        str, typer.Argument(help="An earlier successful run of the template (see `show`).")
+        str, typer.Argument(help="An earlier successful run of the template (see `history`).")
     ],
-    wait: Annotated[
-        bool, typer.Option("--wait", help="Follow the run; exit non-zero unless it succeeds.")
-    ] = False,
+    wait: WaitOption = False,
 ) -> None:
     """Launch the template again at the commit (and with the values) of an earlier successful run."""
-    with client() as api:
-        try:
-            found = find(api, template)
-            run = api.post(
-                f"/templates/{found['id']}/rollback", json={"deployment_id": deployment_id}
-            )
-        except ApiError as exc:
-            fail(str(exc))
-            return
-        console.print(
+    with api_client() as api:
+        found = find(api, template)
+        run = api.post(f"/templates/{found['id']}/rollback", json={"deployment_id": deployment_id})
+        announce(
+            run,
             f"rolled {found['name']} back: deployment {run['id']} at commit "
             f"{(run['commit_sha'] or '')[:12]} ({styled(run['status'])})",
-            highlight=False,
+            wait=wait,
         )
         if wait:
             raise typer.Exit(follow(api, run["id"]))
 
 
 @app.command("delete")
-def delete(template: str) -> None:
-    """Delete a template (by id or name); its runs stay."""
-    with client() as api:
-        try:
-            found = find(api, template)
-            api.delete(f"/templates/{found['id']}")
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(f"deleted template {found['id']} ({found['name']})", highlight=False)
+def delete(template: TemplateArgument) -> None:
+    """Delete a template; its runs stay.
+
+    With -o json: the deleted template."""
+    with api_client() as api:
+        found = find(api, template)
+        api.delete(f"/templates/{found['id']}")
+    emit(found, table=lambda: f"deleted template {found['id']} ({found['name']})")
+
+
+def preview_view(shown: dict[str, Any]) -> Group:
+    lines = [Text(f"commit {shown['commit_sha']} ({shown['ref'] or 'default branch'})")]
+    for position, script in enumerate(shown["scripts"], start=1):
+        lines.append(Text(f"  {position}. {script['path']} {' '.join(script['arguments'])}"))
+    for number, batch in enumerate(shown["batches"], start=1):
+        hosts = ", ".join(host["name"] for host in batch)
+        lines.append(Text(f"  batch {number}: {hosts}"))
+    if not shown["hosts"]:
+        lines.append(Text("  no hosts match the target now"))
+    return Group(*lines)
 
 
 @app.command("preview")
-def preview(template: str, param: ParamOption = None, param_stdin: StdinOption = None) -> None:
+def preview(
+    template: TemplateArgument, param: ParamOption = None, param_stdin: StdinOption = None
+) -> None:
     """What a launch would run now: the commit, the scripts in order, the hosts and batches."""
-    with client() as api:
-        try:
-            found = find(api, template)
-            values = launch_values(found, param or [], param_stdin or [])
-            shown = api.post(f"/templates/{found['id']}/preview", json={"parameters": values})
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(f"commit {shown['commit_sha']} ({shown['ref'] or 'default branch'})")
-    for position, script in enumerate(shown["scripts"], start=1):
-        console.print(f"  {position}. {script['path']} {' '.join(script['arguments'])}")
-    for number, batch in enumerate(shown["batches"], start=1):
-        names = ", ".join(host["name"] for host in batch)
-        console.print(f"  batch {number}: {names}", highlight=False)
-    if not shown["hosts"]:
-        console.print("  no hosts match the target now")
+    with api_client() as api:
+        found = find(api, template)
+        values = launch_values(found, param or [], param_stdin or [])
+        shown = api.post(f"/templates/{found['id']}/preview", json={"parameters": values})
+    emit(shown, table=lambda: preview_view(shown))
 
 
 def run_template(
-    template: Annotated[str, typer.Argument(help="Template id or name.")],
+    template: TemplateArgument,
     param: ParamOption = None,
     param_stdin: StdinOption = None,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="Follow the run; exit non-zero unless it succeeds.")
-    ] = False,
+    wait: WaitOption = False,
     override_freeze: Annotated[
         str | None,
         typer.Option(
@@ -294,24 +314,25 @@ def run_template(
         ),
     ] = None,
 ) -> None:
-    """Launch a template with parameter values."""
+    """Launch a template with parameter values; with --wait, exit with the run's outcome."""
     body: dict[str, Any] = {}
     if ref is not None:
         body["ref"] = ref
     if override_freeze is not None:
         body["freeze_override"] = {"reason": override_freeze}
-    with client() as api:
-        try:
-            found = find(api, template)
-            values = launch_values(found, param or [], param_stdin or [])
-            run = api.post(f"/templates/{found['id']}/launch", json={"parameters": values, **body})
-        except ApiError as exc:
-            fail(str(exc))
-            return
-        console.print(
+    with api_client() as api:
+        found = find(api, template)
+        values = launch_values(found, param or [], param_stdin or [])
+        run = api.post(f"/templates/{found['id']}/launch", json={"parameters": values, **body})
+        announce(
+            run,
             f"launched deployment {run['id']} of {found['name']} at commit "
             f"{(run['commit_sha'] or '')[:12]} ({styled(run['status'])})",
-            highlight=False,
+            wait=wait,
         )
         if wait:
             raise typer.Exit(follow(api, run["id"]))
+
+
+# `shipyard run TEMPLATE` is registered on the root command (shipyard.cli); the same here.
+app.command("launch")(run_template)

@@ -1,7 +1,9 @@
-"""``shipyard webhooks``: list, create, rotate, deliveries, register, delete (over the REST API).
+"""``shipyard webhooks``: list, show, create, rotate, deliveries, register, delete.
 
-A hook's secret is shown once, by ``create`` and ``rotate``. ``--secret-file PATH`` writes it
-to a new file readable only by its owner instead of printing it (for scripts and CI logs).
+A hook is named by its id; its template by name or id. A hook's secret is shown once, by
+``create`` and ``rotate`` (``-o json``: the ``secret`` field). ``--secret-file PATH`` writes it to
+a new file readable only by its owner instead (for scripts and CI logs): the output then has no
+``secret`` field.
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
-from shipyard.client import ApiError
-from shipyard.deployments.cli import client, console, err_console, fail
-from shipyard.templates.cli import find
+from shipyard.client import ApiError, exits, names
+from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.output import emit, note
+from shipyard.templates.cli import TemplateArgument, find
 
-app = typer.Typer(
-    help="Inbound webhooks on templates (talks to SHIPYARD_URL with SHIPYARD_TOKEN).",
-    no_args_is_help=True,
-)
+app = ApiTyper(help="Inbound webhooks on templates.", no_args_is_help=True)
 
+WebhookArgument = Annotated[str, typer.Argument(metavar="WEBHOOK", help="The hook's id.")]
 SecretFile = Annotated[
     Path | None,
     typer.Option(
@@ -39,20 +42,39 @@ def _open_secret_file(secret_file: Path | None) -> int | None:
         return os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         fail(f"cannot create {secret_file}: {exc.strerror}")
-        raise
 
 
-def _hand_over(answer: dict[str, Any], secret_file: Path | None, descriptor: int | None) -> None:
+def _hand_over(
+    answer: dict[str, Any],
+    secret_file: Path | None,
+    descriptor: int | None,
+    registered: dict[str, Any] | None = None,
+) -> None:
     """Show the URL and the secret once (or put the secret in ``secret_file``)."""
-    console.print(f"id:     {answer['id']}", highlight=False)
-    console.print(f"url:    {answer['url']}", highlight=False)
+    # The API's answer ({id, url, secret, webhook}); the hook as registered, if it was.
+    shown = {**answer, "webhook": registered} if registered is not None else dict(answer)
     if descriptor is not None:
         with os.fdopen(descriptor, "w") as handle:
             handle.write(answer["secret"] + "\n")
-        console.print(f"secret: written to {secret_file}", highlight=False)
-    else:
-        console.print(f"secret: {answer['secret']}", highlight=False, soft_wrap=True)
-        err_console.print("The secret is shown this once; store it now.")
+        shown.pop("secret", None)
+
+    def view() -> Group:
+        # No wrapping: the URL and the secret are copied from the terminal as they are.
+        lines = [
+            Text(f"id:     {answer['id']}"),
+            Text(f"url:    {answer['url']}", no_wrap=True, overflow="ignore"),
+        ]
+        if descriptor is not None:
+            lines.append(Text(f"secret: written to {secret_file}"))
+        else:
+            lines.append(Text(f"secret: {answer['secret']}", no_wrap=True, overflow="ignore"))
+        if registered is not None:
+            lines.append(Text(f"registered at the provider (id {registered['remote_hook_id']})"))
+        return Group(*lines)
+
+    emit(shown, table=view)
+    if descriptor is None:
+        note("The secret is shown this once; store it now.")
 
 
 def _discard(secret_file: Path | None, descriptor: int | None) -> None:
@@ -62,21 +84,7 @@ def _discard(secret_file: Path | None, descriptor: int | None) -> None:
         secret_file.unlink(missing_ok=True)
 
 
-@app.command("list")
-def list_webhooks(
-    template: Annotated[str | None, typer.Option(help="Only this template's (id or name).")] = None,
-    limit: Annotated[int, typer.Option(help="How many.")] = 50,
-) -> None:
-    """The hooks, newest first: provider, events, filters, and whether registered upstream."""
-    with client() as api:
-        try:
-            params: dict[str, Any] = {"limit": limit}
-            if template:
-                params["template_id"] = find(api, template)["id"]
-            page = api.get("/webhooks", **params)
-        except ApiError as exc:
-            fail(str(exc))
-            return
+def webhooks_table(items: list[dict[str, Any]]) -> Table:
     table = Table()
     for column in (
         "id",
@@ -89,7 +97,7 @@ def list_webhooks(
         "registered",
     ):
         table.add_column(column)
-    for item in page["items"]:
+    for item in items:
         table.add_row(
             item["id"],
             item["template_id"],
@@ -100,12 +108,40 @@ def list_webhooks(
             ", ".join(item["paths"]) or "any",
             "yes" if item["remote_hook_id"] else "" if item["enabled"] else "disabled",
         )
-    console.print(table)
+    return table
+
+
+@app.command("list")
+def list_webhooks(
+    template: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|ID",
+            help="Only this template's (name or id).",
+            autocompletion=complete(names.TEMPLATE),
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 50,
+) -> None:
+    """The hooks, newest first: provider, events, filters, and whether registered upstream."""
+    with api_client() as api:
+        template_id = resolve(api, names.TEMPLATE, template) if template else None
+        page = api.get("/webhooks", limit=limit, template_id=template_id)
+    items: list[dict[str, Any]] = page["items"]
+    emit(items, table=lambda: webhooks_table(items))
+
+
+@app.command("show")
+def show(webhook: WebhookArgument) -> None:
+    """One hook: its URL, provider, events, filters, parameter map (never its secret)."""
+    with api_client() as api:
+        item = api.get(f"/webhooks/{webhook}")
+    emit(item)
 
 
 @app.command("create")
 def create(
-    template: Annotated[str, typer.Argument(help="The template (id or name).")],
+    template: TemplateArgument,
     provider: Annotated[str, typer.Option(help="github, gitlab, gitea or generic.")],
     auth: Annotated[str, typer.Option(help="Generic hooks: hmac or bearer.")] = "hmac",
     event: Annotated[
@@ -130,7 +166,7 @@ def create(
     for pair in param or []:
         name, sep, where = pair.partition("=")
         if not sep:
-            fail(f"--map takes PARAMETER=path, got {pair!r}")
+            fail(f"--map takes PARAMETER=path, got {pair!r}", exits.USAGE)
         mapping[name] = where
     body: dict[str, Any] = {
         "provider": provider,
@@ -143,52 +179,44 @@ def create(
     if event:
         body["events"] = event
     descriptor = _open_secret_file(secret_file)
-    with client() as api:
+    with api_client() as api:
         try:
             found = find(api, template)
             answer = api.post(f"/templates/{found['id']}/webhooks", body)
-        except ApiError as exc:
+        except ApiError:
             _discard(secret_file, descriptor)
-            fail(str(exc))
-            return
-        _hand_over(answer, secret_file, descriptor)
+            raise
+        registered: dict[str, Any] | None = None
+        failure: ApiError | None = None
         if register:
             try:
                 registered = api.post(f"/webhooks/{answer['id']}/register")
             except ApiError as exc:
-                fail(f"created, but not registered at the provider: {exc}")
-                return
-    if register:
-        console.print(f"registered at the provider (id {registered['remote_hook_id']})")
+                failure = exc
+        # The secret exists now: hand it over even when the registration failed.
+        _hand_over(answer, secret_file, descriptor, registered)
+    if failure is not None:
+        fail(f"created, but not registered at the provider: {failure}")
 
 
 @app.command("rotate")
-def rotate(webhook: str, secret_file: SecretFile = None) -> None:
+def rotate(webhook: WebhookArgument, secret_file: SecretFile = None) -> None:
     """A new secret (shown once); deliveries signed with the old one are refused from now on."""
     descriptor = _open_secret_file(secret_file)
-    with client() as api:
+    with api_client() as api:
         try:
             answer = api.post(f"/webhooks/{webhook}/rotate")
-        except ApiError as exc:
+        except ApiError:
             _discard(secret_file, descriptor)
-            fail(str(exc))
-            return
+            raise
     _hand_over(answer, secret_file, descriptor)
 
 
-@app.command("deliveries")
-def deliveries(webhook: str, limit: Annotated[int, typer.Option(help="How many.")] = 50) -> None:
-    """The hook's deliveries, newest first: verdict, reason, run, ref and commit."""
-    with client() as api:
-        try:
-            page = api.get(f"/webhooks/{webhook}/deliveries", limit=limit)
-        except ApiError as exc:
-            fail(str(exc))
-            return
+def deliveries_table(items: list[dict[str, Any]]) -> Table:
     table = Table()
     for column in ("received", "event", "verdict", "reason", "deployment", "ref", "commit"):
         table.add_column(column)
-    for item in page["items"]:
+    for item in items:
         table.add_row(
             item["received_at"][:19].replace("T", " "),
             item["event"] or "",
@@ -198,36 +226,45 @@ def deliveries(webhook: str, limit: Annotated[int, typer.Option(help="How many."
             item["ref"] or "",
             (item["commit"] or "")[:12],
         )
-    console.print(table)
+    return table
+
+
+@app.command("deliveries")
+def deliveries(
+    webhook: WebhookArgument, limit: Annotated[int, typer.Option(help="How many.")] = 50
+) -> None:
+    """The hook's deliveries, newest first: verdict, reason, run, ref and commit."""
+    with api_client() as api:
+        page = api.get(f"/webhooks/{webhook}/deliveries", limit=limit)
+    items: list[dict[str, Any]] = page["items"]
+    emit(items, table=lambda: deliveries_table(items))
 
 
 @app.command("register")
 def register_hook(
-    webhook: str,
+    webhook: WebhookArgument,
     remove: Annotated[bool, typer.Option("--remove", help="Remove it there instead.")] = False,
 ) -> None:
     """Create (or remove) the hook at the template repository's provider."""
-    with client() as api:
-        try:
-            if remove:
-                api.delete(f"/webhooks/{webhook}/register")
-            else:
-                answer = api.post(f"/webhooks/{webhook}/register")
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(
-        "removed at the provider" if remove else f"registered (id {answer['remote_hook_id']})"
+    with api_client() as api:
+        if remove:
+            answer = api.delete(f"/webhooks/{webhook}/register")
+        else:
+            answer = api.post(f"/webhooks/{webhook}/register")
+    emit(
+        answer,
+        table=lambda: (
+            "removed at the provider" if remove else f"registered (id {answer['remote_hook_id']})"
+        ),
     )
 
 
 @app.command("delete")
-def delete(webhook: str) -> None:
-    """Delete the hook (and remove it at the provider when Shipyard registered it)."""
-    with client() as api:
-        try:
-            api.delete(f"/webhooks/{webhook}")
-        except ApiError as exc:
-            fail(str(exc))
-            return
-    console.print(f"deleted {webhook}")
+def delete(webhook: WebhookArgument) -> None:
+    """Delete the hook (and remove it at the provider when Shipyard registered it).
+
+    With -o json: the deleted hook."""
+    with api_client() as api:
+        item = api.get(f"/webhooks/{webhook}")
+        api.delete(f"/webhooks/{webhook}")
+    emit(item, table=lambda: f"deleted {webhook}")

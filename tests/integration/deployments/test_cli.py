@@ -95,7 +95,7 @@ async def test_create_wait_follows_the_log_and_exits_with_the_outcome(
         bad[0]["id"],
         "--wait",
     )
-    assert code == 2, output  # partial
+    assert code == 3, output  # partial
     assert "check failed on bad-cli-host" in output and "partial" in output
 
     listed_code, listed = await cli(base_url, token, "list")
@@ -106,9 +106,9 @@ async def test_create_wait_follows_the_log_and_exits_with_the_outcome(
     show_code, shown = await cli(base_url, token, "show", deployment_id)
     assert show_code == 0 and "check.sh" in shown and "failed" in shown
     watch_code, watched = await cli(base_url, token, "watch", deployment_id)
-    assert watch_code == 2 and "check failed on bad-cli-host" in watched
+    assert watch_code == 3 and "check failed on bad-cli-host" in watched
     rerun_code, rerun = await cli(base_url, token, "rerun", deployment_id, "--wait")
-    assert rerun_code == 2 and "re-run of" in rerun
+    assert rerun_code == 3 and "re-run of" in rerun
 
 
 async def test_cli_errors_are_one_line_and_nonzero(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -89,7 +90,9 @@ async def test_logs_colours_with_color_and_filters_as_the_web(
 
     coloured = "\n".join(await logs("--color"))
     assert "\x1b[31mcheck failed: disk 97% full\x1b[0m" in coloured  # the script's own colour
-    assert "\x1b[35m[stderr]\x1b[0m warning: cache is cold" in coloured
+    # stderr is marked and coloured (its colour is log_format's to choose), never red.
+    assert re.search(r"\x1b\[[0-9;]+m\[stderr\]\x1b\[0m \S*warning: cache is cold", coloured)
+    assert "\x1b[31m[stderr]" not in coloured and "\x1b[1;31m[stderr]" not in coloured
     assert "\x1b[1;31m[ERROR]\x1b[0m" in coloured
     assert "\x1b]0;" not in coloured and "\x1b[2J" not in coloured  # not SGR: removed
     assert "pwned" not in coloured
@@ -134,7 +137,7 @@ async def test_watch_filters_the_live_log_and_shows_failed_lines_at_the_end(
     code, output = await run_shipyard(
         base_url, token, "deploy", "watch", deployment, "--host", "web-1", label="deploy-watch"
     )
-    assert code == 2, output  # partial
+    assert code == 3, output  # partial
     assert [m for m in messages(output)] == [
         "web-1 pulling release 42",
         "web-1 [stderr] warning: cache is cold",
@@ -146,7 +149,7 @@ async def test_watch_filters_the_live_log_and_shows_failed_lines_at_the_end(
     code, output = await run_shipyard(
         base_url, token, "deploy", "watch", deployment, "--failed", label="deploy-watch"
     )
-    assert code == 2, output
+    assert code == 3, output
     assert messages(output) == [
         "web-2 check failed: disk 97% full",
         "web-2 [ERROR] check.sh exited with code 3",
@@ -163,4 +166,4 @@ async def test_watch_filters_the_live_log_and_shows_failed_lines_at_the_end(
         "OK",
         label="deploy-watch",
     )
-    assert code == 2 and messages(output) == ["web-1 check ok"], output
+    assert code == 3 and messages(output) == ["web-1 check ok"], output

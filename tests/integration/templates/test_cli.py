@@ -85,7 +85,7 @@ async def test_run_by_name_with_params_waits_and_exits_with_the_outcome(
     code, output = await shipyard(
         base_url, token, "run", "cli release", "--param", "DB_PASSWORD=on-argv-1234"
     )
-    assert code == 1 and "--param-stdin DB_PASSWORD" in output
+    assert code == 2 and "--param-stdin DB_PASSWORD" in output  # a usage error
 
     worker.start()
     # --ref: this run deploys the named commit (what a CI job passes).
