@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from uuid import UUID
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from shipyard import __version__
 from shipyard.client import exits
 from shipyard.client.commands import (
     ApiTyper,
+    LocalTyper,
     OutputOption,
     ProfileOption,
     TokenOption,
@@ -25,19 +28,27 @@ from shipyard.client.commands import (
     VerboseOption,
     set_root_options,
 )
+from shipyard.client.output import emit
 from shipyard.config import Settings, get_settings
 from shipyard.db import DatabaseUrls, EmbeddedPostgres, resolve_database_urls
 from shipyard.errors import ShipyardError
 from shipyard.logs import configure_logging
+
+if TYPE_CHECKING:
+    from shipyard.schema import SchemaStatus
 
 app = ApiTyper(
     help="Shipyard: a self-hosted deployment control plane.",
     epilog=exits.HELP,
     no_args_is_help=True,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
-secrets_app = typer.Typer(help="Secrets at rest.", no_args_is_help=True)
+# The local commands (database, users, keys, backups) work on this machine's configuration,
+# not through the API: they take -o and -v only.
+db_app = LocalTyper(help="Database schema.", no_args_is_help=True)
+user_app = LocalTyper(help="User accounts.", no_args_is_help=True)
+secrets_app = LocalTyper(help="Secrets at rest.", no_args_is_help=True)
+# backup and restore, added to the root's commands where they are defined (below).
+local_app = LocalTyper()
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(secrets_app, name="secrets")
@@ -57,6 +68,8 @@ def run_guarded(action: Callable[[], T]) -> T:
     """Run ``action``, turning expected failures into one line and a non-zero exit."""
     try:
         return action()
+    except typer.Exit:
+        raise  # a RuntimeError to Python: the action's own fail(), already said in one line
     except ShipyardError as exc:
         fail(exc.message)
     except (OSError, ValueError, RuntimeError) as exc:
@@ -122,24 +135,35 @@ def db_upgrade(revision: str = "head") -> None:
     def action() -> None:
         with database_url(get_settings()) as url:
             schema.upgrade(url, revision)
-            console.print(f"database at revision {schema.status(url).current}")
+            state = schema.status(url)
+        emit(_schema_state(state), table=lambda: f"database at revision {state.current}")
 
     run_guarded(action)
 
 
+def _schema_state(state: SchemaStatus) -> dict[str, Any]:
+    return {"current": state.current, "head": state.head, "up_to_date": state.is_current}
+
+
 @db_app.command("status")
 def db_status() -> None:
-    """Say which migration the database is at and whether it is current."""
+    """Say which migration the database is at and whether it is current (exit 1 if behind).
+
+    -o json: {"current", "head", "up_to_date"}."""
     from shipyard import schema
 
     def action() -> None:
         with database_url(get_settings()) as url:
             state = schema.status(url)
-        console.print(f"current: {state.current or 'empty (no migrations applied)'}")
-        console.print(f"head:    {state.head}")
+        lines = [
+            f"current: {state.current or 'empty (no migrations applied)'}",
+            f"head:    {state.head}",
+        ]
+        if state.is_current:
+            lines.append("database is up to date")
+        emit(_schema_state(state), table=lambda: "\n".join(lines))
         if not state.is_current:
             fail("database is behind; run `shipyard db upgrade`")
-        console.print("database is up to date")
 
     run_guarded(action)
 
@@ -165,10 +189,14 @@ def user_create(
         str, typer.Option(help="Role in an existing tenant: admin, developer, viewer.")
     ] = "developer",
 ) -> None:
-    """Create a user: the admin of a new tenant, or a member of an existing one."""
+    """Create a user: the admin of a new tenant, or a member of an existing one.
+
+    -o json: the new user's profile, as GET /api/v1/me shows it."""
     from shipyard import schema
     from shipyard.accounts.flows import create_user_cli
     from shipyard.accounts.models import ROLES
+    from shipyard.accounts.schemas import MeRead
+    from shipyard.accounts.service import normalise_email
     from shipyard.runtime import open_runtime
 
     if role not in ROLES:
@@ -202,7 +230,19 @@ def user_create(
             if not schema.status(url).is_current:
                 fail("database is behind; run `shipyard db upgrade`")
             profile = asyncio.run(create(url))
-        console.print(f"created {email} ({profile.role}) in tenant {profile.tenant_id}")
+        created = MeRead(
+            id=profile.id,
+            email=normalise_email(email),
+            full_name=full_name,
+            avatar_url=profile.avatar_url,
+            role=profile.role,
+            tenant_id=profile.tenant_id,
+            tenant_name=profile.tenant_name,
+        )
+        emit(
+            created.model_dump(mode="json"),
+            table=lambda: f"created {email} ({profile.role}) in tenant {profile.tenant_id}",
+        )
 
     run_guarded(action)
 
@@ -213,7 +253,10 @@ def secrets_rotate_key(
         str | None, typer.Option(help="Use this Fernet key instead of a generated one.")
     ] = None,
 ) -> None:
-    """Re-encrypt every stored secret with a new key and retire the old ones."""
+    """Re-encrypt every stored secret with a new key and retire the old ones.
+
+    -o json: {"values_rotated", "key_file", "new_secret_key"}: the new key only when it must be
+    copied into SHIPYARD_SECRET_KEY (the key file holds it otherwise), else null."""
     from shipyard.crypto import Keyring
     from shipyard.rotation import rotate_key
 
@@ -227,19 +270,27 @@ def secrets_rotate_key(
         settings = get_settings()
         with database_url(settings) as url:
             result = rotate_key(settings, url, new_key)
-        console.print(f"re-encrypted {result.values_rotated} secret values with the new key")
+        lines = [f"re-encrypted {result.values_rotated} secret values with the new key"]
         if result.key_file:
-            console.print(f"key file {result.key_file} now holds only the new key")
+            lines.append(f"key file {result.key_file} now holds only the new key")
         else:
-            console.print(
-                "SHIPYARD_SECRET_KEY is set in the environment: replace it with the new key:"
-            )
-            console.print(result.new_key, highlight=False, soft_wrap=True)
+            lines += [
+                "SHIPYARD_SECRET_KEY is set in the environment: replace it with the new key:",
+                result.new_key,
+            ]
+        emit(
+            {
+                "values_rotated": result.values_rotated,
+                "key_file": result.key_file,
+                "new_secret_key": None if result.key_file else result.new_key,
+            },
+            table=lambda: Text("\n".join(lines)),
+        )
 
     run_guarded(action)
 
 
-@app.command("backup")
+@local_app.command("backup")
 def backup_command(
     file: Annotated[Path, typer.Argument(help="Archive to write (tar.gz, mode 0600).")],
     include_env_key: Annotated[
@@ -250,7 +301,9 @@ def backup_command(
         ),
     ] = False,
 ) -> None:
-    """Write one archive: a consistent dump of the database, the secret keys, a manifest."""
+    """Write one archive: a consistent dump of the database, the secret keys, a manifest.
+
+    -o json: {"path", "manifest"} (the manifest stored in the archive)."""
     from shipyard.backup import backup
 
     def action() -> None:
@@ -263,23 +316,23 @@ def backup_command(
                 include_env_key=include_env_key,
             )
         keys = result.manifest["keys"]
-        console.print(
+        lines = [
             f"wrote {result.path} (database {result.manifest['database']} at revision "
             f"{result.manifest['migration_head']})",
-            highlight=False,
+            "the archive holds the secret keys: keep it as safe as they are"
+            if keys["included"]
+            else "the keys come from SHIPYARD_SECRET_KEY and are NOT in the archive: keep that "
+            "value (or pass --include-env-key); without it the secrets cannot be restored",
+        ]
+        emit(
+            {"path": str(result.path), "manifest": result.manifest},
+            table=lambda: Text("\n".join(lines)),
         )
-        if keys["included"]:
-            console.print("the archive holds the secret keys: keep it as safe as they are")
-        else:
-            console.print(
-                "the keys come from SHIPYARD_SECRET_KEY and are NOT in the archive: keep that "
-                "value (or pass --include-env-key); without it the secrets cannot be restored"
-            )
 
     run_guarded(action)
 
 
-@app.command("restore")
+@local_app.command("restore")
 def restore_command(
     file: Annotated[Path, typer.Argument(help="Archive written by `shipyard backup`.")],
     force: Annotated[
@@ -292,7 +345,10 @@ def restore_command(
         int, typer.Option(min=1, help="Encrypted values tried per column after restoring.")
     ] = 20,
 ) -> None:
-    """Restore an archive into the configured database and data dir, then check the keys."""
+    """Restore an archive into the configured database and data dir, then check the keys.
+
+    -o json: {"source", "manifest", "key_file", "notes", "checks": [{table, column, checked,
+    failed}], "secrets_ok"}; exit 1 when the keys do not decrypt the restored secrets."""
     from shipyard.backup import restore
 
     def action() -> None:
@@ -301,17 +357,32 @@ def restore_command(
             result = restore(
                 settings=settings, database_url=url, source=file, force=force, sample=sample
             )
-        console.print(
-            f"restored {file} (written {result.manifest['created_at']} by shipyard "
-            f"{result.manifest['shipyard_version']})",
-            highlight=False,
-        )
-        if result.key_file is not None:
-            console.print(f"installed the key file {result.key_file}", highlight=False)
-        for note in result.notes:
-            console.print(f"note: {note}", highlight=False)
         checked = sum(check.checked for check in result.checks)
         failed = [check for check in result.checks if check.failed]
+        lines = [
+            f"restored {file} (written {result.manifest['created_at']} by shipyard "
+            f"{result.manifest['shipyard_version']})"
+        ]
+        if result.key_file is not None:
+            lines.append(f"installed the key file {result.key_file}")
+        lines += [f"note: {remark}" for remark in result.notes]
+        if not failed:
+            lines.append(
+                f"secrets check: {checked} encrypted values decrypt with the keys"
+                if checked
+                else "secrets check: no encrypted values are stored yet"
+            )
+        emit(
+            {
+                "source": str(file),
+                "manifest": result.manifest,
+                "key_file": str(result.key_file) if result.key_file is not None else None,
+                "notes": result.notes,
+                "checks": [dataclasses.asdict(check) for check in result.checks],
+                "secrets_ok": not failed,
+            },
+            table=lambda: Text("\n".join(lines)),
+        )
         if failed:
             for check in failed:
                 err_console.print(
@@ -323,13 +394,11 @@ def restore_command(
                 "the keys do not decrypt the restored secrets: install the right key file "
                 "or set SHIPYARD_SECRET_KEY, then restore again with --force"
             )
-        if checked:
-            console.print(f"secrets check: {checked} encrypted values decrypt with the keys")
-        else:
-            console.print("secrets check: no encrypted values are stored yet")
 
     run_guarded(action)
 
+
+app.registered_commands.extend(local_app.registered_commands)
 
 POOL_OPTION = typer.Option(
     "--pool",
@@ -361,9 +430,19 @@ def serve(
     ] = True,
     concurrency: Annotated[int | None, typer.Option(help="In-process worker concurrency.")] = None,
     pool: Annotated[list[str] | None, POOL_OPTION] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Server processes sharing the port (one per core; the first runs the worker).",
+        ),
+    ] = 1,
+    listen_fd: Annotated[int | None, typer.Option("--listen-fd", hidden=True)] = None,
 ) -> None:
     """Upgrade the database, then serve the API and web UI (with a worker unless --no-worker)."""
-    from shipyard.server import serve_forever
+    from shipyard.server import serve_forever, serve_processes
 
     settings = with_pools(get_settings(), pool)
 
@@ -371,7 +450,22 @@ def serve(
         with database_urls(settings) as urls:
             from shipyard import schema
 
-            schema.upgrade(urls.owner)
+            if listen_fd is None:
+                # A child of `--workers` skips this: its parent has upgraded the schema.
+                schema.upgrade(urls.owner)
+            if workers > 1 and listen_fd is None:
+                code = serve_processes(
+                    database_url=urls.owner,
+                    app_database_url=urls.app,
+                    host=host or settings.host,
+                    port=port or settings.port,
+                    processes=workers,
+                    with_worker=worker,
+                    concurrency=concurrency or settings.worker_concurrency,
+                )
+                if code:
+                    raise typer.Exit(code)
+                return
             # serve_forever refuses to start unless row-level security binds requests.
             asyncio.run(
                 serve_forever(
@@ -382,6 +476,7 @@ def serve(
                     port=port or settings.port,
                     with_worker=worker,
                     concurrency=concurrency or settings.worker_concurrency,
+                    listen_fd=listen_fd,
                 )
             )
 
@@ -427,6 +522,8 @@ def _register_domain_commands() -> None:
     from shipyard.deployments.cli import app as deploy_app
     from shipyard.deployments.retention_cli import app as logs_app
     from shipyard.freeze.cli import app as freeze_app
+    from shipyard.git.cli import providers_app as git_providers_app
+    from shipyard.git.cli import repos_app
     from shipyard.hosts.cli import app as hosts_app
     from shipyard.hosts.inventory_cli import groups_app, inventory_app
     from shipyard.notifications.cli import app as notifications_app
@@ -437,6 +534,8 @@ def _register_domain_commands() -> None:
     from shipyard.webhooks.cli import app as webhooks_app
 
     app.add_typer(hosts_app, name="hosts")
+    app.add_typer(repos_app, name="repos")
+    app.add_typer(git_providers_app, name="providers")
     app.add_typer(groups_app, name="groups")
     app.add_typer(inventory_app, name="inventory")
     app.add_typer(deploy_app, name="deploy")

@@ -8,8 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
+from types import FrameType
 
 import uvicorn
 
@@ -69,7 +75,9 @@ async def serve_forever(
     port: int,
     with_worker: bool,
     concurrency: int,
+    listen_fd: int | None = None,
 ) -> None:
+    """Serve until stopped; ``listen_fd``: a listening socket inherited from ``serve_processes``."""
     # Made (or tightened to) owner-only before any request or job writes into it.
     private_directory(settings.clone_cache_dir)
     async with open_runtime(
@@ -106,8 +114,9 @@ async def serve_forever(
                 ),
                 name="worker",
             )
+        sockets = [socket.socket(fileno=listen_fd)] if listen_fd is not None else None
         try:
-            await server.serve()
+            await server.serve(sockets=sockets)
         finally:
             if worker_task is not None:
                 # uvicorn has handled SIGTERM/SIGINT by now: the worker drains its deployments
@@ -222,3 +231,78 @@ def _signals_expire(drain: Drain) -> Iterator[None]:
     finally:
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+
+
+# A child that dies this soon after its start is not restarted (a configuration error would
+# otherwise loop); later deaths are restarted, as a process manager would.
+CHILD_MIN_LIFETIME_SECONDS = 10.0
+
+
+def serve_processes(
+    *,
+    database_url: str,
+    app_database_url: str | None,
+    host: str,
+    port: int,
+    processes: int,
+    with_worker: bool,
+    concurrency: int,
+) -> int:
+    """``serve --workers N``: N ``serve`` processes share one listening socket (bound here).
+
+    Python serves one request at a time per process; N processes use N cores. The first child
+    runs the in-process job worker (if any), the others only serve. The parent forwards SIGTERM
+    and SIGINT, restarts a child that dies after its start-up, and returns the exit code.
+    """
+    listener = socket.create_server((host, port), reuse_port=False, backlog=2048)
+    listener.set_inheritable(True)
+    env = {**os.environ, "SHIPYARD_DATABASE_URL": database_url}
+    if app_database_url is not None:
+        env["SHIPYARD_DATABASE_APP_URL"] = app_database_url
+
+    def start(index: int) -> tuple[subprocess.Popen[bytes], float]:
+        command = [sys.executable, "-m", "shipyard", "serve", "--listen-fd", str(listener.fileno())]
+        command += ["--host", host, "--port", str(port)]
+        command += ["--worker" if with_worker and index == 0 else "--no-worker"]
+        command += ["--concurrency", str(concurrency)]
+        child = subprocess.Popen(command, env=env, pass_fds=(listener.fileno(),))
+        return child, time.monotonic()
+
+    children = [start(index) for index in range(processes)]
+    logger.info("serving on http://%s:%s with %d processes", host, port, processes)
+    stopping = False
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for child, _ in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
+    exit_code = 0
+    try:
+        while not stopping:
+            time.sleep(0.5)
+            for index, (child, started) in enumerate(children):
+                code = child.poll()
+                if code is None or stopping:
+                    continue
+                if time.monotonic() - started < CHILD_MIN_LIFETIME_SECONDS:
+                    logger.error("serve process %d exited at start-up (%s): stopping", index, code)
+                    exit_code = code or 1
+                    forward(signal.SIGTERM, None)
+                    break
+                logger.warning("serve process %d exited (%s): restarting it", index, code)
+                children[index] = start(index)
+        for child, _ in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=60)
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        listener.close()
+    return exit_code

@@ -1,35 +1,28 @@
-"""``shipyard freeze-windows``: list, create, update, delete, active (SHIPYARD_URL,
-SHIPYARD_TOKEN)."""
+"""``shipyard freeze-windows``: list, show, create, update, delete, active.
+
+Windows are named by name or id, their templates and host groups too; ``-o json`` prints the
+API's objects."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from shipyard.client import ApiClient, ApiError
+from shipyard.client import ApiClient, exits, names
+from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.output import emit
 
-app = typer.Typer(
-    help="Freeze windows: periods closed to deployments (SHIPYARD_URL, SHIPYARD_TOKEN).",
-    no_args_is_help=True,
-)
-console = Console()
-err_console = Console(stderr=True)
+app = ApiTyper(help="Freeze windows: periods closed to deployments.", no_args_is_help=True)
 
+FREEZE_WINDOW = names.Kind("freeze window", "/freeze-windows")
 
-def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
-
-
-def _call(method: str, path: str, **kwargs: Any) -> Any:
-    try:
-        with ApiClient() as api:
-            return api.request(method, path, **kwargs)
-    except ApiError as exc:
-        _fail(str(exc))
+WindowArgument = Annotated[
+    str,
+    typer.Argument(help="The window (name or ID).", autocompletion=complete(FREEZE_WINDOW)),
+]
 
 
 def _when(item: dict[str, Any]) -> str:
@@ -38,24 +31,15 @@ def _when(item: dict[str, Any]) -> str:
     return f"{item['cron']} ({item['cron_description']}) for {item['duration_minutes']} min"
 
 
-def _find(name_or_id: str) -> dict[str, Any]:
-    page = _call("GET", "/freeze-windows", params={"limit": 200})
-    for item in page["items"]:
-        if name_or_id in (item["id"], item["name"]):
-            found: dict[str, Any] = item
-            return found
-    _fail(f"no freeze window {name_or_id!r}")
-    raise AssertionError  # unreachable: _fail exits
+def _ids(api: ApiClient, kind: names.Kind, refs: list[str] | None) -> list[str] | None:
+    return None if refs is None else [resolve(api, kind, ref) for ref in refs]
 
 
-@app.command("list")
-def list_windows() -> None:
-    """The freeze windows: when, zone, scope, and the occurrence in force now."""
-    page = _call("GET", "/freeze-windows", params={"limit": 200})
+def windows_table(items: list[dict[str, Any]]) -> Table:
     table = Table()
     for column in ("id", "name", "kind", "when", "zone", "scope", "enabled", "now"):
         table.add_column(column)
-    for item in page["items"]:
+    for item in items:
         scope = []
         if item["template_ids"]:
             scope.append(f"{len(item['template_ids'])} template(s)")
@@ -72,7 +56,41 @@ def list_windows() -> None:
             "yes" if item["enabled"] else "no",
             f"in force until {active['ends_at']}" if active else "",
         )
-    console.print(table)
+    return table
+
+
+@app.command("list")
+def list_windows() -> None:
+    """The freeze windows: when, zone, scope, and the occurrence in force now."""
+    with api_client() as api:
+        items = list(api.paginate("/freeze-windows", limit=200))
+    emit(items, table=lambda: windows_table(items))
+
+
+@app.command("show")
+def show(window: WindowArgument) -> None:
+    """One freeze window, with its occurrence in force and the next ones."""
+    with api_client() as api:
+        found = api.get(f"/freeze-windows/{resolve(api, FREEZE_WINDOW, window)}")
+    emit(found, table=lambda: windows_table([found]))
+
+
+TemplateOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--template",
+        help="Only runs of this template (name or ID; repeat).",
+        autocompletion=complete(names.TEMPLATE),
+    ),
+]
+GroupOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--group",
+        help="Only runs on hosts of this group (name or ID; repeat).",
+        autocompletion=complete(names.GROUP),
+    ),
+]
 
 
 @app.command("create")
@@ -92,41 +110,40 @@ def create(
     ends_at: Annotated[
         str | None, typer.Option("--ends-at", help="fixed: the end (ISO 8601 with an offset).")
     ] = None,
-    template: Annotated[
-        list[str] | None, typer.Option("--template", help="Only runs of this template (id).")
-    ] = None,
-    group: Annotated[
-        list[str] | None, typer.Option("--group", help="Only runs on hosts of this group (id).")
-    ] = None,
+    template: TemplateOption = None,
+    group: GroupOption = None,
     description: Annotated[str | None, typer.Option("--description")] = None,
     disabled: Annotated[bool, typer.Option("--disabled", help="Save it disabled.")] = False,
 ) -> None:
     """A recurring window (--cron and --duration) or a fixed one (--starts-at, --ends-at)."""
-    body: dict[str, Any] = {
-        "name": name,
-        "kind": "recurring" if cron is not None else "fixed",
-        "cron": cron,
-        "duration_minutes": duration,
-        "timezone": timezone,
-        "starts_at": starts_at,
-        "ends_at": ends_at,
-        "template_ids": template or [],
-        "group_ids": group or [],
-        "description": description,
-        "enabled": not disabled,
-    }
-    created = _call("POST", "/freeze-windows", json=body)
+    with api_client() as api:
+        body: dict[str, Any] = {
+            "name": name,
+            "kind": "recurring" if cron is not None else "fixed",
+            "cron": cron,
+            "duration_minutes": duration,
+            "timezone": timezone,
+            "starts_at": starts_at,
+            "ends_at": ends_at,
+            "template_ids": _ids(api, names.TEMPLATE, template) or [],
+            "group_ids": _ids(api, names.GROUP, group) or [],
+            "description": description,
+            "enabled": not disabled,
+        }
+        created = api.post("/freeze-windows", body)
     following = created.get("next") or []
-    console.print(
-        f"created freeze window {created['id']} ({created['name']})"
-        + (f"; next from {following[0]['starts_at']}" if following else ""),
-        highlight=False,
+    emit(
+        created,
+        table=lambda: Text(
+            f"created freeze window {created['id']} ({created['name']})"
+            + (f"; next from {following[0]['starts_at']}" if following else "")
+        ),
     )
 
 
 @app.command("update")
 def update(
-    window: Annotated[str, typer.Argument(help="The window (id or name).")],
+    window: WindowArgument,
     name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
     cron: Annotated[
         str | None, typer.Option("--cron", help="recurring: when it starts (five fields).")
@@ -143,11 +160,19 @@ def update(
     ] = None,
     template: Annotated[
         list[str] | None,
-        typer.Option("--template", help="Only runs of these templates (ids; replaces the list)."),
+        typer.Option(
+            "--template",
+            help="Only runs of these templates (names or IDs; replaces the list).",
+            autocompletion=complete(names.TEMPLATE),
+        ),
     ] = None,
     group: Annotated[
         list[str] | None,
-        typer.Option("--group", help="Only hosts of these groups (ids; replaces the list)."),
+        typer.Option(
+            "--group",
+            help="Only hosts of these groups (names or IDs; replaces the list).",
+            autocompletion=complete(names.GROUP),
+        ),
     ] = None,
     every_run: Annotated[
         bool, typer.Option("--every-run", help="Clear the template and group lists.")
@@ -158,41 +183,47 @@ def update(
     ] = None,
 ) -> None:
     """Change the options given; the others stay as they are."""
-    found = _find(window)
-    body: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "name": name,
-            "cron": cron,
-            "duration_minutes": duration,
-            "timezone": timezone,
-            "starts_at": starts_at,
-            "ends_at": ends_at,
-            "description": description,
-            "enabled": enabled,
-            "template_ids": template,
-            "group_ids": group,
-        }.items()
-        if value is not None
-    }
-    if every_run:
-        body["template_ids"], body["group_ids"] = [], []
-    if not body:
-        _fail("nothing to change: give at least one option")
-    changed = _call("PATCH", f"/freeze-windows/{found['id']}", json=body)
-    console.print(
-        f"updated freeze window {changed['name']}: {_when(changed)}, {changed['timezone']}"
-        + ("" if changed["enabled"] else " (disabled)"),
-        highlight=False,
+    with api_client() as api:
+        body: dict[str, Any] = {
+            key: value
+            for key, value in {
+                "name": name,
+                "cron": cron,
+                "duration_minutes": duration,
+                "timezone": timezone,
+                "starts_at": starts_at,
+                "ends_at": ends_at,
+                "description": description,
+                "enabled": enabled,
+                "template_ids": _ids(api, names.TEMPLATE, template),
+                "group_ids": _ids(api, names.GROUP, group),
+            }.items()
+            if value is not None
+        }
+        if every_run:
+            body["template_ids"], body["group_ids"] = [], []
+        if not body:
+            fail("nothing to change: give at least one option", exits.USAGE)
+        changed = api.patch(f"/freeze-windows/{resolve(api, FREEZE_WINDOW, window)}", body)
+    emit(
+        changed,
+        table=lambda: Text(
+            f"updated freeze window {changed['name']}: {_when(changed)}, {changed['timezone']}"
+            + ("" if changed["enabled"] else " (disabled)")
+        ),
     )
 
 
 @app.command("delete")
-def delete(window: Annotated[str, typer.Argument(help="The window (id or name).")]) -> None:
-    """Delete a freeze window."""
-    found = _find(window)
-    _call("DELETE", f"/freeze-windows/{found['id']}")
-    console.print(f"deleted freeze window {found['name']}", highlight=False)
+def delete(window: WindowArgument) -> None:
+    """Delete a freeze window. -o json: {"id", "name", "deleted": true}."""
+    with api_client() as api:
+        found = api.get(f"/freeze-windows/{resolve(api, FREEZE_WINDOW, window)}")
+        api.delete(f"/freeze-windows/{found['id']}")
+    emit(
+        {"id": found["id"], "name": found["name"], "deleted": True},
+        table=lambda: Text(f"deleted freeze window {found['name']}"),
+    )
 
 
 @app.command("active")
@@ -206,16 +237,16 @@ def active(
     params: dict[str, Any] = {"count": count}
     if at is not None:
         params["active_at"] = at
-    shown = _call("GET", "/freeze-windows/active", params=params)
-    if not shown["active"]:
-        console.print("no freeze window is in force")
-    for item in shown["active"]:
-        console.print(
-            f"in force: {item['name']} until {item['ends_at']}", highlight=False, markup=False
-        )
-    for item in shown["upcoming"]:
-        console.print(
-            f"next: {item['name']} from {item['starts_at']} until {item['ends_at']}",
-            highlight=False,
-            markup=False,
-        )
+    with api_client() as api:
+        shown = api.get("/freeze-windows/active", **params)
+
+    def table() -> Text:
+        lines = [] if shown["active"] else ["no freeze window is in force"]
+        lines += [f"in force: {item['name']} until {item['ends_at']}" for item in shown["active"]]
+        lines += [
+            f"next: {item['name']} from {item['starts_at']} until {item['ends_at']}"
+            for item in shown["upcoming"]
+        ]
+        return Text("\n".join(lines))
+
+    emit(shown, table=table)

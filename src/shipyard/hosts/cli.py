@@ -1,27 +1,24 @@
-"""``shipyard hosts``: list, add, change, delete and test hosts through the REST API."""
+"""``shipyard hosts``: list, show, add, change, delete and test hosts through the REST API.
+
+Hosts are named by name or id; ``-o json`` prints the API's host objects."""
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
-from uuid import UUID
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
-from shipyard.client import ApiClient, ApiError
+from shipyard.client import ApiClient, exits, names
+from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.output import emit, note
 
-app = typer.Typer(
-    no_args_is_help=True,
-    help="Hosts: list, add, change, delete and test them (talks to SHIPYARD_URL with SHIPYARD_TOKEN).",
-)
-console = Console()
-err_console = Console(stderr=True)
+app = ApiTyper(no_args_is_help=True, help="Hosts: list, show, add, change, delete and test them.")
 
 STATUS_STYLES = {
     "online": "green",
@@ -31,24 +28,11 @@ STATUS_STYLES = {
     "unknown": "yellow",
 }
 WAIT_POLL_SECONDS = 0.5
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
-
-def fail(message: str, exit_code: int = EXIT_FAILED) -> NoReturn:
-    """One ``error:`` line on stderr, then exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(exit_code)
-
-
-@contextmanager
-def api_client() -> Iterator[ApiClient]:
-    """The REST client from the environment; API errors end the command with one line."""
-    try:
-        with ApiClient() as api:
-            yield api
-    except ApiError as exc:
-        fail(str(exc))
+HostArgument = Annotated[
+    str,
+    typer.Argument(help="Name or ID of the host.", autocompletion=complete(names.HOST)),
+]
 
 
 def _status(value: str) -> str:
@@ -80,6 +64,32 @@ def hosts_table(hosts: list[dict[str, Any]]) -> Table:
     return table
 
 
+def host_view(host: dict[str, Any], *, details: bool = False) -> RenderableType:
+    """One host: its row, then its tags and pool (and with ``details`` more facts)."""
+    facts = [
+        f"tags: {', '.join(host.get('tags') or []) or '-'}",
+        f"pool: {host.get('pool') or '-'}",
+    ]
+    lines = ["  ".join(facts)]
+    if details:
+        lines += [
+            f"description: {host.get('description') or '-'}",
+            f"auth: {host.get('auth_method') or '-'}",
+            f"host key: {host.get('host_key_fingerprint') or '-'}",
+            "variables: "
+            + (
+                ", ".join(
+                    variable["name"] + (" (secret)" if variable.get("secret") else "")
+                    for variable in host.get("variables") or []
+                )
+                or "-"
+            ),
+        ]
+        if host.get("public_key"):
+            lines.append(f"public key: {host['public_key']}")
+    return Group(hosts_table([host]), *(Text(line) for line in lines))
+
+
 @app.command("list")
 def list_hosts(
     status: Annotated[str | None, typer.Option(help="Only hosts with this status.")] = None,
@@ -91,10 +101,15 @@ def list_hosts(
         hosts = list(
             api.paginate("/hosts", limit=200, status=status, type=host_type, search=search)
         )
-    if not hosts:
-        console.print("no hosts")
-        return
-    console.print(hosts_table(hosts))
+    emit(hosts, table=lambda: hosts_table(hosts) if hosts else "no hosts")
+
+
+@app.command("show")
+def show_host(host: HostArgument) -> None:
+    """Show one host: address, status, tags, pool, host key, variable names."""
+    with api_client() as api:
+        found = api.get(f"/hosts/{resolve(api, names.HOST, host)}")
+    emit(found, table=lambda: host_view(found, details=True))
 
 
 def _checked(api: ApiClient) -> dict[str, str | None]:
@@ -117,7 +132,10 @@ def _wait_for_tests(api: ApiClient, before: dict[str, str | None], timeout: floa
 
 @app.command("test")
 def test_hosts(
-    host_id: Annotated[str | None, typer.Argument(help="ID of the host to test.")] = None,
+    host: Annotated[
+        str | None,
+        typer.Argument(help="Name or ID of the host to test.", autocompletion=complete(names.HOST)),
+    ] = None,
     all_hosts: Annotated[
         bool, typer.Option("--all", help="Test every host (a background job).")
     ] = False,
@@ -126,23 +144,24 @@ def test_hosts(
     ] = True,
     timeout: Annotated[float, typer.Option(help="With --all --wait: seconds to wait.")] = 300.0,
 ) -> None:
-    """Connect to a host (or --all), authenticate, run a probe and show the status."""
-    if all_hosts == (host_id is not None):
-        fail("give a host ID or --all (not both)", EXIT_USAGE)
+    """Connect to a host (or --all), authenticate, run a probe and show the status.
+
+    With --all, -o json prints {"queued": {job_id, hosts}, "hosts": [...]} (the hosts as
+    tested; empty with --no-wait). Exit 1 when a host is not online."""
+    if all_hosts == (host is not None):
+        fail("give a host (name or ID) or --all (not both)", exits.USAGE)
     with api_client() as api:
-        if host_id is not None:
-            result = api.post(f"/hosts/{host_id}/test")
-            console.print(hosts_table([result["host"]]))
+        if host is not None:
+            result = api.post(f"/hosts/{resolve(api, names.HOST, host)}/test")
+            emit(result, table=lambda: hosts_table([result["host"]]))
             if result["status"] != "online":
                 fail(result["message"])
             return
         before = _checked(api) if wait else {}
         queued = api.post("/hosts/test-all")
-        console.print(f"testing {queued['hosts']} hosts (job {queued['job_id']})")
-        if not wait or not before:
-            return
-        hosts = _wait_for_tests(api, before, timeout)
-    console.print(hosts_table(hosts))
+        note(f"testing {queued['hosts']} hosts (job {queued['job_id']})")
+        hosts = _wait_for_tests(api, before, timeout) if wait and before else []
+    emit({"queued": queued, "hosts": hosts}, table=lambda: hosts_table(hosts) if hosts else None)
     failing = [h for h in hosts if h["status"] != "online"]
     if failing:
         fail(f"{len(failing)} of {len(hosts)} hosts are not online")
@@ -154,7 +173,7 @@ def _read_secret_stdin(enabled: bool) -> str | None:
         return None
     secret = sys.stdin.readline().rstrip("\r\n")
     if not secret:
-        fail("--password-stdin: standard input held no password", EXIT_USAGE)
+        fail("--password-stdin: standard input held no password", exits.USAGE)
     return secret
 
 
@@ -164,19 +183,7 @@ def _read_key(path: Path | None) -> str | None:
     try:
         return path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read the key file {path}: {type(exc).__name__}", EXIT_USAGE)
-
-
-def host_by_name_or_id(api: ApiClient, ref: str) -> dict[str, Any]:
-    """The host named ``ref`` or with id ``ref``."""
-    for host in api.paginate("/hosts", limit=200, search=ref):
-        if ref in (host["name"], host["id"]):
-            return host
-    try:
-        found: dict[str, Any] = api.get(f"/hosts/{UUID(ref)}")
-    except ValueError:
-        fail(f"no host named {ref!r}")
-    return found
+        fail(f"cannot read the key file {path}: {type(exc).__name__}", exits.USAGE)
 
 
 def _host_body(
@@ -205,15 +212,6 @@ def _host_body(
         body["private_key"] = private_key
         body["auth_method"] = "key"
     return {key: value for key, value in body.items() if value is not None}
-
-
-def _show_host(host: dict[str, Any]) -> None:
-    console.print(hosts_table([host]))
-    facts = [
-        f"tags: {', '.join(host.get('tags') or []) or '-'}",
-        f"pool: {host.get('pool') or '-'}",
-    ]
-    console.print("  ".join(facts), highlight=False)
 
 
 Description = Annotated[str | None, typer.Option(help="What the host is for.")]
@@ -259,12 +257,12 @@ def create_host(
     )
     with api_client() as api:
         host = api.post("/hosts", {"name": name, **body})
-    _show_host(host)
+    emit(host, table=lambda: host_view(host))
 
 
 @app.command("update")
 def update_host(
-    host: Annotated[str, typer.Argument(help="Name or ID of the host.")],
+    host: HostArgument,
     name: Annotated[str | None, typer.Option(help="New name.")] = None,
     ip: Address = None,
     port: Port = None,
@@ -281,9 +279,9 @@ def update_host(
 ) -> None:
     """Change the options given; the rest stays as it is."""
     if pool is not None and no_pool:
-        fail("give --pool or --no-pool, not both", EXIT_USAGE)
+        fail("give --pool or --no-pool, not both", exits.USAGE)
     if tag and clear_tags:
-        fail("give --tag or --clear-tags, not both", EXIT_USAGE)
+        fail("give --tag or --clear-tags, not both", exits.USAGE)
     body = _host_body(
         description=description,
         ip=ip,
@@ -301,17 +299,19 @@ def update_host(
     if clear_tags:
         body["tags"] = []
     if not body:
-        fail("nothing to change: give at least one option", EXIT_USAGE)
+        fail("nothing to change: give at least one option", exits.USAGE)
     with api_client() as api:
-        found = host_by_name_or_id(api, host)
-        updated = api.patch(f"/hosts/{found['id']}", body)
-    _show_host(updated)
+        updated = api.patch(f"/hosts/{resolve(api, names.HOST, host)}", body)
+    emit(updated, table=lambda: host_view(updated))
 
 
 @app.command("delete")
-def delete_host(host: Annotated[str, typer.Argument(help="Name or ID of the host.")]) -> None:
-    """Remove a host (it leaves its groups)."""
+def delete_host(host: HostArgument) -> None:
+    """Remove a host (it leaves its groups). -o json: {"id", "name", "deleted": true}."""
     with api_client() as api:
-        found = host_by_name_or_id(api, host)
+        found = api.get(f"/hosts/{resolve(api, names.HOST, host)}")
         api.delete(f"/hosts/{found['id']}")
-    console.print(f"deleted host {found['name']}")
+    emit(
+        {"id": found["id"], "name": found["name"], "deleted": True},
+        table=lambda: f"deleted host {found['name']}",
+    )

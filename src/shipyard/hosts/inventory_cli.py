@@ -1,53 +1,44 @@
 """``shipyard groups`` (host groups and their members) and ``shipyard inventory import``.
 
-Like ``shipyard hosts``, these talk to the REST API (SHIPYARD_URL with SHIPYARD_TOKEN); hosts
-and groups are named by name or by id.
+Like ``shipyard hosts``, these talk to the REST API; hosts and groups are named by name or by
+id, and ``-o json`` prints the API's objects.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import typer
+from rich.console import RenderableType
 from rich.table import Table
+from rich.text import Text
 
-# The REST client is reached through shipyard.hosts.cli (the one module the import contract
-# lets talk to it); here it is only named in annotations.
-from shipyard.hosts.cli import (
-    EXIT_USAGE,
-    api_client,
-    console,
-    fail,
-    host_by_name_or_id,
-)
+from shipyard.client import exits, names
+from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.http import ApiClient
+from shipyard.client.output import emit, is_table
 
-if TYPE_CHECKING:
-    from shipyard.client import ApiClient
-
-groups_app = typer.Typer(
+groups_app = ApiTyper(
     no_args_is_help=True,
-    help="Host groups: list, add, change, delete them and their members.",
+    help="Host groups: list, show, add, change, delete them and their members.",
 )
-inventory_app = typer.Typer(no_args_is_help=True, help="Inventory: import an Ansible inventory.")
+inventory_app = ApiTyper(no_args_is_help=True, help="Inventory: import an Ansible inventory.")
 
 # The CLI's own bound on a file to send (the API refuses more content anyway).
 MAX_FILE_BYTES = 1_000_000
 
-
-def group_by_name_or_id(api: ApiClient, ref: str) -> dict[str, Any]:
-    for group in api.get("/host-groups"):
-        if ref in (group["name"], group["id"]):
-            found: dict[str, Any] = group
-            return found
-    fail(f"no host group named {ref!r}")
+GroupArgument = Annotated[
+    str,
+    typer.Argument(help="Name or ID of the group.", autocompletion=complete(names.GROUP)),
+]
 
 
 def _host_names(api: ApiClient) -> dict[str, str]:
     return {host["id"]: host["name"] for host in api.paginate("/hosts", limit=200)}
 
 
-def _groups_table(groups: list[dict[str, Any]], names: dict[str, str]) -> Table:
+def _groups_table(groups: list[dict[str, Any]], host_names: dict[str, str]) -> Table:
     table = Table(show_lines=False)
     for column in ("ID", "Name", "Pool", "Hosts", "Variables"):
         table.add_column(column, overflow="fold")
@@ -56,7 +47,7 @@ def _groups_table(groups: list[dict[str, Any]], names: dict[str, str]) -> Table:
             group["id"],
             group["name"],
             group.get("pool") or "",
-            ", ".join(names.get(host_id, host_id) for host_id in group["host_ids"]),
+            ", ".join(host_names.get(host_id, host_id) for host_id in group["host_ids"]),
             ", ".join(
                 variable["name"] + (" (secret)" if variable["secret"] else "")
                 for variable in group["variables"]
@@ -66,18 +57,22 @@ def _groups_table(groups: list[dict[str, Any]], names: dict[str, str]) -> Table:
 
 
 def _show(api: ApiClient, group: dict[str, Any]) -> None:
-    console.print(_groups_table([group], _host_names(api)))
+    host_names = _host_names(api) if group["host_ids"] and is_table() else {}
+    emit(group, table=lambda: _groups_table([group], host_names))
 
 
 def _host_ids(api: ApiClient, refs: list[str] | None) -> list[str]:
-    return [host_by_name_or_id(api, ref)["id"] for ref in refs or []]
+    return [resolve(api, names.HOST, ref) for ref in refs or []]
 
 
 Pool = Annotated[
     str | None, typer.Option(help="Worker pool that can reach its hosts, e.g. dc-east.")
 ]
 Hosts = Annotated[
-    list[str] | None, typer.Option("--host", help="A member host, by name or ID (repeat).")
+    list[str] | None,
+    typer.Option(
+        "--host", help="A member host, by name or ID (repeat).", autocompletion=complete(names.HOST)
+    ),
 ]
 Description = Annotated[str | None, typer.Option(help="What the group is for.")]
 
@@ -87,10 +82,15 @@ def list_groups() -> None:
     """List the tenant's host groups with their pool, hosts and variable names."""
     with api_client() as api:
         groups = api.get("/host-groups")
-        if not groups:
-            console.print("no host groups")
-            return
-        console.print(_groups_table(groups, _host_names(api)))
+        host_names = _host_names(api) if groups and is_table() else {}
+    emit(groups, table=lambda: _groups_table(groups, host_names) if groups else "no host groups")
+
+
+@groups_app.command("show")
+def show_group(group: GroupArgument) -> None:
+    """Show one group: pool, member hosts, variable names."""
+    with api_client() as api:
+        _show(api, api.get(f"/host-groups/{resolve(api, names.GROUP, group)}"))
 
 
 @groups_app.command("create")
@@ -112,7 +112,7 @@ def create_group(
 
 @groups_app.command("update")
 def update_group(
-    group: Annotated[str, typer.Argument(help="Name or ID of the group.")],
+    group: GroupArgument,
     name: Annotated[str | None, typer.Option(help="New name.")] = None,
     pool: Pool = None,
     no_pool: Annotated[bool, typer.Option("--no-pool", help="Clear the group's pool.")] = False,
@@ -120,7 +120,7 @@ def update_group(
 ) -> None:
     """Change the group's name, pool or description (members: add-hosts, remove-hosts)."""
     if pool is not None and no_pool:
-        fail("give --pool or --no-pool, not both", EXIT_USAGE)
+        fail("give --pool or --no-pool, not both", exits.USAGE)
     body: dict[str, Any] = {}
     if name is not None:
         body["name"] = name
@@ -129,24 +129,26 @@ def update_group(
     if description is not None:
         body["description"] = description
     if not body:
-        fail("nothing to change: give at least one option", EXIT_USAGE)
+        fail("nothing to change: give at least one option", exits.USAGE)
     with api_client() as api:
-        found = group_by_name_or_id(api, group)
-        _show(api, api.patch(f"/host-groups/{found['id']}", body))
+        _show(api, api.patch(f"/host-groups/{resolve(api, names.GROUP, group)}", body))
 
 
 @groups_app.command("delete")
-def delete_group(group: Annotated[str, typer.Argument(help="Name or ID of the group.")]) -> None:
-    """Remove a group (its hosts stay)."""
+def delete_group(group: GroupArgument) -> None:
+    """Remove a group (its hosts stay). -o json: {"id", "name", "deleted": true}."""
     with api_client() as api:
-        found = group_by_name_or_id(api, group)
+        found = api.get(f"/host-groups/{resolve(api, names.GROUP, group)}")
         api.delete(f"/host-groups/{found['id']}")
-    console.print(f"deleted host group {found['name']}")
+    emit(
+        {"id": found["id"], "name": found["name"], "deleted": True},
+        table=lambda: f"deleted host group {found['name']}",
+    )
 
 
 def _change_members(group: str, hosts: list[str], *, add: bool) -> None:
     with api_client() as api:
-        found = group_by_name_or_id(api, group)
+        found = api.get(f"/host-groups/{resolve(api, names.GROUP, group)}")
         ids = _host_ids(api, hosts)
         members = list(found["host_ids"])
         if add:
@@ -156,20 +158,19 @@ def _change_members(group: str, hosts: list[str], *, add: bool) -> None:
         _show(api, api.patch(f"/host-groups/{found['id']}", {"host_ids": members}))
 
 
+MemberHosts = Annotated[
+    list[str], typer.Argument(help="Hosts, by name or ID.", autocompletion=complete(names.HOST))
+]
+
+
 @groups_app.command("add-hosts")
-def add_hosts(
-    group: Annotated[str, typer.Argument(help="Name or ID of the group.")],
-    hosts: Annotated[list[str], typer.Argument(help="Hosts to add, by name or ID.")],
-) -> None:
+def add_hosts(group: GroupArgument, hosts: MemberHosts) -> None:
     """Add hosts to a group (those already in it stay)."""
     _change_members(group, hosts, add=True)
 
 
 @groups_app.command("remove-hosts")
-def remove_hosts(
-    group: Annotated[str, typer.Argument(help="Name or ID of the group.")],
-    hosts: Annotated[list[str], typer.Argument(help="Hosts to remove, by name or ID.")],
-) -> None:
+def remove_hosts(group: GroupArgument, hosts: MemberHosts) -> None:
     """Remove hosts from a group (the hosts themselves stay)."""
     _change_members(group, hosts, add=False)
 
@@ -178,22 +179,20 @@ def _guess_format(path: Path) -> Literal["ini", "yaml"]:
     return "yaml" if path.suffix.lower() in (".yml", ".yaml") else "ini"
 
 
-def print_report(report: dict[str, Any]) -> None:
+def report_view(report: dict[str, Any]) -> RenderableType:
     """The import's created, updated and skipped names, one line each."""
+    text = Text()
     for outcome in ("created", "updated"):
         for kind in ("hosts", "groups"):
-            names = report[outcome][kind]
-            line = ", ".join(names) if names else "-"
-            console.print(f"{outcome} {kind} ({len(names)}): {line}", highlight=False)
+            imported = report[outcome][kind]
+            line = ", ".join(imported) if imported else "-"
+            text.append(f"{outcome} {kind} ({len(imported)}): {line}\n")
     skipped = report["skipped"]
-    console.print(f"skipped ({len(skipped)}):", highlight=False)
+    text.append(f"skipped ({len(skipped)}):")
     for item in skipped:
         owners = f" [{', '.join(item['owners'])}]" if item["owners"] else ""
-        console.print(
-            f"  {item['kind']} {item['name']}: {item['reason']}{owners}",
-            highlight=False,
-            markup=False,
-        )
+        text.append(f"\n  {item['kind']} {item['name']}: {item['reason']}{owners}")
+    return text
 
 
 @inventory_app.command("import")
@@ -213,18 +212,18 @@ def import_inventory(
     """Import hosts and groups (matched by name: a second import updates) and print the report."""
     chosen = fmt or _guess_format(file)
     if chosen not in ("ini", "yaml"):
-        fail("--format must be ini or yaml", EXIT_USAGE)
+        fail("--format must be ini or yaml", exits.USAGE)
     try:
         if file.stat().st_size > MAX_FILE_BYTES:
-            fail(f"{file} is larger than 1 MB", EXIT_USAGE)
+            fail(f"{file} is larger than 1 MB", exits.USAGE)
         content = file.read_text(encoding="utf-8")
         private_key = key_file.read_text() if key_file is not None else None
     except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read {exc.filename if isinstance(exc, OSError) else file}", EXIT_USAGE)
+        fail(f"cannot read {exc.filename if isinstance(exc, OSError) else file}", exits.USAGE)
     body: dict[str, Any] = {"format": chosen, "content": content}
     credentials = {"user": user, "private_key": private_key}
     if any(value is not None for value in credentials.values()):
         body["credentials"] = {k: v for k, v in credentials.items() if v is not None}
     with api_client() as api:
         report = api.post("/inventory/import", body)
-    print_report(report)
+    emit(report, table=lambda: report_view(report))

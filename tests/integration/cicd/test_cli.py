@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from tests.fixtures.cicd import jenkins_body
 from tests.support import canary
 from tests.support.api import Account
 from tests.support.browser import LiveServer, api_signup
+from tests.support.cli_process import run_shipyard_json
 from tests.support.postgres import PostgresForTests
 
 
@@ -110,12 +112,58 @@ async def test_cli_reports_errors_clearly(live: LiveServer) -> None:
     admin = await api_signup(live.url)
     unknown = await _cli(live, admin, "sync", "nope")
     assert unknown.exit_code == 1
-    assert "no CI/CD provider with id or name 'nope'" in unknown.output
+    assert "no CI/CD provider named 'nope'" in unknown.output
     malformed = await _cli(
         live, admin, "trigger", "00000000-0000-0000-0000-000000000000", "-p", "novalue"
     )
-    assert malformed.exit_code == 1
+    assert malformed.exit_code == 2
     assert "--param takes NAME=VALUE" in malformed.output
     gone = await _cli(live, admin, "trigger", "00000000-0000-0000-0000-000000000000")
     assert gone.exit_code == 1
     assert "CI/CD job 00000000-0000-0000-0000-000000000000 does not exist" in gone.output
+
+
+async def test_cli_prints_json_and_takes_provider_names_and_job_paths(
+    live: LiveServer, jenkins_fake: FakeJenkins
+) -> None:
+    jenkins_fake.add_job(
+        "json/deploy",
+        params=[Param("ENV", "choice", choices=["staging", "production"])],
+        script=lambda params: Script(chunks=[f"to {params['ENV']}\n", "Finished: SUCCESS\n"]),
+    )
+    admin = await api_signup(live.url)
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        created = await http.post(
+            "/api/v1/cicd-providers",
+            headers=admin.headers,
+            json=jenkins_body(jenkins_fake, name="json-ci"),
+        )
+        assert created.status_code == 201
+    provider_id = created.json()["id"]
+
+    async def run(*args: str) -> tuple[int, Any, str]:
+        return await run_shipyard_json(live.url, admin.token, "cicd", *args, label="shipyard-cicd")
+
+    code, providers, _ = await run("providers")
+    assert code == 0 and [(p["id"], p["name"]) for p in providers] == [(provider_id, "json-ci")]
+    code, shown, _ = await run("show", "json-ci")
+    assert code == 0 and shown["id"] == provider_id and shown["last_synced_at"] is None
+    table = await _cli(live, admin, "show", provider_id)
+    assert table.exit_code == 0 and "json-ci" in table.output and "never" in table.output
+    code, synced, err = await run("sync", "json-ci", "--wait", "--timeout", "30")
+    assert code == 0, err
+    assert synced["sync"]["status"] == "queued" and synced["provider"]["job_count"] >= 1
+    assert synced["provider"]["last_synced_at"] is not None
+    code, jobs, _ = await run("jobs", "--provider", provider_id, "--search", "json/deploy")
+    assert code == 0 and [job["path"] for job in jobs] == ["json/deploy"]
+    assert jobs[0]["parameters"][0]["name"] == "ENV"
+
+    code, ran, err = await run("trigger", "json/deploy", "-p", "ENV=staging", "--wait")
+    assert code == 0, err
+    assert ran["deployment"]["id"] and ran["step"]["status"] == "success"
+    assert ran["step"]["build_number"] == "1"
+    assert "success build #1" in err  # progress on stderr: stdout stays one document
+    code, queued, _ = await run("trigger", jobs[0]["id"], "-p", "ENV=production")
+    assert code == 0 and queued["step"] is None and queued["deployment"]["id"]
+    code, _, err = await run("trigger", "json/nothing")
+    assert code == 1 and "no CI/CD job named 'json/nothing'" in err

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from shipyard.config import Settings
 from shipyard.db import Database
 from tests.builders.deployments import DeployBuilder
-from tests.support.cli_process import run_shipyard
+from tests.support.cli_process import run_shipyard, run_shipyard_json
 from tests.support.git_server import GitFile
 from tests.support.live_server import serve
 
@@ -126,7 +127,7 @@ async def test_freeze_window_commands_and_overrides(deploy: DeployBuilder, base_
     )
     assert code == 0 and "for 60 min" in out, out
     code, out = await shipyard(base_url, token, "freeze-windows", "update", "weekend")
-    assert code == 1 and "nothing to change" in out, out
+    assert code == 2 and "nothing to change" in out, out
 
     code, out = await shipyard(base_url, token, "freeze-windows", "delete", "cli freeze")
     assert code == 0 and "deleted freeze window cli freeze" in out, out
@@ -134,3 +135,41 @@ async def test_freeze_window_commands_and_overrides(deploy: DeployBuilder, base_
     assert code == 1 and "no freeze window" in out, out
     code, out = await shipyard(base_url, token, "freeze-windows", "active")
     assert code == 0 and "no freeze window is in force" in out, out
+
+    # -o json: the API's objects; templates and groups by name.
+    group = await deploy.client.post(
+        "/api/v1/host-groups",
+        headers=deploy.admin.headers,
+        json={"name": "cli-group", "host_ids": [host["id"]]},
+    )
+    assert group.status_code == 201, group.text
+
+    async def run(*args: str) -> tuple[int, Any, str]:
+        return await run_shipyard_json(
+            base_url, token, "freeze-windows", *args, label="shipyard-freeze-windows"
+        )
+
+    code, window, err = await run(
+        "create", "json window", "--cron", "0 1 * * *", "--duration", "30",
+        "--template", "cli-template", "--group", "cli-group",
+    )  # fmt: skip
+    assert code == 0, err
+    assert window["name"] == "json window" and window["kind"] == "recurring"
+    assert window["template_ids"] == [created.json()["id"]]
+    assert window["group_ids"] == [group.json()["id"]]
+    code, listed, _ = await run("list")
+    assert code == 0 and {item["name"] for item in listed} == {"weekend", "json window"}
+    code, shown, _ = await run("show", "json window")
+    assert code == 0 and shown["id"] == window["id"] and shown["next"]
+    code, out = await shipyard(base_url, token, "freeze-windows", "show", window["id"])
+    assert code == 0 and "json window" in out and "1 template(s), 1 group(s)" in out, out
+    code, changed, _ = await run("update", window["id"], "--every-run", "--disable")
+    assert code == 0 and changed["template_ids"] == [] and changed["enabled"] is False
+    # weekend now lasts 60 minutes from 18:00 Berlin time
+    code, active, _ = await run("active", "--at", "2026-12-04T18:30:00+01:00")
+    assert code == 0 and [item["name"] for item in active["active"]] == ["weekend"]
+    assert active["upcoming"]
+    code, _, err = await run("create", "bad scope", "--cron", "0 1 * * *", "--template", "none")
+    assert code == 1 and "no template named 'none'" in err
+    code, deleted, _ = await run("delete", "json window")
+    assert code == 0 and deleted == {"id": window["id"], "name": "json window", "deleted": True}

@@ -13,7 +13,10 @@ from shipyard.cli import app
 from tests.fixtures.hosts import host_payload
 from tests.support import canary
 from tests.support.browser import LiveServer, api_signup
+from tests.support.cli_process import run_shipyard_json
 from tests.support.sshd import SSHEndpoint, SSHFleet, free_port
+
+JSON_LABEL = "shipyard-hosts-json"
 
 
 @pytest.fixture
@@ -95,7 +98,7 @@ async def test_test_all_waits_for_the_background_job(
 
 async def test_errors_are_one_line_with_an_exit_code(cli_env: dict[str, str]) -> None:
     code, _, err = shipyard(cli_env, "hosts", "test")
-    assert code == 2 and "give a host ID or --all" in err
+    assert code == 2 and "give a host (name or ID) or --all" in err
     code, _, err = shipyard(cli_env, "hosts", "test", "00000000-0000-0000-0000-000000000000")
     assert code == 1 and "host not found" in err and len(err.strip().splitlines()) == 1
     code, _, err = shipyard({**cli_env, "SHIPYARD_TOKEN": "not-a-token"}, "hosts", "list")
@@ -163,7 +166,7 @@ async def test_hosts_groups_and_inventory_import_end_to_end(
     code, out, _ = shipyard(cli_env, "groups", "delete", "edge2")
     assert code == 0 and "deleted host group edge2" in out
     code, _, err = shipyard(cli_env, "groups", "delete", "edge2")
-    assert code == 1 and "no host group named 'edge2'" in err
+    assert code == 1 and "no group named 'edge2'" in err
     code, out, _ = shipyard(cli_env, "hosts", "delete", "api-1")
     assert code == 0 and "deleted host api-1" in out
 
@@ -173,3 +176,83 @@ def shipyard_in(env: dict[str, str], stdin: str, *args: str) -> tuple[int, str, 
     result = CliRunner().invoke(app, list(args), env=env, input=stdin)
     canary.save_output("shipyard-hosts", result.stdout, result.stderr)
     return result.exit_code, result.stdout, result.stderr
+
+
+async def test_every_command_prints_json_and_takes_names(
+    live_server: LiveServer, cli_env: dict[str, str], ssh_fleet: SSHFleet, tmp_path: Path
+) -> None:
+    """hosts, groups and inventory with -o json (the API's objects), hosts and groups by name."""
+    url, token = cli_env["SHIPYARD_URL"], cli_env["SHIPYARD_TOKEN"]
+    first, second = ssh_fleet.ensure(2)
+
+    async def run(*args: str, stdin: bytes | None = None) -> tuple[int, Any, str]:
+        return await run_shipyard_json(url, token, *args, label=JSON_LABEL, stdin=stdin)
+
+    password = canary.remember(first.password, "sshd password")
+    code, host, err = await run(
+        "hosts", "create", "json-web", "--ip", first.host, "--port", str(first.port),
+        "--user", first.user, "--password-stdin", "--tag", "web",
+        stdin=(password + "\n").encode(),
+    )  # fmt: skip
+    assert code == 0, err
+    assert host["name"] == "json-web" and host["tags"] == ["web"] and host["has_password"]
+    assert "password" not in host
+    other = await add_host(live_server, cli_env, host_payload(second, name="json-db"))
+
+    code, listed, _ = await run("hosts", "list")
+    assert code == 0 and {h["name"] for h in listed} == {"json-web", "json-db"}
+    code, shown, _ = await run("hosts", "show", "json-web")
+    assert code == 0 and shown["id"] == host["id"] and shown["status"] == "unknown"
+    code, shown, _ = await run("hosts", "show", other["id"])
+    assert code == 0 and shown["name"] == "json-db"
+    code, out, _ = shipyard(cli_env, "hosts", "show", "json-web")
+    assert code == 0 and "json-web" in out and "tags: web" in out and "auth: password" in out
+    code, tested, _ = await run("hosts", "test", "json-web")
+    assert code == 0 and tested["status"] == "online"
+    assert tested["host"]["id"] == host["id"] and tested["host"]["status"] == "online"
+    code, updated, _ = await run("hosts", "update", "json-web", "--tag", "api", "--pool", "dc-1")
+    assert code == 0 and updated["tags"] == ["api"] and updated["pool"] == "dc-1"
+    code, tested_all, err = await run("hosts", "test", "--all", "--timeout", "60")
+    assert code == 0, err
+    assert tested_all["queued"]["hosts"] == 2 and isinstance(tested_all["queued"]["job_id"], int)
+    assert sorted((h["name"], h["status"]) for h in tested_all["hosts"]) == [
+        ("json-db", "online"),
+        ("json-web", "online"),
+    ]
+    assert "testing 2 hosts" in err  # the remark goes to stderr: stdout stays one document
+
+    # Names: not found is an error (1), a name two hosts answer to a usage error (2).
+    await add_host(live_server, cli_env, host_payload(second, name="JSON-WEB"))
+    code, nothing, err = await run("hosts", "show", "Json-Web")
+    assert code == 2 and nothing is None
+    assert "2 hosts are named 'Json-Web'" in err and host["id"] in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = await run("hosts", "test", "no-such-host")
+    assert code == 1 and "no host named 'no-such-host'" in err
+
+    code, group, _ = await run("groups", "create", "json-g", "--host", "json-web")
+    assert code == 0 and group["name"] == "json-g" and group["host_ids"] == [host["id"]]
+    code, group, _ = await run("groups", "add-hosts", "json-g", "json-db")
+    assert code == 0 and set(group["host_ids"]) == {host["id"], other["id"]}
+    code, group, _ = await run("groups", "remove-hosts", "json-g", "json-web")
+    assert code == 0 and group["host_ids"] == [other["id"]]
+    code, group, _ = await run("groups", "update", "json-g", "--pool", "dc-2")
+    assert code == 0 and group["pool"] == "dc-2"
+    code, shown, _ = await run("groups", "show", "json-g")
+    assert code == 0 and shown["id"] == group["id"] and shown["variables"] == []
+    code, out, _ = shipyard(cli_env, "groups", "show", "json-g")
+    assert code == 0 and "json-g" in out and "json-db" in out and "dc-2" in out
+    code, groups, _ = await run("groups", "list")
+    assert code == 0 and [g["name"] for g in groups] == ["json-g"]
+    code, deleted, _ = await run("groups", "delete", group["id"])
+    assert code == 0 and deleted == {"id": group["id"], "name": "json-g", "deleted": True}
+
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(CLI_INVENTORY)
+    code, report, _ = await run("inventory", "import", str(inventory))
+    assert code == 0
+    assert report["created"] == {"hosts": ["web1", "web2"], "groups": ["web", "prod"]}
+    assert report["skipped"] == []
+
+    code, deleted, _ = await run("hosts", "delete", "json-web")
+    assert code == 0 and deleted == {"id": host["id"], "name": "json-web", "deleted": True}
