@@ -49,15 +49,16 @@ data in 5,000-row batches (untimed, ids changed from version 7 to 8 so they stay
 ordered), then times writing them into the same table in one transaction per batch with
 `synchronous_commit = off`, on one connection, as the writer does."""
 BATCH_ROWS = 5000
+# With their line numbers (0016): a row without one would be numbered by the trigger.
 COPY_IN_TEXT = (
     "COPY deployment_logs (id, deployment_id, tenant_id, level, message, timestamp, host_id, "
-    "deployment_script_id, stream) FROM STDIN"
+    "deployment_script_id, stream, line_no) FROM STDIN"
 )
 COPY_IN_BINARY = COPY_IN_TEXT + " (FORMAT BINARY)"
 # The rows Shipyard stored, with a new id each: the version digit 7 becomes 8 (unique, ordered).
 COPY_OUT_TEXT = (
     "COPY (SELECT overlay(id::text placing '8' from 15 for 1)::uuid, deployment_id, tenant_id, "
-    "level, message, timestamp, host_id, deployment_script_id, stream FROM deployment_logs "
+    "level, message, timestamp, host_id, deployment_script_id, stream, line_no FROM deployment_logs "
     "WHERE deployment_id = %s AND stream IS NOT NULL AND seq BETWEEN %s AND %s ORDER BY seq) "
     "TO STDOUT"
 )

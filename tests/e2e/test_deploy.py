@@ -126,13 +126,15 @@ async def test_wizard_to_a_deployment_whose_live_log_reaches_success(
     await expect(log).to_contain_text("deploying v1.2 (blue green)", timeout=RUN_TIMEOUT)
     await expect(page.locator("#log-state")).to_have_text("Finished: success.", timeout=RUN_TIMEOUT)
     await expect(page.locator("#deployment-status")).to_have_text("success")
-    results = page.locator("#results")
-    await expect(results.locator("tr")).to_have_count(5)
+    # The results grid: one row per host, one column per script in the order picked.
+    grid = page.locator("#results-grid")
+    await expect(grid.locator("tbody tr")).to_have_count(2)
+    await expect(grid.locator("thead th")).to_have_text(["Host", "deploy.sh", "notify.sh"])
     for name in ("node-1", "node-2"):
-        rows = results.locator(f"tr[data-host='{name}']")
-        # Each host ran the scripts in the order picked.
-        await expect(rows.locator("code")).to_have_text(["deploy.sh", "notify.sh"])
-        await expect(rows.locator(".exit-code")).to_have_text(["0", "0"])
+        cells = grid.locator(f"tr[data-host='{name}'] .grid-cell")
+        await expect(cells).to_have_text(["ok", "ok"])
+        for index in (0, 1):
+            await expect(cells.nth(index)).to_have_attribute("data-exit-code", "0")
     text = await log.inner_text()
     assert text.index("deploying v1.2") < text.index("notified")
     # Standard error lines are in the log too, and the level filter separates them.
@@ -176,10 +178,12 @@ async def test_failing_script_shows_partial_with_its_exit_code(
     await page.goto(f"/deployments/{deployment['id']}")
     await expect(page.locator("#log-state")).to_have_text("Finished: partial.", timeout=RUN_TIMEOUT)
     await expect(page.locator("#deployment-status")).to_have_text("partial")
-    failed = page.locator("#results tr[data-host='node-2']")
-    await expect(failed.locator("[data-status]")).to_have_text("failed")
-    await expect(failed.locator(".exit-code")).to_have_text("7")
-    await expect(page.locator("#results tr[data-host='node-1'] .exit-code")).to_have_text("0")
+    failed = page.locator("#results-grid tr[data-host='node-2'] .grid-cell")
+    await expect(failed).to_have_attribute("data-status", "failed")
+    await expect(failed).to_have_attribute("data-exit-code", "7")
+    await expect(failed).to_have_text("failed 7")
+    healthy = page.locator("#results-grid tr[data-host='node-1'] .grid-cell")
+    await expect(healthy).to_have_attribute("data-exit-code", "0")
     await expect(page.locator("#log")).to_contain_text("disk is full")
 
     # The dashboard lists it among this week's failures, and the list filter finds it.

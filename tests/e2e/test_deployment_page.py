@@ -1,4 +1,4 @@
-"""A deployment's page: results with exit codes, the live log over SSE, filters, download."""
+"""A deployment's page: results (the grid) with exit codes, the live log over SSE, filters, download."""
 
 from __future__ import annotations
 
@@ -33,12 +33,16 @@ async def test_live_log_streams_until_the_end_and_results_update(
     await expect(page.get_by_role("heading", name="Release 42")).to_be_visible()
     await expect(page.locator("#deployment-status")).to_have_text("in progress")
 
-    results = page.locator("#results")
-    failed_row = results.locator("tr[data-host='web-2']")
-    await expect(failed_row.locator("[data-status]")).to_have_text("failed")
-    await expect(failed_row.locator(".exit-code")).to_have_text("3")
-    await expect(results.locator("tr[data-host='web-1'] .exit-code")).to_have_text("0")
-    await expect(results.locator("tr[data-host='web-1']")).to_contain_text("1.5 s")
+    # Per-script results are the grid's (the live panel has no second table).
+    await expect(page.locator("#results")).to_have_count(0)
+    grid = page.locator("#results-grid")
+    failed_cell = grid.locator("tr[data-host='web-2'] .grid-cell")
+    await expect(failed_cell).to_have_attribute("data-status", "failed")
+    await expect(failed_cell).to_have_attribute("data-exit-code", "3")
+    await expect(grid.locator("tr[data-host='web-1'] .grid-cell")).to_have_attribute(
+        "data-exit-code", "0"
+    )
+    await expect(page.locator("#grid-progress")).to_contain_text("1 failed")
 
     log = page.locator("#log")
     await expect(log).to_contain_text("web-2: disk full on web-2")

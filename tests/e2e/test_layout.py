@@ -141,6 +141,9 @@ async def test_screenshots_of_the_main_pages(
             assert response is not None and response.status == 200, path
             if name == "deployment":
                 await expect(page.locator("#log-state")).to_have_text("Finished: partial.")
+                # The grid and the log load after the page: the picture shows both.
+                await expect(page.locator("#results-grid .grid-cell")).to_have_count(12)
+                await expect(page.locator("#log .line").last).to_contain_text("finished: partial")
             await expect(page.locator("time[data-local]")).to_have_count(0)
             picture = target / f"{name}.png"
             await page.screenshot(path=str(picture), full_page=True)

@@ -11,7 +11,7 @@ from playwright.async_api import BrowserContext, Dialog, Page, expect
 
 from shipyard.crypto import load_keyring
 from shipyard.db import Database
-from tests.integration.deployments.test_log_reads import Line, seed_log
+from tests.integration.deployments.test_log_reads import Line, prune_for_tests, seed_log
 from tests.support.browser import LiveServer, api_signup, use_session
 from tests.support.browser_seed import append_log, finish
 
@@ -66,6 +66,8 @@ async def test_colours_hostile_text_and_progress_bars(
         Line("<img src=x onerror=alert('img')>"),
         Line("\x1b[32m<b onmouseover=alert(1)>bold?</b>\x1b[0m"),
         Line("progress  10%\rprogress  50%\rprogress 100%"),
+        Line("npm WARN deprecated", stream="stderr"),
+        Line("[web-1] deploy.sh exited with 3", level="ERROR", stream=None),
     ]
     run = await seed_log(server_db, admin, lines, status="success")
     dialogs: list[str] = []
@@ -77,7 +79,7 @@ async def test_colours_hostile_text_and_progress_bars(
     page.on("dialog", on_dialog)
     await use_session(context, live_server.url, admin)
     await page.goto(f"/deployments/{run.deployment_id}")
-    await expect(page.locator("#log .line")).to_have_count(6)
+    await expect(page.locator("#log .line")).to_have_count(8)
     await expect(page.locator("#log-state")).to_have_text("Finished: success.")
 
     # The host name once per line: Shipyard's "[web-1] " prefix is not repeated.
@@ -107,6 +109,23 @@ async def test_colours_hostile_text_and_progress_bars(
 
     # A carriage-return progress bar shows its last state only.
     await expect(page.locator(_row(6)).locator(".msg")).to_have_text("progress 100%")
+
+    # stderr is coloured by its stream (a subdued amber), not as an error; Shipyard's own
+    # ERROR event keeps its level's red.
+    stderr = page.locator(_row(7))
+    await expect(stderr).to_have_class(re.compile(r"\bstream-stderr\b"))
+    await expect(stderr).not_to_have_class(re.compile(r"\blvl-"))
+    await expect(stderr.locator(".lvl")).to_have_count(0)
+    stderr_colour = await stderr.locator(".msg").evaluate("e => getComputedStyle(e).color")
+    plain_colour = (
+        await page.locator(_row(3)).locator(".msg").evaluate("e => getComputedStyle(e).color")
+    )
+    assert stderr_colour not in ("rgb(198, 40, 40)", plain_colour), stderr_colour
+    event = page.locator(_row(8))
+    await expect(event.locator(".lvl")).to_have_text("ERROR")
+    assert await event.locator(".msg").evaluate("e => getComputedStyle(e).color") == (
+        "rgb(198, 40, 40)"
+    )
 
     # Timestamps toggle.
     stamp = page.locator(_row(1)).locator(".ts")
@@ -181,6 +200,31 @@ async def test_search_next_previous_and_permalinks_on_a_long_log(
     await page.get_by_role("button", name="First failed script").click()
     await expect(target).to_have_attribute("data-line", "1")
     await _shown(page, 1)
+
+
+async def test_a_pruned_run_keeps_its_line_numbers_and_permalinks(
+    page: Page, context: BrowserContext, live_server: LiveServer, server_db: Database
+) -> None:
+    admin = await api_signup(live_server.url, tenant_name="Pruned")
+    lines = [Line(f"step {n}", host=n % 2) for n in range(1, 1201)]
+    run = await seed_log(server_db, admin, lines, status="success")
+    # Retention keeps the last 1,000 lines: they keep their numbers 201-1200.
+    await prune_for_tests(server_db, admin, lines=1000, days=None)
+    await use_session(context, live_server.url, admin)
+    await page.goto(f"/deployments/{run.deployment_id}#L640", wait_until="domcontentloaded")
+    target = page.locator("#log .line.target")
+    await expect(target).to_have_attribute("data-line", "640")
+    await expect(target.locator(".msg")).to_have_text("step 640")
+    await _shown(page, 640)
+    await expect(target.locator("a.ln")).to_have_attribute("href", "#L640")
+    # A pruned line's permalink shows the first line kept.
+    await page.goto(f"/deployments/{run.deployment_id}#L12", wait_until="domcontentloaded")
+    await _shown(page, 201)
+    await expect(page.locator(_row(201)).locator(".msg")).to_have_text("step 201")
+    await page.get_by_label("Search", exact=True).fill("step 1199")
+    await page.get_by_role("button", name="Find").click()
+    await expect(page.locator("#log-hits")).to_have_text("1 of 1")
+    await expect(page.locator("#log .line.hit-current")).to_have_attribute("data-line", "1199")
 
 
 async def test_follow_tail_stops_on_scroll_up_and_resumes_with_one_click(

@@ -4,8 +4,10 @@
   other escape sequence (cursor moves, window titles, OSC links) and control character is
   removed always, so a line cannot take over the terminal.
 - A carriage-return progress bar shows its last state only.
-- stderr is marked (``[stderr]``, magenta), not coloured as an error: most of it is progress and
-  warnings. Shipyard's own events carry their level (``[ERROR]`` red, ``[WARNING]`` yellow).
+- A script's lines are coloured by their stream, never by their level: stderr is marked
+  (``[stderr]``) and its text is dim yellow (the web viewer's amber), not an error's red, since
+  most of it is progress and warnings; stdout keeps the terminal's colour. Shipyard's own events
+  (no stream) carry their level (``[ERROR]`` bold red, ``[WARNING]`` yellow).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ RESET = "\x1b[0m"
 _STYLES = {
     "time": "\x1b[2m",
     "host": "\x1b[36m",
-    "stderr": "\x1b[35m",
+    "stderr": "\x1b[2;33m",
     "ERROR": "\x1b[1;31m",
     "WARNING": "\x1b[33m",
     "INFO": "\x1b[34m",
@@ -59,6 +61,18 @@ def clean(message: str, *, colour: bool) -> str:
     return text + RESET if colour and SGR.search(text) else text
 
 
+def _in_style(text: str, style: str) -> str:
+    """``text`` (cleaned, SGR kept) in ``style``, taken up again after each reset inside it."""
+    start = _STYLES[style]
+
+    def again(match: re.Match[str]) -> str:
+        codes = match.group()[2:-1]
+        resets = codes == "" or "0" in [code.lstrip("0") or "0" for code in codes.split(";")]
+        return match.group() + start if resets else match.group()
+
+    return f"{start}{SGR.sub(again, text)}{RESET}"
+
+
 def _has_controls(message: str) -> bool:
     return any(ord(char) < 32 and char != "\t" for char in message)
 
@@ -84,9 +98,12 @@ def terminal_line(
     parts = [_paint(stamp, "time", colour)]
     if host:
         parts.append(_paint(clean(host, colour=False), "host", colour))
+    text = clean(message, colour=colour)
     if stream == "stderr":
         parts.append(_paint("[stderr]", "stderr", colour))
+        if colour:
+            text = _in_style(text, "stderr")
     elif stream is None:
         parts.append(_paint(f"[{level}]", level if level in _STYLES else "INFO", colour))
-    parts.append(clean(message, colour=colour))
+    parts.append(text)
     return " ".join(parts) + "\n"

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Identity,
     Index,
@@ -151,6 +152,9 @@ class Deployment(TimestampMixin, Base):
     # 0015: when the retention policy deleted this run's log lines (its rows, results and
     # output tails stay; the page says the log was pruned).
     log_pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # 0016: how many log lines the run has numbered (``deployment_logs.line_no`` 1..log_lines,
+    # less what retention pruned); NULL for a run logged before 0016 (read by counting).
+    log_lines: Mapped[int | None] = mapped_column(BigInteger, server_default=text("0"))
 
 
 class DeploymentScript(TimestampMixin, Base):
@@ -204,6 +208,13 @@ class DeploymentLog(Base):
         CheckConstraint(check_in("level", LOG_LEVELS), name="level"),
         CheckConstraint(check_in("stream", LOG_STREAMS), name="stream"),
         Index("ix_deployment_logs_deployment_id_seq", "deployment_id", "seq"),
+        # 0016: ranges of a run's lines by number (constant time at any depth).
+        Index(
+            "ix_deployment_logs_deployment_id_line_no",
+            "deployment_id",
+            "line_no",
+            postgresql_where=text("line_no IS NOT NULL"),
+        ),
     )
 
     id: Mapped[UUID] = uuid_pk()
@@ -232,3 +243,6 @@ class DeploymentLog(Base):
     # 0015: stdout or stderr for a script's output (its level stays INFO: most stderr is
     # progress and warnings, not errors); NULL for Shipyard's own events.
     stream: Mapped[str | None] = mapped_column(Text)
+    # 0016: the line's number in its run, given at write time (the writer takes a block per
+    # batch; a row inserted without one gets the next from a trigger). NULL: a pre-0016 run.
+    line_no: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())

@@ -116,10 +116,17 @@ async def set_policy(
 
 @dataclass(frozen=True)
 class PruneTarget:
-    """One finished run to prune: all its lines (``up_to_seq`` None) or those up to a seq."""
+    """One finished run to prune: all its lines (``up_to_seq`` None) or those up to a seq.
+
+    ``up_to_line``: for a run numbered at write time (0016), the lines up to that number go,
+    first ones first, so the lines kept are always one block ending at the last line (what
+    log_reads.numbering relies on), even when a prune is interrupted between batches.
+    """
 
     deployment_id: UUID
     up_to_seq: int | None
+    numbered: bool = False
+    up_to_line: int | None = None
 
 
 @dataclass
@@ -144,7 +151,8 @@ _EXPIRED_RUNS = text(
 )
 # Finished runs of tenants keeping N lines per run (each is probed below).
 _LINE_LIMITED_RUNS = text(
-    "SELECT d.id, t.log_retention_lines FROM deployments d JOIN tenants t ON t.id = d.tenant_id "
+    "SELECT d.id, t.log_retention_lines, d.log_lines "
+    "FROM deployments d JOIN tenants t ON t.id = d.tenant_id "
     "WHERE t.log_retention_lines IS NOT NULL "
     "AND d.status = ANY(CAST(:final AS text[])) "
     "ORDER BY coalesce(d.completed_at, d.created_at)"
@@ -154,6 +162,23 @@ _LINE_LIMITED_RUNS = text(
 _LINES_CUTOFF = text(
     "SELECT seq FROM deployment_logs WHERE deployment_id = :deployment_id "
     "ORDER BY seq DESC OFFSET :keep LIMIT 1"
+)
+# A numbered run (0016) keeping its last N lines loses those numbered up to log_lines - N: is
+# any of them still stored? (one step into the (deployment_id, line_no) index)
+_NUMBERED_CUTOFF_LEFT = text(
+    "SELECT EXISTS (SELECT 1 FROM deployment_logs WHERE deployment_id = :deployment_id "
+    "AND line_no IS NOT NULL AND line_no <= :up_to_line)"
+)
+# One batch of a numbered run's lines, first numbers first (see PruneTarget), while it is
+# finished.
+_DELETE_NUMBERED_BATCH = text(
+    "DELETE FROM deployment_logs WHERE ctid = ANY(ARRAY("
+    "  SELECT l.ctid FROM deployment_logs l WHERE l.deployment_id = :deployment_id"
+    "  AND l.line_no IS NOT NULL"
+    "  AND (CAST(:up_to_line AS bigint) IS NULL OR l.line_no <= CAST(:up_to_line AS bigint))"
+    "  ORDER BY l.line_no LIMIT :batch)) "
+    "AND EXISTS (SELECT 1 FROM deployments d"
+    "  WHERE d.id = :deployment_id AND d.status = ANY(CAST(:final AS text[])))"
 )
 # One batch: a run's lines (all, or up to a seq) by their physical address, and only while the
 # run is finished (checked again here: a plan is never trusted).
@@ -172,10 +197,34 @@ async def plan_pruning(*, session: AsyncSession, now: datetime) -> list[PruneTar
     expired = [
         row[0] for row in await session.execute(_EXPIRED_RUNS, {"now": now, "final": _FINAL})
     ]
-    targets = [PruneTarget(deployment_id, None) for deployment_id in expired]
+    numbered_runs = set(
+        (
+            await session.scalars(
+                select(Deployment.id).where(
+                    Deployment.id.in_(expired), Deployment.log_lines.is_not(None)
+                )
+            )
+        ).all()
+        if expired
+        else ()
+    )
+    targets = [
+        PruneTarget(deployment_id, None, numbered=deployment_id in numbered_runs)
+        for deployment_id in expired
+    ]
     whole = set(expired)
-    for deployment_id, keep in (await session.execute(_LINE_LIMITED_RUNS, {"final": _FINAL})).all():
+    limited = (await session.execute(_LINE_LIMITED_RUNS, {"final": _FINAL})).all()
+    for deployment_id, keep, log_lines in limited:
         if deployment_id in whole:
+            continue
+        if log_lines is not None:
+            up_to_line = int(log_lines) - int(keep)
+            if up_to_line > 0 and await session.scalar(
+                _NUMBERED_CUTOFF_LEFT, {"deployment_id": deployment_id, "up_to_line": up_to_line}
+            ):
+                targets.append(
+                    PruneTarget(deployment_id, None, numbered=True, up_to_line=up_to_line)
+                )
             continue
         cutoff = await session.scalar(
             _LINES_CUTOFF, {"deployment_id": deployment_id, "keep": int(keep)}
@@ -189,16 +238,30 @@ async def delete_log_batch(
     *, session: AsyncSession, target: PruneTarget, now: datetime, batch: int
 ) -> int:
     """Delete up to ``batch`` of the target's lines and mark the run pruned; how many went."""
-    result = await session.execute(
-        _DELETE_BATCH,
-        {
-            "deployment_id": target.deployment_id,
-            "up_to_seq": target.up_to_seq,
-            "batch": batch,
-            "final": _FINAL,
-        },
-    )
-    deleted = int(getattr(result, "rowcount", 0) or 0)
+    deleted = 0
+    if target.numbered:
+        result = await session.execute(
+            _DELETE_NUMBERED_BATCH,
+            {
+                "deployment_id": target.deployment_id,
+                "up_to_line": target.up_to_line,
+                "batch": batch,
+                "final": _FINAL,
+            },
+        )
+        deleted = int(getattr(result, "rowcount", 0) or 0)
+    if not target.numbered or (deleted < batch and target.up_to_line is None):
+        # All of a run's lines: after its numbered ones, any it holds without a number.
+        result = await session.execute(
+            _DELETE_BATCH,
+            {
+                "deployment_id": target.deployment_id,
+                "up_to_seq": target.up_to_seq,
+                "batch": batch - deleted,
+                "final": _FINAL,
+            },
+        )
+        deleted += int(getattr(result, "rowcount", 0) or 0)
     if deleted:
         # Marked in the transaction of each batch that deletes: an interrupted prune is
         # finished by the next run of the job, and the page already says the log was pruned.

@@ -370,6 +370,9 @@ class LogRange(BaseModel):
     # The sequence number of the view's last line: the live stream resumes after it.
     last_seq: int | None
     lines: list[LogLineRead]
+    # The number of the view's first line: 1, except for the whole log of a run whose first
+    # lines retention pruned (its lines keep their own numbers, so permalinks outlive pruning).
+    first_line: int = 1
 
 
 class LogSearchResult(BaseModel):

@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import httpx
-from sqlalchemy import insert
+import pytest
+from sqlalchemy import insert, select, update
 
+from shipyard.accounts.models import Tenant
 from shipyard.db import Database
 from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
+from shipyard.deployments.retention import prune_logs
 from shipyard.hosts.models import Host
 from tests.support.api import Account
+
+Numbering = Literal["writer", "trigger", "none"]
 
 
 @dataclass
@@ -43,8 +48,14 @@ async def seed_log(
     status: str = "failed",
     name: str = "Big run",
     host_prefix: str = "web",
+    numbering: Numbering = "writer",
 ) -> SeededLog:
-    """A run on two hosts (one script each; the second failed) with ``lines`` in order."""
+    """A run on two hosts (one script each; the second failed) with ``lines`` in order.
+
+    ``numbering``: "writer" numbers the lines as the log writer does (and sets the run's
+    ``log_lines``), "trigger" leaves it to the database's trigger (as for Shipyard's own events),
+    "none" makes a run logged before migration 0016 (no numbers: read by counting).
+    """
     now = datetime.now(UTC)
     async with db.session(tenant_id=UUID(account.tenant_id)) as session:
         hosts = [
@@ -61,9 +72,15 @@ async def seed_log(
             completed_at=None if status == "in_progress" else now,
             options={"parallelism": 2},
             created_by=UUID(account.user_id),
+            log_lines=len(lines) if numbering == "writer" else 0,
         )
         session.add(deployment)
         await session.flush()
+        if numbering == "none":
+            # Explicitly NULL (the ORM leaves a None out of the INSERT: the default 0 applies).
+            await session.execute(
+                update(Deployment).where(Deployment.id == deployment.id).values(log_lines=None)
+            )
         scripts = [
             DeploymentScript(
                 deployment_id=deployment.id,
@@ -98,6 +115,7 @@ async def seed_log(
                     "stream": line.stream,
                     "message": line.message,
                     "timestamp": now - timedelta(seconds=20) + timedelta(milliseconds=index),
+                    "line_no": index + 1 if numbering == "writer" else None,
                 }
             )
         if rows:
@@ -107,6 +125,11 @@ async def seed_log(
             hosts=[host.id for host in hosts],
             scripts=[script.id for script in scripts],
         )
+
+
+# Every read answers the same whatever numbered the lines (the writer, the trigger) or whether
+# the run was logged before 0016 (no numbers: counted).
+NUMBERINGS: tuple[Numbering, ...] = ("writer", "trigger", "none")
 
 
 def _fields(response: httpx.Response) -> list[str]:
@@ -123,10 +146,11 @@ def _lines() -> list[Line]:
     return lines  # 154 lines
 
 
+@pytest.mark.parametrize("numbering", NUMBERINGS)
 async def test_ranges_by_offset_with_totals_and_line_numbers(
-    client: httpx.AsyncClient, admin: Account, db: Database
+    client: httpx.AsyncClient, admin: Account, db: Database, numbering: Numbering
 ) -> None:
-    run = await seed_log(db, admin, _lines())
+    run = await seed_log(db, admin, _lines(), numbering=numbering)
     url = f"/api/v1/deployments/{run.deployment_id}/logs"
     first = (await client.get(url, params={"offset": 0, "limit": 10}, headers=admin.headers)).json()
     assert first["total"] == 154 and first["offset"] == 0
@@ -200,10 +224,11 @@ async def test_filters_number_the_lines_of_their_view(
     assert {line["script_id"] for line in failed["lines"]} == {str(run.scripts[1])}
 
 
+@pytest.mark.parametrize("numbering", NUMBERINGS)
 async def test_search_plain_and_regex_over_the_whole_log(
-    client: httpx.AsyncClient, admin: Account, db: Database
+    client: httpx.AsyncClient, admin: Account, db: Database, numbering: Numbering
 ) -> None:
-    run = await seed_log(db, admin, _lines())
+    run = await seed_log(db, admin, _lines(), numbering=numbering)
     url = f"/api/v1/deployments/{run.deployment_id}/logs/search"
 
     async def search(**params: Any) -> httpx.Response:
@@ -236,10 +261,11 @@ async def test_search_plain_and_regex_over_the_whole_log(
     assert (await search(q="FAILED")).json()["matches"] == [154]
 
 
+@pytest.mark.parametrize("numbering", NUMBERINGS)
 async def test_landmarks_point_at_the_first_error_and_failed_script(
-    client: httpx.AsyncClient, admin: Account, db: Database
+    client: httpx.AsyncClient, admin: Account, db: Database, numbering: Numbering
 ) -> None:
-    run = await seed_log(db, admin, _lines())
+    run = await seed_log(db, admin, _lines(), numbering=numbering)
     url = f"/api/v1/deployments/{run.deployment_id}/logs/landmarks"
     landmarks = (await client.get(url, headers=admin.headers)).json()
     assert landmarks == {
@@ -299,3 +325,96 @@ async def test_bad_input_names_the_field_and_other_tenants_get_404(
     for path, query in others:
         response = await client.get(path, params=query, headers=other_admin.headers)
         assert response.status_code == 404, (path, response.text)
+
+
+async def prune_for_tests(
+    db: Database, account: Account, *, lines: int | None, days: int | None
+) -> None:
+    async with db.session(system=True) as session:
+        await session.execute(
+            update(Tenant)
+            .where(Tenant.id == UUID(account.tenant_id))
+            .values(log_retention_lines=lines, log_retention_days=days)
+        )
+    await prune_logs(db=db, now=datetime.now(UTC) + timedelta(days=1), batch=7)
+
+
+@pytest.mark.parametrize("numbering", NUMBERINGS)
+async def test_a_run_pruned_to_its_last_lines_reads_as_those_lines(
+    client: httpx.AsyncClient, admin: Account, db: Database, numbering: Numbering
+) -> None:
+    lines = [Line(f"line {n:03d}", host=n % 2) for n in range(1, 31)]
+    lines[24] = Line("line 025 ERROR here", host=0, level="ERROR", stream=None)
+    run = await seed_log(db, admin, lines, numbering=numbering)
+    await prune_for_tests(db, admin, lines=10, days=None)
+    url = f"/api/v1/deployments/{run.deployment_id}/logs"
+
+    async def get(path: str = "", **params: Any) -> dict[str, Any]:
+        response = await client.get(url + path, params=params, headers=admin.headers)
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    # The last 10 lines are kept. A numbered run's lines keep their numbers (21-30: a permalink
+    # names the same line before and after pruning); a run logged before 0016 is counted (1-10).
+    base = 1 if numbering == "none" else 21
+    first = await get(offset=0, limit=4)
+    assert first["total"] == 10 and first["first_line"] == base
+    assert [(line["line"], line["message"]) for line in first["lines"]] == [
+        (base, "line 021"),
+        (base + 1, "line 022"),
+        (base + 2, "line 023"),
+        (base + 3, "line 024"),
+    ]
+    deep = await get(offset=8, limit=5)
+    assert [line["line"] for line in deep["lines"]] == [base + 8, base + 9]
+    tail = await get(tail="true", limit=3)
+    assert tail["offset"] == 7 and [line["message"] for line in tail["lines"]] == [
+        "line 028",
+        "line 029",
+        "line 030",
+    ]
+    assert tail["last_seq"] == tail["lines"][-1]["seq"] == deep["last_seq"]
+    assert (await get("/search", q="line 02"))["matches"] == list(range(base, base + 9))
+    assert (await get("/landmarks"))["first_error_line"] == base + 4
+    # A filtered view counts what is left (the even lines and line 25).
+    assert (await get(offset=0, host_id=str(run.hosts[0])))["total"] == 6
+
+    # Pruned by age: every line goes; the run still answers, empty.
+    await prune_for_tests(db, admin, lines=None, days=0)
+    gone = await get(offset=0, limit=10)
+    assert (gone["total"], gone["last_seq"], gone["lines"]) == (0, None, [])
+    assert (await get(tail="true"))["total"] == 0
+
+
+async def test_line_numbers_are_written_once_per_run_in_seq_order(
+    client: httpx.AsyncClient, admin: Account, db: Database
+) -> None:
+    # Lines inserted without a number (Shipyard's own events) take the run's next ones.
+    run = await seed_log(db, admin, [Line(f"n {n}") for n in range(1, 6)], status="in_progress")
+    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
+        session.add(DeploymentLog(deployment_id=run.deployment_id, level="WARNING", message="ev"))
+        await session.flush()
+        stored = await session.scalar(select(DeploymentLog).where(DeploymentLog.message == "ev"))
+        assert stored is not None and stored.line_no == 6
+    async with db.session(system=True) as session:
+        rows = (
+            await session.execute(
+                select(DeploymentLog.line_no, DeploymentLog.seq)
+                .where(DeploymentLog.deployment_id == run.deployment_id)
+                .order_by(DeploymentLog.seq)
+            )
+        ).all()
+        log_lines = await session.scalar(
+            select(Deployment.log_lines).where(Deployment.id == run.deployment_id)
+        )
+    assert [row.line_no for row in rows] == [1, 2, 3, 4, 5, 6] and log_lines == 6
+    answer = (
+        await client.get(
+            f"/api/v1/deployments/{run.deployment_id}/logs",
+            params={"tail": "true", "limit": 2},
+            headers=admin.headers,
+        )
+    ).json()
+    assert [line["message"] for line in answer["lines"]] == ["n 5", "ev"]
+    assert answer["total"] == 6 and answer["last_seq"] == rows[-1].seq

@@ -109,6 +109,12 @@ def test_binary_copy_rows_round_trip() -> None:
     assert (rows[5][3], rows[5][6], rows[5][7], rows[5][8]) == (b"ERROR", None, None, None)
     ids = [UUID(bytes=row[0]) for row in rows if row[0] is not None]
     assert len(ids) == 6 and ids == sorted(ids) and all(item.version == 7 for item in ids)
+    # Unnumbered (a run logged before 0016), then numbered on across the batch's blocks.
+    assert [len(row) for row in rows] == [10] * 6 and {row[9] for row in rows} == {None}
+    numbered = _parse_copy(writer.encode(batch, 41))
+    assert [row[9] for row in numbered] == [n.to_bytes(8, "big") for n in range(41, 47)]
+    # The other fields are those of the unnumbered rows (ids aside).
+    assert [row[3:9] for row in numbered] == [row[3:9] for row in rows]
 
 
 def test_block_ids_are_version_7_and_increasing() -> None:

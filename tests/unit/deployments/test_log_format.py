@@ -63,3 +63,26 @@ def test_line_marks_stderr_and_shipyard_events() -> None:
         timestamp=stamp, host="web\x1b[2J", stream="stdout", level="INFO", message="", colour=False
     )
     assert "\x1b" not in named
+
+
+def test_stderr_is_coloured_by_its_stream_never_by_its_level() -> None:
+    stamp = "2026-12-02T04:00:00+00:00"
+    err = terminal_line(
+        timestamp=stamp,
+        host="web-1",
+        stream="stderr",
+        level="ERROR",
+        message="50% \x1b[32mdone\x1b[0m then more",
+        colour=True,
+    )
+    # Dim yellow, taken up again after the line's own reset; no level tag, no red.
+    assert "\x1b[2;33m[stderr]\x1b[0m \x1b[2;33m50% \x1b[32mdone\x1b[0m\x1b[2;33m then more" in err
+    assert "[ERROR]" not in err and "\x1b[1;31m" not in err
+    out = terminal_line(
+        timestamp=stamp, host="web-1", stream="stdout", level="ERROR", message="x", colour=True
+    )
+    assert out.endswith("\x1b[36mweb-1\x1b[0m x\n")
+    warning = terminal_line(
+        timestamp=stamp, host=None, stream=None, level="WARNING", message="slow", colour=True
+    )
+    assert "\x1b[33m[WARNING]\x1b[0m slow" in warning

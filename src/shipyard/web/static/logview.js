@@ -154,7 +154,9 @@
     var timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
 
     var view = { host: null, script: null, level: null, stream: null, failedOnly: false };
-    var total = 0, generation = 0, following = true, expectedTop = -1, target = null;
+    // ``base``: the number of the view's first line (the API's first_line: 1, unless retention
+    // pruned a run's first lines, whose others keep their numbers). Index i shows line base + i.
+    var total = 0, base = 1, generation = 0, following = true, expectedTop = -1, target = null;
     var pages = new Map(), loading = new Map(), tick = 0;
     var source = null, ended = log.dataset.final === "true", endedStatus = log.dataset.status || "";
     var search = { matches: [], set: new Set(), index: -1, count: 0, truncated: false, pattern: null };
@@ -204,11 +206,11 @@
       page.used = ++tick;
       return page.lines[index % PAGE] || null;
     }
-    // Put lines (numbered 1..total) where they belong; ``complete`` marks the pages a
+    // Put lines (numbered base..base+total-1) where they belong; ``complete`` marks the pages a
     // whole-page answer filled, as of the view's size then.
     function store(lines, complete) {
       lines.forEach(function (entry) {
-        var index = entry.line - 1, pageIndex = Math.floor(index / PAGE), page = pages.get(pageIndex);
+        var index = entry.line - base, pageIndex = Math.floor(index / PAGE), page = pages.get(pageIndex);
         if (!page) { page = { lines: [], used: ++tick, fetchedAt: -1 }; pages.set(pageIndex, page); }
         page.lines[index % PAGE] = entry;
       });
@@ -235,7 +237,7 @@
         if (mine !== generation) { return; }
         loading.delete(pageIndex);
         // Merged, so lines a live stream added past what this answer holds stay.
-        store(data.lines.filter(function (entry) { return entry.line <= total; }), { page: pageIndex, total: asked });
+        store(data.lines.filter(function (entry) { return entry.line - base < total; }), { page: pageIndex, total: asked });
         evict(pageIndex, pageIndex);
         schedule();
       }).catch(function (error) {
@@ -258,10 +260,11 @@
       return message;
     }
     function buildRow(entry, index) {
-      var number = index + 1;
+      var number = index + base;
       var row = document.createElement("div");
-      var classes = ["line", "lvl-" + entry.level];
-      if (entry.stream) { classes.push("stream-" + entry.stream); }
+      // A script's line is styled by its stream (stderr subdued), never by a level; levels
+      // colour Shipyard's own events (no stream) only.
+      var classes = ["line", entry.stream ? "stream-" + entry.stream : "lvl-" + entry.level];
       if (search.set.has(number)) { classes.push("hit"); }
       if (search.matches[search.index] === number) { classes.push("hit-current"); }
       if (target === number) { classes.push("target"); }
@@ -283,7 +286,7 @@
       when.title = entry.timestamp;
       row.appendChild(when);
       row.appendChild(document.createTextNode(" "));
-      if (entry.level !== "INFO") {
+      if (!entry.stream && entry.level !== "INFO") {
         var level = document.createElement("span");
         level.className = "lvl";
         level.textContent = entry.level;
@@ -355,7 +358,8 @@
       if (!number || number < 1) { return; }
       if (following) { setFollowing(false); }
       if (mark) { target = number; }
-      var index = Math.min(number, Math.max(total, 1)) - 1;
+      // A line retention pruned shows the first line kept.
+      var index = Math.max(0, Math.min(number - base, Math.max(total, 1) - 1));
       var first = firstIndex(), rows = visibleRows();
       if (index < first || index >= first + rows - 1 || scaled()) {
         scrollTo(topFor(index) - (scaled() ? 0 : Math.floor(rows / 2) * ROW));
@@ -449,7 +453,7 @@
     function appendLive(raw) {
       if (!matches(raw)) { return; }
       var entry = {
-        line: total + 1, seq: raw.seq, timestamp: raw.timestamp, host_id: raw.host_id,
+        line: total + base, seq: raw.seq, timestamp: raw.timestamp, host_id: raw.host_id,
         script_id: raw.deployment_script_id, level: raw.level, stream: raw.stream || null, message: raw.message,
       };
       total += 1;
@@ -492,6 +496,7 @@
       pages = new Map();
       loading = new Map();
       total = 0;
+      base = 1;
       target = null;
       clearSearch();
       var mine = generation;
@@ -505,6 +510,7 @@
         if (mine !== generation) { return; }
         var data = answers[0];
         total = data.total;
+        base = data.first_line || 1;
         store(data.lines, { page: Math.floor(data.offset / PAGE), total: data.offset % PAGE === 0 ? total : -1 });
         spacer.style.height = Math.min(total * ROW, MAX_PX) + "px";
         if (!(useHash && fromHash()) && following) { toBottom(); }
