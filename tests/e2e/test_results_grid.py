@@ -152,7 +152,7 @@ async def test_a_thousand_hosts_page_through(
     await use_session(context, live_server.url, admin)
     await page.goto(f"/deployments/{run.deployment_id}")
     grid = page.locator("#results-grid")
-    # The page itself is heavy at this size (its Results table lists 3,000 rows): a longer wait.
+    # The page itself is heavy at this size (its grid lists 3,000 cells): a longer wait.
     await expect(grid.locator("#grid-progress")).to_have_text(
         "1000/1000 hosts done, 1 failed", timeout=20_000
     )

@@ -206,7 +206,6 @@ class DeploymentLive(PageView):
 
     deployment: Deployment
     final: bool
-    by_host: dict[UUID | None, list[DeploymentScript]]
     host_names: dict[UUID, str]
     steps: list[MappingRead]
 
@@ -276,15 +275,18 @@ async def deployment_live(
     *, session: AsyncSession, principal: Principal, deployment_id: UUID
 ) -> DeploymentLive:
     deployment = await service.get_deployment(session=session, deployment_id=deployment_id)
-    scripts = await service.list_scripts(session=session, deployment_id=deployment.id)
-    host_ids = set(deployment.host_ids) | {s.host_id for s in scripts if s.host_id}
-    by_host: dict[UUID | None, list[DeploymentScript]] = {}
-    for script in scripts:
-        by_host.setdefault(script.host_id, []).append(script)
+    # Polled every 2 s while the run goes: the grid shows the script rows, so only their hosts'
+    # ids are read here (not a thousand script rows at a thousand hosts).
+    script_hosts = await session.scalars(
+        select(DeploymentScript.host_id)
+        .where(DeploymentScript.deployment_id == deployment.id)
+        .where(DeploymentScript.host_id.is_not(None))
+        .distinct()
+    )
+    host_ids = set(deployment.host_ids) | {host_id for host_id in script_hosts if host_id}
     return DeploymentLive(
         deployment=deployment,
         final=deployment.status in FINAL_DEPLOYMENT_STATUSES,
-        by_host=by_host,
         host_names=await host_names(session, host_ids),
         steps=await list_mappings(
             session=session, principal=principal, deployment_id=deployment.id
