@@ -247,9 +247,47 @@ _TENANT_SCOPE_SQL = text(
 )
 
 
+def _scope_literal(value: UUID | None) -> str:
+    """A scope id as an SQL literal: parsed as a UUID again, so nothing else can be spliced in."""
+    return "''" if value is None else f"'{UUID(str(value))}'"
+
+
+def _begin_with_scope(scope: Scope) -> str:
+    """``BEGIN`` and the scope's settings as one simple query: one round trip instead of two
+    (psycopg would send its own BEGIN before the first statement; it sends none once the
+    connection is in a transaction). The values are literals: a simple query takes no
+    parameters, and a multi-statement string is never prepared."""
+    settings = (
+        f"set_config('{TENANT_SETTING}', {_scope_literal(scope.tenant_id)}, true), "
+        f"set_config('{USER_SETTING}', {_scope_literal(scope.user_id)}, true)"
+    )
+    if not scope.system:
+        settings = f"set_config('role', '{APP_ROLE}', true), " + settings
+    return f"BEGIN; SELECT {settings}"
+
+
+def _can_begin_here(driver: Any) -> bool:
+    """Whether our plain ``BEGIN`` is the one psycopg would send (no isolation level or access
+    mode asked for) and no transaction is open yet."""
+    return (
+        isinstance(driver, psycopg.AsyncConnection | psycopg.Connection)
+        and not driver.autocommit
+        and driver.isolation_level is None
+        and driver.read_only is None
+        and driver.deferrable is None
+        and driver.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    )
+
+
 def _apply_scope(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
     # A session nobody scoped is treated as a tenant transaction with no tenant: it sees nothing.
     scope: Scope = session.info.get("scope") or Scope()
+    if _can_begin_here(connection.connection.driver_connection):
+        # Cross-tenant (system) work stays the login role, as below.
+        connection.exec_driver_sql(
+            _begin_with_scope(scope), execution_options={"no_parameters": True}
+        )
+        return
     params = {
         "tk": TENANT_SETTING,
         "tenant": str(scope.tenant_id) if scope.tenant_id else "",

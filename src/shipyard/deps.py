@@ -30,7 +30,10 @@ from shipyard.logs import bind_tenant
 from shipyard.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+# Every dependency here is ``async def``, even those that do no I/O: FastAPI runs a plain ``def``
+# dependency in its thread pool, and a thread hand-off per dependency and request costs more
+# than the token's query.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -38,39 +41,39 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_db(runtime: RuntimeDep) -> Database:
+async def get_db(runtime: RuntimeDep) -> Database:
     return runtime.db
 
 
-def get_app_settings(runtime: RuntimeDep) -> Settings:
+async def get_app_settings(runtime: RuntimeDep) -> Settings:
     return runtime.settings
 
 
-def get_executor(runtime: RuntimeDep) -> Executor:
+async def get_executor(runtime: RuntimeDep) -> Executor:
     return runtime.executor
 
 
-def get_http(runtime: RuntimeDep) -> httpx.AsyncClient:
+async def get_http(runtime: RuntimeDep) -> httpx.AsyncClient:
     return runtime.http
 
 
-def get_keyring(runtime: RuntimeDep) -> Keyring:
+async def get_keyring(runtime: RuntimeDep) -> Keyring:
     return runtime.keyring
 
 
-def get_passwords(runtime: RuntimeDep) -> Passwords:
+async def get_passwords(runtime: RuntimeDep) -> Passwords:
     return runtime.passwords
 
 
-def get_browse_cache(runtime: RuntimeDep) -> TTLCache:
+async def get_browse_cache(runtime: RuntimeDep) -> TTLCache:
     return runtime.browse_cache
 
 
-def get_broadcaster(runtime: RuntimeDep) -> LogBroadcaster:
+async def get_broadcaster(runtime: RuntimeDep) -> LogBroadcaster:
     return runtime.broadcaster
 
 
-def get_clock(runtime: RuntimeDep) -> Clock:
+async def get_clock(runtime: RuntimeDep) -> Clock:
     return runtime.clock
 
 
@@ -141,7 +144,7 @@ def client_ip(request: Request) -> str:
     )
 
 
-def get_request_context(request: Request) -> RequestContext:
+async def get_request_context(request: Request) -> RequestContext:
     """Where the request came from, read once (address, user agent, request id)."""
     return RequestContext(
         ip_address=client_ip(request),
@@ -153,7 +156,7 @@ def get_request_context(request: Request) -> RequestContext:
 RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]
 
 
-def get_actor(principal: CurrentUser, context: RequestContextDep) -> Actor:
+async def get_actor(principal: CurrentUser, context: RequestContextDep) -> Actor:
     return Actor(principal=principal, context=context)
 
 

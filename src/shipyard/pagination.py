@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import KeyedColumnElement
 
 from shipyard.errors import ValidationFailed
 
@@ -48,19 +49,25 @@ async def paginate(
     session: AsyncSession,
     statement: Select[Any],
     *,
-    created_at: InstrumentedAttribute[datetime],
-    row_id: InstrumentedAttribute[UUID],
+    created_at: InstrumentedAttribute[datetime] | KeyedColumnElement[datetime],
+    row_id: InstrumentedAttribute[UUID] | KeyedColumnElement[UUID],
     limit: int,
     cursor: str | None,
+    entities: bool = True,
 ) -> tuple[list[Any], str | None]:
-    """Return one page of ``statement`` ordered newest first, and the cursor of the next page."""
+    """Return one page of ``statement`` ordered newest first, and the cursor of the next page.
+
+    ``entities``: the page holds each row's first element (a statement of one entity); else
+    the rows themselves (a statement of columns, ``created_at`` and ``row_id`` among them).
+    """
     if cursor:
         cursor_created_at, cursor_id = decode_cursor(cursor)
         statement = statement.where(
             tuple_(created_at, row_id) < tuple_(cursor_created_at, cursor_id)
         )
     statement = statement.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)
-    rows = list((await session.scalars(statement)).all())
+    result = await session.execute(statement)
+    rows = list(result.scalars().all() if entities else result.all())
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]

@@ -23,7 +23,6 @@ from shipyard.deployments.log_export import (
 )
 from shipyard.deployments.schemas import (
     DeploymentCreate,
-    DeploymentLogRead,
     DeploymentRead,
     DeploymentScriptRead,
     DeploymentStatus,
@@ -65,7 +64,7 @@ async def list_deployments(
     search: Annotated[str | None, Query(max_length=200)] = None,
     template_id: UUID | None = None,
 ) -> Page[DeploymentRead]:
-    rows, next_cursor = await service.list_deployments(
+    items, next_cursor = await service.list_deployment_reads(
         session=session,
         limit=limit,
         cursor=cursor,
@@ -76,7 +75,7 @@ async def list_deployments(
         search=search,
         template_id=template_id,
     )
-    return Page(items=[service.to_read(row) for row in rows], next_cursor=next_cursor)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.post("", response_model=DeploymentRead, status_code=status.HTTP_201_CREATED)
@@ -189,7 +188,7 @@ async def list_logs(
             tail=tail,
         )
     after_seq = _parse_seq(cursor, field="cursor")
-    rows = await service.list_logs(
+    items = await service.list_log_reads(
         session=session,
         deployment_id=deployment_id,
         after_seq=after_seq,
@@ -199,7 +198,6 @@ async def list_logs(
         level=level,
         search=search,
     )
-    items = [DeploymentLogRead.model_validate(row) for row in rows]
     return LogPage(items=items, next_cursor=str(items[-1].seq) if len(items) == limit else None)
 
 

@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Select, delete, insert, select, text, update
+from sqlalchemy import ARRAY, Select, delete, insert, select, text, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import NullType
 
 from shipyard.accounts.audit import audit
 from shipyard.accounts.models import ApiToken
@@ -38,6 +39,7 @@ from shipyard.deployments.models import (
 from shipyard.deployments.schemas import (
     ApprovalDecision,
     DeploymentCreate,
+    DeploymentLogRead,
     DeploymentRead,
     DeploymentUpdate,
     ExecutionOptions,
@@ -109,14 +111,36 @@ def secret_environment(deployment: Deployment) -> dict[str, str]:
     return values
 
 
+# The fields of DeploymentRead a deployment row holds as they are (the others are derived).
+_READ_FIELDS = tuple(
+    name
+    for name in DeploymentRead.model_fields
+    if name in Deployment.__mapper__.columns and name != "approvals"
+)
+_DEPLOYMENTS = Deployment.__table__
+# A list's columns, from the table (a core query: no entities to build): those fields and the
+# sealed secrets (only their names are shown). The uuid[] columns come back from psycopg as
+# lists of UUIDs already: typed as such, SQLAlchemy would walk every item again.
+_READ_COLUMNS = tuple(
+    type_coerce(_DEPLOYMENTS.c[name], NullType()).label(name)
+    if isinstance(_DEPLOYMENTS.c[name].type, ARRAY)
+    else _DEPLOYMENTS.c[name]
+    for name in (*_READ_FIELDS, "secret_environment")
+)
+_READ_KEYS = (*_READ_FIELDS, "secret_environment")
+
+
 def to_read(deployment: Deployment) -> DeploymentRead:
-    data = {
-        column: getattr(deployment, column)
-        for column in DeploymentRead.model_fields
-        if hasattr(deployment, column)
-    }
+    data = {name: getattr(deployment, name) for name in _READ_FIELDS}
     data["secret_environment_names"] = sorted(secret_environment(deployment))
-    data.pop("approvals", None)
+    return DeploymentRead.model_validate(data)
+
+
+def row_to_read(row: Sequence[Any]) -> DeploymentRead:
+    """A row of ``_READ_COLUMNS`` as the API shows it (as :func:`to_read` shows the entity)."""
+    data = dict(zip(_READ_KEYS, row, strict=True))
+    secrets = data.pop("secret_environment")
+    data["secret_environment_names"] = sorted(json.loads(secrets)) if secrets else []
     return DeploymentRead.model_validate(data)
 
 
@@ -741,19 +765,16 @@ async def list_deployments(
     search: str | None = None,
     template_id: UUID | None = None,
 ) -> tuple[list[Deployment], str | None]:
-    statement: Select[Any] = select(Deployment).where(tenant_clause(session, Deployment.tenant_id))
-    if template_id:
-        statement = statement.where(Deployment.template_id == template_id)
-    if status:
-        statement = statement.where(Deployment.status == status)
-    if repository_id:
-        statement = statement.where(Deployment.repository_id == repository_id)
-    if host_id:
-        statement = statement.where(Deployment.host_ids.contains([host_id]))
-    if created_by:
-        statement = statement.where(Deployment.created_by == created_by)
-    if search:
-        statement = statement.where(Deployment.name.ilike(f"%{_escape_like(search)}%", escape="\\"))
+    statement = _filtered_deployments(
+        select(Deployment),
+        session,
+        status=status,
+        repository_id=repository_id,
+        host_id=host_id,
+        created_by=created_by,
+        search=search,
+        template_id=template_id,
+    )
     return await paginate(
         session,
         statement,
@@ -762,6 +783,72 @@ async def list_deployments(
         limit=limit,
         cursor=cursor,
     )
+
+
+async def list_deployment_reads(
+    *,
+    session: AsyncSession,
+    limit: int,
+    cursor: str | None,
+    status: str | None = None,
+    repository_id: UUID | None = None,
+    host_id: UUID | None = None,
+    created_by: UUID | None = None,
+    search: str | None = None,
+    template_id: UUID | None = None,
+) -> tuple[list[DeploymentRead], str | None]:
+    """The API's list: :func:`list_deployments`'s page, read as rows of the columns it shows
+    (no entities to build and track: this is the most requested page)."""
+    statement = _filtered_deployments(
+        select(*_READ_COLUMNS),
+        session,
+        status=status,
+        repository_id=repository_id,
+        host_id=host_id,
+        created_by=created_by,
+        search=search,
+        template_id=template_id,
+    )
+    rows, next_cursor = await paginate(
+        session,
+        statement,
+        created_at=_DEPLOYMENTS.c.created_at,
+        row_id=_DEPLOYMENTS.c.id,
+        limit=limit,
+        cursor=cursor,
+        entities=False,
+    )
+    return [row_to_read(row) for row in rows], next_cursor
+
+
+def _filtered_deployments(
+    statement: Select[Any],
+    session: AsyncSession,
+    *,
+    status: str | None,
+    repository_id: UUID | None,
+    host_id: UUID | None,
+    created_by: UUID | None,
+    search: str | None,
+    template_id: UUID | None,
+) -> Select[Any]:
+    # Table columns (the same SQL as the entity's attributes): a statement of columns stays a
+    # core one, which SQLAlchemy runs without its ORM layer.
+    columns = _DEPLOYMENTS.c
+    statement = statement.where(tenant_clause(session, columns.tenant_id))
+    if template_id:
+        statement = statement.where(columns.template_id == template_id)
+    if status:
+        statement = statement.where(columns.status == status)
+    if repository_id:
+        statement = statement.where(columns.repository_id == repository_id)
+    if host_id:
+        statement = statement.where(columns.host_ids.contains([host_id]))
+    if created_by:
+        statement = statement.where(columns.created_by == created_by)
+    if search:
+        statement = statement.where(columns.name.ilike(f"%{_escape_like(search)}%", escape="\\"))
+    return statement
 
 
 def _escape_like(value: str) -> str:
@@ -968,21 +1055,90 @@ async def list_logs(
 ) -> list[DeploymentLog]:
     """Stored lines in order, after ``after_seq``, optionally filtered."""
     await get_deployment(session=session, deployment_id=deployment_id)
-    statement = select(DeploymentLog).where(
-        DeploymentLog.deployment_id == deployment_id,
-        tenant_clause(session, DeploymentLog.tenant_id),
+    statement = _log_lines(
+        select(DeploymentLog),
+        session,
+        deployment_id=deployment_id,
+        after_seq=after_seq,
+        host_id=host_id,
+        deployment_script_id=deployment_script_id,
+        level=level,
+        search=search,
+    )
+    result = await session.scalars(statement.limit(limit))
+    return list(result.all())
+
+
+_LOGS = DeploymentLog.__table__
+_LOG_READ_KEYS = tuple(DeploymentLogRead.model_fields)
+_LOG_READ_COLUMNS = tuple(_LOGS.c[name] for name in _LOG_READ_KEYS)
+
+
+async def list_log_reads(
+    *,
+    session: AsyncSession,
+    deployment_id: UUID,
+    after_seq: int | None,
+    limit: int,
+    host_id: UUID | None = None,
+    deployment_script_id: UUID | None = None,
+    level: str | None = None,
+    search: str | None = None,
+) -> list[DeploymentLogRead]:
+    """:func:`list_logs` as the API shows it, read as rows (no entities). The deployment is
+    looked up only when no line matches: a line is its deployment's (cascade), in its tenant."""
+    statement = _log_lines(
+        select(*_LOG_READ_COLUMNS),
+        session,
+        deployment_id=deployment_id,
+        after_seq=after_seq,
+        host_id=host_id,
+        deployment_script_id=deployment_script_id,
+        level=level,
+        search=search,
+    )
+    rows = (await session.execute(statement.limit(limit))).all()
+    if not rows:
+        await _require_deployment(session, deployment_id)
+    return [
+        DeploymentLogRead.model_validate(dict(zip(_LOG_READ_KEYS, row, strict=True)))
+        for row in rows
+    ]
+
+
+async def _require_deployment(session: AsyncSession, deployment_id: UUID) -> None:
+    found = await session.scalar(
+        select(_DEPLOYMENTS.c.id).where(
+            _DEPLOYMENTS.c.id == deployment_id, tenant_clause(session, _DEPLOYMENTS.c.tenant_id)
+        )
+    )
+    if found is None:
+        raise NotFound("deployment not found")
+
+
+def _log_lines(
+    statement: Select[Any],
+    session: AsyncSession,
+    *,
+    deployment_id: UUID,
+    after_seq: int | None,
+    host_id: UUID | None,
+    deployment_script_id: UUID | None,
+    level: str | None,
+    search: str | None,
+) -> Select[Any]:
+    columns = _LOGS.c  # table columns: a statement of columns stays a core one
+    statement = statement.where(
+        columns.deployment_id == deployment_id, tenant_clause(session, columns.tenant_id)
     )
     if after_seq is not None:
-        statement = statement.where(DeploymentLog.seq > after_seq)
+        statement = statement.where(columns.seq > after_seq)
     if host_id:
-        statement = statement.where(DeploymentLog.host_id == host_id)
+        statement = statement.where(columns.host_id == host_id)
     if deployment_script_id:
-        statement = statement.where(DeploymentLog.deployment_script_id == deployment_script_id)
+        statement = statement.where(columns.deployment_script_id == deployment_script_id)
     if level:
-        statement = statement.where(DeploymentLog.level == level)
+        statement = statement.where(columns.level == level)
     if search:
-        statement = statement.where(
-            DeploymentLog.message.ilike(f"%{_escape_like(search)}%", escape="\\")
-        )
-    result = await session.scalars(statement.order_by(DeploymentLog.seq).limit(limit))
-    return list(result.all())
+        statement = statement.where(columns.message.ilike(f"%{_escape_like(search)}%", escape="\\"))
+    return statement.order_by(columns.seq)
