@@ -194,31 +194,3 @@ async def test_log_pages_and_their_404s(
         )
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "not_found"
-
-
-async def test_a_search_is_planned_for_its_own_pattern_in_its_transaction_only(
-    client: httpx.AsyncClient, db: Database, admin: Account
-) -> None:
-    from shipyard.deployments import service
-
-    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
-        session.add_all(
-            [Deployment(name=f"release {n} of api", status="success") for n in range(3)]
-            + [Deployment(name="hotfix 100% of_db", status="failed")]
-        )
-    # Past psycopg's prepare threshold (5): a prepared search must still find by its pattern,
-    # with LIKE's wildcards in the text taken literally.
-    for _ in range(7):
-        found = await client.get(
-            "/api/v1/deployments", params={"search": "100% of_"}, headers=admin.headers
-        )
-        assert [item["name"] for item in found.json()["items"]] == ["hotfix 100% of_db"]
-    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
-        items, _ = await service.list_deployment_reads(
-            session=session, limit=10, cursor=None, search="release"
-        )
-        assert len(items) == 3
-        assert await session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
-    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
-        # SET LOCAL: the next transaction on the pooled connection plans as usual again.
-        assert await session.scalar(text("SHOW plan_cache_mode")) == "auto"
