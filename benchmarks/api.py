@@ -239,7 +239,7 @@ PLANS = {
 def explain(url: str, tenant: str, loaded: Loaded) -> dict[str, str]:
     import psycopg
 
-    from shipyard.db import to_libpq_url
+    from shipyard.db import APP_ROLE, TENANT_SETTING, to_libpq_url
 
     padded = loaded.deep_cursor + "=" * (-len(loaded.deep_cursor) % 4)
     c_at, c_id = base64.urlsafe_b64decode(padded).decode().split("|", 1)
@@ -253,6 +253,9 @@ def explain(url: str, tenant: str, loaded: Loaded) -> dict[str, str]:
     }
     plans: dict[str, str] = {}
     with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        # As requests run: the application role, bound by row-level security, in the tenant.
+        conn.execute(f"SET ROLE {APP_ROLE}")
+        conn.execute("SELECT set_config(%s, %s, false)", (TENANT_SETTING, tenant))
         for name, sql in PLANS.items():
             rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, params).fetchall()
             plans[name] = "\n".join(str(row[0]) for row in rows)
@@ -529,7 +532,12 @@ def render(
             f"One client alone (first page, 1 connection): {single.requests_per_second:,.0f} "
             f"req/s, p50 {single.p50_ms:.1f} ms, p99 {single.p99_ms:.1f} ms.",
         ]
-    lines += ["", "Plans (`EXPLAIN (ANALYZE, BUFFERS)` of the equivalent SQL, as the owner):", ""]
+    lines += [
+        "",
+        "Plans (`EXPLAIN (ANALYZE, BUFFERS)` of the equivalent SQL, as the application role in "
+        "the tenant, under row-level security as requests run):",
+        "",
+    ]
     for name, plan in plans.items():
         lines += [f"- {name}:", "", "```", plan, "```", ""]
     return "\n".join(lines).rstrip() + "\n"
