@@ -136,10 +136,13 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def test_serve_with_two_processes_shares_the_port_and_stops_them_all(data_dir: Path) -> None:
+def test_serve_with_two_processes_shares_the_port_and_stops_them_all(
+    data_dir: Path, database_url: str
+) -> None:
+    # A test database rather than the embedded server (whose start and stop the test above
+    # covers): the parent hands the children the URL it resolved.
     port = free_port()
-    env = {**os.environ, "SHIPYARD_DATA_DIR": str(data_dir)}
-    env.pop("SHIPYARD_DATABASE_URL", None)
+    env = {**os.environ, "SHIPYARD_DATA_DIR": str(data_dir), "SHIPYARD_DATABASE_URL": database_url}
     env.pop("SHIPYARD_SECRET_KEY", None)
     parent = subprocess.Popen(
         [sys.executable, "-m", "shipyard", "serve", "--port", str(port), "--workers", "2"],
@@ -179,4 +182,3 @@ def test_serve_with_two_processes_shares_the_port_and_stops_them_all(data_dir: P
     while time.monotonic() < deadline and any(alive(pid) for pid in servers):
         time.sleep(0.1)
     assert [pid for pid in servers if alive(pid)] == [], "serve processes were left running"
-    assert not (data_dir / "postgres" / "postmaster.pid").exists(), "PostgreSQL left running"
