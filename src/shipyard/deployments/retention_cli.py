@@ -8,6 +8,7 @@ import typer
 from rich.console import Group
 from rich.text import Text
 
+from shipyard.client import exits
 from shipyard.client.commands import ApiTyper, api_client, fail
 from shipyard.client.output import emit
 
@@ -66,7 +67,7 @@ def set_policy(
 ) -> None:
     """Replace the policy (an option left out: no limit of that kind)."""
     if keep and (days is not None or lines is not None):
-        fail("--keep clears the policy: give it alone, or --days/--lines without it")
+        fail("--keep clears the policy: give it alone, or --days/--lines without it", exits.USAGE)
     if not keep and days is None and lines is None:
-        fail("give --days N and/or --lines N (or --keep to keep every log)")
+        fail("give --days N and/or --lines N (or --keep to keep every log)", exits.USAGE)
     _show(_request("PUT", {"days": days, "lines": lines}))

@@ -271,7 +271,7 @@ async def test_cli_shows_and_sets_the_policy(
     code, output = await shipyard("logs", "retention", "set", "--days", "0")
     assert code == 1 and "days" in output
     code, output = await shipyard("logs", "retention", "set")
-    assert code == 1 and "--days" in output
+    assert code == 2 and "--days" in output  # usage: exit 2
     code, output = await shipyard("logs", "retention", "set", "--keep")
     assert code == 0 and "days:  keep" in output
     policy = await client.get("/api/v1/logs/retention", headers=admin.headers)
