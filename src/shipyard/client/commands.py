@@ -67,6 +67,10 @@ GLOBAL_PARAMETERS: dict[str, tuple[Any, str]] = {
 }
 
 
+class _VerboseHandler(logging.StreamHandler[Any]):
+    """The handler ``-v`` adds (marked by its class, so a second ``-v`` adds no second one)."""
+
+
 def open_loggers(verbosity: int) -> None:
     """``-v``: the HTTP requests on stderr; ``-vv``: their details too."""
     if verbosity <= 0:
@@ -75,10 +79,9 @@ def open_loggers(verbosity: int) -> None:
     for logger_name in CHATTY_LOGGERS:
         logger = logging.getLogger(logger_name)
         logger.setLevel(level)
-        if not any(getattr(h, "shipyard_verbose", False) for h in logger.handlers):
-            handler = logging.StreamHandler()  # stderr, whatever else the process logs to
+        if not any(isinstance(h, _VerboseHandler) for h in logger.handlers):
+            handler = _VerboseHandler()  # stderr, whatever else the process logs to
             handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-            handler.shipyard_verbose = True  # type: ignore[attr-defined]
             logger.addHandler(handler)
 
 
