@@ -18,7 +18,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.client import ApiClient, exits, names
-from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.commands import (
+    ApiTyper,
+    api_client,
+    fail,
+    name_argument,
+    name_option,
+    resolve,
+)
 from shipyard.client.output import emit
 
 app = ApiTyper(help="The audit trail: list, export, streams.", no_args_is_help=True)
@@ -31,10 +38,8 @@ app.add_typer(retention_app, name="retention")
 
 ActorOption = Annotated[
     str | None,
-    typer.Option(
-        "--actor",
-        help="Only this member's entries (e-mail or id).",
-        autocompletion=complete(names.MEMBER),
+    name_option(
+        names.MEMBER, "Only this member's entries (e-mail or id).", "--actor", metavar=None
     ),
 ]
 ActionOption = Annotated[
@@ -45,7 +50,7 @@ SinceOption = Annotated[str | None, typer.Option("--since", help="ISO 8601 time 
 UntilOption = Annotated[str | None, typer.Option("--until", help="ISO 8601 time (exclusive).")]
 StreamArgument = Annotated[
     str,
-    typer.Argument(help="The stream (name or id).", autocompletion=complete(names.AUDIT_STREAM)),
+    name_argument(names.AUDIT_STREAM, "The stream (name or id)."),
 ]
 
 

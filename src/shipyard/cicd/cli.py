@@ -12,7 +12,15 @@ import typer
 from rich.table import Table
 
 from shipyard.client import ApiClient, exits, names
-from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.commands import (
+    ApiTyper,
+    api_client,
+    complete,
+    fail,
+    name_argument,
+    name_option,
+    resolve,
+)
 from shipyard.client.output import emit, note
 
 app = ApiTyper(no_args_is_help=True, help="CI/CD providers, their jobs, and triggering them.")
@@ -23,7 +31,7 @@ CICD_JOB = names.Kind("CI/CD job", "/cicd-jobs", fields=("path", "name"), filter
 
 ProviderArgument = Annotated[
     str,
-    typer.Argument(help="Provider name or ID.", autocompletion=complete(names.CICD_PROVIDER)),
+    name_argument(names.CICD_PROVIDER, "Provider name or ID."),
 ]
 
 
@@ -62,10 +70,7 @@ def show(provider: ProviderArgument) -> None:
 def jobs(
     provider: Annotated[
         str | None,
-        typer.Option(
-            help="Only this provider's jobs (name or ID).",
-            autocompletion=complete(names.CICD_PROVIDER),
-        ),
+        name_option(names.CICD_PROVIDER, "Only this provider's jobs (name or ID).", metavar=None),
     ] = None,
     search: Annotated[
         str | None, typer.Option(help="Text in the name, path or description.")

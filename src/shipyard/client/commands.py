@@ -250,6 +250,16 @@ def resolve(api: ApiClient, kind: names.Kind, value: str) -> str:
         fail(str(exc), exit_code_for(exc))
 
 
+def name_option(kind: names.Kind, help: str, *flags: str, metavar: str | None = "NAME|ID") -> Any:
+    """An option that takes ``kind`` by name or id, with completion of the names."""
+    return typer.Option(*flags, metavar=metavar, help=help, autocompletion=complete(kind))
+
+
+def name_argument(kind: names.Kind, help: str) -> Any:
+    """An argument that takes ``kind`` by name or id, with completion of the names."""
+    return typer.Argument(help=help, autocompletion=complete(kind))
+
+
 def complete(kind: names.Kind) -> Callable[[str], list[str]]:
     """Shell completion of ``kind``'s names (nothing, quietly, when the API cannot answer)."""
 

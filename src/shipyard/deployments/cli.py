@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.client import ApiClient, exits, names
-from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.commands import ApiTyper, api_client, fail, name_option, resolve
 from shipyard.client.output import console, emit, emit_event, is_table, note
 from shipyard.deployments.log_format import terminal_line
 
@@ -110,11 +110,7 @@ def create(
     name: Annotated[str, typer.Option(help="Deployment name.")],
     repository: Annotated[
         str | None,
-        typer.Option(
-            metavar="NAME|ID",
-            help="Repository: name, owner/name, URL or id.",
-            autocompletion=complete(names.REPOSITORY),
-        ),
+        name_option(names.REPOSITORY, "Repository: name, owner/name, URL or id."),
     ] = None,
     script: Annotated[
         list[str] | None,
@@ -125,11 +121,7 @@ def create(
     ] = None,
     host: Annotated[
         list[str] | None,
-        typer.Option(
-            metavar="NAME|ID",
-            help="Host: name or id; repeat for several.",
-            autocompletion=complete(names.HOST),
-        ),
+        name_option(names.HOST, "Host: name or id; repeat for several."),
     ] = None,
     ref: Annotated[
         str | None, typer.Option(help="Branch, tag or SHA (default branch otherwise).")
@@ -199,12 +191,7 @@ def create(
 # The log filters of `watch` and `logs`: the same as the grid and the download on the web.
 HostOption = Annotated[
     str | None,
-    typer.Option(
-        "--host",
-        metavar="NAME|ID",
-        help="Only this host's lines (name or id).",
-        autocompletion=complete(names.HOST),
-    ),
+    name_option(names.HOST, "Only this host's lines (name or id).", "--host"),
 ]
 ScriptOption = Annotated[
     str | None,
@@ -511,27 +498,15 @@ def list_deployments(
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     repository: Annotated[
         str | None,
-        typer.Option(
-            metavar="NAME|ID",
-            help="Only this repository's (name or id).",
-            autocompletion=complete(names.REPOSITORY),
-        ),
+        name_option(names.REPOSITORY, "Only this repository's (name or id)."),
     ] = None,
     host: Annotated[
         str | None,
-        typer.Option(
-            metavar="NAME|ID",
-            help="Only those that ran on this host (name or id).",
-            autocompletion=complete(names.HOST),
-        ),
+        name_option(names.HOST, "Only those that ran on this host (name or id)."),
     ] = None,
     template: Annotated[
         str | None,
-        typer.Option(
-            metavar="NAME|ID",
-            help="Only this template's runs (name or id).",
-            autocompletion=complete(names.TEMPLATE),
-        ),
+        name_option(names.TEMPLATE, "Only this template's runs (name or id)."),
     ] = None,
     search: Annotated[str | None, typer.Option(help="Only those whose name contains this.")] = None,
     limit: Annotated[int, typer.Option(help="How many.")] = 20,

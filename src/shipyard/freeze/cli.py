@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.client import ApiClient, exits, names
-from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.commands import ApiTyper, api_client, complete, fail, name_option, resolve
 from shipyard.client.output import emit
 
 app = ApiTyper(help="Freeze windows: periods closed to deployments.", no_args_is_help=True)
@@ -77,18 +77,20 @@ def show(window: WindowArgument) -> None:
 
 TemplateOption = Annotated[
     list[str] | None,
-    typer.Option(
+    name_option(
+        names.TEMPLATE,
+        "Only runs of this template (name or ID; repeat).",
         "--template",
-        help="Only runs of this template (name or ID; repeat).",
-        autocompletion=complete(names.TEMPLATE),
+        metavar=None,
     ),
 ]
 GroupOption = Annotated[
     list[str] | None,
-    typer.Option(
+    name_option(
+        names.GROUP,
+        "Only runs on hosts of this group (name or ID; repeat).",
         "--group",
-        help="Only runs on hosts of this group (name or ID; repeat).",
-        autocompletion=complete(names.GROUP),
+        metavar=None,
     ),
 ]
 
@@ -160,18 +162,20 @@ def update(
     ] = None,
     template: Annotated[
         list[str] | None,
-        typer.Option(
+        name_option(
+            names.TEMPLATE,
+            "Only runs of these templates (names or IDs; replaces the list).",
             "--template",
-            help="Only runs of these templates (names or IDs; replaces the list).",
-            autocompletion=complete(names.TEMPLATE),
+            metavar=None,
         ),
     ] = None,
     group: Annotated[
         list[str] | None,
-        typer.Option(
+        name_option(
+            names.GROUP,
+            "Only hosts of these groups (names or IDs; replaces the list).",
             "--group",
-            help="Only hosts of these groups (names or IDs; replaces the list).",
-            autocompletion=complete(names.GROUP),
+            metavar=None,
         ),
     ] = None,
     every_run: Annotated[

@@ -17,7 +17,14 @@ import typer
 from rich.table import Table
 
 from shipyard.client import ApiClient, exits, names
-from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.commands import (
+    ApiTyper,
+    api_client,
+    fail,
+    name_argument,
+    name_option,
+    resolve,
+)
 from shipyard.client.output import emit, note
 
 repos_app = ApiTyper(
@@ -34,17 +41,11 @@ FINISHED_SYNC_STATUSES = ("synced", "error")
 
 RepositoryArgument = Annotated[
     str,
-    typer.Argument(
-        help="Repository: name, owner/name, URL or ID.",
-        autocompletion=complete(names.REPOSITORY),
-    ),
+    name_argument(names.REPOSITORY, "Repository: name, owner/name, URL or ID."),
 ]
 ProviderArgument = Annotated[
     str,
-    typer.Argument(
-        help="Git provider: its login, display name or ID.",
-        autocompletion=complete(names.GIT_PROVIDER),
-    ),
+    name_argument(names.GIT_PROVIDER, "Git provider: its login, display name or ID."),
 ]
 WaitOption = Annotated[
     bool, typer.Option("--wait/--no-wait", help="Wait until the sync has finished.")
@@ -102,9 +103,8 @@ def list_repositories(
     ] = None,
     provider: Annotated[
         str | None,
-        typer.Option(
-            help="Only this provider's repositories (name or ID).",
-            autocompletion=complete(names.GIT_PROVIDER),
+        name_option(
+            names.GIT_PROVIDER, "Only this provider's repositories (name or ID).", metavar=None
         ),
     ] = None,
     source: Annotated[

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.client import ApiClient, exits, names
-from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.commands import ApiTyper, api_client, fail, name_argument, resolve
 from shipyard.client.output import emit, note
 
 app = ApiTyper(no_args_is_help=True, help="Hosts: list, show, add, change, delete and test them.")
@@ -31,7 +31,7 @@ WAIT_POLL_SECONDS = 0.5
 
 HostArgument = Annotated[
     str,
-    typer.Argument(help="Name or ID of the host.", autocompletion=complete(names.HOST)),
+    name_argument(names.HOST, "Name or ID of the host."),
 ]
 
 
@@ -134,7 +134,7 @@ def _wait_for_tests(api: ApiClient, before: dict[str, str | None], timeout: floa
 def test_hosts(
     host: Annotated[
         str | None,
-        typer.Argument(help="Name or ID of the host to test.", autocompletion=complete(names.HOST)),
+        name_argument(names.HOST, "Name or ID of the host to test."),
     ] = None,
     all_hosts: Annotated[
         bool, typer.Option("--all", help="Test every host (a background job).")

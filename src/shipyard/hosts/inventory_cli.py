@@ -15,7 +15,14 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.client import exits, names
-from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.commands import (
+    ApiTyper,
+    api_client,
+    fail,
+    name_argument,
+    name_option,
+    resolve,
+)
 from shipyard.client.http import ApiClient
 from shipyard.client.output import emit, is_table
 
@@ -30,7 +37,7 @@ MAX_FILE_BYTES = 1_000_000
 
 GroupArgument = Annotated[
     str,
-    typer.Argument(help="Name or ID of the group.", autocompletion=complete(names.GROUP)),
+    name_argument(names.GROUP, "Name or ID of the group."),
 ]
 
 
@@ -70,9 +77,7 @@ Pool = Annotated[
 ]
 Hosts = Annotated[
     list[str] | None,
-    typer.Option(
-        "--host", help="A member host, by name or ID (repeat).", autocompletion=complete(names.HOST)
-    ),
+    name_option(names.HOST, "A member host, by name or ID (repeat).", "--host", metavar=None),
 ]
 Description = Annotated[str | None, typer.Option(help="What the group is for.")]
 
@@ -158,9 +163,7 @@ def _change_members(group: str, hosts: list[str], *, add: bool) -> None:
         _show(api, api.patch(f"/host-groups/{found['id']}", {"host_ids": members}))
 
 
-MemberHosts = Annotated[
-    list[str], typer.Argument(help="Hosts, by name or ID.", autocompletion=complete(names.HOST))
-]
+MemberHosts = Annotated[list[str], name_argument(names.HOST, "Hosts, by name or ID.")]
 
 
 @groups_app.command("add-hosts")

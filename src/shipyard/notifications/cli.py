@@ -20,7 +20,14 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.client import ApiClient, exits, names
-from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.commands import (
+    ApiTyper,
+    api_client,
+    fail,
+    name_argument,
+    name_option,
+    resolve,
+)
 from shipyard.client.output import emit
 
 app = ApiTyper(help="Notification channels, rules and deliveries.", no_args_is_help=True)
@@ -35,22 +42,18 @@ URL_TYPES = ("slack", "teams", "discord")
 
 ChannelArgument = Annotated[
     str,
-    typer.Argument(help="The channel (name or id).", autocompletion=complete(names.CHANNEL)),
+    name_argument(names.CHANNEL, "The channel (name or id)."),
 ]
 TemplateOption = Annotated[
     str | None,
-    typer.Option(
-        "--template",
-        help="Only this template's runs (name or id).",
-        autocompletion=complete(names.TEMPLATE),
+    name_option(
+        names.TEMPLATE, "Only this template's runs (name or id).", "--template", metavar=None
     ),
 ]
 RepositoryOption = Annotated[
     str | None,
-    typer.Option(
-        "--repository",
-        help="Only this repository's runs (name or id).",
-        autocompletion=complete(names.REPOSITORY),
+    name_option(
+        names.REPOSITORY, "Only this repository's runs (name or id).", "--repository", metavar=None
     ),
 ]
 
@@ -451,9 +454,7 @@ def list_rules() -> None:
 
 ChannelOption = Annotated[
     str,
-    typer.Option(
-        "--channel", help="The channel (name or id).", autocompletion=complete(names.CHANNEL)
-    ),
+    name_option(names.CHANNEL, "The channel (name or id).", "--channel", metavar=None),
 ]
 
 
@@ -512,11 +513,7 @@ def update_rule(
     rule: Annotated[str, typer.Argument(help="The rule's id.")],
     channel: Annotated[
         str | None,
-        typer.Option(
-            "--channel",
-            help="Send to this channel (name or id).",
-            autocompletion=complete(names.CHANNEL),
-        ),
+        name_option(names.CHANNEL, "Send to this channel (name or id).", "--channel", metavar=None),
     ] = None,
     event: Annotated[
         list[str] | None,

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.client import ApiClient, names
-from shipyard.client.commands import ApiTyper, api_client, complete, resolve
+from shipyard.client.commands import ApiTyper, api_client, complete, name_option, resolve
 from shipyard.client.output import emit
 from shipyard.templates.cli import ParamOption, StdinOption, TemplateArgument, find, launch_values
 
@@ -64,12 +64,7 @@ def schedules_table(items: list[dict[str, Any]]) -> Table:
 def list_schedules(
     template: Annotated[
         str | None,
-        typer.Option(
-            "--template",
-            metavar="NAME|ID",
-            help="Only this template's (name or id).",
-            autocompletion=complete(names.TEMPLATE),
-        ),
+        name_option(names.TEMPLATE, "Only this template's (name or id).", "--template"),
     ] = None,
     limit: Annotated[int, typer.Option(help="How many.")] = 50,
 ) -> None:

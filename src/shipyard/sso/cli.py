@@ -18,7 +18,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.client import ApiClient, exits, names
-from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.commands import (
+    ApiTyper,
+    api_client,
+    fail,
+    name_argument,
+    name_option,
+    resolve,
+)
 from shipyard.client.output import emit
 
 app = ApiTyper(
@@ -49,14 +56,12 @@ SecretPrompt = Annotated[
 ]
 ProviderArgument = Annotated[
     str,
-    typer.Argument(help="The provider (name or id).", autocompletion=complete(names.SSO_PROVIDER)),
+    name_argument(names.SSO_PROVIDER, "The provider (name or id)."),
 ]
 ProviderOption = Annotated[
     str | None,
-    typer.Option(
-        "--provider",
-        help="Only for this provider (name or id).",
-        autocompletion=complete(names.SSO_PROVIDER),
+    name_option(
+        names.SSO_PROVIDER, "Only for this provider (name or id).", "--provider", metavar=None
     ),
 ]
 RuleArgument = Annotated[str, typer.Argument(help="Id, or number in the list.")]
@@ -411,10 +416,11 @@ def settings_set(
     ] = None,
     break_glass: Annotated[
         str | None,
-        typer.Option(
+        name_option(
+            names.MEMBER,
+            "The break-glass admin (e-mail or id; '' removes).",
             "--break-glass",
-            help="The break-glass admin (e-mail or id; '' removes).",
-            autocompletion=complete(names.MEMBER),
+            metavar=None,
         ),
     ] = None,
 ) -> None:
@@ -442,7 +448,7 @@ def settings_set(
 def explain(
     member: Annotated[
         str,
-        typer.Argument(help="The member (e-mail or id).", autocompletion=complete(names.MEMBER)),
+        name_argument(names.MEMBER, "The member (e-mail or id)."),
     ],
 ) -> None:
     """Which rule (or the default) gave a member their role, and their identities."""

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.client import ApiClient, exits, names
-from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.commands import ApiTyper, api_client, complete, fail, name_option, resolve
 from shipyard.client.output import emit
 from shipyard.deployments.cli import announce, follow, styled
 
@@ -112,11 +112,7 @@ def templates_table(items: list[dict[str, Any]]) -> Table:
 def list_templates(
     repository: Annotated[
         str | None,
-        typer.Option(
-            metavar="NAME|ID",
-            help="Only this repository's (name or id).",
-            autocompletion=complete(names.REPOSITORY),
-        ),
+        name_option(names.REPOSITORY, "Only this repository's (name or id)."),
     ] = None,
     limit: Annotated[int, typer.Option(help="How many.")] = 50,
 ) -> None:

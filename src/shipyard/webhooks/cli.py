@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.client import ApiError, exits, names
-from shipyard.client.commands import ApiTyper, api_client, complete, fail, resolve
+from shipyard.client.commands import ApiTyper, api_client, fail, name_option, resolve
 from shipyard.client.output import emit, note
 from shipyard.templates.cli import TemplateArgument, find
 
@@ -115,11 +115,7 @@ def webhooks_table(items: list[dict[str, Any]]) -> Table:
 def list_webhooks(
     template: Annotated[
         str | None,
-        typer.Option(
-            metavar="NAME|ID",
-            help="Only this template's (name or id).",
-            autocompletion=complete(names.TEMPLATE),
-        ),
+        name_option(names.TEMPLATE, "Only this template's (name or id)."),
     ] = None,
     limit: Annotated[int, typer.Option(help="How many.")] = 50,
 ) -> None:
