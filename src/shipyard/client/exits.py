@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
 SUCCESS = 0
 ERROR = 1  # the API refused, could not be reached, or a deployment failed
 USAGE = 2  # bad arguments, an ambiguous name (Click's own usage errors use 2 as well)
@@ -18,9 +22,6 @@ BY_STATUS = {
     "cancelled": CANCELLED,
     "interrupted": CANCELLED,
 }
-# A run that waited for approval ends `cancelled` with one of these errors (approvals.service).
-APPROVAL_ERRORS = ("rejected by ", "approval expired")
-
 HELP = (
     "Exit codes: 0 success; 1 error (the API refused, or a deployment failed); 2 usage "
     "(bad arguments, an ambiguous name); 3 partial (some hosts failed); 4 cancelled or "
@@ -28,8 +29,24 @@ HELP = (
 )
 
 
-def for_outcome(status: str, error: str | None = None) -> int:
-    """The exit code for a deployment that ended with ``status`` (and ``error``, if any)."""
-    if status == "cancelled" and (error or "").startswith(APPROVAL_ERRORS):
+def approval_refused(deployment: Mapping[str, Any]) -> bool:
+    """A run that waited for approval and was refused: a rejection among its decisions, or
+    cancelled, never started, when its approval window closed (the API's own fields)."""
+    if deployment.get("status") != "cancelled" or not deployment.get("approvals_needed"):
+        return False
+    if any(item.get("decision") == "rejected" for item in deployment.get("approvals") or []):
+        return True
+    expires, ended = deployment.get("approval_expires_at"), deployment.get("completed_at")
+    return (
+        deployment.get("started_at") is None
+        and expires is not None
+        and ended is not None
+        and datetime.fromisoformat(ended) >= datetime.fromisoformat(expires)
+    )
+
+
+def for_outcome(deployment: Mapping[str, Any]) -> int:
+    """The exit code for a finished deployment (the API's single-deployment answer)."""
+    if approval_refused(deployment):
         return APPROVAL
-    return BY_STATUS.get(status, ERROR)
+    return BY_STATUS.get(str(deployment.get("status")), ERROR)

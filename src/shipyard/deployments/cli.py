@@ -475,7 +475,7 @@ def follow(
         console.print(line, highlight=False)
     else:
         emit_event({"deployment": deployment, "results": results})
-    return exits.for_outcome(status, deployment.get("error"))
+    return exits.for_outcome(deployment)
 
 
 def deployments_table(items: list[dict[str, Any]]) -> Table:
