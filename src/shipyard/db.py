@@ -15,7 +15,7 @@ from uuid import UUID
 import psycopg
 from sqlalchemy import ColumnElement, event, false, text, true
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -216,16 +216,47 @@ def create_engine(
         # Behind PgBouncer in transaction mode (before 1.21) a statement prepared on one server
         # connection is unknown on the next: never prepare.
         connect_args["prepare_threshold"] = None
-    return create_async_engine(
+    engine = create_async_engine(
         to_sqlalchemy_url(url),
         pool_size=pool_size,
         # A small overflow: several processes share one server's connection limit (100 by default).
         max_overflow=min(pool_size, 5),
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
+        # Pinged by _ping_on_checkout instead: SQLAlchemy's own pre-ping lets a ProgrammingError
+        # from a connection caught mid-query mask the real fault, and fails the request.
+        pool_pre_ping=False,
         # No startup `options` (PgBouncer refuses or drops them): the role is set per transaction.
         connect_args=connect_args,
     )
+    event.listen(engine.sync_engine, "checkout", _ping_on_checkout)
+    return engine
+
+
+def _ping_on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Check a pooled connection before use; any fault replaces it with a fresh one.
+
+    SQLAlchemy's pre-ping restores autocommit in a ``finally``. On a connection a server
+    shutdown or an interrupted operation left with a query in flight, that raises
+    ProgrammingError, which hides the disconnect and reaches the caller as a 500. Raising
+    DisconnectionError here makes the pool close the connection and check out another (it
+    tries three times), which is what a restarted database needs.
+    """
+    driver = dbapi_connection.driver_connection
+    if driver.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise DisconnectionError("pooled connection was not idle")
+    autocommit = dbapi_connection.autocommit
+    try:
+        # Autocommit, so that the ping opens no transaction.
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        try:
+            # The empty query: no plan, no prepared statement (PgBouncer-safe).
+            cursor.execute(";")
+        finally:
+            cursor.close()
+        dbapi_connection.autocommit = autocommit
+    except Exception as error:
+        raise DisconnectionError(f"pooled connection failed its ping: {error}") from error
 
 
 @dataclass

@@ -149,3 +149,24 @@ async def test_readiness_names_the_missing_worker(
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
     await close_runtime(runtime)
+
+
+async def test_a_pooled_connection_left_mid_query_is_replaced_not_failed(
+    db: Database, client: httpx.AsyncClient, admin: Account
+) -> None:
+    """A connection returned with a query still in flight (an interrupted operation, or a server
+    shutdown message not yet read) is swapped for a fresh one when next checked out."""
+    await db.engine.dispose()
+    async with db.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        busy_pid = driver.info.backend_pid
+    # Behind the pool's back, as a task that outlived its checkout would.
+    driver.pgconn.send_query(b"SELECT pg_sleep(0.3)")
+    assert driver.pgconn.transaction_status == psycopg.pq.TransactionStatus.ACTIVE
+
+    async with db.engine.connect() as connection:
+        pid = await connection.scalar(text("SELECT pg_backend_pid()"))
+    assert pid != busy_pid, "the busy connection must not be handed out again"
+    response = await client.get("/api/v1/hosts", headers=admin.headers)
+    assert response.status_code == 200
