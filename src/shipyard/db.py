@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -367,6 +368,63 @@ def session_keyring(session: AsyncSession) -> Keyring:
     return dialect_keyring(session.get_bind().dialect)
 
 
+class StatementConnection:
+    """One autocommit connection of its own for a hot path of single statements.
+
+    A single statement in autocommit is its own transaction, so it is as atomic as one in
+    ``BEGIN ... COMMIT``. It costs one round trip, without the session, the pool checkout and
+    its ping, the scope, and the COMMIT: four round trips and the ORM's Python. The worker's run
+    claims go this way. When a thousand runs fall due at once they are written while the job
+    queue is still fetching (docs/decisions.md). Opened on first use, reopened after a failure.
+    """
+
+    def __init__(self, url: str, *, prepared_statements: bool = True) -> None:
+        self._url = url
+        self._prepared_statements = prepared_statements
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+        self._lock = asyncio.Lock()
+
+    async def fetch(
+        self, query: str, params: Mapping[str, Any], *, idempotent: bool = False
+    ) -> list[Any]:
+        """Run ``query`` (``%(name)s`` placeholders) and return its rows.
+
+        A lost connection (a restarted server) is replaced and, for an ``idempotent`` statement
+        only, the statement sent again once: otherwise its outcome is unknown and it is not.
+        """
+        async with self._lock:
+            for attempt in (1, 2):
+                connection = self._connection
+                if connection is None or connection.closed:
+                    connection = await psycopg.AsyncConnection.connect(
+                        to_libpq_url(self._url),
+                        autocommit=True,
+                        # Behind PgBouncer in transaction mode, never prepare (as create_engine).
+                        prepare_threshold=5 if self._prepared_statements else None,
+                    )
+                    self._connection = connection
+                try:
+                    cursor = await connection.execute(query, params)
+                    return await cursor.fetchall()
+                except BaseException as exc:
+                    # Its state is unknown (a lost server, or cancelled mid-statement): start
+                    # over on a new connection.
+                    self._connection = None
+                    with contextlib.suppress(Exception):
+                        await connection.close()
+                    if not (
+                        idempotent and attempt == 1 and isinstance(exc, psycopg.OperationalError)
+                    ):
+                        raise
+            raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._connection is not None:
+                await self._connection.close()
+                self._connection = None
+
+
 class Database:
     """The engines, session factories and keyring of one Shipyard database.
 
@@ -413,6 +471,8 @@ class Database:
         self.heartbeat_engine = create_engine(
             self.system_url, pool_size=2, prepared_statements=prepared_statements
         )
+        # Claims, one statement each, on a connection of their own (StatementConnection).
+        self.claims = StatementConnection(self.system_url, prepared_statements=prepared_statements)
         for engine in {self.engine, self.system_engine, self.heartbeat_engine}:
             bind_keyring(engine.sync_engine.dialect, keyring)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -457,6 +517,7 @@ class Database:
         if self.system_engine is not self.engine:
             await self.system_engine.dispose()
         await self.heartbeat_engine.dispose()
+        await self.claims.close()
 
 
 # --- is row-level security in force? ----------------------------------------------------------

@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shipyard.db import Database
 from shipyard.deployments.claims import ClaimBatcher, ClaimOutcome
 from shipyard.deployments.models import Deployment
+from tests.integration.core.test_worker_outage import outage
 from tests.support.api import Account
+from tests.support.postgres import PostgresForTests
 
 
 async def _pending(db: Database, tenant_id: UUID, count: int, **fields: object) -> list[UUID]:
@@ -128,3 +130,45 @@ async def test_claims_do_not_wait_behind_a_saturated_pool(db: Database, admin: A
             timeout=5,
         )
     assert outcomes == [ClaimOutcome.CLAIMED] * 5
+
+
+async def test_a_claim_sent_again_by_its_own_job_is_still_its_own(
+    db: Database, admin: Account
+) -> None:
+    """A claim resent after a lost connection (its first outcome unknown) claims once."""
+    tenant_id = UUID(admin.tenant_id)
+    (run,) = await _pending(db, tenant_id, 1)
+    first, again = ClaimBatcher(db), ClaimBatcher(db)
+    assert (
+        await first.claim(deployment_id=run, tenant_id=tenant_id, worker_id="w#1")
+        == ClaimOutcome.CLAIMED
+    )
+    assert (
+        await again.claim(deployment_id=run, tenant_id=tenant_id, worker_id="w#1")
+        == ClaimOutcome.CLAIMED
+    )
+    assert (
+        await again.claim(deployment_id=run, tenant_id=tenant_id, worker_id="w#2")
+        == ClaimOutcome.SKIPPED
+    )
+    assert (await _rows(db, [run]))[run].worker_id == "w#1"
+
+
+async def test_claims_go_on_after_the_database_dropped_their_connection(
+    db: Database, admin: Account, postgres: PostgresForTests, database_url: str
+) -> None:
+    tenant_id = UUID(admin.tenant_id)
+    before, after = await _pending(db, tenant_id, 2)
+    claims = ClaimBatcher(db)
+    assert (
+        await claims.claim(deployment_id=before, tenant_id=tenant_id, worker_id="w#1")
+        == ClaimOutcome.CLAIMED
+    )
+    # A restart: every connection ends, the claims' own one included.
+    with outage(postgres, database_url):
+        pass
+    assert (
+        await claims.claim(deployment_id=after, tenant_id=tenant_id, worker_id="w#2")
+        == ClaimOutcome.CLAIMED
+    )
+    assert (await _rows(db, [after]))[after].status == "in_progress"
