@@ -30,7 +30,12 @@ class Kind:
 
 HOST = Kind("host", "/hosts", filter_param="search")
 GROUP = Kind("group", "/host-groups", paginated=False)
-REPOSITORY = Kind("repository", "/repositories", fields=("name", "full_name", "url", "clone_url"))
+REPOSITORY = Kind(
+    "repository",
+    "/repositories",
+    fields=("name", "full_name", "url", "clone_url"),
+    filter_param="q",
+)
 TEMPLATE = Kind("template", "/templates", filter_param="name")
 GIT_PROVIDER = Kind("git provider", "/git-providers", fields=("name", "display_name"))
 CICD_PROVIDER = Kind("CI/CD provider", "/cicd-providers")

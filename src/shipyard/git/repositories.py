@@ -120,6 +120,9 @@ async def list_repositories(
                 (func.coalesce(Repository.owner, "") + "/" + Repository.name).ilike(
                     pattern, escape="\\"
                 ),
+                # A repository named by its address (the CLI resolves names this way).
+                Repository.url.ilike(pattern, escape="\\"),
+                Repository.clone_url.ilike(pattern, escape="\\"),
             )
         )
     if provider_id is not None:

@@ -78,6 +78,11 @@ async def test_search_and_filters(
         r["full_name"] for r in everything if r["owner"] == "octo-org"
     }
     assert await names(q="octo/repo-00004") == {"octo/repo-00004"}
+    # Addresses too: the clone URL (with its .git) names one repository.
+    (fourth,) = [r for r in everything if r["full_name"] == "octo/repo-00004"]
+    assert fourth["clone_url"].endswith("octo/repo-00004.git")
+    assert await names(q=fourth["clone_url"]) == {"octo/repo-00004"}
+    assert await names(q=fourth["clone_url"].upper()) == {"octo/repo-00004"}
     # LIKE wildcards in the search are literal characters.
     assert await names(q="%") == set()
     assert await names(q="repo_0") == set()
