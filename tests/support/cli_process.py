@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 import typer
+import yaml
 from typer.testing import CliRunner, Result
 
 from shipyard.cli import app
@@ -111,3 +112,18 @@ async def run_shipyard_ndjson(
         except ValueError as exc:
             raise AssertionError(f"stdout of shipyard {' '.join(args)} -o json: {line!r}") from exc
     return result.exit_code, parsed, result.stderr
+
+
+async def run_shipyard_yaml_stream(
+    base_url: str, token: str, *args: str, label: str
+) -> tuple[int, list[Any], str]:
+    """``shipyard ARGS -o yaml`` for a command that streams: (exit code, each YAML document of
+    stdout, stderr)."""
+    env = {**_ENV, "SHIPYARD_URL": base_url, "SHIPYARD_TOKEN": token}
+    result = await asyncio.wait_for(
+        asyncio.to_thread(_invoke, (*args, "-o", "yaml"), env, b""), timeout=120
+    )
+    canary.save_output(label, result.output)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, list(yaml.safe_load_all(result.stdout)), result.stderr

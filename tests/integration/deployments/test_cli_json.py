@@ -20,7 +20,11 @@ from shipyard.db import Database
 from tests.fixtures.deployments import HostsFactory, ScriptRepoFactory, WorkerControl
 from tests.integration.deployments.conftest import SCRIPTS
 from tests.support.api import Account
-from tests.support.cli_process import run_shipyard_json, run_shipyard_ndjson
+from tests.support.cli_process import (
+    run_shipyard_json,
+    run_shipyard_ndjson,
+    run_shipyard_yaml_stream,
+)
 from tests.support.live_server import serve
 
 
@@ -144,6 +148,12 @@ async def test_deploy_commands_in_json_by_name_with_exit_codes(
     assert code == 0, err
     assert f"check failed on {bad['name']}" in [line["message"] for line in stored]
     assert {line.get("host") for line in stored if line.get("stream")} == {bad["name"]}
+    # -o yaml on a stream: one YAML document per line, the same fields as the JSON lines.
+    code, documents, err = await run_shipyard_yaml_stream(
+        base_url, token, "deploy", "logs", partial["id"], "--host", bad["name"], label="deploy-yaml"
+    )
+    assert code == 0, err
+    assert documents == stored
 
     code, rerun, err = await json_of("deploy", "rerun", succeeded["id"])
     assert code == 0, err
