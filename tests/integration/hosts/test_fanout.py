@@ -13,8 +13,9 @@ from shipyard.errors import HostError
 from shipyard.hosts.executor import Executor, HostTarget, OutputLine
 from tests.support.sshd import LOOPBACK, SSHFleet, free_port, silent_ports
 
-# Generous: on two busy cores a good host can take over 2 s to finish its handshake.
-CONNECT_TIMEOUT = 5.0
+# Generous: on two busy cores (a full suite on three xdist workers) the slowest of 44 good
+# handshakes took 5.3 s once.
+CONNECT_TIMEOUT = 8.0
 
 
 @pytest.fixture
@@ -64,8 +65,10 @@ async def test_fifty_hosts_with_some_down(ssh_fleet: SSHFleet, hung_ports: list[
     outcome = await run_everywhere(executor, targets)
     states = Counter(state for state, _ in outcome.values())
     assert states == {"ok": 44, "connection_failed": 6}  # refused and hung read the same
-    # The hung hosts held up nobody: every good host was done well before their timeout.
+    # The hung hosts held up nobody: every good host was done before they timed out.
     slowest_good = max(when for state, when in outcome.values() if state == "ok")
-    assert slowest_good < CONNECT_TIMEOUT
+    first_hung = min(outcome[f"hung-{index}"][1] for index in range(len(hung)))
+    assert first_hung >= CONNECT_TIMEOUT
+    assert slowest_good < first_hung
     assert all(outcome[f"down-{i}"][1] < 2.0 for i in range(4))
     assert executor.open_connections == 0
