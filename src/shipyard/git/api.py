@@ -238,7 +238,9 @@ async def delete_oauth_app(app_id: UUID, actor: Admin, session: SessionDep) -> R
 async def list_repositories(
     principal: CurrentUser,
     session: SessionDep,
-    q: Annotated[str | None, Query(max_length=200, description="Search name, owner/name and URLs")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Search name, owner/name and URLs")
+    ] = None,
     provider_id: UUID | None = None,
     provider_type: RepositoryProviderType | None = None,
     language: Annotated[str | None, Query(max_length=100)] = None,
