@@ -248,7 +248,7 @@ async def shipyard_arm(
         wait = (when - datetime.now(UTC)).total_seconds()
         started = await poll_rows(
             conninfo,
-            "SELECT scheduled_time, started_at FROM deployments"
+            "SELECT scheduled_time, started_at, worker_id FROM deployments"
             " WHERE name = %s AND started_at IS NOT NULL",
             (label,),
             count,
@@ -275,7 +275,15 @@ async def shipyard_arm(
     finally:
         for worker in workers:
             worker.stop()
-    result = summary([(at - scheduled).total_seconds() for scheduled, at in started], count)
+    result = summary([(at - scheduled).total_seconds() for scheduled, at, _ in started], count)
+    # Per worker (printed, not tabled): a tail that one worker alone has points at that worker.
+    for worker_id in sorted({str(worker).split("#")[0] for _, _, worker in started}):
+        mine = [
+            (at - when).total_seconds()
+            for when, at, w in started
+            if str(w).split("#")[0] == worker_id
+        ]
+        print(f"  worker {worker_id}: {summary(mine, len(mine))}", file=sys.stderr)
     result["succeeded"] = sum(1 for (status,) in finals if status == "success")
     first_script = sorted((at - scheduled).total_seconds() for scheduled, at in scripts)
     result["script_p50"] = statistics.median(first_script) if first_script else float("nan")

@@ -116,6 +116,8 @@ async def run_worker(
             + SHUTDOWN_MARGIN_SECONDS,
             database_url=runtime.db.url,
             pools=served,
+            # A fetch under way may bring more due runs: their claims come before heavy work.
+            fetching=heartbeats.intake.claiming,
         )
     finally:
         beating.cancel()

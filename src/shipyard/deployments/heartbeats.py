@@ -79,6 +79,11 @@ class Intake:
     released together is slow for a few seconds but no longer fails (with the bound at 10 s
     before those changes, four in five such runs ended with pool time-outs or "worker lost").
     Within the bound, later claims do not share the CPU with earlier runs' SSH handshakes.
+
+    The worker's job fetches count as claims under way too (``worker.run_worker`` passes
+    :meth:`claiming` to the job engine): a fetch statement that takes longer than ``quiet``
+    under load must not let the first runs' handshakes start while later runs are still being
+    fetched.
     """
 
     def __init__(self, *, quiet: float = 0.02, max_wait: float = 10.0) -> None:
