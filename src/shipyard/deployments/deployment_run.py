@@ -319,6 +319,10 @@ class DeploymentRun:
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self, beat: Beat | None = None) -> AsyncIterator[None]:
+        """Follow ``beat`` (cancel requests, lost ownership) for the block. A beat registered
+        here ends with the block; a given one stays registered for its owner to end, so the
+        run's last writes (log, script rows, status) still beat."""
+        owned = beat is None
         beat = beat or self._register_beat()
         watcher = asyncio.create_task(self._follow(beat))
         try:
@@ -327,7 +331,8 @@ class DeploymentRun:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            self._unregister_beat()
+            if owned:
+                self._unregister_beat()
 
     @contextlib.asynccontextmanager
     async def _announce_drain(self, logs: LogWriter) -> AsyncIterator[None]:
