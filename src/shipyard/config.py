@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     database_app_url: SecretStr | None = None
     # Server-side prepared statements; turn off behind PgBouncer in transaction mode before 1.21.
     database_prepared_statements: bool = True
+    # Seconds a new connection to an external database may take (libpq's connect_timeout, added
+    # to the URLs unless they name one): a server that does not answer fails the request or the
+    # worker's statement with "the database does not answer" instead of holding it until TCP
+    # gives up. libpq counts at least 2.
+    database_connect_timeout_seconds: int = Field(default=10, ge=2)
     # Comma-separated Fernet keys, newest first; unset means a generated key file in data_dir.
     secret_key: SecretStr | None = None
 

