@@ -203,32 +203,18 @@ class DeploymentHeartbeats:
         keys = [(deployment_id, beat.worker_id) for deployment_id, beat in beats.items()]
         # System scope: one worker runs deployments of many tenants.
         async with self._db.heartbeat_session() as session:
-            # Which runs are still ours, read without waiting for any lock.
             rows = (
                 await session.execute(
-                    select(Deployment.id, Deployment.cancel_requested_at).where(
+                    update(Deployment)
+                    .where(
                         tuple_(Deployment.id, Deployment.worker_id).in_(keys),
                         Deployment.status == "in_progress",
                     )
+                    .values(heartbeat_at=datetime.now(UTC))
+                    .returning(Deployment.id, Deployment.cancel_requested_at)
                 )
             ).all()
-            alive = {deployment_id: cancel_requested for deployment_id, cancel_requested in rows}
-            # A run's log writer holds its row while a batch is copied (the line numbers), which
-            # takes long on a busy worker. Waiting for that row stalled the beat of every other
-            # run of the worker until the lost-worker sweep took some of them. A locked row is
-            # skipped this round: its own writer is alive, and the sweep skips locked rows too.
-            free = (
-                select(Deployment.id)
-                .where(Deployment.id.in_(list(alive)), Deployment.status == "in_progress")
-                .with_for_update(skip_locked=True, key_share=True)
-            )
-            if alive:
-                await session.execute(
-                    update(Deployment)
-                    .where(Deployment.id.in_(free.scalar_subquery()))
-                    .values(heartbeat_at=datetime.now(UTC))
-                    .execution_options(synchronize_session=False)
-                )
+        alive = {deployment_id: cancel_requested for deployment_id, cancel_requested in rows}
         for deployment_id, beat in beats.items():
             if deployment_id not in alive:
                 # Another worker declared this one lost and finished it: stop quietly.
