@@ -419,7 +419,10 @@ WITH back AS (
     WHERE id = ANY(%(ids)s) AND status = 'doing'
     RETURNING queue_name
 )
-SELECT pg_notify('procrastinate_queue_v1#' || queue_name, '{"type": "job_inserted"}')
+SELECT pg_notify(
+    'procrastinate_queue_v1#' || queue_name,
+    json_build_object('type', 'job_inserted', 'job_id', NULL)::text
+)
 FROM (SELECT DISTINCT queue_name FROM back) AS queues
 """
 
@@ -545,8 +548,9 @@ async def _handing_back(manager: PrefetchingJobManager) -> AsyncIterator[None]:
         try:
             await asyncio.shield(manager.hand_back())
         except Exception as exc:
-            # The database is gone: the jobs stay 'doing' under this worker, as a job it was
-            # running would, until procrastinate's stalled-worker pruning.
+            # The database is gone: the jobs stay 'doing', as a job this worker was running
+            # would. Nothing retries stalled jobs yet (pool parts are not safe to rerun), so
+            # their runs stay pending; the window is one batch at the moment of stopping.
             logger.warning("could not hand fetched jobs back (%s)", type(exc).__name__)
 
 
