@@ -8,7 +8,12 @@ from shipyard.accounts.models import ApiToken, AuditEvent, LoginFailure, Profile
 from shipyard.approvals.models import DeploymentApproval
 from shipyard.audit.models import AuditStream
 from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
-from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
+from shipyard.deployments.models import (
+    Deployment,
+    DeploymentHeartbeat,
+    DeploymentLog,
+    DeploymentScript,
+)
 from shipyard.freeze.models import FreezeWindow
 from shipyard.git.models import GitProvider, ProfileRepositoryPin, Repository
 from shipyard.hosts.models import Host, HostGroup, HostGroupMember, HostTag, InventoryVariable
@@ -80,6 +85,7 @@ __all__ = [
     "Deployment",
     "DeploymentApproval",
     "DeploymentCicdMapping",
+    "DeploymentHeartbeat",
     "DeploymentLog",
     "DeploymentScript",
     "FreezeWindow",

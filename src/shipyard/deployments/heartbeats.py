@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, text
 
 from shipyard.db import Database
 from shipyard.deployments.claims import ClaimBatcher
@@ -135,6 +135,8 @@ class DeploymentHeartbeats:
         self._db = db
         self._interval = interval
         self._beats: dict[UUID, Beat] = {}
+        # The runs beaten last round: a run dropped since then has its beat row removed.
+        self._beaten: dict[UUID, str] = {}
         self._watched: dict[object, tuple[UUID, Beat]] = {}
         self.drain = drain or Drain()
         self.intake = Intake()
@@ -198,22 +200,32 @@ class DeploymentHeartbeats:
 
     async def _beat_owned(self) -> None:
         beats = dict(self._beats)
-        if not beats:
+        gone = {key: worker for key, worker in self._beaten.items() if key not in beats}
+        if not beats and not gone:
             return
-        keys = [(deployment_id, beat.worker_id) for deployment_id, beat in beats.items()]
-        # System scope: one worker runs deployments of many tenants.
+        ids = list(beats)
+        # System scope: one worker runs deployments of many tenants. The beat reads the runs'
+        # rows and writes its own table: a run's log writer holds the run's row while it stores
+        # a batch, and a beat that waited for it stalled every run of this worker (0017).
         async with self._db.heartbeat_session() as session:
             rows = (
-                await session.execute(
-                    update(Deployment)
-                    .where(
-                        tuple_(Deployment.id, Deployment.worker_id).in_(keys),
-                        Deployment.status == "in_progress",
+                (
+                    await session.execute(
+                        _BEAT,
+                        {
+                            "ids": ids,
+                            "workers": [beats[deployment_id].worker_id for deployment_id in ids],
+                            "now": datetime.now(UTC),
+                        },
                     )
-                    .values(heartbeat_at=datetime.now(UTC))
-                    .returning(Deployment.id, Deployment.cancel_requested_at)
-                )
-            ).all()
+                ).all()
+                if beats
+                else []
+            )
+            if gone:
+                # Finished runs (their final status is written before the beat is dropped).
+                await session.execute(_FORGET, {"ids": list(gone), "workers": list(gone.values())})
+        self._beaten = {deployment_id: beat.worker_id for deployment_id, beat in beats.items()}
         alive = {deployment_id: cancel_requested for deployment_id, cancel_requested in rows}
         for deployment_id, beat in beats.items():
             if deployment_id not in alive:
@@ -223,3 +235,32 @@ class DeploymentHeartbeats:
             elif alive[deployment_id] is not None and not beat.cancelled:
                 beat.cancelled = True
                 beat.stop.set()
+
+
+# The runs this worker still owns (in progress, its worker id), with their cancel requests; each
+# gets a beat. A plain read of ``deployments``: it waits for no row lock.
+_BEAT = text(
+    """
+    WITH mine AS (
+        SELECT d.id, d.cancel_requested_at, k.worker_id
+          FROM unnest(CAST(:ids AS uuid[]), CAST(:workers AS text[])) AS k(id, worker_id)
+          JOIN deployments AS d ON d.id = k.id AND d.worker_id = k.worker_id
+         WHERE d.status = 'in_progress'
+    ),
+    beat AS (
+        INSERT INTO deployment_heartbeats (deployment_id, worker_id, beat_at)
+        SELECT id, worker_id, :now FROM mine
+        ON CONFLICT (deployment_id)
+        DO UPDATE SET worker_id = EXCLUDED.worker_id, beat_at = EXCLUDED.beat_at
+    )
+    SELECT id, cancel_requested_at FROM mine
+    """
+)
+# Only this worker's own beats: a run it lost may beat on another worker now.
+_FORGET = text(
+    """
+    DELETE FROM deployment_heartbeats AS h
+     USING unnest(CAST(:ids AS uuid[]), CAST(:workers AS text[])) AS k(id, worker_id)
+     WHERE h.deployment_id = k.id AND h.worker_id = k.worker_id
+    """
+)

@@ -246,3 +246,24 @@ class DeploymentLog(Base):
     # 0016: the line's number in its run, given at write time (the writer takes a block per
     # batch; a row inserted without one gets the next from a trigger). NULL: a pre-0016 run.
     line_no: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
+
+
+class DeploymentHeartbeat(Base):
+    """The last heartbeat of a running deployment (0017): written by its worker every second.
+
+    A row of its own, not a column of ``deployments``: a run's log writer holds the run's row
+    while it numbers and stores a batch, and a heartbeat that waited for it stalled the beats of
+    every other run of the worker (docs/decisions.md, "Heartbeats on a table of their own").
+    Only the worker and the lost-worker sweep use it, on the owner's connections.
+    """
+
+    __tablename__ = "deployment_heartbeats"
+
+    deployment_id: Mapped[UUID] = mapped_column(
+        PG_UUID(as_uuid=True),
+        ForeignKey("deployments.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    # The worker that beat; the sweep counts a beat only from the run's current owner.
+    worker_id: Mapped[str] = mapped_column(Text, nullable=False)
+    beat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -16,11 +16,16 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.deployments.logs import notify_deployment
-from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
+from shipyard.deployments.models import (
+    Deployment,
+    DeploymentHeartbeat,
+    DeploymentLog,
+    DeploymentScript,
+)
 from shipyard.errors import HostError
 from shipyard.hosts.executor import HostConnection, OutputLine
 from shipyard.hosts.executor.commands import posix_kill, powershell_quote
@@ -71,11 +76,20 @@ async def recover_lost_deployments(*, runtime: Runtime) -> list[UUID]:
     lost: list[LostDeployment] = []
     # System scope: the sweep looks across tenants; each row is then written for its own tenant.
     async with runtime.db.session(system=True) as session:
+        # A run's last sign of life: its claim, or its owner's latest beat (0017).
+        last_beat = func.greatest(Deployment.heartbeat_at, DeploymentHeartbeat.beat_at)
         stale = (
             await session.execute(
                 select(Deployment.id, Deployment.tenant_id)
-                .where(Deployment.status == "in_progress", Deployment.heartbeat_at < cutoff)
-                .with_for_update(skip_locked=True)
+                .outerjoin(
+                    DeploymentHeartbeat,
+                    and_(
+                        DeploymentHeartbeat.deployment_id == Deployment.id,
+                        DeploymentHeartbeat.worker_id == Deployment.worker_id,
+                    ),
+                )
+                .where(Deployment.status == "in_progress", last_beat < cutoff)
+                .with_for_update(of=Deployment, skip_locked=True)
                 .limit(100)
             )
         ).all()
@@ -125,6 +139,17 @@ async def _finish_lost(
 ) -> None:
     deployment = await session.get(Deployment, deployment_id)
     assert deployment is not None
+    # The run keeps its last beat on its own row; its beat row goes with its worker.
+    beaten = await session.scalar(
+        delete(DeploymentHeartbeat)
+        .where(
+            DeploymentHeartbeat.deployment_id == deployment_id,
+            DeploymentHeartbeat.worker_id == deployment.worker_id,
+        )
+        .returning(DeploymentHeartbeat.beat_at)
+    )
+    if beaten is not None and (deployment.heartbeat_at is None or beaten > deployment.heartbeat_at):
+        deployment.heartbeat_at = beaten
     now = datetime.now(UTC)
     message = (
         f"Worker {deployment.worker_id or 'unknown'} was lost (no heartbeat since "

@@ -7,12 +7,14 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shipyard.db import Database
 from shipyard.deployments.heartbeats import DeploymentHeartbeats
-from shipyard.deployments.models import Deployment
+from shipyard.deployments.models import Deployment, DeploymentHeartbeat, DeploymentLog
+from shipyard.deployments.recovery import recover_lost_deployments
+from shipyard.runtime import Runtime
 from tests.support.api import Account
 
 
@@ -46,8 +48,118 @@ async def test_the_heartbeat_is_not_queued_behind_a_saturated_pool(
         await asyncio.wait_for(heartbeats.beat(), timeout=5)
         assert not beat.lost_ownership and not beat.stop.is_set()
 
-    async with db.session(system=True) as session:
-        stamped = await session.scalar(
-            select(Deployment.heartbeat_at).where(Deployment.id == deployment_id)
-        )
+    stamped = await _last_beat(db, deployment_id)
     assert stamped is not None and stamped > long_ago
+
+
+async def _last_beat(db: Database, deployment_id: UUID) -> datetime | None:
+    async with db.session(system=True) as session:
+        return await session.scalar(
+            select(DeploymentHeartbeat.beat_at).where(
+                DeploymentHeartbeat.deployment_id == deployment_id
+            )
+        )
+
+
+async def _running(db: Database, account: Account, name: str, since: datetime) -> UUID:
+    async with db.session(system=True) as session:
+        deployment = Deployment(
+            tenant_id=UUID(account.tenant_id),
+            name=name,
+            status="in_progress",
+            worker_id="worker-a#1",
+            started_at=since,
+            heartbeat_at=since,
+            log_lines=0,
+        )
+        session.add(deployment)
+        await session.flush()
+        return deployment.id
+
+
+async def test_a_run_whose_log_writer_holds_its_row_keeps_beating_and_so_do_the_others(
+    db: Database, admin: Account, runtime: Runtime
+) -> None:
+    # A chatty run's log writer holds its run's row while it numbers and stores a batch (0016);
+    # on a busy worker that lasts seconds. No run of the worker may go unbeaten meanwhile, or
+    # the sweep ends live runs as lost.
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    chatty = await _running(db, admin, "chatty", long_ago)
+    quiet = await _running(db, admin, "quiet", long_ago)
+    heartbeats = DeploymentHeartbeats(db, interval=1.0)
+    beats = [heartbeats.register(run, "worker-a#1") for run in (chatty, quiet)]
+
+    async with db.system_engine.connect() as writer:
+        # What the writer's batch transaction does first: take a block of line numbers.
+        await writer.execute(
+            text("UPDATE deployments SET log_lines = log_lines + 5000 WHERE id = :id"),
+            {"id": chatty},
+        )
+        await asyncio.wait_for(heartbeats.beat(), timeout=5)
+        assert runtime.settings.worker_lost_after_seconds < 300
+        # The sweep skips the held row; the other run is free to take, and alive.
+        assert await recover_lost_deployments(runtime=runtime) == []
+        await writer.rollback()
+
+    assert not any(beat.stop.is_set() for beat in beats)
+    for run in (chatty, quiet):
+        stamped = await _last_beat(db, run)
+        assert stamped is not None and stamped > long_ago
+    # With the row free again, the sweep still finds both alive.
+    assert await recover_lost_deployments(runtime=runtime) == []
+    async with db.session(system=True) as session:
+        statuses = (
+            await session.scalars(
+                select(Deployment.status).where(Deployment.id.in_([chatty, quiet]))
+            )
+        ).all()
+    assert statuses == ["in_progress", "in_progress"]
+
+
+async def test_a_finished_run_loses_its_beat_row_and_a_lost_one_keeps_its_last_beat(
+    db: Database, admin: Account, runtime: Runtime
+) -> None:
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    finished = await _running(db, admin, "finished", long_ago)
+    lost = await _running(db, admin, "lost", long_ago)
+    heartbeats = DeploymentHeartbeats(db, interval=1.0)
+    for run in (finished, lost):
+        heartbeats.register(run, "worker-a#1")
+    await heartbeats.beat()
+    beaten = await _last_beat(db, lost)
+    assert beaten is not None and beaten > long_ago
+
+    # The finished run is dropped from the beat: its row goes on the next round.
+    async with db.session(system=True) as session:
+        await session.execute(
+            update(Deployment).where(Deployment.id == finished).values(status="success")
+        )
+    heartbeats.unregister(finished)
+    await heartbeats.beat()
+    assert await _last_beat(db, finished) is None
+
+    # The other's worker dies: its beat ages past the limit, and the sweep ends it, saying
+    # when it last beat.
+    async with db.session(system=True) as session:
+        await session.execute(
+            update(DeploymentHeartbeat)
+            .where(DeploymentHeartbeat.deployment_id == lost)
+            .values(beat_at=long_ago + timedelta(seconds=1))
+        )
+    assert await recover_lost_deployments(runtime=runtime) == [lost]
+    async with db.session(system=True) as session:
+        row = (
+            await session.execute(
+                select(Deployment.status, Deployment.heartbeat_at).where(Deployment.id == lost)
+            )
+        ).one()
+        messages = (
+            await session.scalars(
+                select(DeploymentLog.message).where(DeploymentLog.deployment_id == lost)
+            )
+        ).all()
+    assert row.status == "failed"
+    assert row.heartbeat_at == long_ago + timedelta(seconds=1)
+    assert await _last_beat(db, lost) is None
+    expected = f"{long_ago + timedelta(seconds=1):%Y-%m-%d %H:%M:%S}"
+    assert any("was lost" in message and expected in message for message in messages)
