@@ -261,6 +261,15 @@ async def shipyard_arm(
             count,
             300,
         )
+        # Runs the lost-worker sweep ended while their workers were alive (it says so in the log).
+        lost = await poll_rows(
+            conninfo,
+            "SELECT DISTINCT d.id FROM deployments d JOIN deployment_logs l"
+            " ON l.deployment_id = d.id WHERE d.name = %s AND l.message LIKE 'Worker %% was lost%%'",
+            (label,),
+            0,
+            1,
+        )
         # The honest end of "started": when its script began on the host (not measured as lag,
         # shown beside it).
         scripts = await poll_rows(
@@ -285,6 +294,7 @@ async def shipyard_arm(
         ]
         print(f"  worker {worker_id}: {summary(mine, len(mine))}", file=sys.stderr)
     result["succeeded"] = sum(1 for (status,) in finals if status == "success")
+    result["lost"] = len(lost)
     first_script = sorted((at - scheduled).total_seconds() for scheduled, at in scripts)
     result["script_p50"] = statistics.median(first_script) if first_script else float("nan")
     result["script_p99"] = percentile(first_script, 0.99) if first_script else float("nan")
@@ -311,7 +321,11 @@ def render(rows: list[dict[str, Any]], options: argparse.Namespace, loads: list[
             ("bare procrastinate", bare, "1.00x"),
             ("Shipyard", ship, f"{ratio:.2f}x"),
         ):
-            note = f" ({int(data['succeeded'])} succeeded)" if "succeeded" in data else ""
+            note = (
+                f" ({int(data['succeeded'])} succeeded, {int(data['lost'])} ended as lost)"
+                if "succeeded" in data
+                else ""
+            )
             script = (
                 f"{data['script_p50']:.3f} / {data['script_p99']:.3f}"
                 if "script_p99" in data
