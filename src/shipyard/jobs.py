@@ -64,6 +64,10 @@ class TaskSpec:
     # Six-field cron (seconds last, procrastinate's form) for tasks deferred periodically; such a
     # task receives ``timestamp``, the fire time in epoch seconds.
     periodic: str | None = None
+    # Safe to run again when the worker that took it died (``kill -9``, a lost machine): its job
+    # is then made waiting again by :func:`retry_stalled_jobs`. Only tasks that check their own
+    # state first (a deployment's claim, a sync) say so.
+    retry_when_stalled: bool = False
 
 
 class TaskSet:
@@ -74,7 +78,12 @@ class TaskSet:
         self.specs: list[TaskSpec] = []
 
     def task(
-        self, name: str, *, queueing_lock: str | None = None, periodic: str | None = None
+        self,
+        name: str,
+        *,
+        queueing_lock: str | None = None,
+        periodic: str | None = None,
+        retry_when_stalled: bool = False,
     ) -> Callable[[TaskFunction], TaskFunction]:
         """Declare ``func(job: JobRun, **arguments)`` as the task ``namespace:name``."""
 
@@ -85,6 +94,7 @@ class TaskSet:
                     func=func,
                     queueing_lock=queueing_lock,
                     periodic=periodic,
+                    retry_when_stalled=retry_when_stalled,
                 )
             )
             return func
@@ -133,18 +143,86 @@ def _adapter(spec: TaskSpec) -> Callable[..., Awaitable[Any]]:
     return run
 
 
+# A worker that has not beaten for this long is dead: procrastinate's workers beat every 10 s
+# and prune one another after 30 s, which also clears the worker of the jobs it held.
+STALLED_WORKER_SECONDS = 60
+RETRY_STALLED_TASK = "maintenance:retry_stalled_jobs"
+
+
+async def retry_stalled_jobs(
+    session: AsyncSession, *, task_names: Iterable[str], stalled_after: float
+) -> list[int]:
+    """Make waiting again the jobs of ``task_names`` that a dead worker held; their ids.
+
+    A worker killed outright (``kill -9``, its machine gone) leaves the jobs it had taken, and
+    those it had fetched and not yet started, ``doing`` for ever: a deployment's run would stay
+    ``pending``. This is procrastinate's own recipe (its stalled jobs, by worker heartbeat, then
+    ``retry_job``), limited to tasks that are safe to run again.
+    """
+    names = sorted(set(task_names))
+    if not names:
+        return []
+    rows = await session.execute(
+        text(
+            """
+            WITH stalled_workers AS (
+                SELECT id FROM procrastinate_workers
+                 WHERE last_heartbeat < now() - make_interval(secs => :seconds)
+            )
+            SELECT job.id, job.task_name FROM procrastinate_jobs AS job
+              LEFT JOIN stalled_workers AS sw ON sw.id = job.worker_id
+             WHERE job.status = 'doing' AND job.task_name = ANY(CAST(:names AS text[]))
+               AND (job.worker_id IS NULL OR sw.id IS NOT NULL)
+             ORDER BY job.id
+             FOR UPDATE OF job SKIP LOCKED
+            """
+        ),
+        {"seconds": stalled_after, "names": names},
+    )
+    retried = []
+    for job_id, task_name in rows.all():
+        await session.execute(
+            text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)"),
+            {"id": job_id},
+        )
+        logger.warning("job %s (%s): its worker died; waiting again", job_id, task_name)
+        retried.append(int(job_id))
+    return retried
+
+
+def _retry_stalled_spec(task_sets: Iterable[TaskSet]) -> TaskSpec:
+    names = frozenset(
+        spec.name for task_set in task_sets for spec in task_set.specs if spec.retry_when_stalled
+    )
+
+    async def retry_stalled(job: JobRun, timestamp: int) -> None:
+        async with job.runtime.db.session(system=True) as session:
+            await retry_stalled_jobs(
+                session, task_names=names, stalled_after=STALLED_WORKER_SECONDS
+            )
+
+    return TaskSpec(
+        name=RETRY_STALLED_TASK,
+        func=retry_stalled,
+        queueing_lock=RETRY_STALLED_TASK,
+        periodic="* * * * * */15",
+    )
+
+
 def create_job_app(database_url: str, task_sets: Iterable[TaskSet]) -> procrastinate.App:
     """A procrastinate app with every task of ``task_sets`` registered on it."""
     app = procrastinate.App(
         connector=procrastinate.PsycopgConnector(conninfo=to_libpq_url(database_url))
     )
-    for task_set in (*task_sets, maintenance):
-        for spec in task_set.specs:
-            task = app.task(name=spec.name, pass_context=True, queueing_lock=spec.queueing_lock)(
-                _adapter(spec)
-            )
-            if spec.periodic is not None:
-                app.periodic(cron=spec.periodic, periodic_id=spec.name)(task)
+    task_sets = list(task_sets)
+    specs = [spec for task_set in (*task_sets, maintenance) for spec in task_set.specs]
+    specs.append(_retry_stalled_spec(task_sets))
+    for spec in specs:
+        task = app.task(name=spec.name, pass_context=True, queueing_lock=spec.queueing_lock)(
+            _adapter(spec)
+        )
+        if spec.periodic is not None:
+            app.periodic(cron=spec.periodic, periodic_id=spec.name)(task)
     return app
 
 
@@ -549,8 +627,8 @@ async def _handing_back(manager: PrefetchingJobManager) -> AsyncIterator[None]:
             await asyncio.shield(manager.hand_back())
         except Exception as exc:
             # The database is gone: the jobs stay 'doing', as a job this worker was running
-            # would. Nothing retries stalled jobs yet (pool parts are not safe to rerun), so
-            # their runs stay pending; the window is one batch at the moment of stopping.
+            # would, until retry_stalled_jobs makes them wait again (tasks safe to rerun; a pool
+            # part is not, see docs/decisions.md "Jobs a dead worker held").
             logger.warning("could not hand fetched jobs back (%s)", type(exc).__name__)
 
 

@@ -11,7 +11,7 @@ from shipyard.jobs import JobRun, TaskSet
 tasks = TaskSet("cicd")
 
 
-@tasks.task("sync_provider")
+@tasks.task("sync_provider", retry_when_stalled=True)
 async def sync_provider(job: JobRun, provider_id: str, tenant_id: str) -> None:
     await sync(
         db=job.runtime.db,

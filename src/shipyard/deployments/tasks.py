@@ -13,7 +13,7 @@ from shipyard.jobs import JobRun, TaskSet
 tasks = TaskSet("deployments")
 
 
-@tasks.task("run_deployment")
+@tasks.task("run_deployment", retry_when_stalled=True)
 async def run_deployment(job: JobRun, deployment_id: str, tenant_id: str) -> None:
     run = DeploymentRun(
         runtime=job.runtime,

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 tasks = TaskSet("git")
 
 
-@tasks.task("sync_provider")
+@tasks.task("sync_provider", retry_when_stalled=True)
 async def sync_provider(job: JobRun, tenant_id: str, provider_id: str) -> None:
     await run_sync(
         db=job.runtime.db,
@@ -32,7 +32,7 @@ async def sync_provider(job: JobRun, tenant_id: str, provider_id: str) -> None:
     )
 
 
-@tasks.task("fill_languages")
+@tasks.task("fill_languages", retry_when_stalled=True)
 async def fill_languages(
     job: JobRun, tenant_id: str, provider_id: str, external_ids: list[str]
 ) -> None:
