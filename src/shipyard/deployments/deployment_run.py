@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -14,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard import metrics
@@ -53,6 +53,23 @@ if TYPE_CHECKING:
     from shipyard.runtime import Runtime
 
 logger = logging.getLogger(__name__)
+
+# One row per host and script, in the run's order of scripts; a row already there (the run
+# resumed after a restart) is kept as it is.
+_INSERT_SCRIPT_ROWS = text(
+    """
+    INSERT INTO deployment_scripts
+        (deployment_id, tenant_id, host_id, script_id, position, name, path, arguments, status)
+    SELECT :deployment_id, :tenant_id, h.host_id, s.script_id, s.position, s.name, s.path,
+           s.arguments, 'pending'
+      FROM unnest(CAST(:host_ids AS uuid[])) AS h(host_id)
+     CROSS JOIN unnest(CAST(:script_ids AS uuid[]), CAST(:positions AS integer[]),
+                       CAST(:names AS text[]), CAST(:paths AS text[]),
+                       CAST(:arguments AS jsonb[]))
+           AS s(script_id, position, name, path, arguments)
+    ON CONFLICT DO NOTHING
+    """
+)
 
 
 def utcnow() -> datetime:
@@ -646,36 +663,55 @@ class DeploymentRun:
     async def _plan_rows(
         self, deployment: Deployment, hosts: list[Host], files: dict[UUID, tuple[str, Path]]
     ) -> dict[UUID, list[PlannedScript]]:
-        """Create (or find, after a restart) one script row per host and script."""
-        rows = []
-        for host in hosts:
-            for position, script_id in enumerate(deployment.script_ids):
-                path, _ = files[script_id]
-                rows.append(
+        """Create (or find, after a restart) one script row per host and script.
+
+        Two statements whatever the fleet's size: the hosts-by-scripts product is made by the
+        server from two arrays, and the rows come back as plain tuples (at 1,000 hosts a
+        thousand-row VALUES list and as many ORM objects cost the worker about 0.4 s before
+        its first connection; docs/benchmarks.md "A fleet of 1,000").
+        """
+        scripts = [
+            (
+                script_id,
+                position,
+                Path(files[script_id][0]).name,
+                files[script_id][0],
+                json.dumps(deployment.script_arguments.get(str(script_id), [])),
+            )
+            for position, script_id in enumerate(deployment.script_ids)
+        ]
+        async with self.db.session(tenant_id=self.state.tenant_id) as session:
+            if hosts and scripts:
+                await session.execute(
+                    _INSERT_SCRIPT_ROWS,
                     {
                         "deployment_id": deployment.id,
                         "tenant_id": deployment.tenant_id,
-                        "host_id": host.id,
-                        "script_id": script_id,
-                        "position": position,
-                        "name": Path(path).name,
-                        "path": path,
-                        "arguments": deployment.script_arguments.get(str(script_id), []),
-                        "status": "pending",
-                    }
-                )
-        async with self.db.session(tenant_id=self.state.tenant_id) as session:
-            if rows:
-                await session.execute(
-                    insert(DeploymentScript).values(rows).on_conflict_do_nothing()
+                        "host_ids": [host.id for host in hosts],
+                        "script_ids": [script[0] for script in scripts],
+                        "positions": [script[1] for script in scripts],
+                        "names": [script[2] for script in scripts],
+                        "paths": [script[3] for script in scripts],
+                        "arguments": [script[4] for script in scripts],
+                    },
                 )
             existing = (
-                await session.scalars(
-                    select(DeploymentScript).where(DeploymentScript.deployment_id == deployment.id)
+                await session.execute(
+                    select(
+                        DeploymentScript.id,
+                        DeploymentScript.host_id,
+                        DeploymentScript.script_id,
+                        DeploymentScript.position,
+                        DeploymentScript.name,
+                        DeploymentScript.arguments,
+                        DeploymentScript.status,
+                    )
+                    .where(DeploymentScript.deployment_id == deployment.id)
+                    .order_by(DeploymentScript.position)
                 )
             ).all()
         plans: dict[UUID, list[PlannedScript]] = {host.id: [] for host in hosts}
-        for row in sorted(existing, key=lambda r: r.position):
+        for row in existing:
             if row.host_id not in plans or row.script_id is None:
                 continue
             plans[row.host_id].append(
