@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
 from sqlalchemy import text
 
 from shipyard import jobs
-from shipyard.config import Settings
 from shipyard.db import Database, to_libpq_url
-from shipyard.runtime import Runtime, build_runtime, close_runtime
+from shipyard.runtime import Runtime
 
 QUEUE = jobs.DEFAULT_QUEUE
 tasks = jobs.TaskSet("prefetchtest")
@@ -44,13 +42,6 @@ def fresh_records() -> None:
     running.clear()
     peak[0] = 0
     release.clear()
-
-
-@pytest.fixture
-async def runtime(db: Database, settings: Settings) -> AsyncIterator[Runtime]:
-    built = build_runtime(settings, db=db)
-    yield built
-    await close_runtime(built)
 
 
 async def defer(db: Database, task: str, count: int) -> list[int]:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
 
 from shipyard import jobs
-from shipyard.config import Settings
 from shipyard.db import Database
-from shipyard.runtime import Runtime, build_runtime, close_runtime
+from shipyard.runtime import Runtime
 
 QUEUE = jobs.DEFAULT_QUEUE
 tasks = jobs.TaskSet("stalltest")
@@ -31,13 +29,6 @@ async def once(job: jobs.JobRun, label: str) -> None:
 @pytest.fixture(autouse=True)
 def fresh_records() -> None:
     ran.clear()
-
-
-@pytest.fixture
-async def runtime(db: Database, settings: Settings) -> AsyncIterator[Runtime]:
-    built = build_runtime(settings, db=db)
-    yield built
-    await close_runtime(built)
 
 
 async def defer(db: Database, task: str, label: str) -> int:
