@@ -21,7 +21,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
@@ -150,56 +150,42 @@ RETRY_STALLED_TASK = "maintenance:retry_stalled_jobs"
 
 
 async def retry_stalled_jobs(
-    session: AsyncSession, *, task_names: Iterable[str], stalled_after: float
+    manager: procrastinate.manager.JobManager, *, task_names: Iterable[str], stalled_after: float
 ) -> list[int]:
     """Make waiting again the jobs of ``task_names`` that a dead worker held; their ids.
 
     A worker killed outright (``kill -9``, its machine gone) leaves the jobs it had taken, and
     those it had fetched and not yet started, ``doing`` for ever: a deployment's run would stay
-    ``pending``. This is procrastinate's own recipe (its stalled jobs, by worker heartbeat, then
-    ``retry_job``), limited to tasks that are safe to run again.
+    ``pending``. procrastinate's own recipe (its stalled jobs by worker heartbeat, then a retry),
+    limited to tasks that are safe to run again.
     """
-    names = sorted(set(task_names))
-    if not names:
-        return []
-    rows = await session.execute(
-        text(
-            """
-            WITH stalled_workers AS (
-                SELECT id FROM procrastinate_workers
-                 WHERE last_heartbeat < now() - make_interval(secs => :seconds)
-            )
-            SELECT job.id, job.task_name FROM procrastinate_jobs AS job
-              LEFT JOIN stalled_workers AS sw ON sw.id = job.worker_id
-             WHERE job.status = 'doing' AND job.task_name = ANY(CAST(:names AS text[]))
-               AND (job.worker_id IS NULL OR sw.id IS NOT NULL)
-             ORDER BY job.id
-             FOR UPDATE OF job SKIP LOCKED
-            """
-        ),
-        {"seconds": stalled_after, "names": names},
-    )
     retried = []
-    for job_id, task_name in rows.all():
-        await session.execute(
-            text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)"),
-            {"id": job_id},
-        )
-        logger.warning("job %s (%s): its worker died; waiting again", job_id, task_name)
-        retried.append(int(job_id))
+    for name in sorted(set(task_names)):
+        for job in await manager.get_stalled_jobs(
+            task_name=name, seconds_since_heartbeat=stalled_after
+        ):
+            assert job.id is not None
+            try:
+                await manager.retry_job_by_id_async(job.id, retry_at=datetime.now(UTC))
+            except procrastinate.exceptions.ConnectorException:
+                # Taken back meanwhile (another sweep, or its worker's last word): not stalled.
+                logger.debug("job %s: no longer stalled", job.id, exc_info=True)
+                continue
+            logger.warning("job %s (%s): its worker died; waiting again", job.id, name)
+            retried.append(job.id)
     return retried
 
 
-def _retry_stalled_spec(task_sets: Iterable[TaskSet]) -> TaskSpec:
+def _retry_stalled_spec(app: procrastinate.App, task_sets: Iterable[TaskSet]) -> TaskSpec:
     names = frozenset(
         spec.name for task_set in task_sets for spec in task_set.specs if spec.retry_when_stalled
     )
 
     async def retry_stalled(job: JobRun, timestamp: int) -> None:
-        async with job.runtime.db.session(system=True) as session:
-            await retry_stalled_jobs(
-                session, task_names=names, stalled_after=STALLED_WORKER_SECONDS
-            )
+        # The app's manager at the time of the call (the worker installs its prefetching one).
+        await retry_stalled_jobs(
+            app.job_manager, task_names=names, stalled_after=STALLED_WORKER_SECONDS
+        )
 
     return TaskSpec(
         name=RETRY_STALLED_TASK,
@@ -216,7 +202,7 @@ def create_job_app(database_url: str, task_sets: Iterable[TaskSet]) -> procrasti
     )
     task_sets = list(task_sets)
     specs = [spec for task_set in (*task_sets, maintenance) for spec in task_set.specs]
-    specs.append(_retry_stalled_spec(task_sets))
+    specs.append(_retry_stalled_spec(app, task_sets))
     for spec in specs:
         task = app.task(name=spec.name, pass_context=True, queueing_lock=spec.queueing_lock)(
             _adapter(spec)

@@ -7,11 +7,11 @@ import contextlib
 
 import psycopg
 import pytest
-from sqlalchemy import text
 
 from shipyard import jobs
 from shipyard.db import Database, to_libpq_url
 from shipyard.runtime import Runtime
+from tests.support.job_worker import job_statuses, job_worker
 
 QUEUE = jobs.DEFAULT_QUEUE
 tasks = jobs.TaskSet("prefetchtest")
@@ -52,28 +52,14 @@ async def defer(db: Database, task: str, count: int) -> list[int]:
 
 
 async def statuses(db: Database) -> dict[int, str]:
-    async with db.session(system=True) as session:
-        rows = await session.execute(
-            text("SELECT id, status::text FROM procrastinate_jobs WHERE task_name LIKE 'prefetch%'")
-        )
-        return {int(job_id): str(status) for job_id, status in rows}
+    return await job_statuses(db, tasks)
 
 
 def worker(
     runtime: Runtime, database_url: str, *, concurrency: int, wait: bool, name: str
 ) -> asyncio.Task[None]:
-    app = jobs.create_job_app(database_url, [tasks])
     return asyncio.create_task(
-        jobs.run_job_worker(
-            app,
-            concurrency=concurrency,
-            name=name,
-            context={"runtime": runtime},
-            poll_interval=0.1,
-            wait=wait,
-            shutdown_timeout=5,
-            database_url=database_url,
-        )
+        job_worker(runtime, database_url, tasks, concurrency=concurrency, wait=wait, name=name)
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from shipyard import jobs
 from shipyard.db import Database
 from shipyard.runtime import Runtime
+from tests.support.job_worker import job_statuses, job_worker
 
 QUEUE = jobs.DEFAULT_QUEUE
 tasks = jobs.TaskSet("stalltest")
@@ -37,11 +38,7 @@ async def defer(db: Database, task: str, label: str) -> int:
 
 
 async def statuses(db: Database) -> dict[int, str]:
-    async with db.session(system=True) as session:
-        rows = await session.execute(
-            text("SELECT id, status::text FROM procrastinate_jobs WHERE task_name LIKE 'stall%'")
-        )
-        return {int(job_id): str(status) for job_id, status in rows}
+    return await job_statuses(db, tasks)
 
 
 async def take(app_manager: jobs.PrefetchingJobManager, worker_id: int, count: int) -> list[int]:
@@ -89,16 +86,7 @@ async def test_jobs_a_killed_worker_held_wait_again_and_run_when_their_task_allo
             await jobs.enqueue(session, task=jobs.RETRY_STALLED_TASK, args={"timestamp": 0})
         for survivor in ("survivor-1", "survivor-2"):
             await asyncio.wait_for(
-                jobs.run_job_worker(
-                    jobs.create_job_app(database_url, [tasks]),
-                    concurrency=4,
-                    name=survivor,
-                    context={"runtime": runtime},
-                    poll_interval=0.1,
-                    wait=False,
-                    shutdown_timeout=5,
-                    database_url=database_url,
-                ),
+                job_worker(runtime, database_url, tasks, concurrency=4, wait=False, name=survivor),
                 timeout=60,
             )
         await live.unregister_worker(live_id)
@@ -118,16 +106,13 @@ async def test_nothing_is_retried_while_its_worker_beats(db: Database, database_
         manager = jobs.PrefetchingJobManager(app.connector, concurrency=1)
         worker_id = await manager.register_worker()
         await take(manager, worker_id, 1)
-        async with db.session(system=True) as session:
-            retried = await jobs.retry_stalled_jobs(
-                session, task_names=["stalltest:rerunnable"], stalled_after=60
-            )
+        names = ["stalltest:rerunnable"]
+        assert await jobs.retry_stalled_jobs(manager, task_names=names, stalled_after=60) == []
+        # Its worker gone from the table (pruned by the others): the job is stranded, and
+        # retried, once.
         await manager.unregister_worker(worker_id)
-    assert retried == []
-    # Its worker gone from the table (pruned by the others): the job is stranded, and retried.
-    async with db.session(system=True) as session:
-        retried = await jobs.retry_stalled_jobs(
-            session, task_names=["stalltest:rerunnable"], stalled_after=60
-        )
-    assert retried == [job_id]
+        assert await jobs.retry_stalled_jobs(manager, task_names=names, stalled_after=60) == [
+            job_id
+        ]
+        assert await jobs.retry_stalled_jobs(manager, task_names=names, stalled_after=60) == []
     assert (await statuses(db))[job_id] == "todo"
