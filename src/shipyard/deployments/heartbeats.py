@@ -204,29 +204,22 @@ class DeploymentHeartbeats:
         if not beats and not gone:
             return
         ids = list(beats)
+        # Each run this worker still owns, with its cancel request.
+        alive: dict[UUID, datetime | None] = {}
         # System scope: one worker runs deployments of many tenants. The beat reads the runs'
         # rows and writes its own table: a run's log writer holds the run's row while it stores
         # a batch, and a beat that waited for it stalled every run of this worker (0017).
         async with self._db.heartbeat_session() as session:
-            rows = (
-                (
-                    await session.execute(
-                        _BEAT,
-                        {
-                            "ids": ids,
-                            "workers": [beats[deployment_id].worker_id for deployment_id in ids],
-                            "now": datetime.now(UTC),
-                        },
-                    )
-                ).all()
-                if beats
-                else []
-            )
+            if ids:
+                workers = [beats[deployment_id].worker_id for deployment_id in ids]
+                result = await session.execute(
+                    _BEAT, {"ids": ids, "workers": workers, "now": datetime.now(UTC)}
+                )
+                alive = {row.id: row.cancel_requested_at for row in result}
             if gone:
                 # Finished runs (their final status is written before the beat is dropped).
                 await session.execute(_FORGET, {"ids": list(gone), "workers": list(gone.values())})
         self._beaten = {deployment_id: beat.worker_id for deployment_id, beat in beats.items()}
-        alive = {deployment_id: cancel_requested for deployment_id, cancel_requested in rows}
         for deployment_id, beat in beats.items():
             if deployment_id not in alive:
                 # Another worker declared this one lost and finished it: stop quietly.

@@ -11,28 +11,49 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shipyard.db import Database
-from shipyard.deployments.heartbeats import DeploymentHeartbeats
+from shipyard.deployments.heartbeats import Beat, DeploymentHeartbeats
 from shipyard.deployments.models import Deployment, DeploymentHeartbeat, DeploymentLog
 from shipyard.deployments.recovery import recover_lost_deployments
 from shipyard.runtime import Runtime
 from tests.support.api import Account
 
+WORKER = "worker-a#1"
+
+
+async def _running(db: Database, account: Account, name: str, since: datetime) -> UUID:
+    """A run in progress on ``WORKER``, claimed and last beaten at ``since``."""
+    async with db.session(system=True) as session:
+        deployment = Deployment(
+            tenant_id=UUID(account.tenant_id),
+            name=name,
+            status="in_progress",
+            worker_id=WORKER,
+            started_at=since,
+            heartbeat_at=since,
+            log_lines=0,
+        )
+        session.add(deployment)
+        await session.flush()
+        return deployment.id
+
+
+async def _worker_running(
+    db: Database, account: Account, *names: str
+) -> tuple[datetime, list[UUID], DeploymentHeartbeats, list[Beat]]:
+    """Runs last heard from five minutes ago, now beaten by one worker's heartbeats."""
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    runs = [await _running(db, account, name, long_ago) for name in names]
+    heartbeats = DeploymentHeartbeats(db, interval=1.0)
+    beats = [heartbeats.register(run, WORKER) for run in runs]
+    return long_ago, runs, heartbeats, beats
+
 
 async def test_the_heartbeat_is_not_queued_behind_a_saturated_pool(
     db: Database, admin: Account
 ) -> None:
-    long_ago = datetime.now(UTC) - timedelta(minutes=5)
-    async with db.session(system=True) as session:
-        deployment = Deployment(
-            tenant_id=UUID(admin.tenant_id),
-            name="busy worker",
-            status="in_progress",
-            worker_id="worker-a#1",
-            heartbeat_at=long_ago,
-        )
-        session.add(deployment)
-        await session.flush()
-        deployment_id = deployment.id
+    long_ago, (deployment_id,), heartbeats, (beat,) = await _worker_running(
+        db, admin, "busy worker"
+    )
 
     # Every connection the runs' pools can give out is taken (each in a transaction), as when
     # hundreds of runs write their logs at once.
@@ -43,8 +64,6 @@ async def test_the_heartbeat_is_not_queued_behind_a_saturated_pool(
             connection = await stack.enter_async_context(db.system_engine.connect())
             await connection.execute(text("SELECT 1"))
             held.append(connection)
-        heartbeats = DeploymentHeartbeats(db, interval=1.0)
-        beat = heartbeats.register(deployment_id, "worker-a#1")
         await asyncio.wait_for(heartbeats.beat(), timeout=5)
         assert not beat.lost_ownership and not beat.stop.is_set()
 
@@ -61,33 +80,15 @@ async def _last_beat(db: Database, deployment_id: UUID) -> datetime | None:
         )
 
 
-async def _running(db: Database, account: Account, name: str, since: datetime) -> UUID:
-    async with db.session(system=True) as session:
-        deployment = Deployment(
-            tenant_id=UUID(account.tenant_id),
-            name=name,
-            status="in_progress",
-            worker_id="worker-a#1",
-            started_at=since,
-            heartbeat_at=since,
-            log_lines=0,
-        )
-        session.add(deployment)
-        await session.flush()
-        return deployment.id
-
-
 async def test_a_run_whose_log_writer_holds_its_row_keeps_beating_and_so_do_the_others(
     db: Database, admin: Account, runtime: Runtime
 ) -> None:
     # A chatty run's log writer holds its run's row while it numbers and stores a batch (0016);
     # on a busy worker that lasts seconds. No run of the worker may go unbeaten meanwhile, or
     # the sweep ends live runs as lost.
-    long_ago = datetime.now(UTC) - timedelta(minutes=5)
-    chatty = await _running(db, admin, "chatty", long_ago)
-    quiet = await _running(db, admin, "quiet", long_ago)
-    heartbeats = DeploymentHeartbeats(db, interval=1.0)
-    beats = [heartbeats.register(run, "worker-a#1") for run in (chatty, quiet)]
+    long_ago, (chatty, quiet), heartbeats, beats = await _worker_running(
+        db, admin, "chatty", "quiet"
+    )
 
     async with db.system_engine.connect() as writer:
         # What the writer's batch transaction does first: take a block of line numbers.
@@ -119,12 +120,7 @@ async def test_a_run_whose_log_writer_holds_its_row_keeps_beating_and_so_do_the_
 async def test_a_finished_run_loses_its_beat_row_and_a_lost_one_keeps_its_last_beat(
     db: Database, admin: Account, runtime: Runtime
 ) -> None:
-    long_ago = datetime.now(UTC) - timedelta(minutes=5)
-    finished = await _running(db, admin, "finished", long_ago)
-    lost = await _running(db, admin, "lost", long_ago)
-    heartbeats = DeploymentHeartbeats(db, interval=1.0)
-    for run in (finished, lost):
-        heartbeats.register(run, "worker-a#1")
+    long_ago, (finished, lost), heartbeats, _ = await _worker_running(db, admin, "finished", "lost")
     await heartbeats.beat()
     beaten = await _last_beat(db, lost)
     assert beaten is not None and beaten > long_ago
