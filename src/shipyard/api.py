@@ -178,13 +178,15 @@ def build_api_router() -> APIRouter:
     from shipyard.webhooks.api import router as webhooks_router
 
     router = APIRouter(prefix=API_PREFIX)
+    # A request is matched against the routes in this order, each domain's routes tried in
+    # turn: the deployments' lists and logs, by far the most requested, come first.
     for domain_router in (
+        deployments_router,
         accounts_router,
         git_router,
         hosts_router,
         host_groups_router,
         inventory_router,
-        deployments_router,
         log_retention_router,
         templates_router,
         template_schedules_router,

@@ -432,55 +432,44 @@ async def logout(*, session: AsyncSession, actor: Actor) -> None:
     )
 
 
-# The few columns a bearer token resolves to, in one core query of the tables (no ORM entities
-# to build and track: this runs on every API request).
-_TOKENS, _PROFILES, _USERS = ApiToken.__table__, Profile.__table__, User.__table__
-_AUTHENTICATE = select(
-    _TOKENS.c.id,
-    _TOKENS.c.revoked_at,
-    _TOKENS.c.expires_at,
-    _TOKENS.c.last_used_at,
-    _PROFILES.c.id.label("profile_id"),
-    _PROFILES.c.tenant_id,
-    _PROFILES.c.role,
-    _USERS.c.email,
-    _USERS.c.is_disabled,
-).select_from(
-    _TOKENS.join(_PROFILES, _PROFILES.c.id == _TOKENS.c.profile_id).join(
-        _USERS, _USERS.c.id == _PROFILES.c.id
-    )
-)
+# The few columns a bearer token resolves to, in one statement run in autocommit on the
+# database's lookup connections (this runs on every API request: no session, no transaction).
+_AUTHENTICATE_SQL = """
+SELECT t.id, t.revoked_at, t.expires_at, t.last_used_at,
+       p.id AS profile_id, p.tenant_id, p.role, u.email, u.is_disabled
+FROM api_tokens t
+JOIN profiles p ON p.id = t.profile_id
+JOIN users u ON u.id = p.id
+WHERE t.token_hash = %(token_hash)s
+"""
+_TOKEN_USED_SQL = "UPDATE api_tokens SET last_used_at = %(now)s WHERE id = %(id)s RETURNING id"
 # How often a token's last_used_at is written (so a busy client does not write on every request).
 LAST_USED_EVERY = timedelta(minutes=1)
 
 
 async def authenticate(*, db: Database, token: str) -> Principal:
     """Resolve a bearer token to its principal, or raise :class:`Unauthorized`."""
-    async with db.session(system=True) as session:
-        row = (
-            await session.execute(_AUTHENTICATE.where(_TOKENS.c.token_hash == hash_token(token)))
-        ).one_or_none()
-        if row is None:
-            raise Unauthorized("the token is not valid", code="invalid_token")
-        now = utcnow()
-        if row.revoked_at is not None:
-            raise Unauthorized("the token has been revoked", code="token_revoked")
-        if row.expires_at is not None and row.expires_at <= now:
-            raise Unauthorized("the token has expired; log in again", code="token_expired")
-        if row.is_disabled:
-            raise Unauthorized("the account is disabled", code="account_disabled")
-        if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
-            # Throttled so a busy client does not write on every request.
-            await session.execute(
-                update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
-            )
-        return Principal(
-            user_id=row.profile_id,
-            tenant_id=row.tenant_id,
-            role=row.role,
-            email=row.email,
-            token_id=row.id,
-        )
+    rows = await db.lookups.fetch(
+        _AUTHENTICATE_SQL, {"token_hash": hash_token(token)}, idempotent=True
+    )
+    if not rows:
+        raise Unauthorized("the token is not valid", code="invalid_token")
+    token_id, revoked_at, expires_at, last_used_at, profile_id, tenant_id, role, email, disabled = (
+        rows[0]
+    )
+    now = utcnow()
+    if revoked_at is not None:
+        raise Unauthorized("the token has been revoked", code="token_revoked")
+    if expires_at is not None and expires_at <= now:
+        raise Unauthorized("the token has expired; log in again", code="token_expired")
+    if disabled:
+        raise Unauthorized("the account is disabled", code="account_disabled")
+    if last_used_at is None or now - last_used_at > LAST_USED_EVERY:
+        # Throttled so a busy client does not write on every request.
+        await db.lookups.fetch(_TOKEN_USED_SQL, {"now": now, "id": token_id}, idempotent=True)
+    return Principal(
+        user_id=profile_id, tenant_id=tenant_id, role=role, email=email, token_id=token_id
+    )
 
 
 async def principal_is_current(*, session: AsyncSession, principal: Principal) -> bool:
