@@ -212,26 +212,41 @@ def load_history(url: str, tenant: str, user: str, deployments: int, log_lines: 
 
 # --- the queries' plans ---------------------------------------------------------------------------
 
+
+def _as_json_page(inner: str, order: str) -> str:
+    """A page as the API asks for it: rendered as one JSON array by PostgreSQL."""
+    return f"SELECT json_agg(page ORDER BY {order})::text FROM ({inner}) AS page"  # noqa: S608 (constants)
+
+
+_NEWEST = "page.created_at DESC, page.id DESC"
 PLANS = {
-    "first page": (
+    "first page": _as_json_page(
         "SELECT * FROM deployments WHERE tenant_id = %(tenant)s "
-        "ORDER BY created_at DESC, id DESC LIMIT 51"
+        "ORDER BY created_at DESC, id DESC LIMIT 51",
+        _NEWEST,
     ),
-    "deep page by cursor": (
+    "deep page by cursor": _as_json_page(
         "SELECT * FROM deployments WHERE tenant_id = %(tenant)s "
-        "AND (created_at, id) < (%(c_at)s, %(c_id)s) ORDER BY created_at DESC, id DESC LIMIT 51"
+        "AND (created_at, id) < (%(c_at)s, %(c_id)s) ORDER BY created_at DESC, id DESC LIMIT 51",
+        _NEWEST,
     ),
-    "status filter": (
+    "status filter": _as_json_page(
         "SELECT * FROM deployments WHERE tenant_id = %(tenant)s AND status = 'failed' "
-        "ORDER BY created_at DESC, id DESC LIMIT 51"
+        "ORDER BY created_at DESC, id DESC LIMIT 51",
+        _NEWEST,
     ),
-    "text search": (
+    # The matching ids come from deployment_ids_named_like (migration 0018), which runs as the
+    # owner and can use the trigram index.
+    "text search": _as_json_page(
         "SELECT * FROM deployments WHERE tenant_id = %(tenant)s "
-        "AND name ILIKE %(pattern)s ESCAPE '\\' ORDER BY created_at DESC, id DESC LIMIT 51"
+        "AND id = any(array(SELECT deployment_ids_named_like(%(pattern)s))) "
+        "ORDER BY created_at DESC, id DESC LIMIT 51",
+        _NEWEST,
     ),
-    "log page": (
+    "log page": _as_json_page(
         "SELECT * FROM deployment_logs WHERE deployment_id = %(run)s AND seq > %(seq)s "
-        "ORDER BY seq LIMIT 201"
+        "ORDER BY seq LIMIT 201",
+        "page.seq",
     ),
 }
 

@@ -45,6 +45,36 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         ) from exc
 
 
+def page_of(
+    statement: Select[Any],
+    *,
+    created_at: InstrumentedAttribute[datetime] | KeyedColumnElement[datetime],
+    row_id: InstrumentedAttribute[UUID] | KeyedColumnElement[UUID],
+    limit: int,
+    cursor: str | None,
+) -> Select[Any]:
+    """``statement`` narrowed to one page newest first: the rows after ``cursor``, and one more
+    than ``limit`` (whether it is there says whether a next page is)."""
+    if cursor:
+        cursor_created_at, cursor_id = decode_cursor(cursor)
+        statement = statement.where(
+            tuple_(created_at, row_id) < tuple_(cursor_created_at, cursor_id)
+        )
+    return statement.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)
+
+
+def cut_page(
+    rows: list[T], *, limit: int, created_at: str, row_id: str
+) -> tuple[list[T], str | None]:
+    """The page of :func:`page_of`'s ``rows`` and the cursor of the next page (None: the last);
+    ``created_at`` and ``row_id`` name the attributes the cursor is made of."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor(getattr(last, created_at), getattr(last, row_id))
+
+
 async def paginate(
     session: AsyncSession,
     statement: Select[Any],
@@ -60,16 +90,7 @@ async def paginate(
     ``entities``: the page holds each row's first element (a statement of one entity); else
     the rows themselves (a statement of columns, ``created_at`` and ``row_id`` among them).
     """
-    if cursor:
-        cursor_created_at, cursor_id = decode_cursor(cursor)
-        statement = statement.where(
-            tuple_(created_at, row_id) < tuple_(cursor_created_at, cursor_id)
-        )
-    statement = statement.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)
+    statement = page_of(statement, created_at=created_at, row_id=row_id, limit=limit, cursor=cursor)
     result = await session.execute(statement)
     rows = list(result.scalars().all() if entities else result.all())
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    last = rows[-1]
-    return rows, encode_cursor(getattr(last, created_at.key), getattr(last, row_id.key))
+    return cut_page(rows, limit=limit, created_at=created_at.key, row_id=row_id.key)

@@ -194,3 +194,53 @@ async def test_log_pages_and_their_404s(
         )
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "not_found"
+
+
+async def test_search_finds_names_in_the_callers_tenant_only(
+    client: httpx.AsyncClient, db: Database, admin: Account, other_admin: Account
+) -> None:
+    base = datetime.now(UTC) - timedelta(hours=1)
+    names = ["Hotfix-Quasar 1", "release 100%", "release_2", "nightly", "hotfix-quasar 2"]
+    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
+        session.add_all(
+            Deployment(
+                name=name,
+                status="failed" if "2" in name else "success",
+                created_at=base + timedelta(seconds=index),
+            )
+            for index, name in enumerate(names)
+        )
+    async with db.session(tenant_id=UUID(other_admin.tenant_id)) as session:
+        session.add(Deployment(name="hotfix-quasar elsewhere", status="success"))
+
+    async def found(account: Account, search: str, **params: str) -> list[str]:
+        answer = await client.get(
+            "/api/v1/deployments", params={"search": search, **params}, headers=account.headers
+        )
+        assert answer.status_code == 200, answer.text
+        return [item["name"] for item in answer.json()["items"]]
+
+    assert await found(admin, "HOTFIX-quasar") == ["hotfix-quasar 2", "Hotfix-Quasar 1"]
+    assert await found(other_admin, "hotfix-quasar") == ["hotfix-quasar elsewhere"]
+    # % and _ are the characters themselves, not wildcards.
+    assert await found(admin, "%") == ["release 100%"]
+    assert await found(admin, "_") == ["release_2"]
+    assert await found(admin, "quasar", status="failed") == ["hotfix-quasar 2"]
+    assert await found(admin, "no such run") == []
+    first = await client.get(
+        "/api/v1/deployments", params={"search": "quasar", "limit": 1}, headers=admin.headers
+    )
+    older = await client.get(
+        "/api/v1/deployments",
+        params={"search": "quasar", "cursor": first.json()["next_cursor"]},
+        headers=admin.headers,
+    )
+    assert [item["name"] for item in older.json()["items"]] == ["Hotfix-Quasar 1"]
+    # The lookup reads the tenant from the transaction's scope: none, no rows, even for a
+    # pattern every name matches.
+    for scope in (None, UUID(other_admin.tenant_id)):
+        async with db.session(tenant_id=scope) as session:
+            ids = (
+                await session.execute(text("SELECT deployment_ids_named_like('%Quasar 1%')"))
+            ).all()
+        assert ids == []
