@@ -278,10 +278,14 @@ def _quiet_since_checkin(driver: Any, record: Any) -> bool:
     if checked_in_at is None or time.monotonic() - checked_in_at > PING_AFTER_IDLE_SECONDS:
         return False
     try:
-        readable, _, _ = select.select([driver.pgconn.socket], [], [], 0)
+        # poll, not select: a worker with hundreds of SSH connections has descriptors past
+        # select's limit of 1024.
+        poller = select.poll()
+        poller.register(driver.pgconn.socket, select.POLLIN)
+        events = poller.poll(0)
     except (OSError, ValueError, psycopg.OperationalError):
         return False
-    return not readable
+    return not events
 
 
 def _ping_on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -170,3 +170,27 @@ async def test_a_pooled_connection_left_mid_query_is_replaced_not_failed(
     assert pid != busy_pid, "the busy connection must not be handed out again"
     response = await client.get("/api/v1/hosts", headers=admin.headers)
     assert response.status_code == 200
+
+
+async def test_connections_the_server_ended_are_replaced_not_failed(
+    postgres: PostgresForTests,
+    database_url: str,
+    db: Database,
+    client: httpx.AsyncClient,
+    admin: Account,
+) -> None:
+    """A pooled connection back from its last use moments ago is not pinged unless the server
+    wrote to it. One the server ended (as a restart or pg_terminate_backend does) has a readable
+    socket, so it is pinged and replaced; the token lookup's connection is replaced too."""
+    assert (await client.get("/api/v1/hosts", headers=admin.headers)).status_code == 200
+    name = database_name(database_url.split("?")[0])
+    with psycopg.connect(to_libpq_url(postgres.admin_url), autocommit=True) as admin_connection:
+        ended = admin_connection.execute(
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchone()
+    assert ended is not None and ended[0] >= 2, "the request's connections were open"
+    for _ in range(3):
+        response = await client.get("/api/v1/hosts", headers=admin.headers)
+        assert response.status_code == 200, response.text
