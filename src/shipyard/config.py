@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     # its own period); streams send new entries every few seconds (at least once), holding
     # back those younger than audit_stream_settle_seconds (a transaction still committing).
     audit_retention_days: int = Field(default=365, ge=1)
+    # Log retention (issue 17): the installation's policy for a tenant that sets none of its
+    # own (a tenant's own days or lines win); None: keep. Applied by the nightly prune.
+    log_retention_days: int | None = Field(default=None, ge=1, le=36500)
+    log_retention_lines: int | None = Field(default=None, ge=1, le=100_000_000)
     audit_stream_settle_seconds: float = Field(default=2.0, ge=0)
     audit_stream_batch: int = Field(default=500, ge=1)
 

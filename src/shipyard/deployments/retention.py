@@ -30,6 +30,7 @@ from shipyard.deployments.retention_schemas import LogRetentionRead, LogRetentio
 from shipyard.errors import NotFound
 
 if TYPE_CHECKING:
+    from shipyard.config import Settings
     from shipyard.db import Database
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,32 @@ async def log_size(*, session: AsyncSession, tenant_id: UUID) -> LogSize:
     return LogSize(rows=rows, bytes=round(rows * per_row))
 
 
+@dataclass(frozen=True)
+class RetentionDefaults:
+    """The installation's policy for tenants that set none of their own (None: keep)."""
+
+    days: int | None = None
+    lines: int | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> RetentionDefaults:
+        return cls(days=settings.log_retention_days, lines=settings.log_retention_lines)
+
+
+def _policy_read(
+    days: int | None, lines: int | None, defaults: RetentionDefaults, size: LogSize
+) -> LogRetentionRead:
+    return LogRetentionRead(
+        days=days,
+        lines=lines,
+        default_days=defaults.days,
+        default_lines=defaults.lines,
+        effective_days=days if days is not None else defaults.days,
+        effective_lines=lines if lines is not None else defaults.lines,
+        size=size,
+    )
+
+
 async def _tenant(session: AsyncSession, tenant_id: UUID, *, lock: bool = False) -> Tenant:
     query = select(Tenant).where(Tenant.id == tenant_id)
     tenant = await session.scalar(query.with_for_update() if lock else query)
@@ -78,20 +105,23 @@ async def _tenant(session: AsyncSession, tenant_id: UUID, *, lock: bool = False)
     return tenant
 
 
-async def read_policy(*, session: AsyncSession, tenant_id: UUID) -> LogRetentionRead:
-    """The tenant's log retention policy and the size of its log."""
+async def read_policy(
+    *, session: AsyncSession, tenant_id: UUID, defaults: RetentionDefaults
+) -> LogRetentionRead:
+    """The tenant's log retention policy, the one in force, and the size of its log."""
     tenant = await _tenant(session, tenant_id)
-    return LogRetentionRead(
-        days=tenant.log_retention_days,
-        lines=tenant.log_retention_lines,
-        size=await log_size(session=session, tenant_id=tenant_id),
+    return _policy_read(
+        tenant.log_retention_days,
+        tenant.log_retention_lines,
+        defaults,
+        await log_size(session=session, tenant_id=tenant_id),
     )
 
 
 async def set_policy(
-    *, session: AsyncSession, actor: Actor, data: LogRetentionUpdate
+    *, session: AsyncSession, actor: Actor, data: LogRetentionUpdate, defaults: RetentionDefaults
 ) -> LogRetentionRead:
-    """Replace the tenant's log retention policy (null: keep); audited."""
+    """Replace the tenant's log retention policy (null: the installation's); audited."""
     tenant = await _tenant(session, actor.tenant_id, lock=True)
     tenant.log_retention_days = data.days
     tenant.log_retention_lines = data.lines
@@ -104,10 +134,8 @@ async def set_policy(
         resource_id=tenant.id,
         details={"days": data.days, "lines": data.lines},
     )
-    return LogRetentionRead(
-        days=data.days,
-        lines=data.lines,
-        size=await log_size(session=session, tenant_id=actor.tenant_id),
+    return _policy_read(
+        data.days, data.lines, defaults, await log_size(session=session, tenant_id=actor.tenant_id)
     )
 
 
@@ -139,21 +167,27 @@ class PruneReport:
 # Bound as :final in every statement below.
 _FINAL = list(FINAL_DEPLOYMENT_STATUSES)
 
+# A tenant's own policy, else the installation's (:default_days, :default_lines; NULL: keep):
+# coalesce(t.log_retention_days, :default_days) and the same of lines, below.
 # Finished runs of tenants keeping N days, ended more than N days ago, with lines left.
 _EXPIRED_RUNS = text(
     "SELECT d.id FROM deployments d JOIN tenants t ON t.id = d.tenant_id "
-    "WHERE t.log_retention_days IS NOT NULL "
+    "WHERE coalesce(t.log_retention_days, CAST(:default_days AS integer)) IS NOT NULL "
     "AND d.status = ANY(CAST(:final AS text[])) "
     "AND coalesce(d.completed_at, d.created_at) "
-    "    < :now - make_interval(days => t.log_retention_days) "
+    "    < :now - make_interval("
+    "        days => coalesce(t.log_retention_days, CAST(:default_days AS integer))) "
     "AND EXISTS (SELECT 1 FROM deployment_logs l WHERE l.deployment_id = d.id) "
     "ORDER BY coalesce(d.completed_at, d.created_at)"
 )
-# Finished runs of tenants keeping N lines per run (each is probed below).
+# Finished runs of tenants keeping N lines per run (each is probed below), but for numbered
+# runs (0016) that wrote no more than N: they have nothing to lose.
 _LINE_LIMITED_RUNS = text(
-    "SELECT d.id, t.log_retention_lines, d.log_lines "
+    "SELECT d.id, coalesce(t.log_retention_lines, CAST(:default_lines AS integer)), d.log_lines "
     "FROM deployments d JOIN tenants t ON t.id = d.tenant_id "
-    "WHERE t.log_retention_lines IS NOT NULL "
+    "WHERE coalesce(t.log_retention_lines, CAST(:default_lines AS integer)) IS NOT NULL "
+    "AND (d.log_lines IS NULL "
+    "     OR d.log_lines > coalesce(t.log_retention_lines, CAST(:default_lines AS integer))) "
     "AND d.status = ANY(CAST(:final AS text[])) "
     "ORDER BY coalesce(d.completed_at, d.created_at)"
 )
@@ -192,11 +226,12 @@ _DELETE_BATCH = text(
 )
 
 
-async def plan_pruning(*, session: AsyncSession, now: datetime) -> list[PruneTarget]:
+async def plan_pruning(
+    *, session: AsyncSession, now: datetime, defaults: RetentionDefaults
+) -> list[PruneTarget]:
     """Every finished run whose lines the policies of their tenants want gone (system session)."""
-    expired = [
-        row[0] for row in await session.execute(_EXPIRED_RUNS, {"now": now, "final": _FINAL})
-    ]
+    policy = {"default_days": defaults.days, "default_lines": defaults.lines, "final": _FINAL}
+    expired = [row[0] for row in await session.execute(_EXPIRED_RUNS, {"now": now, **policy})]
     numbered_runs = set(
         (
             await session.scalars(
@@ -213,7 +248,7 @@ async def plan_pruning(*, session: AsyncSession, now: datetime) -> list[PruneTar
         for deployment_id in expired
     ]
     whole = set(expired)
-    limited = (await session.execute(_LINE_LIMITED_RUNS, {"final": _FINAL})).all()
+    limited = (await session.execute(_LINE_LIMITED_RUNS, policy)).all()
     for deployment_id, keep, log_lines in limited:
         if deployment_id in whole:
             continue
@@ -274,13 +309,20 @@ async def delete_log_batch(
     return deleted
 
 
-async def prune_logs(*, db: Database, now: datetime, batch: int = PRUNE_BATCH_LINES) -> PruneReport:
-    """Apply every tenant's policy to the finished runs; one short transaction per batch.
+async def prune_logs(
+    *,
+    db: Database,
+    now: datetime,
+    defaults: RetentionDefaults,
+    batch: int = PRUNE_BATCH_LINES,
+) -> PruneReport:
+    """Apply every tenant's policy (or the installation's) to the finished runs; one short
+    transaction per batch.
 
     The job's boundary: it opens (and commits) its own system sessions.
     """
     async with db.session(system=True) as session:
-        targets = await plan_pruning(session=session, now=now)
+        targets = await plan_pruning(session=session, now=now, defaults=defaults)
     report = PruneReport()
     for target in targets:
         deleted_here = 0

@@ -34,12 +34,20 @@ def human_bytes(size: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _limit(own: int | None, default: int | None) -> str:
+    """The tenant's own limit, else the installation's (named as such), else keep."""
+    if own is not None:
+        return str(own)
+    if default is not None:
+        return f"{default} (the installation's default)"
+    return "keep"
+
+
 def policy_view(policy: dict[str, Any]) -> Group:
-    days, lines = policy["days"], policy["lines"]
     size = policy["size"]
     return Group(
-        Text(f"days:  {days if days is not None else 'keep'}"),
-        Text(f"lines: {lines if lines is not None else 'keep'}"),
+        Text(f"days:  {_limit(policy['days'], policy.get('default_days'))}"),
+        Text(f"lines: {_limit(policy['lines'], policy.get('default_lines'))}"),
         Text(f"size:  {size['rows']} lines, about {human_bytes(size['bytes'])}"),
     )
 
@@ -63,11 +71,19 @@ def set_policy(
     lines: Annotated[
         int | None, typer.Option("--lines", help="Keep a finished run's newest N lines.")
     ] = None,
-    keep: Annotated[bool, typer.Option("--keep", help="Clear the policy: keep every log.")] = False,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help="Clear the tenant's policy: the installation's default applies (keep every "
+            "log unless it sets one).",
+        ),
+    ] = False,
 ) -> None:
-    """Replace the policy (an option left out: no limit of that kind)."""
+    """Replace the policy (an option left out: the installation's default of that kind, no
+    limit unless it sets one)."""
     if keep and (days is not None or lines is not None):
         fail("--keep clears the policy: give it alone, or --days/--lines without it", exits.USAGE)
     if not keep and days is None and lines is None:
-        fail("give --days N and/or --lines N (or --keep to keep every log)", exits.USAGE)
+        fail("give --days N and/or --lines N (or --keep to clear the policy)", exits.USAGE)
     _show(_request("PUT", {"days": days, "lines": lines}))

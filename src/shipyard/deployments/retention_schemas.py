@@ -10,7 +10,8 @@ MAX_RETENTION_LINES = 100_000_000
 
 
 class LogRetentionUpdate(BaseModel):
-    """The whole policy (PUT): a field left out or null means keep."""
+    """The whole policy (PUT): a field left out or null means the installation's default
+    (``SHIPYARD_LOG_RETENTION_DAYS``/``_LINES``), which keeps everything unless it is set."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -18,13 +19,15 @@ class LogRetentionUpdate(BaseModel):
         default=None,
         ge=1,
         le=MAX_RETENTION_DAYS,
-        description="Delete a finished run's log this many days after it ended; null: keep.",
+        description="Delete a finished run's log this many days after it ended; null: the "
+        "installation's default.",
     )
     lines: int | None = Field(
         default=None,
         ge=1,
         le=MAX_RETENTION_LINES,
-        description="Keep at most this many lines of a finished run (its newest); null: keep.",
+        description="Keep at most this many lines of a finished run (its newest); null: the "
+        "installation's default.",
     )
 
 
@@ -37,6 +40,18 @@ class LogSize(BaseModel):
 
 
 class LogRetentionRead(BaseModel):
-    days: int | None
-    lines: int | None
+    days: int | None = Field(description="The tenant's own days; null: the installation's.")
+    lines: int | None = Field(description="The tenant's own lines; null: the installation's.")
+    default_days: int | None = Field(
+        default=None, description="The installation's days (SHIPYARD_LOG_RETENTION_DAYS)."
+    )
+    default_lines: int | None = Field(
+        default=None, description="The installation's lines (SHIPYARD_LOG_RETENTION_LINES)."
+    )
+    effective_days: int | None = Field(
+        default=None, description="The days the nightly prune applies; null: keep."
+    )
+    effective_lines: int | None = Field(
+        default=None, description="The lines the nightly prune keeps; null: every line."
+    )
     size: LogSize

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from shipyard.deployments.deployment_run import DeploymentPart, DeploymentRun
 from shipyard.deployments.recovery import recover_lost_deployments
-from shipyard.deployments.retention import prune_logs
+from shipyard.deployments.retention import RetentionDefaults, prune_logs
 from shipyard.jobs import JobRun, TaskSet
 
 tasks = TaskSet("deployments")
@@ -58,5 +58,10 @@ async def recover_lost(job: JobRun, timestamp: int) -> None:
 
 @tasks.task("prune_logs", queueing_lock="prune_logs", periodic="41 2 * * *")
 async def prune_logs_daily(job: JobRun, timestamp: int) -> None:
-    """Daily: delete finished runs' log lines their tenant's policy no longer keeps."""
-    await prune_logs(db=job.runtime.db, now=job.runtime.clock.now())
+    """Daily: delete finished runs' log lines their tenant's policy (or, where the tenant has
+    none, the installation's) no longer keeps."""
+    await prune_logs(
+        db=job.runtime.db,
+        now=job.runtime.clock.now(),
+        defaults=RetentionDefaults.of(job.runtime.settings),
+    )

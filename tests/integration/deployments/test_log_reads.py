@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 from shipyard.accounts.models import Tenant
 from shipyard.db import Database
 from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
-from shipyard.deployments.retention import prune_logs
+from shipyard.deployments.retention import RetentionDefaults, prune_logs
 from shipyard.hosts.models import Host
 from tests.support.api import Account
 
@@ -336,7 +336,9 @@ async def prune_for_tests(
             .where(Tenant.id == UUID(account.tenant_id))
             .values(log_retention_lines=lines, log_retention_days=days)
         )
-    await prune_logs(db=db, now=datetime.now(UTC) + timedelta(days=1), batch=7)
+    await prune_logs(
+        db=db, now=datetime.now(UTC) + timedelta(days=1), defaults=RetentionDefaults(), batch=7
+    )
 
 
 @pytest.mark.parametrize("numbering", NUMBERINGS)

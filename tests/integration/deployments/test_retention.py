@@ -14,15 +14,18 @@ from sqlalchemy import func, select, text
 from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.deployments.models import Deployment, DeploymentLog, DeploymentScript
-from shipyard.deployments.retention import prune_logs
-from shipyard.runtime import Runtime
+from shipyard.deployments.retention import RetentionDefaults, prune_logs
+from shipyard.runtime import Runtime, build_runtime, close_runtime
 from tests.support.api import Account, add_member, error_fields
+from tests.support.apps import app_for
 from tests.support.browser_http import browser_client, csrf_token
 from tests.support.cli_process import run_shipyard
 from tests.support.live_server import serve
 
 NOW = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
 TAIL = "last lines of deploy.sh\n"
+# No installation-wide policy (SHIPYARD_LOG_RETENTION_DAYS/_LINES unset): each tenant's own.
+KEEP = RetentionDefaults()
 
 
 async def seed_run(
@@ -119,7 +122,7 @@ async def test_days_prune_finished_runs_only_in_batches(
     # Another tenant keeps everything.
     elsewhere = await seed_run(db, other_admin.tenant_id, status="success", days_ago=400, lines=3)
 
-    report = await prune_logs(db=db, now=NOW, batch=7)
+    report = await prune_logs(db=db, now=NOW, defaults=KEEP, batch=7)
 
     assert (report.runs, report.lines, report.batches) == (1, 25, 4)
     assert await messages(db, old) == []
@@ -147,7 +150,7 @@ async def test_days_prune_finished_runs_only_in_batches(
         assert 'id="log-pruned"' not in kept.text
 
     # A second pass finds nothing left to do.
-    again = await prune_logs(db=db, now=NOW, batch=7)
+    again = await prune_logs(db=db, now=NOW, defaults=KEEP, batch=7)
     assert (again.runs, again.lines) == (0, 0)
 
 
@@ -160,7 +163,7 @@ async def test_lines_keep_the_newest_n_of_finished_runs(
     short_run = await seed_run(db, admin.tenant_id, status="partial", days_ago=1, lines=5)
     running = await seed_run(db, admin.tenant_id, status="in_progress", days_ago=1, lines=25)
 
-    report = await prune_logs(db=db, now=NOW, batch=4)
+    report = await prune_logs(db=db, now=NOW, defaults=KEEP, batch=4)
 
     assert (report.runs, report.lines) == (1, 15)
     assert await messages(db, long_run) == [f"line {n}" for n in range(16, 26)]
@@ -169,12 +172,12 @@ async def test_lines_keep_the_newest_n_of_finished_runs(
     assert (await run_state(db, short_run))[0] is None
     assert len(await messages(db, running)) == 25
     assert (await run_state(db, running))[0] is None
-    assert (await prune_logs(db=db, now=NOW, batch=4)).lines == 0
+    assert (await prune_logs(db=db, now=NOW, defaults=KEEP, batch=4)).lines == 0
 
     # Both limits: days take the whole log of an old run, lines trim the others.
     assert (await set_policy(client, admin, days=7, lines=3)).status_code == 200
     old_run = await seed_run(db, admin.tenant_id, status="cancelled", days_ago=8, lines=4)
-    both = await prune_logs(db=db, now=NOW)
+    both = await prune_logs(db=db, now=NOW, defaults=KEEP)
     assert await messages(db, old_run) == []
     assert await messages(db, long_run) == ["line 23", "line 24", "line 25"]
     assert await messages(db, short_run) == ["line 3", "line 4", "line 5"]
@@ -182,12 +185,62 @@ async def test_lines_keep_the_newest_n_of_finished_runs(
     assert both.lines == 4 + 7 + 2
 
 
+async def test_the_installations_policy_applies_where_a_tenant_sets_none(
+    db: Database, settings: Settings, admin: Account, other_admin: Account
+) -> None:
+    installation = settings.model_copy(update={"log_retention_days": 30, "log_retention_lines": 10})
+    runtime = build_runtime(installation, db=db)
+    try:
+        transport = httpx.ASGITransport(app=app_for(runtime))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            # Acme keeps its logs a year (its own days) and sets no line limit.
+            assert (await set_policy(http, admin, days=365, lines=None)).status_code == 200
+            acme = (await http.get("/api/v1/logs/retention", headers=admin.headers)).json()
+            globex = (await http.get("/api/v1/logs/retention", headers=other_admin.headers)).json()
+    finally:
+        await close_runtime(runtime)
+    assert {key: acme[key] for key in acme if key != "size"} == {
+        "days": 365,
+        "lines": None,
+        "default_days": 30,
+        "default_lines": 10,
+        "effective_days": 365,
+        "effective_lines": 10,
+    }
+    assert (globex["days"], globex["effective_days"], globex["effective_lines"]) == (None, 30, 10)
+
+    acme_old = await seed_run(db, admin.tenant_id, status="success", days_ago=40, lines=25)
+    globex_old = await seed_run(db, other_admin.tenant_id, status="failed", days_ago=40, lines=5)
+    globex_new = await seed_run(db, other_admin.tenant_id, status="success", days_ago=1, lines=25)
+    globex_running = await seed_run(
+        db, other_admin.tenant_id, status="in_progress", days_ago=40, lines=25
+    )
+
+    report = await prune_logs(db=db, now=NOW, defaults=RetentionDefaults.of(installation))
+
+    assert await messages(db, globex_old) == []
+    assert await messages(db, globex_new) == [f"line {n}" for n in range(16, 26)]
+    assert await messages(db, acme_old) == [f"line {n}" for n in range(16, 26)]
+    assert len(await messages(db, globex_running)) == 25
+    assert (report.runs, report.lines) == (3, 5 + 15 + 15)
+    # Without the installation's policy, nothing more goes.
+    assert (await prune_logs(db=db, now=NOW, defaults=KEEP)).lines == 0
+
+
 async def test_policy_api_validates_audits_and_reports_the_size(
     client: httpx.AsyncClient, admin: Account, runtime: Runtime
 ) -> None:
     first = await client.get("/api/v1/logs/retention", headers=admin.headers)
     assert first.status_code == 200, first.text
-    assert first.json() == {"days": None, "lines": None, "size": {"rows": 0, "bytes": 0}}
+    assert first.json() == {
+        "days": None,
+        "lines": None,
+        "default_days": None,
+        "default_lines": None,
+        "effective_days": None,
+        "effective_lines": None,
+        "size": {"rows": 0, "bytes": 0},
+    }
 
     await seed_run(runtime.db, admin.tenant_id, status="success", days_ago=1, lines=120)
     saved = await set_policy(client, admin, days=90, lines=50_000)
@@ -231,6 +284,7 @@ async def test_logs_tab_in_settings(client: httpx.AsyncClient, admin: Account) -
         page = await http.get("/settings/logs")
         assert 'id="logs-link"' in page.text and 'id="log-size"' in page.text
         assert 'data-rows="0"' in page.text
+        assert "In force: logs kept forever; every line kept." in page.text
         bad = await http.post(
             "/settings/logs", data={"csrf_token": token, "days": "-3", "lines": "ten"}
         )
@@ -243,6 +297,7 @@ async def test_logs_tab_in_settings(client: httpx.AsyncClient, admin: Account) -
         assert saved.status_code == 303
         again = await http.get(saved.headers["location"])
         assert 'value="14"' in again.text and "was saved" in again.text
+        assert "In force: logs deleted 14 days after a run ended; every line kept." in again.text
     policy = await client.get("/api/v1/logs/retention", headers=admin.headers)
     assert (policy.json()["days"], policy.json()["lines"]) == (14, None)
     async with browser_client(client, developer) as http:

@@ -386,9 +386,13 @@ async def revoke_token(
 
 @router.get("/settings/logs")
 async def log_retention_page(
-    request: Request, actor: LogAdmin, session: SessionDep, saved: int = 0
+    request: Request, actor: LogAdmin, session: SessionDep, settings: SettingsDep, saved: int = 0
 ) -> Response:
-    policy = await retention.read_policy(session=session, tenant_id=actor.tenant_id)
+    policy = await retention.read_policy(
+        session=session,
+        tenant_id=actor.tenant_id,
+        defaults=retention.RetentionDefaults.of(settings),
+    )
     values = {
         "days": "" if policy.days is None else str(policy.days),
         "lines": "" if policy.lines is None else str(policy.lines),
@@ -410,16 +414,20 @@ async def save_log_retention(
     request: Request,
     actor: LogAdmin,
     session: SessionDep,
+    settings: SettingsDep,
     days: FormText = "",
     lines: FormText = "",
 ) -> Response:
+    defaults = retention.RetentionDefaults.of(settings)
     values = {"days": days.strip(), "lines": lines.strip()}
     try:
         data = LogRetentionUpdate.model_validate(
             {"days": values["days"] or None, "lines": values["lines"] or None}
         )
     except ValidationError as exc:
-        policy = await retention.read_policy(session=session, tenant_id=actor.tenant_id)
+        policy = await retention.read_policy(
+            session=session, tenant_id=actor.tenant_id, defaults=defaults
+        )
         return render(
             request,
             "settings/logs.html",
@@ -432,5 +440,5 @@ async def save_log_retention(
             status_code=422,
         )
     async with attempt(session):
-        await retention.set_policy(session=session, actor=actor, data=data)
+        await retention.set_policy(session=session, actor=actor, data=data, defaults=defaults)
     return RedirectResponse("/settings/logs?saved=1", status_code=303)
