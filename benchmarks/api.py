@@ -478,8 +478,9 @@ def endpoints(loaded: Loaded) -> dict[str, str]:
         "deep page by cursor": f"/api/v1/deployments?cursor={quote(loaded.deep_cursor)}",
         "status filter": "/api/v1/deployments?status=failed",
         "log page": f"/api/v1/deployments/{loaded.big_run}/logs?limit=200&cursor={loaded.middle_seq}",
-        # Last: each search reads the tenant's whole table (docs/decisions.md), and requests wrk
-        # gave up on still run; the idle wait after each run keeps them out of the next one.
+        # Last: where pg_trgm is missing the search reads the tenant's table (docs/decisions.md),
+        # and requests wrk gave up on still run; the idle wait after each keeps them out of the
+        # next run.
         "text search": f"/api/v1/deployments?search={RARE_WORD}",
     }
 

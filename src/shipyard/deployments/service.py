@@ -16,8 +16,10 @@ from uuid import UUID, uuid4
 
 from pydantic import Field, TypeAdapter
 from sqlalchemy import (
+    DateTime,
     Select,
     Text,
+    Uuid,
     cast,
     delete,
     func,
@@ -67,7 +69,7 @@ from shipyard.hosts.models import Host
 from shipyard.hosts.schemas import Target
 from shipyard.jobs import cancel_job, enqueue, enqueue_many, reschedule_waiting_job
 from shipyard.notifications.events import Event, emit
-from shipyard.pagination import cut_page, page_of, paginate
+from shipyard.pagination import cut_page, decode_cursor, page_of, paginate
 
 RUN_TASK = "deployments:run_deployment"
 MASKED = "***"
@@ -788,6 +790,8 @@ async def list_deployments(
         created_by=created_by,
         search=search,
         template_id=template_id,
+        limit=limit,
+        cursor=cursor,
     )
     return await paginate(
         session,
@@ -823,6 +827,8 @@ async def list_deployment_reads(
         created_by=created_by,
         search=search,
         template_id=template_id,
+        limit=limit,
+        cursor=cursor,
     )
     page = page_of(
         statement,
@@ -856,6 +862,8 @@ def _filtered_deployments(
     created_by: UUID | None,
     search: str | None,
     template_id: UUID | None,
+    limit: int,
+    cursor: str | None,
 ) -> Select[Any]:
     # Table columns (the same SQL as the entity's attributes): a statement of columns stays a
     # core one, which SQLAlchemy runs without its ORM layer.
@@ -872,10 +880,23 @@ def _filtered_deployments(
     if created_by:
         statement = statement.where(columns.created_by == created_by)
     if search:
-        # Matched by deployment_ids_named_like (migration 0018), which can use a trigram index:
-        # an ILIKE here, under row-level security, reads the tenant's whole table.
-        pattern = f"%{_escape_like(search)}%"
-        matching = func.array(select(func.deployment_ids_named_like(pattern)).scalar_subquery())
+        # Matched by deployment_ids_named_like (migrations 0018, 0019), which can use a trigram
+        # index: an ILIKE here, under row-level security, reads the tenant's whole table. It
+        # returns this page's matches only (the same filters, cursor and size), newest first, so
+        # a word most names contain stops after a page too.
+        before_created_at, before_id = decode_cursor(cursor) if cursor else (None, None)
+        page_ids = func.deployment_ids_named_like(
+            f"%{_escape_like(search)}%",
+            limit + 1,
+            cast(before_created_at, DateTime(timezone=True)),
+            cast(before_id, Uuid),
+            cast(status, Text),
+            cast(repository_id, Uuid),
+            cast(host_id, Uuid),
+            cast(created_by, Uuid),
+            cast(template_id, Uuid),
+        )
+        matching = func.array(select(page_ids).scalar_subquery())
         statement = statement.where(columns.id == func.any(matching))
     return statement
 

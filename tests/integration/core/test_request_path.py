@@ -241,6 +241,46 @@ async def test_search_finds_names_in_the_callers_tenant_only(
     for scope in (None, UUID(other_admin.tenant_id)):
         async with db.session(tenant_id=scope) as session:
             ids = (
-                await session.execute(text("SELECT deployment_ids_named_like('%Quasar 1%')"))
+                await session.execute(
+                    text(
+                        "SELECT deployment_ids_named_like('%Quasar 1%', 10,"
+                        " NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
+                    )
+                )
             ).all()
         assert ids == []
+
+
+async def test_search_pages_through_many_matches_with_the_other_filters(
+    client: httpx.AsyncClient, db: Database, admin: Account
+) -> None:
+    """A word most names contain, with a filter only old runs match: the lookup returns one
+    page of the filtered matches in the list's order, not the newest matches of any kind."""
+    base = datetime.now(UTC) - timedelta(hours=2)
+    async with db.session(tenant_id=UUID(admin.tenant_id)) as session:
+        session.add_all(
+            Deployment(
+                name=f"release {index}",
+                status="failed" if index < 3 else "success",
+                created_at=base + timedelta(seconds=index),
+            )
+            for index in range(60)
+        )
+
+    async def page(**params: str) -> tuple[list[str], str | None]:
+        answer = await client.get(
+            "/api/v1/deployments", params={"search": "release", **params}, headers=admin.headers
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        return [item["name"] for item in body["items"]], body["next_cursor"]
+
+    assert await page(status="failed") == (["release 2", "release 1", "release 0"], None)
+    first, cursor = await page(status="failed", limit="2")
+    assert first == ["release 2", "release 1"]
+    assert cursor is not None
+    assert await page(status="failed", cursor=cursor) == (["release 0"], None)
+    newest, cursor = await page(limit="50")
+    assert newest == [f"release {index}" for index in range(59, 9, -1)]
+    assert cursor is not None
+    assert await page(cursor=cursor) == ([f"release {index}" for index in range(9, -1, -1)], None)
