@@ -30,11 +30,11 @@ from shipyard.client.commands import (
 )
 from shipyard.client.output import emit
 from shipyard.config import Settings, get_settings
-from shipyard.db import DatabaseUrls, EmbeddedPostgres, resolve_database_urls
 from shipyard.errors import ShipyardError
 from shipyard.logs import configure_logging
 
 if TYPE_CHECKING:
+    from shipyard.db import DatabaseUrls
     from shipyard.schema import SchemaStatus
 
 app = ApiTyper(
@@ -84,6 +84,10 @@ def run_guarded(action: Callable[[], T]) -> T:
 @contextlib.contextmanager
 def database_urls(settings: Settings) -> Iterator[DatabaseUrls]:
     """The owner's and the serving login's URLs; the embedded server runs around them."""
+    # Imported here: SQLAlchemy and the database layer are half of an API command's start-up
+    # (about 2 s of 4.5 on a slow machine), and only the local commands need them.
+    from shipyard.db import EmbeddedPostgres, resolve_database_urls
+
     urls, embedded = resolve_database_urls(settings)
     try:
         yield urls
