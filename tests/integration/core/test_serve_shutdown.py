@@ -1,5 +1,7 @@
 """``shipyard serve`` on the embedded database: SIGTERM stops the PostgreSQL it started (even after
-an earlier ``serve`` was killed outright), and the git cache is private to its user."""
+an earlier ``serve`` was killed outright), and the git cache is private to its user. (``serve
+--workers 2`` is test_serve_processes.py's: a file's tests run on one xdist worker, and each of
+these takes most of a minute.)"""
 
 from __future__ import annotations
 
@@ -121,64 +123,3 @@ def test_sigterm_stops_the_embedded_postgresql_even_after_a_killed_serve(data_di
         time.sleep(0.1)
     assert [pid for pid in processes if alive(pid)] == [], "PostgreSQL processes were left running"
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if stat[stat.rfind(")") + 2 :].split()[1] == str(pid):
-                found.append(int(entry.name))
-    return found
-
-
-def test_serve_with_two_processes_shares_the_port_and_stops_them_all(
-    data_dir: Path, database_url: str
-) -> None:
-    # A test database rather than the embedded server (whose start and stop the test above
-    # covers): the parent hands the children the URL it resolved.
-    port = free_port()
-    env = {**os.environ, "SHIPYARD_DATA_DIR": str(data_dir), "SHIPYARD_DATABASE_URL": database_url}
-    env.pop("SHIPYARD_SECRET_KEY", None)
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "shipyard", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    servers: list[int] = []
-    try:
-        ready = None
-        for _ in range(300):
-            with contextlib.suppress(httpx.TransportError):
-                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
-                if ready.status_code == 200:
-                    break
-            assert parent.poll() is None, "serve --workers 2 exited"
-            time.sleep(0.2)
-        # Ready means the first process's job worker is alive too.
-        assert ready is not None and ready.status_code == 200
-        servers = [
-            pid
-            for pid in children_of(parent.pid)
-            if "--listen-fd" in Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
-        ]
-        assert len(servers) == 2
-        # Many connections, each answered (whichever process accepts it).
-        for _ in range(20):
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
-                assert http.get("/healthz").status_code == 200
-        parent.send_signal(signal.SIGTERM)
-        assert parent.wait(timeout=90) == 0
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait(timeout=10)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(alive(pid) for pid in servers):
-        time.sleep(0.1)
-    assert [pid for pid in servers if alive(pid)] == [], "serve processes were left running"
