@@ -31,6 +31,7 @@ from tests.integration.sso.oidc.conftest import (
     provider_config,
 )
 from tests.support.api import Account, unique_email
+from tests.support.apps import app_for
 from tests.support.oidc_provider import (
     OidcAccount,
     OidcProvider,
@@ -43,10 +44,8 @@ Browser = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 @pytest.fixture
 def browser(runtime: Runtime) -> Browser:
-    """A fresh browser (its own cookie jar) on the web app."""
-    from shipyard.api import create_app
-
-    app = create_app(runtime=runtime)
+    """A fresh browser (its own cookie jar) on the web app (the test's ``client``'s app)."""
+    app = app_for(runtime)
 
     @asynccontextmanager
     async def open_browser(base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
