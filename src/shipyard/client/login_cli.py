@@ -12,6 +12,8 @@ import os
 import platform
 import sys
 from typing import Annotated, Any
+from urllib.parse import quote
+from uuid import UUID
 
 import typer
 
@@ -48,12 +50,39 @@ def _public(name: str, profile: profiles.Profile, current: str | None) -> dict[s
     }
 
 
-def _session_token(url: str, *, email: str, ldap: str | None, password: str) -> tuple[str, str]:
-    """Sign in; (the session token, the user's e-mail)."""
+def _ldap_provider_id(http: ApiClient, ldap: str, team: str | None) -> str:
+    """``--ldap``'s provider id: the id given, or the one LDAP provider of ``--team`` with that
+    name (the team's log-in page lists them, before anyone signs in)."""
+    with contextlib.suppress(ValueError):
+        return str(UUID(ldap))
+    if team is None:
+        fail(
+            f"--ldap {ldap!r} is a provider's name: give your team's log-in slug with --team "
+            "(its log-in page is /login/t/SLUG), or the provider's id",
+            exits.USAGE,
+        )
+    page = http.get(f"/auth/teams/{quote(team, safe='')}")
+    directories = [p for p in page["providers"] if p["kind"] == "ldap"]
+    matches = [p for p in directories if p["name"].casefold() == ldap.casefold()]
+    if len(matches) == 1:
+        return str(matches[0]["id"])
+    known = ", ".join(repr(p["name"]) for p in directories) or "none"
+    if matches:
+        ids = ", ".join(str(p["id"]) for p in matches)
+        fail(f"team {team!r} has {len(matches)} LDAP providers named {ldap!r}: {ids}", exits.USAGE)
+    fail(f"team {team!r} has no LDAP provider named {ldap!r} (its LDAP providers: {known})")
+    raise AssertionError("unreachable")
+
+
+def _session_token(
+    url: str, *, email: str, provider_id: str | None, password: str
+) -> tuple[str, str]:
+    """Sign in, with a password or through the LDAP provider; (the session token, the e-mail)."""
     with ApiClient(url, anonymous=True) as http:
-        if ldap is not None:
+        if provider_id is not None:
             answer = http.post(
-                "/auth/ldap", json={"provider_id": ldap, "username": email, "password": password}
+                "/auth/ldap",
+                json={"provider_id": provider_id, "username": email, "password": password},
             )
         else:
             answer = http.post("/auth/login", json={"email": email, "password": password})
@@ -78,7 +107,14 @@ def login(
     ldap: Annotated[
         str | None,
         typer.Option(
-            metavar="PROVIDER_ID", help="Sign in through this LDAP provider of your team."
+            metavar="PROVIDER",
+            help="Sign in through this LDAP provider of your team: its name (with --team) or id.",
+        ),
+    ] = None,
+    team: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SLUG", help="Your team's log-in slug (/login/t/SLUG), to find --ldap by name."
         ),
     ] = None,
     password_stdin: Annotated[
@@ -118,6 +154,11 @@ def login(
                 me = api.get("/me")
             user = str(me.get("email") or "")
         else:
+            provider_id = None
+            if ldap is not None:
+                # Before the prompts: a provider name that matches nothing fails at once.
+                with ApiClient(address, anonymous=True) as http:
+                    provider_id = _ldap_provider_id(http, ldap, team)
             if email is None:
                 email = typer.prompt("User name" if ldap else "E-mail")
             password = (
@@ -125,7 +166,9 @@ def login(
                 if password_stdin
                 else typer.prompt("Password", hide_input=True)
             )
-            session_token, user = _session_token(address, email=email, ldap=ldap, password=password)
+            session_token, user = _session_token(
+                address, email=email, provider_id=provider_id, password=password
+            )
             with ApiClient(address, session_token) as api:
                 try:
                     created = api.post(

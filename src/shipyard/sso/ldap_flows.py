@@ -133,3 +133,13 @@ async def login_page(*, runtime: Runtime, provider_id: UUID) -> admin.TenantLogi
             return await admin.tenant_login(session=session, tenant_id=provider.tenant_id)
         except NotFound:
             return None
+
+
+async def team_login(
+    *, runtime: Runtime, slug: str | None = None, tenant_id: UUID | None = None
+) -> admin.TenantLogin:
+    """A team's log-in page by its slug or id: its name and enabled providers (public: nobody is
+    signed in yet; the web page and ``GET /auth/teams/{slug}`` show the same). NotFound if no
+    team has it."""
+    async with runtime.db.session(system=True) as session:
+        return await admin.tenant_login(session=session, slug=slug, tenant_id=tenant_id)

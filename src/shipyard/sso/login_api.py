@@ -1,4 +1,5 @@
-"""Routes: LDAP log-in for API clients (POST /auth/ldap)."""
+"""Routes: a team's log-in page (GET /auth/teams/{slug}) and LDAP log-in (POST /auth/ldap) for
+API clients."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import Field
 from shipyard.accounts.schemas import SessionRead, StrictModel
 from shipyard.deps import RequestContextDep, RuntimeDep
 from shipyard.sso import ldap_flows
+from shipyard.sso.schemas import TeamLoginProvider, TeamLoginRead
 
 login_router = APIRouter(tags=["auth"])
 
@@ -36,3 +38,20 @@ async def ldap_login(
         context=context,
     )
     return SessionRead(access_token=opened.token, expires_at=opened.expires_at, user=opened.me)
+
+
+@login_router.get("/auth/teams/{slug}", response_model=TeamLoginRead)
+async def team_login(slug: str, runtime: RuntimeDep) -> TeamLoginRead:
+    """The team's log-in page by its slug (set under SSO settings): its name and the providers
+    it signs in with, as the web page ``/login/t/{slug}`` shows them. Needs no token: it is what
+    a client shows before anyone signs in (``shipyard login --team SLUG --ldap NAME``). 404 when
+    no team has the slug."""
+    page = await ldap_flows.team_login(runtime=runtime, slug=slug)
+    return TeamLoginRead(
+        name=page.name,
+        sso_required=page.sso_required,
+        providers=[
+            TeamLoginProvider(id=button.id, kind=button.kind, name=button.name)
+            for button in [*page.oidc, *page.ldap]
+        ],
+    )

@@ -333,3 +333,21 @@ class MemberSso(BaseModel):
     disabled_reason: str | None
     identities: list[IdentityRead]
     explanation: str = Field(description="In words: where the member's role comes from.")
+
+
+class TeamLoginProvider(BaseModel):
+    """A provider a team signs in with, as its log-in page shows it."""
+
+    id: UUID
+    kind: str = Field(description="oidc or ldap.")
+    name: str
+
+
+class TeamLoginRead(BaseModel):
+    """A team's log-in page: what anyone may see before signing in."""
+
+    name: str
+    sso_required: bool = Field(description="Whether the team's members must sign in with SSO.")
+    providers: list[TeamLoginProvider] = Field(
+        description="Enabled providers, oldest first; LDAP ones take POST /auth/ldap."
+    )

@@ -125,6 +125,8 @@ def tenant_routes() -> list[tuple[str, str]]:
             continue
         if path.startswith("/api/v1/hooks/"):  # inbound webhooks: public, the signature decides
             continue
+        if path.startswith("/api/v1/auth/teams/"):  # a team's log-in page: public by design
+            continue
         found.append((method, path))
     return found
 

@@ -23,7 +23,7 @@ from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
 from shipyard.deps import RuntimeDep, SessionDep, acting, attempt
 from shipyard.errors import NotFound, ShipyardError
-from shipyard.sso import admin, flows
+from shipyard.sso import admin, flows, ldap_flows
 from shipyard.sso.schemas import (
     ProviderCreate,
     ProviderRead,
@@ -442,13 +442,12 @@ async def update_policy(
 async def _login_page(
     request: Request, runtime: RuntimeDep, next: str, *, slug: str | None, tenant_id: UUID | None
 ) -> Response:
-    async with runtime.db.session(system=True) as session:
-        try:
-            page = await admin.tenant_login(session=session, slug=slug, tenant_id=tenant_id)
-        except NotFound:
-            return error_page(
-                request, 404, "No team has this log-in page. Check the address with your admin."
-            )
+    try:
+        page = await ldap_flows.team_login(runtime=runtime, slug=slug, tenant_id=tenant_id)
+    except NotFound:
+        return error_page(
+            request, 404, "No team has this log-in page. Check the address with your admin."
+        )
     return render(
         request,
         "sso/login.html",
