@@ -235,11 +235,12 @@ PLANS = {
         "ORDER BY created_at DESC, id DESC LIMIT 51",
         _NEWEST,
     ),
-    # The matching ids come from deployment_ids_named_like (migration 0018), which runs as the
-    # owner and can use the trigram index.
+    # The matching ids come from deployment_ids_named_like (migrations 0018, 0019), which runs
+    # as the owner, returns one page of matches and can use the trigram index.
     "text search": _as_json_page(
         "SELECT * FROM deployments WHERE tenant_id = %(tenant)s "
-        "AND id = any(array(SELECT deployment_ids_named_like(%(pattern)s))) "
+        "AND id = any(array(SELECT deployment_ids_named_like(%(pattern)s::text, 51,"
+        " NULL, NULL, NULL, NULL, NULL, NULL, NULL))) "
         "ORDER BY created_at DESC, id DESC LIMIT 51",
         _NEWEST,
     ),
