@@ -12,7 +12,7 @@ from rich.table import Table
 
 from shipyard.client.commands import ApiTyper, api_client
 from shipyard.client.output import emit
-from shipyard.deployments.cli import styled
+from shipyard.deployments.cli_follow import styled
 
 app = ApiTyper(help="Approvals of runs waiting in pending_approval.", no_args_is_help=True)
 

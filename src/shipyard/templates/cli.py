@@ -21,7 +21,7 @@ from rich.text import Text
 from shipyard.client import ApiClient, exits, names
 from shipyard.client.commands import ApiTyper, api_client, complete, fail, name_option, resolve
 from shipyard.client.output import emit
-from shipyard.deployments.cli import announce, follow, styled
+from shipyard.deployments.cli_follow import announce, follow, styled
 
 app = ApiTyper(help="Templates: saved runs with parameters.", no_args_is_help=True)
 
