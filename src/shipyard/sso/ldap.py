@@ -49,6 +49,12 @@ USERNAME_PLACEHOLDER = "{username}"
 MAX_USERNAME_LENGTH = 256
 MAX_PASSWORD_LENGTH = 1024
 MAX_TIMEOUT_SECONDS = 120
+# Nested groups: how many levels above the user's own groups are followed, how many groups are
+# read in all (a directory's cycles and very wide trees end there), and how many members one
+# group search names (a level wider than that takes several searches).
+NESTING_DEPTH = 10
+MAX_GROUPS = 1000
+MEMBERS_PER_SEARCH = 50
 # Result codes (RFC 4511) the messages tell apart.
 INVALID_CREDENTIALS = 49
 NO_SUCH_OBJECT = 32
@@ -119,6 +125,7 @@ class LdapConfig:
     group_base: str | None = None
     group_filter: str = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
     group_name_attribute: str = "cn"
+    nested_groups: bool = False  # also the groups of the user's groups, up to NESTING_DEPTH up
     email_attribute: str = "mail"
     name_attribute: str = "cn"
     timeout_seconds: float = 10.0
@@ -161,6 +168,9 @@ class LdapConfig:
             )
         bind_dn = _text(config, "bind_dn", required=True)
         assert bind_dn is not None
+        nested_groups = config.get("nested_groups", False)
+        if not isinstance(nested_groups, bool):
+            raise LdapConfigError("nested_groups", "must be true or false")
         return cls(
             url=url,
             bind_dn=bind_dn,
@@ -175,6 +185,7 @@ class LdapConfig:
                 _text(config, "group_name_attribute") or cls.group_name_attribute,
                 "group_name_attribute",
             ),
+            nested_groups=nested_groups,
             email_attribute=_attribute(
                 _text(config, "email_attribute") or cls.email_attribute, "email_attribute"
             ),
@@ -405,36 +416,95 @@ def _find_user(connection: Connection, config: LdapConfig, username: str) -> dic
 
 
 def _groups(connection: Connection, config: LdapConfig, entry: dict[str, Any]) -> list[str]:
-    """The user's groups, each by its name attribute (cn) and its full DN."""
-    user_dn = str(entry["dn"])
-    names: list[str] = []
+    """The user's groups, each by its name attribute (cn) and its full DN; with
+    ``nested_groups``, also the groups those are members of (up to NESTING_DEPTH levels)."""
     if config.group_search == "memberOf":
-        for group_dn in _values(entry, "memberOf"):
-            names.append(group_dn)
-            short = _first_rdn_value(group_dn)
-            if short:
-                names.append(short)
+        found = _groups_by_member_of(connection, config, entry)
     else:
-        assert config.group_base is not None
-        escaped = escape_filter_chars(user_dn)
-        connection.search(
-            config.group_base,
-            f"(&{config.group_filter}(|(member={escaped})(uniqueMember={escaped})))",
-            search_scope=SUBTREE,
-            attributes=[config.group_name_attribute],
-            time_limit=config.whole_seconds,
-        )
-        if connection.result.get("result") == NO_SUCH_OBJECT:
-            raise SsoFailed(
-                f"could not sign in: the directory has no entry {config.group_base} (group_base)"
-            )
-        for group in _entries(connection):
-            names.append(str(group["dn"]))
-            names.extend(_values(group, config.group_name_attribute))
+        found = _groups_by_member(connection, config, str(entry["dn"]))
+    names: list[str] = []
+    for group_dn, group_names in found:
+        names.append(group_dn)
+        names.extend(group_names)
     unique: dict[str, str] = {}
     for name in names:
         unique.setdefault(name.casefold(), name)
     return list(unique.values())
+
+
+def _groups_by_member(
+    connection: Connection, config: LdapConfig, user_dn: str
+) -> list[tuple[str, list[str]]]:
+    """Groups naming ``user_dn`` as a member (or uniqueMember); nested: then groups naming those,
+    level by level, each group once (a cycle ends), at most MAX_GROUPS in all."""
+    assert config.group_base is not None
+    found: list[tuple[str, list[str]]] = []
+    seen: set[str] = set()
+    members = [user_dn]
+    for _ in range(NESTING_DEPTH if config.nested_groups else 1):
+        parents: list[str] = []
+        # A level's members in filters of a bounded size (a large level is several searches).
+        for start in range(0, len(members), MEMBERS_PER_SEARCH):
+            clauses = "".join(
+                f"(member={dn})(uniqueMember={dn})"
+                for dn in map(escape_filter_chars, members[start : start + MEMBERS_PER_SEARCH])
+            )
+            connection.search(
+                config.group_base,
+                f"(&{config.group_filter}(|{clauses}))",
+                search_scope=SUBTREE,
+                attributes=[config.group_name_attribute],
+                time_limit=config.whole_seconds,
+            )
+            if connection.result.get("result") == NO_SUCH_OBJECT:
+                raise SsoFailed(
+                    f"could not sign in: the directory has no entry {config.group_base} "
+                    "(group_base)"
+                )
+            for group in _entries(connection):
+                group_dn = str(group["dn"])
+                if group_dn.casefold() in seen or len(seen) >= MAX_GROUPS:
+                    continue
+                seen.add(group_dn.casefold())
+                found.append((group_dn, _values(group, config.group_name_attribute)))
+                parents.append(group_dn)
+        if not parents:
+            break
+        members = parents
+    return found
+
+
+def _groups_by_member_of(
+    connection: Connection, config: LdapConfig, entry: dict[str, Any]
+) -> list[tuple[str, list[str]]]:
+    """The user's ``memberOf`` DNs (a group's name: its DN's first value); nested: then each
+    group's own ``memberOf``, read from the group's entry, level by level, each group once."""
+    found: list[tuple[str, list[str]]] = []
+    seen: set[str] = set()
+    level = _values(entry, "memberOf")
+    for depth in range(NESTING_DEPTH if config.nested_groups else 1):
+        parents: list[str] = []
+        for group_dn in level:
+            if group_dn.casefold() in seen or len(seen) >= MAX_GROUPS:
+                continue
+            seen.add(group_dn.casefold())
+            short = _first_rdn_value(group_dn)
+            found.append((group_dn, [short] if short else []))
+            if not config.nested_groups or depth + 1 == NESTING_DEPTH:
+                continue
+            connection.search(
+                group_dn,
+                "(objectClass=*)",
+                search_scope=BASE,
+                attributes=["memberOf"],
+                time_limit=config.whole_seconds,
+            )
+            for group in _entries(connection):
+                parents.extend(_values(group, "memberOf"))
+        if not parents:
+            break
+        level = parents
+    return found
 
 
 def _authenticate(

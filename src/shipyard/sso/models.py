@@ -54,7 +54,7 @@ class SsoProvider(TimestampMixin, Base):
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
     # The kind's plain settings. oidc: issuer, client_id, scopes, groups_claim, email_claim,
     # name_claim. ldap: url, start_tls, ca_certificate, bind_dn, user_base, user_filter,
-    # group_base, group_search (member|memberOf), group_filter, group_name_attribute,
+    # group_base, group_search (member|memberOf), group_filter, group_name_attribute, nested_groups,
     # email_attribute, name_attribute, timeout_seconds.
     config: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     # oidc: the client secret; ldap: the service account's bind password. Never returned.

@@ -108,6 +108,10 @@ class LdapSettings(StrictModel):
         max_length=2000,
     )
     group_name_attribute: str = Field(default="cn", min_length=1, max_length=200)
+    nested_groups: bool = Field(
+        default=False,
+        description="Also the groups the user's groups are members of, up to 10 levels up.",
+    )
     email_attribute: str = Field(default="mail", min_length=1, max_length=200)
     name_attribute: str = Field(default="cn", min_length=1, max_length=200)
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)

@@ -53,11 +53,13 @@ LDAP_FIELDS = (
     "group_base",
     "group_filter",
     "group_name_attribute",
+    "nested_groups",
     "email_attribute",
     "name_attribute",
     "timeout_seconds",
 )
 OPTIONAL = {"ca_certificate", "group_base"}
+CHECKBOXES = ("start_tls", "nested_groups")
 
 
 # --- the form of a provider --------------------------------------------------------------------
@@ -85,8 +87,8 @@ def _config_of(form: FormData, kind: str) -> dict[str, Any]:
     config: dict[str, Any] = {}
     fields = OIDC_FIELDS if kind == "oidc" else LDAP_FIELDS
     for key in fields:
-        if key == "start_tls":
-            config[key] = form.get("start_tls") == "on"
+        if key in CHECKBOXES:
+            config[key] = form.get(key) == "on"
             continue
         raw = str(form.get(key) or "").strip()
         if not raw:
@@ -110,7 +112,8 @@ def _form_values(form: FormData) -> dict[str, Any]:
         key: str(value) for key, value in form.items() if key not in ("secret", "csrf_token")
     }
     values["enabled"] = form.get("enabled") == "on"
-    values["start_tls"] = form.get("start_tls") == "on"
+    for key in CHECKBOXES:
+        values[key] = form.get(key) == "on"
     return values
 
 

@@ -101,10 +101,18 @@ async def test_settings_page_providers_rules_and_policy(
                 "bind_dn": "cn=svc,dc=x",
                 "user_base": "dc=x",
                 "enabled": "on",
+                "nested_groups": "on",
                 "timeout_seconds": "2",
             },
         )
         assert ldap.status_code == 303, ldap.text
+        async with db.session(system=True) as session:
+            directory = await session.scalar(
+                select(SsoProvider).where(SsoProvider.name == "Directory")
+            )
+            assert directory is not None
+            assert directory.config["nested_groups"] is True
+            assert directory.config["start_tls"] is False
 
         tested = await http.post(
             f"/settings/sso/providers/{provider_id}/test", data={"csrf_token": token}

@@ -4,6 +4,7 @@ roles (member search, memberOf, cn or DN), refusals, just-in-time accounts and t
 from __future__ import annotations
 
 import contextlib
+import uuid
 from typing import Any
 from uuid import UUID
 
@@ -379,3 +380,51 @@ async def test_a_provider_set_up_through_the_api_signs_in(
     )
     assert explained.status_code == 200, explained.text
     assert slapd_server.service_password not in explained.text
+
+
+@pytest.mark.parametrize("group_search", ["member", "memberOf"])
+async def test_nested_groups_are_followed_only_when_asked_and_a_cycle_ends(
+    client: httpx.AsyncClient,
+    admin: Account,
+    ldap_provider: MakeProvider,
+    slapd_server: slapd.Slapd,
+    group_search: str,
+) -> None:
+    """bob is in developers; developers is in platform-X, platform-X in release-X, and release-X
+    in platform-X again (a cycle). A rule on release-X makes bob an admin only with
+    nested_groups."""
+    suffix = uuid.uuid4().hex[:8]
+    platform, release = f"platform-{suffix}", f"release-{suffix}"
+    developers = slapd.Slapd.group_dn("developers")
+    slapd_server.ldapmodify(
+        f"dn: {slapd.Slapd.group_dn(platform)}\nchangetype: add\nobjectClass: groupOfNames\n"
+        f"cn: {platform}\nmember: {developers}\n"
+    )
+    slapd_server.ldapmodify(
+        f"dn: {slapd.Slapd.group_dn(release)}\nchangetype: add\nobjectClass: groupOfNames\n"
+        f"cn: {release}\nmember: {slapd.Slapd.group_dn(platform)}\n"
+    )
+    slapd_server.ldapmodify(
+        f"dn: {slapd.Slapd.group_dn(platform)}\nchangetype: modify\nadd: member\n"
+        f"member: {slapd.Slapd.group_dn(release)}\n"
+    )
+    try:
+        common: dict[str, Any] = {"group_search": group_search}
+        if group_search == "memberOf":
+            common["group_base"] = None
+        # The tenant's rules come with the first provider; they apply to both.
+        flat = await ldap_provider(
+            admin.tenant_id, name="Flat", rules=((release, "admin"),), **common
+        )
+        nested = await ldap_provider(
+            admin.tenant_id, name="Nested", rules=(), nested_groups=True, **common
+        )
+
+        refused = await ldap_login(client, flat, "bob", slapd_server.passwords["bob"])
+        assert refused.status_code == 403, refused.text
+        admitted = await ldap_login(client, nested, "bob", slapd_server.passwords["bob"])
+        assert admitted.status_code == 200, admitted.text
+        assert admitted.json()["user"]["role"] == "admin"
+    finally:
+        for group in (release, platform):
+            slapd_server.ldapmodify(f"dn: {slapd.Slapd.group_dn(group)}\nchangetype: delete\n")
