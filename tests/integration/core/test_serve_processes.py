@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.core.test_serve_shutdown import alive, free_port
+from tests.integration.core.test_serve_shutdown import free_port, still_alive
 
 
 @pytest.fixture
@@ -82,7 +82,4 @@ def test_serve_with_two_processes_shares_the_port_and_stops_them_all(
         if parent.poll() is None:
             parent.kill()
             parent.wait(timeout=10)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(alive(pid) for pid in servers):
-        time.sleep(0.1)
-    assert [pid for pid in servers if alive(pid)] == [], "serve processes were left running"
+    assert still_alive(servers) == [], "serve processes were left running"

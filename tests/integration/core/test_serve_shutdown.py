@@ -36,6 +36,14 @@ def alive(pid: int) -> bool:
     return state[state.rfind(")") + 2 :].split()[0] != "Z"
 
 
+def still_alive(pids: list[int], *, within: float = 20.0) -> list[int]:
+    """Those of ``pids`` still running after up to ``within`` seconds of waiting for them."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+        time.sleep(0.1)
+    return [pid for pid in pids if alive(pid)]
+
+
 def postgres_processes(data_dir: Path) -> list[int]:
     """The postmaster (from the data dir's postmaster.pid) and its children."""
     pid_file = data_dir / "postgres" / "postmaster.pid"
@@ -118,8 +126,5 @@ def test_sigterm_stops_the_embedded_postgresql_even_after_a_killed_serve(data_di
         if first.poll() is None:
             first.kill()
             first.wait(timeout=10)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(alive(pid) for pid in processes):
-        time.sleep(0.1)
-    assert [pid for pid in processes if alive(pid)] == [], "PostgreSQL processes were left running"
+    assert still_alive(processes) == [], "PostgreSQL processes were left running"
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
