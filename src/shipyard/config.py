@@ -10,6 +10,11 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# Bounds of a retention period (log and audit): a century of days; of a run's log: a hundred
+# million lines. Here, below the domains, so the settings and the APIs share them.
+MAX_RETENTION_DAYS = 36500
+MAX_RETENTION_LINES = 100_000_000
+
 DEFAULT_DATA_DIR = Path("~/.local/share/shipyard")
 
 
@@ -159,8 +164,8 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(default=365, ge=1)
     # Log retention (issue 17): the installation's policy for a tenant that sets none of its
     # own (a tenant's own days or lines win); None: keep. Applied by the nightly prune.
-    log_retention_days: int | None = Field(default=None, ge=1, le=36500)
-    log_retention_lines: int | None = Field(default=None, ge=1, le=100_000_000)
+    log_retention_days: int | None = Field(default=None, ge=1, le=MAX_RETENTION_DAYS)
+    log_retention_lines: int | None = Field(default=None, ge=1, le=MAX_RETENTION_LINES)
     audit_stream_settle_seconds: float = Field(default=2.0, ge=0)
     audit_stream_batch: int = Field(default=500, ge=1)
 

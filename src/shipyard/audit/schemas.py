@@ -9,9 +9,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shipyard.config import MAX_RETENTION_DAYS
+
 Outcome = Literal["success", "failure", "denied"]
 StreamType = Literal["syslog", "webhook"]
-MAX_RETENTION_DAYS = 36500
 
 
 class AuditActor(BaseModel):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Bounds of a policy: a century of days; a hundred million lines in one run's log.
-MAX_RETENTION_DAYS = 36500
-MAX_RETENTION_LINES = 100_000_000
+from shipyard.config import MAX_RETENTION_DAYS, MAX_RETENTION_LINES
 
 
 class LogRetentionUpdate(BaseModel):

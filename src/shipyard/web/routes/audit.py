@@ -22,6 +22,7 @@ from shipyard.audit.schemas import (
     StreamCreated,
     StreamUpdate,
 )
+from shipyard.config import MAX_RETENTION_DAYS
 from shipyard.deps import RuntimeDep, SessionDep, SettingsDep, acting, attempt
 from shipyard.errors import ShipyardError, ValidationFailed
 from shipyard.web.errors import sentence
@@ -156,7 +157,9 @@ async def audit_settings_save(
             actor,
             session,
             settings.audit_retention_days,
-            error=sentence("retention days must be a whole number from 1 to 36500, or empty"),
+            error=sentence(
+                f"retention days must be a whole number from 1 to {MAX_RETENTION_DAYS}, or empty"
+            ),
             status_code=422,
         )
     async with attempt(session):
