@@ -11,7 +11,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shipyard.accounts.models import AuditEvent, Invitation
+from shipyard.accounts.models import AuditEvent, Invitation, Tenant
 from shipyard.audit.models import AuditStream
 from shipyard.cicd.models import CicdJob, CicdProvider, DeploymentCicdMapping
 from shipyard.crypto import seal
@@ -79,6 +79,9 @@ class SeededTenant:
     # refuses connections) and a role rule.
     sso_provider_id: UUID | None = None
     sso_rule_id: UUID | None = None
+    # The team's own log-in page (/login/t/<slug>, GET /auth/teams/{slug}), which lists the
+    # provider above: public, so it must show nothing of its secret.
+    login_slug: str | None = None
 
 
 async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> SeededTenant:
@@ -282,6 +285,9 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             tenant_id=tid, position=0, group="seeded", role="viewer", provider_id=sso_provider.id
         )
         session.add(sso_rule)
+        tenant = await session.get(Tenant, tid)
+        assert tenant is not None
+        tenant.login_slug = f"seeded-{tid.hex[:12]}"
         await session.flush()
         return SeededTenant(
             tenant_id=tid,
@@ -306,6 +312,7 @@ async def seed_tenant(db: Database, *, tenant_id: str, profile_id: str) -> Seede
             notification_rule_id=rule_id,
             sso_provider_id=sso_provider.id,
             sso_rule_id=sso_rule.id,
+            login_slug=tenant.login_slug,
         )
 
 

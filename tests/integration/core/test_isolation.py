@@ -27,6 +27,8 @@ def id_for(path: str, param: str, seeded: SeededTenant) -> str:
         return str(seeded.cicd_provider_id if "cicd" in path else seeded.git_provider_id)
     if param == "rule_id" and path.startswith("/api/v1/sso/"):
         return str(seeded.sso_rule_id)
+    if param == "slug" and seeded.login_slug is not None:
+        return seeded.login_slug
     mapping = {
         "host_id": seeded.host_id,
         "repository_id": seeded.repository_id,
