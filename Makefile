@@ -122,11 +122,11 @@ TEST_TOOLS := $(STAMP) system-deps $(OIDC_STAMP) $(REDOCLY_STAMP) $(OPENAPI_CLIE
 # The project's own modules are compiled here (an editable install is not compiled by uv): only
 # what changed since the last run, so a developer's run pays for its edits alone.
 pytest: $(TEST_TOOLS)
-	$(BIN)/python -m compileall -q -j 0 src tests >/dev/null
+	$(BIN)/python -m compileall -q -j 0 src tests
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 coverage: $(TEST_TOOLS)  ## The whole suite under coverage, failing below COVERAGE_FLOOR
-	$(BIN)/python -m compileall -q -j 0 src tests >/dev/null
+	$(BIN)/python -m compileall -q -j 0 src tests
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --cov --cov-report=term \
 		--cov-fail-under=$(COVERAGE_FLOOR)
 
