@@ -22,7 +22,15 @@ and then all five mixed:
 
 Target (issue 18): at least 500 req/s in total and p99 under 100 ms for each, the database and
 the server on the same 2-core machine. ``EXPLAIN (ANALYZE, BUFFERS)`` of each query is printed;
-``--write`` puts the tables into ``docs/benchmarks.md`` under "## REST API at scale".
+``--write`` puts the tables into ``docs/benchmarks.md`` under "## REST API at scale" (up to the
+end-of-run marker: the hand-written text after it is kept).
+
+``--floor`` then measures the raw limit on the same data with the same ``wrk``:
+``benchmarks/api_floor_app.py``, a bare ASGI callable doing one prepared statement a request.
+``--floor-python`` runs it under another Python, for uvloop and httptools::
+
+    .venv/bin/uv venv /tmp/floorvenv -p .venv/bin/python
+    VIRTUAL_ENV=/tmp/floorvenv .venv/bin/uv pip install "uvicorn[standard]" "psycopg[binary]"
 """
 
 from __future__ import annotations
@@ -398,6 +406,51 @@ class Server:
                 self.process.wait(10)
 
 
+class FloorServer(Server):
+    """``benchmarks/api_floor_app.py`` under uvicorn: the raw limit (no framework, no ORM)."""
+
+    def __init__(
+        self, env: dict[str, str], workers: int, root: Path, database_url: str, python: str
+    ) -> None:
+        from shipyard.db import to_libpq_url
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = root / "floor.log"
+        # uvicorn picks uvloop and httptools by itself where the Python has them.
+        command = [python, "-m", "uvicorn", "benchmarks.api_floor_app:app"]
+        command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
+        command += ["--no-access-log", "--log-level", "warning"]
+        floor_env = {**env, "FLOOR_DATABASE_URL": to_libpq_url(database_url)}
+        with self.log.open("wb") as handle:
+            self.process = subprocess.Popen(
+                command,
+                env=floor_env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the floor app exited: {self.log.read_text()[-2000:]}")
+            try:
+                httpx.get(self.url + "/", timeout=2)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise RuntimeError(f"the floor app did not start: {self.log.read_text()[-2000:]}")
+
+
+# The floor app answers these four (the text search needs the tenant's scope: not in the floor).
+FLOOR_ENDPOINTS = ("first page", "deep page by cursor", "status filter", "log page")
+
+
 # --- driving it -----------------------------------------------------------------------------------
 
 
@@ -513,6 +566,8 @@ def render(
     plans: dict[str, str],
     workers: int,
     loads: tuple[str, str],
+    floor: list[Result] | None = None,
+    floor_stack: str = "",
 ) -> str:
     def ok(result: Result) -> str:
         return "yes" if result.p99_ms < 100 else "no"
@@ -523,7 +578,7 @@ def render(
         machine_note(),
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `.venv/bin/python -m benchmarks.api "
-        f"--deployments {loaded.deployments} --workers {workers}`. One tenant's history was "
+        f"{' '.join(sys.argv[1:])}`. One tenant's history was "
         f"loaded server-side in {loaded.seconds:.0f} s: {loaded.deployments:,} deployments with "
         f"two script rows each, {loaded.log_lines:,} log lines (100,000 on one run), then "
         f"`VACUUM (ANALYZE)`, into PostgreSQL {loaded.server}. Sizes: "
@@ -549,6 +604,30 @@ def render(
             f"One client alone (first page, 1 connection): {single.requests_per_second:,.0f} "
             f"req/s, p50 {single.p50_ms:.1f} ms, p99 {single.p99_ms:.1f} ms.",
         ]
+    if floor:
+        by_name = {result.name: result for result in results}
+        lines += [
+            "",
+            "The raw limit, in the same run: `benchmarks/api_floor_app.py` (a bare ASGI callable, "
+            f"`uvicorn --workers {workers}` {floor_stack}, one prepared psycopg statement per "
+            "request that "
+            "checks the token's hash and renders the same page as JSON in PostgreSQL; no "
+            "framework, ORM, row-level security, validation or middleware), the same `wrk`:",
+            "",
+            "| endpoint | req/s | p50 ms | p99 ms | p99 < 100 ms | shipyard's req/s as a share |",
+            "|---|---:|---:|---:|---|---:|",
+        ]
+        for result in floor:
+            ours = by_name.get(result.name)
+            share = (
+                f"{ours.requests_per_second / result.requests_per_second:.0%}"
+                if ours is not None and result.requests_per_second
+                else "-"
+            )
+            lines.append(
+                f"| {result.name} | {result.requests_per_second:,.0f} | {result.p50_ms:.1f} | "
+                f"{result.p99_ms:.1f} | {ok(result)} | {share} |"
+            )
     lines += [
         "",
         "Plans (`EXPLAIN (ANALYZE, BUFFERS)` of the equivalent SQL, as the application role in "
@@ -560,14 +639,26 @@ def render(
     return "\n".join(lines).rstrip() + "\n"
 
 
+# Ends the run's generated part: what follows it in the section (the earlier runs, the
+# analysis) is written by hand and kept by --write.
+END_OF_RUN = "<!-- benchmarks/api.py: end of the generated run -->"
+
+
 def write_section(body: str) -> None:
+    """Replace the section's generated part with ``body``; keep the hand-written rest."""
     text = DOC.read_text()
+    body = body.rstrip("\n") + "\n\n" + END_OF_RUN + "\n"
     start = text.find(SECTION + "\n")
     if start == -1:
         DOC.write_text(text.rstrip() + "\n\n" + body)
         return
-    end = text.find("\n## ", start + len(SECTION))
-    DOC.write_text(text[:start] + body + (text[end + 1 :] if end != -1 else ""))
+    next_section = text.find("\n## ", start + len(SECTION))
+    marker = text.find(END_OF_RUN, start)
+    if marker != -1 and (next_section == -1 or marker < next_section):
+        rest = text[marker + len(END_OF_RUN) :].lstrip("\n")
+        DOC.write_text(text[:start] + body + ("\n" + rest if rest else ""))
+        return
+    DOC.write_text(text[:start] + body + (text[next_section:] if next_section != -1 else ""))
 
 
 async def main_async(options: argparse.Namespace) -> None:
@@ -623,13 +714,60 @@ async def main_async(options: argparse.Namespace) -> None:
         )
         print(mixed, flush=True)
         results.append(mixed)
-        body = render(loaded, results, single, plans, options.workers, (load_before, load()))
+        floor: list[Result] = []
+        if options.floor:
+            server.stop()
+            floor = run_floor(url, options, root, admin.token, paths)
+        body = render(
+            loaded,
+            results,
+            single,
+            plans,
+            options.workers,
+            (load_before, load()),
+            floor,
+            floor_stack(options.floor_python) if options.floor else "",
+        )
     finally:
         server.stop()
         postgres.stop()
     print(body)
     if options.write:
         write_section(body)
+
+
+def floor_stack(python: str) -> str:
+    """Which event loop and HTTP parser uvicorn picks under ``python``."""
+    probe = subprocess.run(
+        [python, "-c", "import uvloop, httptools"], capture_output=True, check=False, timeout=60
+    )
+    if probe.returncode == 0:
+        return "with uvloop and httptools"
+    return "with asyncio and h11, as `shipyard serve` runs"
+
+
+def run_floor(
+    url: str, options: argparse.Namespace, root: Path, token: str, paths: dict[str, str]
+) -> list[Result]:
+    """The same wrk against the floor app, on the same database (the serve processes stopped)."""
+    floor_server = FloorServer(dict(os.environ), options.workers, root, url, options.floor_python)
+    results: list[Result] = []
+    try:
+        floor_server.wait_ready()
+        # Same pages as shipyard's (a wrong query would let wrk measure empty answers).
+        print(
+            "floor answers:",
+            check_answers(floor_server.url, token, {name: paths[name] for name in FLOOR_ENDPOINTS}),
+            flush=True,
+        )
+        for name in FLOOR_ENDPOINTS:
+            wait_idle(url)
+            result = run_wrk(floor_server.url, token, name, [paths[name]], options.duration, root)
+            print("floor:", result, flush=True)
+            results.append(result)
+    finally:
+        floor_server.stop()
+    return results
 
 
 def main() -> None:
@@ -642,6 +780,17 @@ def main() -> None:
         "--debian-postgres",
         action="store_true",
         help="the machine's Debian PostgreSQL instead of the embedded server",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure the raw limit (benchmarks/api_floor_app.py) on the same data",
+    )
+    parser.add_argument(
+        "--floor-python",
+        default=sys.executable,
+        help="the Python that runs the floor app (one with uvicorn[standard] for uvloop and "
+        "httptools)",
     )
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     asyncio.run(main_async(parser.parse_args()))
