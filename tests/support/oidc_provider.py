@@ -64,6 +64,8 @@ class OidcAccount:
     email_verified: bool = True
     # Keep email, name and groups out of the ID token: only userinfo has them.
     userinfo_only: bool = False
+    # Entra ID's group overage: no groups claim, a Microsoft Graph claim source instead.
+    group_overage: bool = False
 
 
 @dataclass
@@ -102,6 +104,7 @@ class OidcProvider:
                     "groups": account.groups,
                     "email_verified": account.email_verified,
                     "userinfo_only": account.userinfo_only,
+                    "group_overage": account.group_overage,
                 }
                 for login, account in self.accounts.items()
             },

@@ -43,7 +43,7 @@ SetOption = Annotated[
     typer.Option(
         "--set",
         help="A setting, key=value (JSON or text). oidc: issuer, client_id, scopes, "
-        "groups_claim, email_claim, name_claim; ldap: url, start_tls, bind_dn, user_base, "
+        "groups_claim, email_claim, name_claim, graph_url; ldap: url, start_tls, bind_dn, user_base, "
         "user_filter, group_search, group_base, group_filter, group_name_attribute, "
         "nested_groups, email_attribute, name_attribute, ca_certificate, timeout_seconds.",
     ),

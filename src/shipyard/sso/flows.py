@@ -36,6 +36,8 @@ async def check_address(runtime: Runtime, kind: str, config: dict[str, Any]) -> 
     """A 422 naming the field when the provider's address is refused by the outbound policy."""
     if kind == "oidc":
         await runtime.outbound.validate_url(str(config["issuer"]), field="config.issuer")
+        if config.get("graph_url"):
+            await runtime.outbound.validate_url(str(config["graph_url"]), field="config.graph_url")
     else:
         host = urlsplit(str(config["url"])).hostname or ""
         await runtime.outbound.validate_host(host, field="config.url")

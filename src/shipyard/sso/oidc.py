@@ -57,6 +57,13 @@ ACCEPTED_ALGORITHMS = (
 )
 LOOPBACK_NAMES = frozenset({"localhost"})
 MAX_DOCUMENT_BYTES = 512 * 1024
+# Entra ID puts at most 200 groups in a token; past that ("group overage") the token names a
+# claim source instead, and the groups are read from Microsoft Graph with the access token.
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com"
+GRAPH_HOSTS = frozenset({"graph.windows.net", "graph.microsoft.com"})
+GRAPH_PAGE_SIZE = 999
+# Bounds on the pages read: a person in more groups than this is refused, not cut short.
+MAX_GRAPH_PAGES = 50
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class OidcConfig:
     groups_claim: str = "groups"
     email_claim: str = "email"
     name_claim: str = "name"
+    # Where Entra ID's group overage is read (national clouds have their own Graph).
+    graph_url: str = DEFAULT_GRAPH_URL
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> OidcConfig:
@@ -91,7 +100,19 @@ class OidcConfig:
             groups_claim=_text(config, "groups_claim", "groups"),
             email_claim=_text(config, "email_claim", "email"),
             name_claim=_text(config, "name_claim", "name"),
+            graph_url=_graph_url(config),
         )
+
+
+def _graph_url(config: Mapping[str, Any]) -> str:
+    url = _text(config, "graph_url", DEFAULT_GRAPH_URL).rstrip("/")
+    try:
+        check_issuer(url)
+    except ValidationFailed:
+        raise ValidationFailed(
+            "graph_url must be an https URL (http only on a loopback host)", field="graph_url"
+        ) from None
+    return url
 
 
 def _text(config: Mapping[str, Any], name: str, default: str | None = None) -> str:
@@ -608,7 +629,75 @@ async def complete_claims(
         for name in (config.groups_claim, config.email_claim, config.name_claim):
             if claim(claims, name) is None and claim(extra, name) is not None:
                 claims[name] = claim(extra, name)
+    if claim(claims, config.groups_claim) is None and group_overage(claims, config.groups_claim):
+        if not tokens.access_token:
+            raise SsoFailed(
+                "the identity provider sent too many groups for its token and no access token "
+                "to read them with"
+            )
+        claims = {
+            **claims,
+            config.groups_claim: await graph_groups(
+                http, config.graph_url, access_token=tokens.access_token
+            ),
+        }
     return claims
+
+
+def group_overage(claims: Mapping[str, Any], groups_claim: str) -> bool:
+    """Whether the claims say the groups are elsewhere: Entra ID's overage, where
+    ``_claim_names`` maps the groups claim to a ``_claim_sources`` entry on Microsoft Graph
+    (OpenID Connect's distributed claims). Only Graph is read, at the provider's
+    ``graph_url``: the address in the token itself is never called."""
+    names = claims.get("_claim_names")
+    sources = claims.get("_claim_sources")
+    if not isinstance(names, Mapping) or not isinstance(sources, Mapping):
+        return False
+    source = sources.get(names.get(groups_claim) or "")
+    if not isinstance(source, Mapping) or not isinstance(source.get("endpoint"), str):
+        return False
+    return (urlsplit(source["endpoint"]).hostname or "").lower() in GRAPH_HOSTS
+
+
+async def graph_groups(http: httpx.AsyncClient, graph_url: str, *, access_token: str) -> list[str]:
+    """The signed-in person's groups (ids, nested memberships included) from Microsoft Graph's
+    ``/me/transitiveMemberOf``, page by page; ``@odata.nextLink`` is followed only on the same
+    Graph (the access token goes nowhere else)."""
+    base = urlsplit(graph_url)
+    url = (
+        f"{graph_url}/v1.0/me/transitiveMemberOf/microsoft.graph.group"
+        f"?$select=id&$top={GRAPH_PAGE_SIZE}"
+    )
+    headers = {"Authorization": f"Bearer {access_token}"}
+    groups: list[str] = []
+    for _ in range(MAX_GRAPH_PAGES):
+        response = await _send(http, "GET", url, what="Microsoft Graph", headers=headers)
+        if response.status_code in (401, 403):
+            raise SsoFailed(
+                f"Microsoft Graph refused to list the person's groups (HTTP "
+                f"{response.status_code}); the app needs the GroupMember.Read.All permission "
+                "and its scope in the provider's scopes"
+            )
+        body = _json_body(response, what="Microsoft Graph group list")
+        items = body.get("value")
+        if not isinstance(items, list):
+            raise SsoFailed("Microsoft Graph's group list has no value list")
+        groups += [
+            str(item["id"])
+            for item in items
+            if isinstance(item, Mapping) and isinstance(item.get("id"), str) and item["id"]
+        ]
+        next_link = body.get("@odata.nextLink")
+        if not next_link:
+            return groups
+        following = urlsplit(str(next_link))
+        if (following.scheme, following.netloc) != (base.scheme, base.netloc):
+            raise SsoFailed("Microsoft Graph's next page is on another host; not followed")
+        url = str(next_link)
+    raise SsoFailed(
+        f"the person is in more groups than Shipyard reads ({MAX_GRAPH_PAGES} pages of "
+        f"{GRAPH_PAGE_SIZE})"
+    )
 
 
 async def complete(

@@ -54,10 +54,17 @@ class OidcSettings(StrictModel):
     )
     email_claim: str = Field(default="email", min_length=1, max_length=200)
     name_claim: str = Field(default="name", min_length=1, max_length=200)
+    graph_url: str = Field(
+        default="https://graph.microsoft.com",
+        min_length=1,
+        max_length=2000,
+        description="Microsoft Graph, where a person's groups are read when Entra ID has more "
+        "than fit in its token (group overage); another cloud's Graph where Entra ID runs there.",
+    )
 
-    @field_validator("issuer")
+    @field_validator("issuer", "graph_url")
     @classmethod
-    def _issuer(cls, value: str) -> str:
+    def _plain_url(cls, value: str) -> str:
         value = value.strip().rstrip("/")
         try:
             parts = urlsplit(value)

@@ -7,11 +7,13 @@
 //   {"port": 4000, "issuer": "http://127.0.0.1:4000", "key_ids": ["k1"],
 //    "clients": [{"client_id": "...", "client_secret": "...", "redirect_uris": ["..."]}],
 //    "accounts": {"alice": {"email": "...", "email_verified": true, "name": "...",
-//                           "groups": ["..."], "userinfo_only": false}}}
+//                           "groups": ["..."], "userinfo_only": false,
+//                           "group_overage": false}}}
 //
 // The accounts are read again from the file at every findAccount, so a test can change a
 // person's groups between two log-ins. "userinfo_only" keeps email, name and groups out of
-// the ID token (only the userinfo endpoint gives them). One fresh RSA key per "key_ids"
+// the ID token (only the userinfo endpoint gives them); "group_overage" replaces the groups with
+// Entra ID's overage claims (the groups are then read from a fake Microsoft Graph). One fresh RSA key per "key_ids"
 // entry, the first signs: restarting with other ids is a key rotation.
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -52,6 +54,15 @@ async function findAccount(ctx, id) {
         for (const name of PROFILE_CLAIMS) {
           delete claims[name];
         }
+      }
+      if (account.group_overage) {
+        // As Entra ID does past 200 groups: no groups claim, a distributed-claims source
+        // (OpenID Connect Core 5.6.2) pointing at the directory's Graph instead.
+        delete claims.groups;
+        claims._claim_names = { groups: 'src1' };
+        claims._claim_sources = {
+          src1: { endpoint: `https://graph.windows.net/tenant-1/users/${id}/getMemberObjects` },
+        };
       }
       return claims;
     },

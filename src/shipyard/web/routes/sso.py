@@ -41,7 +41,15 @@ router = web_router()
 Admin = Annotated[Actor, acting(Permission.MANAGE_SSO)]
 FormText = Annotated[str, Form()]
 
-OIDC_FIELDS = ("issuer", "client_id", "scopes", "groups_claim", "email_claim", "name_claim")
+OIDC_FIELDS = (
+    "issuer",
+    "client_id",
+    "scopes",
+    "groups_claim",
+    "email_claim",
+    "name_claim",
+    "graph_url",
+)
 LDAP_FIELDS = (
     "url",
     "start_tls",

@@ -155,6 +155,19 @@ async def test_provider_config_is_checked_per_kind(
             {"kind": "ldap", "name": "a", "config": {**LDAP, "url": "ldap://169.254.169.254"}},
             "config.url",
         ),
+        # Microsoft Graph (Entra ID's group overage): the same rules as the issuer.
+        (
+            {"kind": "oidc", "name": "a", "config": {**OIDC, "graph_url": "http://graph.example"}},
+            "config.graph_url",
+        ),
+        (
+            {
+                "kind": "oidc",
+                "name": "a",
+                "config": {**OIDC, "graph_url": "https://169.254.169.254/graph"},
+            },
+            "config.graph_url",
+        ),
     ]
     for body, field in cases:
         answer = await api(client, admin, "POST", "/sso/providers", body)
@@ -164,6 +177,8 @@ async def test_provider_config_is_checked_per_kind(
         client, admin, name="local", config={**OIDC, "issuer": "http://127.0.0.1:9/"}
     )
     assert loopback["config"]["issuer"] == "http://127.0.0.1:9"
+    # Entra ID's public cloud unless another Graph is set.
+    assert loopback["config"]["graph_url"] == "https://graph.microsoft.com"
     bad_patch = await api(
         client,
         admin,
