@@ -14,9 +14,9 @@ from shipyard.accounts.models import User
 from shipyard.config import Settings
 from shipyard.db import Database
 from tests.fakes.microsoft_graph import FakeGraph
-from tests.integration.sso.oidc.conftest import CLIENT_SECRET, provider_config
 from tests.integration.sso.oidc.test_oidc_sign_in import (
     Browser,
+    add_oidc_provider,
     add_rule,
     browser,
     me,
@@ -41,22 +41,27 @@ def graph(idp: OidcProvider) -> Iterator[FakeGraph]:
         fake.stop()
 
 
-async def add_entra_provider(
-    client: httpx.AsyncClient, admin: Account, idp: OidcProvider, graph: FakeGraph
-) -> str:
-    created = await client.post(
-        "/api/v1/sso/providers",
-        headers=admin.headers,
-        json={
-            "kind": "oidc",
-            "name": "Entra",
-            "config": {**provider_config(idp), "graph_url": graph.url},
-            "secret": CLIENT_SECRET,
-        },
+async def signing_in_with_overage(
+    client: httpx.AsyncClient,
+    admin: Account,
+    idp: OidcProvider,
+    graph: FakeGraph,
+    *,
+    login: str,
+    rule: tuple[str, str],
+) -> tuple[str, str]:
+    """An Entra-like provider reading Graph at the fake, a role rule, and a person past the
+    token's group limit: (the provider's id, the person's e-mail)."""
+    provider_id = await add_oidc_provider(
+        client, admin, idp, name="Entra", settings={"graph_url": graph.url}
     )
-    assert created.status_code == 201, created.text
-    assert created.json()["config"]["graph_url"] == graph.url
-    return str(created.json()["id"])
+    stored = await client.get(f"/api/v1/sso/providers/{provider_id}", headers=admin.headers)
+    assert stored.json()["config"]["graph_url"] == graph.url
+    await add_rule(client, admin, *rule)
+    email = unique_email(login)
+    idp.set_account(login, OidcAccount(email, login.title(), group_overage=True))
+    graph.groups[login] = GROUPS
+    return provider_id, email
 
 
 async def test_groups_past_the_tokens_limit_are_read_from_graph_page_by_page(
@@ -67,11 +72,9 @@ async def test_groups_past_the_tokens_limit_are_read_from_graph_page_by_page(
     browser: Browser,
     settings: Settings,
 ) -> None:
-    provider_id = await add_entra_provider(client, admin, idp, graph)
-    await add_rule(client, admin, GROUPS[240], "admin")
-    email = unique_email("overage")
-    idp.set_account("ovi", OidcAccount(email, "Ovi Overage", group_overage=True))
-    graph.groups["ovi"] = GROUPS
+    provider_id, email = await signing_in_with_overage(
+        client, admin, idp, graph, login="ovi", rule=(GROUPS[240], "admin")
+    )
     async with browser() as web:
         landed = await sign_in(web, provider_id, settings, login="ovi")
         assert landed.status_code == 303, landed.text
@@ -91,11 +94,9 @@ async def test_a_graph_that_refuses_or_links_elsewhere_stops_the_sign_in_with_th
     settings: Settings,
     db: Database,
 ) -> None:
-    provider_id = await add_entra_provider(client, admin, idp, graph)
-    await add_rule(client, admin, GROUPS[0], "developer")
-    email = unique_email("refused")
-    idp.set_account("rex", OidcAccount(email, "Rex Refused", group_overage=True))
-    graph.groups["rex"] = GROUPS
+    provider_id, email = await signing_in_with_overage(
+        client, admin, idp, graph, login="rex", rule=(GROUPS[0], "developer")
+    )
 
     graph.refuse = True
     async with browser() as web:

@@ -65,14 +65,16 @@ async def add_oidc_provider(
     client_id: str = CLIENT_ID,
     secret: str | None = CLIENT_SECRET,
     name: str = "Corp SSO",
+    settings: dict[str, object] | None = None,
 ) -> str:
+    """Add the test provider; ``settings`` adds to (or replaces) its stored config."""
     created = await client.post(
         "/api/v1/sso/providers",
         headers=admin.headers,
         json={
             "kind": "oidc",
             "name": name,
-            "config": provider_config(idp, client_id),
+            "config": {**provider_config(idp, client_id), **(settings or {})},
             "secret": secret,
         },
     )
