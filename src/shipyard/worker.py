@@ -22,6 +22,7 @@ from shipyard.jobs import TaskSet, create_job_app, run_job_worker, worker_name
 from shipyard.notifications.tasks import tasks as notification_tasks
 from shipyard.runtime import Runtime
 from shipyard.schedules.tasks import tasks as schedule_tasks
+from shipyard.sso.tasks import tasks as sso_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ TASK_SETS: tuple[TaskSet, ...] = (
     notification_tasks,
     approval_tasks,
     audit_tasks,
+    sso_tasks,
 )
 # A worker that ran this long before stopping was healthy: its next failure starts a new count.
 HEALTHY_RUN_SECONDS = 60.0

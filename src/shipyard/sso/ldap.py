@@ -126,6 +126,8 @@ class LdapConfig:
     group_filter: str = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
     group_name_attribute: str = "cn"
     nested_groups: bool = False  # also the groups of the user's groups, up to NESTING_DEPTH up
+    # Hourly, the linked members are looked up again: gone or roleless ones are disabled.
+    directory_check: bool = True
     email_attribute: str = "mail"
     name_attribute: str = "cn"
     timeout_seconds: float = 10.0
@@ -171,6 +173,9 @@ class LdapConfig:
         nested_groups = config.get("nested_groups", False)
         if not isinstance(nested_groups, bool):
             raise LdapConfigError("nested_groups", "must be true or false")
+        directory_check = config.get("directory_check", True)
+        if not isinstance(directory_check, bool):
+            raise LdapConfigError("directory_check", "must be true or false")
         return cls(
             url=url,
             bind_dn=bind_dn,
@@ -186,6 +191,7 @@ class LdapConfig:
                 "group_name_attribute",
             ),
             nested_groups=nested_groups,
+            directory_check=directory_check,
             email_attribute=_attribute(
                 _text(config, "email_attribute") or cls.email_attribute, "email_attribute"
             ),
@@ -638,6 +644,81 @@ async def authenticate(
         bind_password=bind_password or "",
         username=username,
         password=password,
+    )
+
+
+# At most this many linked people are looked up in one directory check of a provider.
+MAX_RECHECKED = 10_000
+
+
+def _recheck(
+    target: _Target, *, bind_password: str, subjects: list[str]
+) -> dict[str, ExternalIdentity | None]:
+    config = target.config
+    # The user filter, whoever the user: an entry that no longer matches it (an Active
+    # Directory filter that leaves disabled accounts out) no longer signs in, so counts as gone.
+    still_a_user = config.user_filter.replace(USERNAME_PLACEHOLDER, "*")
+    attributes = [config.email_attribute, config.name_attribute]
+    if config.group_search == "memberOf":
+        attributes.append("memberOf")
+    found: dict[str, ExternalIdentity | None] = {}
+    try:
+        with _bound(
+            target, target.server(), user=config.bind_dn, password=bind_password
+        ) as service:
+            for subject in subjects:
+                service.search(
+                    subject,
+                    still_a_user,
+                    search_scope=BASE,
+                    attributes=attributes,
+                    time_limit=config.whole_seconds,
+                )
+                code = service.result.get("result")
+                entries = _entries(service)
+                if code == NO_SUCH_OBJECT or (code == 0 and not entries):
+                    found[subject] = None
+                    continue
+                if code != 0:
+                    # Never read a failed search as "gone": the whole check stops instead.
+                    description = service.result.get("description") or "an error"
+                    raise SsoFailed(f"the directory check's search failed ({description})")
+                entry = entries[0]
+                emails = _values(entry, config.email_attribute)
+                names = _values(entry, config.name_attribute)
+                found[subject] = ExternalIdentity(
+                    subject=subject,
+                    email=emails[0] if emails else "",
+                    name=names[0] if names else None,
+                    groups=tuple(_groups(service, config, entry)),
+                )
+    except _InvalidCredentials:
+        raise SsoFailed(
+            f"the directory refused the service account ({config.bind_dn}): "
+            "check its bind DN and password"
+        ) from None
+    except LDAPException as exc:
+        raise _failure(config, exc) from None
+    except (OSError, ssl.SSLError) as exc:
+        raise _failure(config, LDAPException(str(exc))) from None
+    return found
+
+
+async def recheck(
+    config: LdapConfig,
+    *,
+    bind_password: str | None,
+    subjects: list[str],
+    policy: OutboundPolicy,
+) -> dict[str, ExternalIdentity | None]:
+    """What the directory says now of each linked person (their entry DN): their identity and
+    groups, or None when the entry is gone or no longer matches the user filter.
+
+    Raises :class:`SsoFailed` when the directory cannot be asked (then nothing is concluded).
+    """
+    target = await _checked_target(config, policy, bind_password)
+    return await asyncio.to_thread(
+        _recheck, target, bind_password=bind_password or "", subjects=subjects[:MAX_RECHECKED]
     )
 
 

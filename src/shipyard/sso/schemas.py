@@ -119,6 +119,12 @@ class LdapSettings(StrictModel):
         default=False,
         description="Also the groups the user's groups are members of, up to 10 levels up.",
     )
+    directory_check: bool = Field(
+        default=True,
+        description="Hourly, look every linked member up in the directory again: a member whose "
+        "entry is gone, no longer matches the user filter or whose groups map to no role is "
+        "disabled (tokens revoked); a changed role is applied.",
+    )
     email_attribute: str = Field(default="mail", min_length=1, max_length=200)
     name_attribute: str = Field(default="cn", min_length=1, max_length=200)
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)

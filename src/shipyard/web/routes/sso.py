@@ -62,12 +62,13 @@ LDAP_FIELDS = (
     "group_filter",
     "group_name_attribute",
     "nested_groups",
+    "directory_check",
     "email_attribute",
     "name_attribute",
     "timeout_seconds",
 )
 OPTIONAL = {"ca_certificate", "group_base"}
-CHECKBOXES = ("start_tls", "nested_groups")
+CHECKBOXES = ("start_tls", "nested_groups", "directory_check")
 
 
 # --- the form of a provider --------------------------------------------------------------------

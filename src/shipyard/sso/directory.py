@@ -1,0 +1,176 @@
+"""The hourly directory check's database side (a service: a session, never the network).
+
+What an LDAP directory now says of each member it signed in is applied as a sign-in would
+apply it, without the person present: a member whose entry is gone, or whose groups map to no
+role, is disabled with every token revoked; one whose groups give another role gets it; one
+disabled for having no role is enabled again once the groups give one. Admin-disabled members
+and the break-glass admin are left as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shipyard.accounts import service as accounts
+from shipyard.accounts.models import Profile, Tenant, User
+from shipyard.sso.identity import ExternalIdentity
+from shipyard.sso.mapping import decide_role
+from shipyard.sso.models import SsoIdentity, SsoProvider
+from shipyard.sso.service import LoginProvider, tenant_rules
+
+NO_ROLE = "sso_no_role"
+
+
+@dataclass
+class DirectoryCheck:
+    """What one provider's check changed."""
+
+    checked: int = 0
+    disabled: int = 0
+    reenabled: int = 0
+    role_changes: int = 0
+
+
+async def providers_to_check(*, session: AsyncSession) -> list[LoginProvider]:
+    """Every enabled LDAP provider, of every tenant, that has signed somebody in (system)."""
+    linked = exists().where(SsoIdentity.provider_id == SsoProvider.id)
+    rows = await session.scalars(
+        select(SsoProvider)
+        .where(SsoProvider.kind == "ldap", SsoProvider.enabled.is_(True), linked)
+        .order_by(SsoProvider.created_at)
+    )
+    return [
+        LoginProvider(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            kind=row.kind,
+            name=row.name,
+            enabled=row.enabled,
+            config=dict(row.config),
+            secret=row.secret,
+        )
+        for row in rows
+    ]
+
+
+async def linked_subjects(*, session: AsyncSession, provider_id: UUID) -> list[str]:
+    """The entry DNs of the people ``provider_id`` signed in, oldest link first."""
+    rows = await session.scalars(
+        select(SsoIdentity.subject)
+        .where(SsoIdentity.provider_id == provider_id)
+        .order_by(SsoIdentity.created_at)
+    )
+    return list(rows)
+
+
+async def apply_directory_check(
+    *,
+    session: AsyncSession,
+    provider: LoginProvider,
+    found: dict[str, ExternalIdentity | None],
+) -> DirectoryCheck:
+    """Apply what the directory said of each linked person in ``found`` (None: gone); audit
+    every change (``sso.directory_check``, ``sso.role_change``) with no actor."""
+    result = DirectoryCheck()
+    tenant = await session.get(Tenant, provider.tenant_id)
+    if tenant is None:
+        return result
+    rules = await tenant_rules(session=session, tenant_id=tenant.id)
+    links = await session.scalars(
+        select(SsoIdentity).where(
+            SsoIdentity.provider_id == provider.id, SsoIdentity.subject.in_(list(found))
+        )
+    )
+    for link in links:
+        profile = await session.get(Profile, link.profile_id)
+        user = await session.get(User, link.profile_id)
+        if profile is None or user is None:
+            continue
+        result.checked += 1
+        identity = found[link.subject]
+        groups = sorted(set(identity.groups)) if identity is not None else []
+        decision = decide_role(
+            groups=groups,
+            rules=rules,
+            default_role=tenant.sso_default_role,
+            provider_id=provider.id,
+        )
+        role = decision.role if identity is not None else None
+        link.groups = groups
+        link.role_rule_id = decision.rule.id if decision.rule and identity else None
+        link.role_source = decision.source if identity is not None else None
+        seen: dict[str, Any] = {
+            "provider": provider.name,
+            "subject": link.subject,
+            "groups": groups,
+        }
+        if user.is_disabled and user.disabled_reason != NO_ROLE:
+            continue  # an admin disabled them: only an admin enables them again
+        if tenant.sso_break_glass_profile_id == profile.id:
+            continue  # the way back in stays open whatever the directory says
+        if role is None:
+            if user.is_disabled:
+                continue
+            revoked = await accounts.disable_account(
+                session=session, user_id=profile.id, reason=NO_ROLE
+            )
+            why = "gone from the directory" if identity is None else "their groups map to no role"
+            await _record(
+                session,
+                profile,
+                {**seen, "result": "disabled", "reason": why, "tokens_revoked": revoked},
+            )
+            result.disabled += 1
+            continue
+        if user.is_disabled:
+            await accounts.enable_account(session=session, user_id=profile.id)
+            await _record(session, profile, {**seen, "result": "enabled", "role": role})
+            result.reenabled += 1
+        if profile.role != role:
+            before = profile.role
+            profile.role = role
+            await accounts.record_audit(
+                session=session,
+                tenant_id=profile.tenant_id,
+                actor_id=None,
+                action="sso.role_change",
+                resource_type="profile",
+                resource_id=profile.id,
+                details={"from": before, "to": role, "by": "directory check", **seen},
+            )
+            result.role_changes += 1
+    await session.flush()
+    return result
+
+
+async def record_check_failure(
+    *, session: AsyncSession, provider: LoginProvider, reason: str
+) -> None:
+    """A check that could not ask the directory: nothing was concluded; the team's admins see
+    why in the audit log."""
+    await accounts.record_audit(
+        session=session,
+        tenant_id=provider.tenant_id,
+        actor_id=None,
+        action="sso.directory_check",
+        resource_type="sso_provider",
+        resource_id=provider.id,
+        details={"provider": provider.name, "result": "failed", "reason": reason},
+    )
+
+
+async def _record(session: AsyncSession, profile: Profile, details: dict[str, Any]) -> None:
+    await accounts.record_audit(
+        session=session,
+        tenant_id=profile.tenant_id,
+        actor_id=None,
+        action="sso.directory_check",
+        resource_type="profile",
+        resource_id=profile.id,
+        details=details,
+    )
