@@ -60,7 +60,19 @@ MAX_DOCUMENT_BYTES = 512 * 1024
 # Entra ID puts at most 200 groups in a token; past that ("group overage") the token names a
 # claim source instead, and the groups are read from Microsoft Graph with the access token.
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com"
-GRAPH_HOSTS = frozenset({"graph.windows.net", "graph.microsoft.com"})
+# Where Entra ID's overage sources point: the (legacy) Azure AD Graph and Microsoft Graph, in
+# the public and the national clouds; a provider's own ``graph_url`` host counts as well.
+GRAPH_HOSTS = frozenset(
+    {
+        "graph.windows.net",
+        "graph.microsoft.com",
+        "graph.microsoftazure.us",
+        "graph.microsoft.us",
+        "dod-graph.microsoft.us",
+        "graph.chinacloudapi.cn",
+        "microsoftgraph.chinacloudapi.cn",
+    }
+)
 GRAPH_PAGE_SIZE = 999
 # Bounds on the pages read: a person in more groups than this is refused, not cut short.
 MAX_GRAPH_PAGES = 50
@@ -629,7 +641,8 @@ async def complete_claims(
         for name in (config.groups_claim, config.email_claim, config.name_claim):
             if claim(claims, name) is None and claim(extra, name) is not None:
                 claims[name] = claim(extra, name)
-    if claim(claims, config.groups_claim) is None and group_overage(claims, config.groups_claim):
+    overage = group_overage(claims, config.groups_claim, graph_url=config.graph_url)
+    if claim(claims, config.groups_claim) is None and overage:
         if not tokens.access_token:
             raise SsoFailed(
                 "the identity provider sent too many groups for its token and no access token "
@@ -644,7 +657,7 @@ async def complete_claims(
     return claims
 
 
-def group_overage(claims: Mapping[str, Any], groups_claim: str) -> bool:
+def group_overage(claims: Mapping[str, Any], groups_claim: str, *, graph_url: str) -> bool:
     """Whether the claims say the groups are elsewhere: Entra ID's overage, where
     ``_claim_names`` maps the groups claim to a ``_claim_sources`` entry on Microsoft Graph
     (OpenID Connect's distributed claims). Only Graph is read, at the provider's
@@ -656,7 +669,8 @@ def group_overage(claims: Mapping[str, Any], groups_claim: str) -> bool:
     source = sources.get(names.get(groups_claim) or "")
     if not isinstance(source, Mapping) or not isinstance(source.get("endpoint"), str):
         return False
-    return (urlsplit(source["endpoint"]).hostname or "").lower() in GRAPH_HOSTS
+    host = (urlsplit(source["endpoint"]).hostname or "").lower()
+    return host in GRAPH_HOSTS or host == (urlsplit(graph_url).hostname or "").lower()
 
 
 async def graph_groups(http: httpx.AsyncClient, graph_url: str, *, access_token: str) -> list[str]:
