@@ -11,8 +11,9 @@ from fastapi import APIRouter, Response, status
 from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
 from shipyard.deps import RuntimeDep, SessionDep, SettingsDep, acting
-from shipyard.sso import admin, flows
+from shipyard.sso import admin, directory_flows, flows
 from shipyard.sso.schemas import (
+    DirectoryCheckResult,
     MemberSso,
     ProviderCreate,
     ProviderRead,
@@ -70,6 +71,16 @@ async def delete_provider(provider_id: UUID, actor: Admin, session: SessionDep) 
 async def test_provider(provider_id: UUID, actor: Admin, runtime: RuntimeDep) -> ProviderTestResult:
     """Reach the provider as a sign-in would; 502 with the reason when it fails."""
     return await flows.test_provider(runtime=runtime, actor=actor, provider_id=provider_id)
+
+
+@router.post("/providers/{provider_id}/directory-check", response_model=DirectoryCheckResult)
+async def check_directory(
+    provider_id: UUID, actor: Admin, runtime: RuntimeDep
+) -> DirectoryCheckResult:
+    """Run the hourly directory check of an LDAP provider now: members gone from the directory
+    or left with no role are disabled, roles follow the groups; 502 when the directory cannot
+    be asked (nothing changed)."""
+    return await directory_flows.check_now(runtime=runtime, actor=actor, provider_id=provider_id)
 
 
 # --- role rules --------------------------------------------------------------------------------

@@ -239,6 +239,21 @@ def providers_test(provider: ProviderArgument) -> None:
         raise typer.Exit(exits.ERROR)
 
 
+@providers_app.command("check-directory")
+def providers_check_directory(provider: ProviderArgument) -> None:
+    """Run an LDAP provider's directory check now: disable members gone from the directory or
+    left with no role, apply changed roles (exit 1 if the directory cannot be asked)."""
+    with api_client() as api:
+        result = api.post(f"/sso/providers/{_provider_id(api, provider)}/directory-check")
+    emit(
+        result,
+        table=lambda: escape(
+            f"checked {result['checked']}: {result['disabled']} disabled, "
+            f"{result['enabled']} enabled again, {result['role_changes']} role changes"
+        ),
+    )
+
+
 # --- rules -------------------------------------------------------------------------------------
 
 

@@ -73,9 +73,11 @@ async def apply_directory_check(
     session: AsyncSession,
     provider: LoginProvider,
     found: dict[str, ExternalIdentity | None],
+    actor_id: UUID | None = None,
 ) -> DirectoryCheck:
     """Apply what the directory said of each linked person in ``found`` (None: gone); audit
-    every change (``sso.directory_check``, ``sso.role_change``) with no actor."""
+    every change (``sso.directory_check``, ``sso.role_change``) as ``actor_id`` (None: the
+    hourly check)."""
     result = DirectoryCheck()
     tenant = await session.get(Tenant, provider.tenant_id)
     if tenant is None:
@@ -124,12 +126,13 @@ async def apply_directory_check(
                 session,
                 profile,
                 {**seen, "result": "disabled", "reason": why, "tokens_revoked": revoked},
+                actor_id,
             )
             result.disabled += 1
             continue
         if user.is_disabled:
             await accounts.enable_account(session=session, user_id=profile.id)
-            await _record(session, profile, {**seen, "result": "enabled", "role": role})
+            await _record(session, profile, {**seen, "result": "enabled", "role": role}, actor_id)
             result.reenabled += 1
         if profile.role != role:
             before = profile.role
@@ -137,7 +140,7 @@ async def apply_directory_check(
             await accounts.record_audit(
                 session=session,
                 tenant_id=profile.tenant_id,
-                actor_id=None,
+                actor_id=actor_id,
                 action="sso.role_change",
                 resource_type="profile",
                 resource_id=profile.id,
@@ -149,14 +152,14 @@ async def apply_directory_check(
 
 
 async def record_check_failure(
-    *, session: AsyncSession, provider: LoginProvider, reason: str
+    *, session: AsyncSession, provider: LoginProvider, reason: str, actor_id: UUID | None = None
 ) -> None:
     """A check that could not ask the directory: nothing was concluded; the team's admins see
     why in the audit log."""
     await accounts.record_audit(
         session=session,
         tenant_id=provider.tenant_id,
-        actor_id=None,
+        actor_id=actor_id,
         action="sso.directory_check",
         resource_type="sso_provider",
         resource_id=provider.id,
@@ -164,11 +167,13 @@ async def record_check_failure(
     )
 
 
-async def _record(session: AsyncSession, profile: Profile, details: dict[str, Any]) -> None:
+async def _record(
+    session: AsyncSession, profile: Profile, details: dict[str, Any], actor_id: UUID | None
+) -> None:
     await accounts.record_audit(
         session=session,
         tenant_id=profile.tenant_id,
-        actor_id=None,
+        actor_id=actor_id,
         action="sso.directory_check",
         resource_type="profile",
         resource_id=profile.id,

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
+from uuid import UUID
 
-from shipyard.sso import directory, ldap
+from shipyard.accounts.permissions import Permission
+from shipyard.accounts.principal import Actor
+from shipyard.errors import Conflict, ProviderError
+from shipyard.sso import admin, directory, ldap
 from shipyard.sso.identity import SsoFailed
+from shipyard.sso.schemas import DirectoryCheckResult
 from shipyard.sso.service import LoginProvider
 
 if TYPE_CHECKING:
@@ -23,9 +28,55 @@ async def check_directories(*, runtime: Runtime) -> list[directory.DirectoryChec
     return [await check_provider(runtime=runtime, provider=provider) for provider in providers]
 
 
-async def check_provider(*, runtime: Runtime, provider: LoginProvider) -> directory.DirectoryCheck:
+async def check_now(*, runtime: Runtime, actor: Actor, provider_id: UUID) -> DirectoryCheckResult:
+    """An admin's "check now" of one of the team's LDAP providers, as the hourly check does it.
+
+    404 for another team's or no provider; 409 for a provider that is not LDAP or has the check
+    turned off; 502 with the reason when the directory cannot be asked (nothing changed then).
+    """
+    actor.require(Permission.MANAGE_SSO)
+    async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
+        row = await admin.provider_for_test(session=session, provider_id=provider_id)
+        provider = LoginProvider(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            kind=row.kind,
+            name=row.name,
+            enabled=row.enabled,
+            config=dict(row.config),
+            secret=row.secret,
+        )
+    if provider.kind != "ldap":
+        raise Conflict("only an LDAP provider has a directory to check", code="not_a_directory")
+    if provider.config.get("directory_check") is False:
+        raise Conflict(
+            "the directory check is turned off for this provider (directory_check)",
+            code="directory_check_off",
+        )
+    try:
+        result = await check_provider(
+            runtime=runtime, provider=provider, actor_id=actor.user_id, raise_failure=True
+        )
+    except SsoFailed as exc:
+        raise ProviderError(exc.message, code="sso_provider_failed") from None
+    return DirectoryCheckResult(
+        checked=result.checked,
+        disabled=result.disabled,
+        enabled=result.reenabled,
+        role_changes=result.role_changes,
+    )
+
+
+async def check_provider(
+    *,
+    runtime: Runtime,
+    provider: LoginProvider,
+    actor_id: UUID | None = None,
+    raise_failure: bool = False,
+) -> directory.DirectoryCheck:
     """Look ``provider``'s linked members up and apply what the directory says. A directory
-    that cannot be asked changes nothing (an outage never disables anybody)."""
+    that cannot be asked changes nothing (an outage never disables anybody): it is recorded,
+    then raised as :class:`SsoFailed` when ``raise_failure``."""
     try:
         config = ldap.LdapConfig.from_config(provider.config)
     except ValueError:
@@ -39,15 +90,17 @@ async def check_provider(*, runtime: Runtime, provider: LoginProvider) -> direct
             config, bind_password=provider.secret, subjects=subjects, policy=runtime.outbound
         )
     except SsoFailed as exc:
-        logger.warning("directory check of provider %s skipped: %s", provider.id, exc.message)
+        logger.warning("directory check of provider %s failed: %s", provider.id, exc.message)
         async with runtime.db.session(system=True) as session:
             await directory.record_check_failure(
-                session=session, provider=provider, reason=exc.message
+                session=session, provider=provider, reason=exc.message, actor_id=actor_id
             )
+        if raise_failure:
+            raise
         return directory.DirectoryCheck()
     async with runtime.db.session(system=True) as session:
         result = await directory.apply_directory_check(
-            session=session, provider=provider, found=found
+            session=session, provider=provider, found=found, actor_id=actor_id
         )
     if result.disabled or result.reenabled or result.role_changes:
         logger.info(

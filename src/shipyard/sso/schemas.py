@@ -242,6 +242,15 @@ class ProviderTestResult(BaseModel):
     message: str
 
 
+class DirectoryCheckResult(BaseModel):
+    """What a directory check of one LDAP provider found and changed."""
+
+    checked: int = Field(description="Linked members looked up in the directory")
+    disabled: int = Field(description="Disabled (tokens revoked): gone or left with no role")
+    enabled: int = Field(description="Enabled again: their groups give a role again")
+    role_changes: int = Field(description="Members whose role followed their groups")
+
+
 # --- role rules --------------------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from shipyard.accounts.permissions import Permission
 from shipyard.accounts.principal import Actor
 from shipyard.deps import RuntimeDep, SessionDep, acting, attempt
 from shipyard.errors import NotFound, ShipyardError
-from shipyard.sso import admin, flows, ldap_flows
+from shipyard.sso import admin, directory_flows, flows, ldap_flows
 from shipyard.sso.schemas import (
     ProviderCreate,
     ProviderRead,
@@ -323,6 +323,36 @@ async def test_provider(
         tested=provider_id,
         test_ok=True,
         test_message=sentence(result.message),
+    )
+
+
+@router.post("/settings/sso/providers/{provider_id}/directory-check")
+async def check_directory(
+    request: Request, provider_id: UUID, actor: Admin, runtime: RuntimeDep
+) -> Response:
+    """The LDAP directory check, now: the result in the provider's row, as a test's."""
+    try:
+        result = await directory_flows.check_now(
+            runtime=runtime, actor=actor, provider_id=provider_id
+        )
+    except NotFound:
+        raise
+    except ShipyardError as exc:
+        return await _page(
+            request,
+            runtime,
+            actor,
+            status_code=exc.status_code,
+            tested=provider_id,
+            test_ok=False,
+            test_message=sentence(exc.message),
+        )
+    message = (
+        f"Directory checked. Members looked up: {result.checked}; disabled: {result.disabled}; "
+        f"enabled again: {result.enabled}; role changes: {result.role_changes}."
+    )
+    return await _page(
+        request, runtime, actor, tested=provider_id, test_ok=True, test_message=message
     )
 
 

@@ -4,6 +4,7 @@ is given a role again is enabled again, and a directory that cannot be asked cha
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from uuid import UUID
@@ -12,6 +13,7 @@ import httpx
 from sqlalchemy import select, update
 
 from shipyard.accounts.models import AuditEvent, User
+from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.runtime import Runtime
 from shipyard.sso import directory_flows
@@ -20,7 +22,10 @@ from tests.integration.sso.ldap import slapd
 from tests.integration.sso.ldap.conftest import MakeProvider
 from tests.integration.sso.ldap.test_ldap_login import ldap_login
 from tests.support import canary
-from tests.support.api import Account
+from tests.support.api import Account, add_member, signup
+from tests.support.browser_http import browser_client, csrf_token
+from tests.support.cli_process import run_shipyard
+from tests.support.live_server import serve
 
 
 def add_person(server: slapd.Slapd, uid: str, password: str) -> None:
@@ -167,5 +172,99 @@ async def test_a_directory_that_cannot_be_asked_or_a_check_turned_off_changes_no
         [off] = await directory_flows.check_directories(runtime=runtime)
         assert off.checked == 0
         assert await status_of(client, bob_token) == 200
+    finally:
+        slapd_server.add_member("developers", "bob")
+
+
+async def test_an_admin_runs_the_check_now_through_the_api_and_the_cli(
+    client: httpx.AsyncClient,
+    admin: Account,
+    ldap_provider: MakeProvider,
+    slapd_server: slapd.Slapd,
+    db: Database,
+    settings: Settings,
+) -> None:
+    provider_id = await ldap_provider(admin.tenant_id)
+    bob_token, _ = await signed_in(client, provider_id, "bob", slapd_server.passwords["bob"])
+    path = f"/api/v1/sso/providers/{provider_id}/directory-check"
+    slapd_server.remove_member("developers", "bob")
+    try:
+        # Not for a member who is not an admin, nor for another team's admin.
+        developer = await add_member(client, admin, "developer")
+        denied = await client.post(path, headers=developer.headers)
+        assert denied.status_code == 403, denied.text
+        outsider = await signup(client, tenant_name="Other team")
+        hidden = await client.post(path, headers=outsider.headers)
+        assert hidden.status_code == 404, hidden.text
+
+        async with serve(db, settings) as base_url:
+            code, out = await run_shipyard(
+                base_url,
+                admin.token,
+                *("sso", "providers", "check-directory", "Corporate LDAP", "-o", "json"),
+                label="shipyard-directory-check",
+            )
+        assert code == 0, out
+        assert json.loads(out) == {"checked": 1, "disabled": 1, "enabled": 0, "role_changes": 0}
+        assert await status_of(client, bob_token) == 401
+        [entry] = [e for e in await checks_of(db, admin.tenant_id) if e.details.get("result")]
+        assert str(entry.actor_profile_id) == admin.user_id
+
+        # A directory that cannot be asked: 502 with the reason, nothing changed.
+        async with db.session(system=True) as session:
+            await session.execute(
+                update(SsoProvider)
+                .where(SsoProvider.id == provider_id)
+                .values(secret=canary.remember("wrong-service-secret-3", "an LDAP password"))
+            )
+        failed = await client.post(path, headers=admin.headers)
+        assert failed.status_code == 502, failed.text
+        assert "service account" in failed.json()["error"]["message"]
+
+        # Turned off, or not a directory: 409 saying so.
+        async with db.session(system=True) as session:
+            provider = await session.get(SsoProvider, provider_id)
+            assert provider is not None
+            provider.config = {**provider.config, "directory_check": False}
+        off = await client.post(path, headers=admin.headers)
+        assert off.status_code == 409 and "turned off" in off.text, off.text
+        oidc = await client.post(
+            "/api/v1/sso/providers",
+            headers=admin.headers,
+            json={
+                "kind": "oidc",
+                "name": "Some OIDC",
+                "config": {"issuer": "https://idp.example.com", "client_id": "x"},
+            },
+        )
+        assert oidc.status_code == 201, oidc.text
+        not_ldap = await client.post(
+            f"/api/v1/sso/providers/{oidc.json()['id']}/directory-check", headers=admin.headers
+        )
+        assert not_ldap.status_code == 409 and "LDAP" in not_ldap.text, not_ldap.text
+    finally:
+        slapd_server.add_member("developers", "bob")
+
+
+async def test_the_settings_page_runs_the_check_and_shows_what_it_did(
+    client: httpx.AsyncClient,
+    admin: Account,
+    ldap_provider: MakeProvider,
+    slapd_server: slapd.Slapd,
+) -> None:
+    provider_id = await ldap_provider(admin.tenant_id)
+    bob_token, _ = await signed_in(client, provider_id, "bob", slapd_server.passwords["bob"])
+    slapd_server.remove_member("developers", "bob")
+    try:
+        async with browser_client(client, admin) as http:
+            token = await csrf_token(http, "/settings/sso")
+            page = await http.get("/settings/sso")
+            action = f"/settings/sso/providers/{provider_id}/directory-check"
+            assert f'action="{action}"' in page.text
+            checked = await http.post(action, data={"csrf_token": token})
+            assert checked.status_code == 200, checked.text
+            assert 'id="test-result"' in checked.text
+            assert "Members looked up: 1; disabled: 1;" in checked.text
+        assert await status_of(client, bob_token) == 401
     finally:
         slapd_server.add_member("developers", "bob")
