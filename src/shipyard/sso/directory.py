@@ -44,18 +44,7 @@ async def providers_to_check(*, session: AsyncSession) -> list[LoginProvider]:
         .where(SsoProvider.kind == "ldap", SsoProvider.enabled.is_(True), linked)
         .order_by(SsoProvider.created_at)
     )
-    return [
-        LoginProvider(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            kind=row.kind,
-            name=row.name,
-            enabled=row.enabled,
-            config=dict(row.config),
-            secret=row.secret,
-        )
-        for row in rows
-    ]
+    return [LoginProvider.of(row) for row in rows]
 
 
 async def linked_subjects(*, session: AsyncSession, provider_id: UUID) -> list[str]:

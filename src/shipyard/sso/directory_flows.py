@@ -36,15 +36,8 @@ async def check_now(*, runtime: Runtime, actor: Actor, provider_id: UUID) -> Dir
     """
     actor.require(Permission.MANAGE_SSO)
     async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
-        row = await admin.provider_for_test(session=session, provider_id=provider_id)
-        provider = LoginProvider(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            kind=row.kind,
-            name=row.name,
-            enabled=row.enabled,
-            config=dict(row.config),
-            secret=row.secret,
+        provider = LoginProvider.of(
+            await admin.provider_for_test(session=session, provider_id=provider_id)
         )
     if provider.kind != "ldap":
         raise Conflict("only an LDAP provider has a directory to check", code="not_a_directory")

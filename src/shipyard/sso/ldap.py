@@ -550,34 +550,15 @@ def _authenticate(
     )
 
 
-def _check(target: _Target, *, bind_password: str) -> str:
+@contextmanager
+def _as_service_account(target: _Target, *, bind_password: str) -> Iterator[Connection]:
+    """Bound as the service account; the directory's refusals and failures as SsoFailed."""
     config = target.config
     try:
         with _bound(
             target, target.server(), user=config.bind_dn, password=bind_password
         ) as service:
-            service.search(
-                config.user_base,
-                "(objectClass=*)",
-                search_scope=BASE,
-                attributes=["objectClass"],
-                time_limit=config.whole_seconds,
-            )
-            if service.result.get("result") != 0:
-                raise SsoFailed(
-                    f"the service account cannot read {config.user_base} (user_base): "
-                    f"{service.result.get('description') or 'an error'}"
-                )
-            service.search(
-                config.user_base,
-                config.user_filter.replace(USERNAME_PLACEHOLDER, "*"),
-                search_scope=SUBTREE,
-                attributes=[],
-                size_limit=1000,
-                time_limit=config.whole_seconds,
-            )
-            count = len(_entries(service))
-            more = "+" if service.result.get("result") == SIZE_LIMIT_EXCEEDED else ""
+            yield service
     except _InvalidCredentials:
         raise SsoFailed(
             f"the directory refused the service account ({config.bind_dn}): "
@@ -587,6 +568,33 @@ def _check(target: _Target, *, bind_password: str) -> str:
         raise _failure(config, exc) from None
     except (OSError, ssl.SSLError) as exc:
         raise _failure(config, LDAPException(str(exc))) from None
+
+
+def _check(target: _Target, *, bind_password: str) -> str:
+    config = target.config
+    with _as_service_account(target, bind_password=bind_password) as service:
+        service.search(
+            config.user_base,
+            "(objectClass=*)",
+            search_scope=BASE,
+            attributes=["objectClass"],
+            time_limit=config.whole_seconds,
+        )
+        if service.result.get("result") != 0:
+            raise SsoFailed(
+                f"the service account cannot read {config.user_base} (user_base): "
+                f"{service.result.get('description') or 'an error'}"
+            )
+        service.search(
+            config.user_base,
+            config.user_filter.replace(USERNAME_PLACEHOLDER, "*"),
+            search_scope=SUBTREE,
+            attributes=[],
+            size_limit=1000,
+            time_limit=config.whole_seconds,
+        )
+        count = len(_entries(service))
+        more = "+" if service.result.get("result") == SIZE_LIMIT_EXCEEDED else ""
     tls = "LDAPS" if config.use_ssl else ("StartTLS" if config.start_tls else "no TLS")
     return (
         f"bound as {config.bind_dn} at {config.host}:{config.port} ({tls}); "
@@ -662,45 +670,33 @@ def _recheck(
     if config.group_search == "memberOf":
         attributes.append("memberOf")
     found: dict[str, ExternalIdentity | None] = {}
-    try:
-        with _bound(
-            target, target.server(), user=config.bind_dn, password=bind_password
-        ) as service:
-            for subject in subjects:
-                service.search(
-                    subject,
-                    still_a_user,
-                    search_scope=BASE,
-                    attributes=attributes,
-                    time_limit=config.whole_seconds,
-                )
-                code = service.result.get("result")
-                entries = _entries(service)
-                if code == NO_SUCH_OBJECT or (code == 0 and not entries):
-                    found[subject] = None
-                    continue
-                if code != 0:
-                    # Never read a failed search as "gone": the whole check stops instead.
-                    description = service.result.get("description") or "an error"
-                    raise SsoFailed(f"the directory check's search failed ({description})")
-                entry = entries[0]
-                emails = _values(entry, config.email_attribute)
-                names = _values(entry, config.name_attribute)
-                found[subject] = ExternalIdentity(
-                    subject=subject,
-                    email=emails[0] if emails else "",
-                    name=names[0] if names else None,
-                    groups=tuple(_groups(service, config, entry)),
-                )
-    except _InvalidCredentials:
-        raise SsoFailed(
-            f"the directory refused the service account ({config.bind_dn}): "
-            "check its bind DN and password"
-        ) from None
-    except LDAPException as exc:
-        raise _failure(config, exc) from None
-    except (OSError, ssl.SSLError) as exc:
-        raise _failure(config, LDAPException(str(exc))) from None
+    with _as_service_account(target, bind_password=bind_password) as service:
+        for subject in subjects:
+            service.search(
+                subject,
+                still_a_user,
+                search_scope=BASE,
+                attributes=attributes,
+                time_limit=config.whole_seconds,
+            )
+            code = service.result.get("result")
+            entries = _entries(service)
+            if code == NO_SUCH_OBJECT or (code == 0 and not entries):
+                found[subject] = None
+                continue
+            if code != 0:
+                # Never read a failed search as "gone": the whole check stops instead.
+                description = service.result.get("description") or "an error"
+                raise SsoFailed(f"the directory check's search failed ({description})")
+            entry = entries[0]
+            emails = _values(entry, config.email_attribute)
+            names = _values(entry, config.name_attribute)
+            found[subject] = ExternalIdentity(
+                subject=subject,
+                email=emails[0] if emails else "",
+                name=names[0] if names else None,
+                groups=tuple(_groups(service, config, entry)),
+            )
     return found
 
 

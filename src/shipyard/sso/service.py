@@ -56,21 +56,26 @@ class LoginProvider:
     config: dict[str, Any]
     secret: str | None
 
+    @classmethod
+    def of(cls, provider: SsoProvider) -> LoginProvider:
+        """The row's settings and decrypted secret, kept past its session."""
+        return cls(
+            id=provider.id,
+            tenant_id=provider.tenant_id,
+            kind=provider.kind,
+            name=provider.name,
+            enabled=provider.enabled,
+            config=dict(provider.config),
+            secret=provider.secret,
+        )
+
 
 async def login_provider(*, session: AsyncSession, provider_id: UUID) -> LoginProvider:
     """The enabled provider ``provider_id`` for a sign-in (system session); NotFound otherwise."""
     provider = await session.get(SsoProvider, provider_id)
     if provider is None or not provider.enabled:
         raise NotFound("this sign-in provider does not exist or is turned off")
-    return LoginProvider(
-        id=provider.id,
-        tenant_id=provider.tenant_id,
-        kind=provider.kind,
-        name=provider.name,
-        enabled=provider.enabled,
-        config=dict(provider.config),
-        secret=provider.secret,
-    )
+    return LoginProvider.of(provider)
 
 
 def _outsider(provider: LoginProvider, *, email: str, context: RequestContext) -> Actor:

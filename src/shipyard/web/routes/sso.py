@@ -307,22 +307,28 @@ async def test_provider(
     except NotFound:
         raise
     except ShipyardError as exc:
-        return await _page(
-            request,
-            runtime,
-            actor,
-            status_code=exc.status_code,
-            tested=provider_id,
-            test_ok=False,
-            test_message=sentence(exc.message),
-        )
+        return await _row_result(request, runtime, actor, provider_id, failure=exc)
+    return await _row_result(request, runtime, actor, provider_id, message=result.message)
+
+
+async def _row_result(
+    request: Request,
+    runtime: RuntimeDep,
+    actor: Actor,
+    provider_id: UUID,
+    *,
+    message: str = "",
+    failure: ShipyardError | None = None,
+) -> Response:
+    """The settings page with an action's result under the provider's row."""
     return await _page(
         request,
         runtime,
         actor,
+        status_code=failure.status_code if failure else 200,
         tested=provider_id,
-        test_ok=True,
-        test_message=sentence(result.message),
+        test_ok=failure is None,
+        test_message=sentence(failure.message if failure else message),
     )
 
 
@@ -338,22 +344,12 @@ async def check_directory(
     except NotFound:
         raise
     except ShipyardError as exc:
-        return await _page(
-            request,
-            runtime,
-            actor,
-            status_code=exc.status_code,
-            tested=provider_id,
-            test_ok=False,
-            test_message=sentence(exc.message),
-        )
+        return await _row_result(request, runtime, actor, provider_id, failure=exc)
     message = (
         f"Directory checked. Members looked up: {result.checked}; disabled: {result.disabled}; "
         f"enabled again: {result.enabled}; role changes: {result.role_changes}."
     )
-    return await _page(
-        request, runtime, actor, tested=provider_id, test_ok=True, test_message=message
-    )
+    return await _row_result(request, runtime, actor, provider_id, message=message)
 
 
 # --- rules -------------------------------------------------------------------------------------
