@@ -43,9 +43,10 @@ SetOption = Annotated[
     typer.Option(
         "--set",
         help="A setting, key=value (JSON or text). oidc: issuer, client_id, scopes, "
-        "groups_claim, email_claim, name_claim, graph_url; ldap: url, start_tls, bind_dn, user_base, "
-        "user_filter, group_search, group_base, group_filter, group_name_attribute, "
-        "nested_groups, directory_check, email_attribute, name_attribute, ca_certificate, timeout_seconds.",
+        "groups_claim, email_claim, name_claim, graph_url; ldap: url, start_tls, bind_dn, "
+        "user_base, user_filter, group_search, group_base, group_filter, "
+        "group_name_attribute, nested_groups, directory_check, email_attribute, "
+        "name_attribute, ca_certificate, timeout_seconds.",
     ),
 ]
 SecretStdin = Annotated[

@@ -21,7 +21,7 @@ from shipyard.accounts.models import Profile, Tenant, User
 from shipyard.sso.identity import ExternalIdentity
 from shipyard.sso.mapping import decide_role
 from shipyard.sso.models import SsoIdentity, SsoProvider
-from shipyard.sso.service import LoginProvider, tenant_rules
+from shipyard.sso.service import LoginProvider, settle_member, tenant_rules
 
 NO_ROLE = "sso_no_role"
 
@@ -104,28 +104,22 @@ async def apply_directory_check(
             continue  # an admin disabled them: only an admin enables them again
         if tenant.sso_break_glass_profile_id == profile.id:
             continue  # the way back in stays open whatever the directory says
-        if role is None:
-            if user.is_disabled:
-                continue
-            revoked = await accounts.disable_account(
-                session=session, user_id=profile.id, reason=NO_ROLE
-            )
+        if role is None and user.is_disabled:
+            continue  # disabled at an earlier check or sign-in already
+        settled = await settle_member(
+            session=session, profile=profile, user=user, role=role, break_glass=False
+        )
+        if settled.disabled:
             why = "gone from the directory" if identity is None else "their groups map to no role"
-            await _record(
-                session,
-                profile,
-                {**seen, "result": "disabled", "reason": why, "tokens_revoked": revoked},
-                actor_id,
-            )
+            revoked = settled.tokens_revoked
+            details = {**seen, "result": "disabled", "reason": why, "tokens_revoked": revoked}
+            await _record(session, profile, details, actor_id)
             result.disabled += 1
             continue
-        if user.is_disabled:
-            await accounts.enable_account(session=session, user_id=profile.id)
+        if settled.reenabled:
             await _record(session, profile, {**seen, "result": "enabled", "role": role}, actor_id)
             result.reenabled += 1
-        if profile.role != role:
-            before = profile.role
-            profile.role = role
+        if settled.role_before is not None:
             await accounts.record_audit(
                 session=session,
                 tenant_id=profile.tenant_id,
@@ -133,7 +127,7 @@ async def apply_directory_check(
                 action="sso.role_change",
                 resource_type="profile",
                 resource_id=profile.id,
-                details={"from": before, "to": role, "by": "directory check", **seen},
+                details={"from": settled.role_before, "to": role, "by": "directory check", **seen},
             )
             result.role_changes += 1
     await session.flush()

@@ -31,8 +31,9 @@ async def check_directories(*, runtime: Runtime) -> list[directory.DirectoryChec
 async def check_now(*, runtime: Runtime, actor: Actor, provider_id: UUID) -> DirectoryCheckResult:
     """An admin's "check now" of one of the team's LDAP providers, as the hourly check does it.
 
-    404 for another team's or no provider; 409 for a provider that is not LDAP or has the check
-    turned off; 502 with the reason when the directory cannot be asked (nothing changed then).
+    404 for another team's or no provider; 409 for a provider that is not LDAP, is turned off,
+    is not set up correctly or has the check turned off; 502 with the reason when the directory
+    cannot be asked (nothing changed then).
     """
     actor.require(Permission.MANAGE_SSO)
     async with runtime.db.session(tenant_id=actor.tenant_id, user_id=actor.user_id) as session:
@@ -41,15 +42,21 @@ async def check_now(*, runtime: Runtime, actor: Actor, provider_id: UUID) -> Dir
         )
     if provider.kind != "ldap":
         raise Conflict("only an LDAP provider has a directory to check", code="not_a_directory")
-    if provider.config.get("directory_check") is False:
+    if not provider.enabled:
+        raise Conflict("this provider is turned off", code="provider_disabled")
+    try:
+        config = ldap.LdapConfig.from_config(provider.config)
+    except ValueError as exc:
+        raise Conflict(
+            f"this provider is not set up correctly ({exc})", code="bad_config"
+        ) from None
+    if not config.directory_check:
         raise Conflict(
             "the directory check is turned off for this provider (directory_check)",
             code="directory_check_off",
         )
     try:
-        result = await check_provider(
-            runtime=runtime, provider=provider, actor_id=actor.user_id, raise_failure=True
-        )
+        result = await _check(runtime, provider, config, actor_id=actor.user_id)
     except SsoFailed as exc:
         raise ProviderError(exc.message, code="sso_provider_failed") from None
     return DirectoryCheckResult(
@@ -60,24 +67,36 @@ async def check_now(*, runtime: Runtime, actor: Actor, provider_id: UUID) -> Dir
     )
 
 
-async def check_provider(
-    *,
-    runtime: Runtime,
-    provider: LoginProvider,
-    actor_id: UUID | None = None,
-    raise_failure: bool = False,
-) -> directory.DirectoryCheck:
-    """Look ``provider``'s linked members up and apply what the directory says. A directory
-    that cannot be asked changes nothing (an outage never disables anybody): it is recorded,
-    then raised as :class:`SsoFailed` when ``raise_failure``."""
+async def check_provider(*, runtime: Runtime, provider: LoginProvider) -> directory.DirectoryCheck:
+    """The hourly check of ``provider``: nothing for a provider that is not set up correctly or
+    has the check off; a directory that cannot be asked changes nothing (an outage never
+    disables anybody), and the failure is in the audit log."""
     try:
         config = ldap.LdapConfig.from_config(provider.config)
     except ValueError:
-        return directory.DirectoryCheck()  # a provider that cannot sign in is not checked
+        return directory.DirectoryCheck()  # it cannot sign anyone in either
     if not config.directory_check:
         return directory.DirectoryCheck()
+    try:
+        return await _check(runtime, provider, config, actor_id=None)
+    except SsoFailed:
+        return directory.DirectoryCheck()
+
+
+async def _check(
+    runtime: Runtime, provider: LoginProvider, config: ldap.LdapConfig, *, actor_id: UUID | None
+) -> directory.DirectoryCheck:
+    """Look the provider's linked members up (no transaction open meanwhile), then apply what
+    the directory says; SsoFailed, after it was recorded, when the directory cannot be asked."""
     async with runtime.db.session(system=True) as session:
         subjects = await directory.linked_subjects(session=session, provider_id=provider.id)
+    if len(subjects) > ldap.MAX_RECHECKED:
+        logger.warning(
+            "directory check of provider %s: %d linked members, only the oldest %d are checked",
+            provider.id,
+            len(subjects),
+            ldap.MAX_RECHECKED,
+        )
     try:
         found = await ldap.recheck(
             config, bind_password=provider.secret, subjects=subjects, policy=runtime.outbound
@@ -88,9 +107,7 @@ async def check_provider(
             await directory.record_check_failure(
                 session=session, provider=provider, reason=exc.message, actor_id=actor_id
             )
-        if raise_failure:
-            raise
-        return directory.DirectoryCheck()
+        raise
     async with runtime.db.session(system=True) as session:
         result = await directory.apply_directory_check(
             session=session, provider=provider, found=found, actor_id=actor_id

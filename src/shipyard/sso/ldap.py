@@ -392,16 +392,21 @@ def _first_rdn_value(dn: str) -> str | None:
     return str(parsed[0][1]) if parsed else None
 
 
-def _find_user(connection: Connection, config: LdapConfig, username: str) -> dict[str, Any]:
-    search_filter = config.user_filter.replace(USERNAME_PLACEHOLDER, escape_filter_chars(username))
+def _user_attributes(config: LdapConfig) -> list[str]:
+    """What is read of a user's entry: e-mail, name and, for memberOf, their groups."""
     attributes = [config.email_attribute, config.name_attribute]
     if config.group_search == "memberOf":
         attributes.append("memberOf")
+    return attributes
+
+
+def _find_user(connection: Connection, config: LdapConfig, username: str) -> dict[str, Any]:
+    search_filter = config.user_filter.replace(USERNAME_PLACEHOLDER, escape_filter_chars(username))
     connection.search(
         config.user_base,
         search_filter,
         search_scope=SUBTREE,
-        attributes=attributes,
+        attributes=_user_attributes(config),
         size_limit=2,
         time_limit=config.whole_seconds,
     )
@@ -666,9 +671,7 @@ def _recheck(
     # The user filter, whoever the user: an entry that no longer matches it (an Active
     # Directory filter that leaves disabled accounts out) no longer signs in, so counts as gone.
     still_a_user = config.user_filter.replace(USERNAME_PLACEHOLDER, "*")
-    attributes = [config.email_attribute, config.name_attribute]
-    if config.group_search == "memberOf":
-        attributes.append("memberOf")
+    attributes = _user_attributes(config)
     found: dict[str, ExternalIdentity | None] = {}
     with _as_service_account(target, bind_password=bind_password) as service:
         for subject in subjects:

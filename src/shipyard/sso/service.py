@@ -309,13 +309,13 @@ async def provision(
             details=seen,
         )
     break_glass = tenant.sso_break_glass_profile_id == profile.id
+    settled = await settle_member(
+        session=session, profile=profile, user=user, role=decision.role, break_glass=break_glass
+    )
     if decision.role is None:
         details: dict[str, Any] = dict(seen)
-        if not break_glass:
-            # Their groups no longer give them a role: nothing they hold may keep working.
-            details["tokens_revoked"] = await accounts.disable_account(
-                session=session, user_id=profile.id, reason="sso_no_role"
-            )
+        if settled.disabled:
+            details["tokens_revoked"] = settled.tokens_revoked
         return await _refuse(
             session,
             provider=provider,
@@ -325,24 +325,21 @@ async def provision(
             resource_id=profile.id,
             details=details,
         )
-
-    reenabled = False
-    if user.is_disabled:  # disabled because their groups had mapped to no role
-        await accounts.enable_account(session=session, user_id=profile.id)
-        reenabled = True
-    # The break-glass admin stays an admin whatever the groups say: it is the way back in.
-    if profile.role != decision.role and not break_glass:
-        before = profile.role
-        profile.role = decision.role
-        await session.flush()
+    reenabled = settled.reenabled
+    if settled.role_before is not None:
         await audit(
             session,
             actor=actor,
             action="sso.role_change",
             resource_type="profile",
             resource_id=profile.id,
-            details={"from": before, "to": decision.role, **_decision_details(decision), **seen},
-            changes={"role": {"before": before, "after": decision.role}},
+            details={
+                "from": settled.role_before,
+                "to": decision.role,
+                **_decision_details(decision),
+                **seen,
+            },
+            changes={"role": {"before": settled.role_before, "after": decision.role}},
         )
     link.last_login_at = utcnow()
     await session.flush()
@@ -361,6 +358,46 @@ async def provision(
             "reenabled": reenabled,
         },
     )
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What :func:`settle_member` changed."""
+
+    disabled: bool = False
+    tokens_revoked: int = 0
+    reenabled: bool = False
+    role_before: str | None = None  # the role replaced, when it changed
+
+
+async def settle_member(
+    *, session: AsyncSession, profile: Profile, user: User, role: str | None, break_glass: bool
+) -> Settled:
+    """Bring a member in line with the role their directory groups give (``role``; None: none),
+    at a sign-in or the directory check; the callers audit what changed.
+
+    No role: disabled with every token revoked, so nothing they hold keeps working. A role:
+    enabled again if that had disabled them, and the role applied. The break-glass admin is
+    never disabled and keeps its role whatever the groups say: it is the way back in. Members an
+    admin disabled are the callers' to leave alone.
+    """
+    if role is None:
+        if break_glass:
+            return Settled()
+        revoked = await accounts.disable_account(
+            session=session, user_id=profile.id, reason="sso_no_role"
+        )
+        return Settled(disabled=True, tokens_revoked=revoked)
+    reenabled = False
+    if user.is_disabled:  # disabled because their groups had mapped to no role
+        await accounts.enable_account(session=session, user_id=profile.id)
+        reenabled = True
+    role_before = None
+    if profile.role != role and not break_glass:
+        role_before = profile.role
+        profile.role = role
+        await session.flush()
+    return Settled(reenabled=reenabled, role_before=role_before)
 
 
 def _no_role_reason(identity: ExternalIdentity, *, team: str) -> str:

@@ -221,13 +221,22 @@ async def test_an_admin_runs_the_check_now_through_the_api_and_the_cli(
         assert failed.status_code == 502, failed.text
         assert "service account" in failed.json()["error"]["message"]
 
-        # Turned off, or not a directory: 409 saying so.
+        # The provider turned off, its check turned off, or not a directory: 409 saying so.
         async with db.session(system=True) as session:
             provider = await session.get(SsoProvider, provider_id)
             assert provider is not None
+            provider.enabled = False
+        disabled = await client.post(path, headers=admin.headers)
+        assert disabled.status_code == 409, disabled.text
+        assert disabled.json()["error"]["code"] == "provider_disabled"
+        async with db.session(system=True) as session:
+            provider = await session.get(SsoProvider, provider_id)
+            assert provider is not None
+            provider.enabled = True
             provider.config = {**provider.config, "directory_check": False}
         off = await client.post(path, headers=admin.headers)
         assert off.status_code == 409 and "turned off" in off.text, off.text
+        assert off.json()["error"]["code"] == "directory_check_off"
         oidc = await client.post(
             "/api/v1/sso/providers",
             headers=admin.headers,
