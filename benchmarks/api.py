@@ -407,7 +407,8 @@ class Server:
 
 
 class FloorServer(Server):
-    """``benchmarks/api_floor_app.py`` under uvicorn: the raw limit (no framework, no ORM)."""
+    """``benchmarks/api_floor_app.py`` under uvicorn: the raw limit (no framework, no ORM);
+    ready, like ``serve``, when ``/healthz`` answers 200."""
 
     def __init__(
         self, env: dict[str, str], workers: int, root: Path, database_url: str, python: str
@@ -431,20 +432,6 @@ class FloorServer(Server):
                 start_new_session=True,
                 cwd=Path(__file__).resolve().parent.parent,
             )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the floor app exited: {self.log.read_text()[-2000:]}")
-            try:
-                httpx.get(self.url + "/", timeout=2)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        raise RuntimeError(f"the floor app did not start: {self.log.read_text()[-2000:]}")
 
 
 # The floor app answers these four (the text search needs the tenant's scope: not in the floor).
@@ -610,8 +597,8 @@ def render(
             "",
             "The raw limit, in the same run: `benchmarks/api_floor_app.py` (a bare ASGI callable, "
             f"`uvicorn --workers {workers}` {floor_stack}, one prepared psycopg statement per "
-            "request that "
-            "checks the token's hash and renders the same page as JSON in PostgreSQL; no "
+            "request that checks the token's hash and renders the same page as JSON in "
+            "PostgreSQL; no "
             "framework, ORM, row-level security, validation or middleware), the same `wrk`:",
             "",
             "| endpoint | req/s | p50 ms | p99 ms | p99 < 100 ms | shipyard's req/s as a share |",

@@ -118,6 +118,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     params: dict[str, object] = {"hash": hashlib.sha256(token.encode()).hexdigest()}
     query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
     path: str = scope["path"]
+    if path == "/healthz":
+        await _answer(send, 200, b'{"status":"ok"}')
+        return
     if path == "/api/v1/deployments":
         if "cursor" in query:
             params["c_at"], params["c_id"] = _decode_cursor(query["cursor"])
